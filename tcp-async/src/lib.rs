@@ -1,0 +1,1 @@
+//! Tokio front end for `tcp-stack` (work in progress).

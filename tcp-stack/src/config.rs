@@ -1,0 +1,121 @@
+//! Stack configuration.
+
+use crate::time::Duration;
+use std::net::Ipv4Addr;
+
+/// Which congestion controller new connections use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CongestionControl {
+    /// RFC 5681 slow start / congestion avoidance with RFC 6582 NewReno recovery.
+    #[default]
+    NewReno,
+}
+
+/// Configuration of a [`Stack`](crate::Stack). Every field has a kernel-like default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Local IPv4 addresses this stack answers for (at least one).
+    pub addrs: Vec<Ipv4Addr>,
+    /// Link MTU: the largest IPv4 datagram `poll_transmit` emits.
+    pub mtu: usize,
+    /// Seed for every random choice (ISN key, ephemeral ports, ...).
+    pub seed: u64,
+    /// Default send buffer per connection, bytes.
+    pub send_buffer: usize,
+    /// Default receive buffer per connection, bytes (the largest window advertised).
+    pub recv_buffer: usize,
+    /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 3.4.2).
+    pub msl: Duration,
+    /// How long an orphaned connection (closed by the application) may stay
+    /// in FIN-WAIT-2 (Linux `tcp_fin_timeout`).
+    pub fin_wait2_timeout: Duration,
+    /// Keep-alive: idle time before the first probe (RFC 1122 4.2.3.6).
+    pub keepalive_idle: Duration,
+    /// Keep-alive: interval between probes.
+    pub keepalive_interval: Duration,
+    /// Keep-alive: unanswered probes before the connection is dropped.
+    pub keepalive_probes: u32,
+    /// Whether new connections enable keep-alive.
+    pub keepalive: bool,
+    /// User timeout (RFC 9293 3.10.8): data unacknowledged this long aborts
+    /// the connection with `TimedOut`.
+    pub user_timeout: Duration,
+    /// Connect timeout: SYN retransmitted with backoff until this elapses.
+    pub connect_timeout: Duration,
+    /// Largest delay of an ACK for in-order data (RFC 9293 3.8.6.3, RFC 1122 4.2.3.2: < 0.5 s).
+    pub delayed_ack: Duration,
+    /// Lower bound of the retransmission timeout (RFC 6298 2.4 says 1 s; Linux uses 200 ms).
+    pub min_rto: Duration,
+    /// Upper bound of the retransmission timeout (RFC 6298 2.5: at least 60 s).
+    pub max_rto: Duration,
+    /// Initial RTO before any sample (RFC 6298 2.1).
+    pub initial_rto: Duration,
+    /// Nagle's algorithm disabled by default on new connections.
+    pub nodelay: bool,
+    /// Negotiate window scaling (RFC 7323).
+    pub window_scaling: bool,
+    /// Negotiate timestamps (RFC 7323).
+    pub timestamps: bool,
+    /// Negotiate SACK (RFC 2018).
+    pub sack: bool,
+    /// Congestion controller for new connections.
+    pub congestion_control: CongestionControl,
+    /// Initial congestion window in segments (RFC 6928: 10).
+    pub initial_window_segments: u32,
+    /// IP TTL of emitted datagrams.
+    pub ttl: u8,
+    /// Upper bound on connections (all states); beyond it SYNs are dropped and
+    /// `connect` fails with `Exhausted`.
+    pub max_connections: usize,
+    /// RFC 5961 7: at most this many challenge ACKs per second, stack-wide.
+    pub challenge_ack_limit: u32,
+    /// First and last ephemeral port for `connect` without an explicit local port.
+    pub ephemeral_ports: (u16, u16),
+    /// Verify TCP checksums on input (turn off when the device did it).
+    pub verify_checksums: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addrs: vec![Ipv4Addr::new(10, 0, 0, 1)],
+            mtu: 1500,
+            seed: 0x5eed_0f_7c9_5eed,
+            send_buffer: 256 * 1024,
+            recv_buffer: 256 * 1024,
+            msl: Duration::from_secs(30),
+            fin_wait2_timeout: Duration::from_secs(60),
+            keepalive_idle: Duration::from_secs(7200),
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_probes: 9,
+            keepalive: false,
+            user_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(75),
+            delayed_ack: Duration::from_millis(40),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(120),
+            initial_rto: Duration::from_secs(1),
+            nodelay: false,
+            window_scaling: true,
+            timestamps: true,
+            sack: true,
+            congestion_control: CongestionControl::NewReno,
+            initial_window_segments: 10,
+            ttl: 64,
+            max_connections: 1 << 20,
+            challenge_ack_limit: 1000,
+            ephemeral_ports: (32768, 60999),
+            verify_checksums: true,
+        }
+    }
+}
+
+impl Config {
+    /// A default configuration answering for `addr`.
+    pub fn with_addr(addr: Ipv4Addr) -> Self {
+        Config {
+            addrs: vec![addr],
+            ..Config::default()
+        }
+    }
+}
