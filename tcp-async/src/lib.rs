@@ -1,1 +1,4 @@
-//! Tokio front end for `tcp-stack` (work in progress).
+//! Tokio front end for `tcp-stack`: a drop-in for `tokio::net`.
+
+pub mod device;
+pub mod ring;

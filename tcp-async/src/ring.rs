@@ -1,0 +1,1 @@
+//! SPSC byte rings.
