@@ -203,8 +203,13 @@ impl RecvBuffer for VecRecvBuffer {
 
 /// Supplies buffers for new connections (active and passive).
 pub trait BufferFactory: Send {
-    /// Buffers for a new connection; `send`/`recv` are the configured sizes.
-    fn buffers(&mut self, send: usize, recv: usize) -> (Box<dyn SendBuffer>, Box<dyn RecvBuffer>);
+    /// Buffers for the new connection `conn`; `send`/`recv` are the configured sizes.
+    fn buffers(
+        &mut self,
+        conn: crate::ConnId,
+        send: usize,
+        recv: usize,
+    ) -> (Box<dyn SendBuffer>, Box<dyn RecvBuffer>);
 }
 
 /// The default factory: [`VecSendBuffer`] and [`VecRecvBuffer`].
@@ -212,7 +217,12 @@ pub trait BufferFactory: Send {
 pub struct VecBufferFactory;
 
 impl BufferFactory for VecBufferFactory {
-    fn buffers(&mut self, send: usize, recv: usize) -> (Box<dyn SendBuffer>, Box<dyn RecvBuffer>) {
+    fn buffers(
+        &mut self,
+        _conn: crate::ConnId,
+        send: usize,
+        recv: usize,
+    ) -> (Box<dyn SendBuffer>, Box<dyn RecvBuffer>) {
         (
             Box::new(VecSendBuffer::new(send)),
             Box::new(VecRecvBuffer::new(recv)),

@@ -12,14 +12,22 @@
 //! [`Stack::poll_event`]; then sleep until [`Stack::poll_timeout`].
 #![forbid(unsafe_code)]
 
+pub mod assembler;
 pub mod buffer;
+pub mod cc;
 pub mod config;
 pub mod error;
+pub mod isn;
+pub mod rng;
+pub mod rtt;
 pub mod seq;
 pub mod stack;
 pub mod state;
 pub mod time;
 pub mod wire;
+
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use buffer::{BufferFactory, RecvBuffer, SendBuffer, VecRecvBuffer, VecSendBuffer};
 pub use config::{CongestionControl, Config};
