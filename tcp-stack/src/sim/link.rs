@@ -1,0 +1,365 @@
+//! One direction of a simulated link: latency, serialization, a tail-drop
+//! queue, and seeded impairments (loss, duplication, reordering, corruption).
+
+use crate::rng::Rng;
+use crate::time::{Duration, Instant};
+use std::collections::VecDeque;
+
+/// The behaviour of one direction of a link.
+///
+/// Impairments are applied in this order: the link being down, the MTU, the
+/// bottleneck queue (tail drop), loss on the wire, extra delay for reordered
+/// packets, corruption (one random bit flipped), duplication (a second copy
+/// arrives together with the first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkConfig {
+    /// One-way propagation delay.
+    pub latency: Duration,
+    /// Bottleneck rate in bits per second; `None` means infinitely fast
+    /// (no serialization delay and no queue).
+    pub bandwidth_bps: Option<u64>,
+    /// Bytes the bottleneck queue holds (including the packet being
+    /// serialized); a packet that does not fit is dropped (tail drop).
+    pub queue_bytes: usize,
+    /// Probability that a packet is lost.
+    pub loss: f64,
+    /// Probability that a packet is delivered twice.
+    pub duplicate: f64,
+    /// Probability that a packet is held back by `reorder_delay`, letting
+    /// later packets overtake it.
+    pub reorder: f64,
+    /// Extra delay of a reordered packet.
+    pub reorder_delay: Duration,
+    /// Probability that one random bit of the packet is flipped.
+    pub corrupt: f64,
+    /// Largest datagram the link carries; bigger ones are dropped.
+    pub mtu: usize,
+}
+
+impl Default for LinkConfig {
+    /// A perfect 10 ms link of unlimited rate.
+    fn default() -> Self {
+        LinkConfig::ideal(Duration::from_millis(10))
+    }
+}
+
+impl LinkConfig {
+    /// No rate limit and no impairments, only `latency`.
+    pub fn ideal(latency: Duration) -> Self {
+        LinkConfig {
+            latency,
+            bandwidth_bps: None,
+            queue_bytes: usize::MAX,
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            reorder_delay: Duration::ZERO,
+            corrupt: 0.0,
+            mtu: 1500,
+        }
+    }
+
+    /// A clean local network: 100 us, 1 Gbit/s, 256 KiB queue.
+    pub fn lan() -> Self {
+        LinkConfig::ideal(Duration::from_micros(100)).bandwidth(1_000_000_000, 256 * 1024)
+    }
+
+    /// A clean wide-area path: 25 ms, 100 Mbit/s, 1 MiB queue.
+    pub fn wan() -> Self {
+        LinkConfig::ideal(Duration::from_millis(25)).bandwidth(100_000_000, 1024 * 1024)
+    }
+
+    /// A hostile path: `loss` loss, 1% duplication, 5% reordering by 15 ms,
+    /// 1% corruption, 10 ms latency.
+    pub fn lossy(loss: f64) -> Self {
+        LinkConfig::ideal(Duration::from_millis(10))
+            .loss(loss)
+            .duplicate(0.01)
+            .reorder(0.05, Duration::from_millis(15))
+            .corrupt(0.01)
+    }
+
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Limits the rate to `bps` with a queue of `queue_bytes`.
+    pub fn bandwidth(mut self, bps: u64, queue_bytes: usize) -> Self {
+        self.bandwidth_bps = Some(bps.max(1));
+        self.queue_bytes = queue_bytes;
+        self
+    }
+
+    pub fn loss(mut self, p: f64) -> Self {
+        self.loss = p;
+        self
+    }
+
+    pub fn duplicate(mut self, p: f64) -> Self {
+        self.duplicate = p;
+        self
+    }
+
+    pub fn reorder(mut self, p: f64, delay: Duration) -> Self {
+        self.reorder = p;
+        self.reorder_delay = delay;
+        self
+    }
+
+    pub fn corrupt(mut self, p: f64) -> Self {
+        self.corrupt = p;
+        self
+    }
+
+    pub fn mtu(mut self, mtu: usize) -> Self {
+        self.mtu = mtu;
+        self
+    }
+
+    /// Time to serialize `len` bytes at the configured rate.
+    fn serialization(&self, len: usize) -> Duration {
+        match self.bandwidth_bps {
+            None => Duration::ZERO,
+            Some(bps) => {
+                let bits = (len as u128) * 8 * 1_000_000_000;
+                let nanos = bits.div_ceil(u128::from(bps));
+                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+            }
+        }
+    }
+}
+
+/// Why a packet did not arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Random loss on the wire.
+    Loss,
+    /// The bottleneck queue was full.
+    QueueFull,
+    /// Larger than the link MTU.
+    TooBig,
+    /// The link is down (blackholed).
+    LinkDown,
+    /// A packet hook returned [`Verdict::Drop`](super::Verdict::Drop).
+    Hook,
+    /// No node owns the destination address, or there is no link to it.
+    Unroutable,
+}
+
+/// Counters of one link direction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Packets offered to the link.
+    pub offered: u64,
+    /// Copies scheduled for delivery (duplicates included).
+    pub scheduled: u64,
+    pub bytes_scheduled: u64,
+    pub lost: u64,
+    pub queue_drops: u64,
+    pub too_big: u64,
+    pub down_drops: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub corrupted: u64,
+}
+
+/// The result of offering a packet to a link.
+#[derive(Debug, Default)]
+pub(crate) struct Transmission {
+    /// Copies to deliver and when (0, 1 or 2 entries).
+    pub arrivals: Vec<(Instant, Vec<u8>)>,
+    pub dropped: Option<DropReason>,
+}
+
+/// One direction of a link with its own random stream.
+pub(crate) struct Link {
+    pub config: LinkConfig,
+    pub up: bool,
+    pub stats: LinkStats,
+    rng: Rng,
+    /// When the serializer is free again.
+    busy_until: Instant,
+    /// Serialization end times and sizes of packets in the queue.
+    queue: VecDeque<(Instant, usize)>,
+    queued_bytes: usize,
+}
+
+impl Link {
+    pub fn new(config: LinkConfig, seed: u64) -> Self {
+        Link {
+            config,
+            up: true,
+            stats: LinkStats::default(),
+            rng: Rng::new(seed),
+            busy_until: Instant::ZERO,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+        }
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.gen_bool(p.min(1.0))
+    }
+
+    /// Offers `data`, emitted at `now`, to the link.
+    pub fn transmit(&mut self, now: Instant, mut data: Vec<u8>) -> Transmission {
+        self.stats.offered += 1;
+        let mut out = Transmission::default();
+        if !self.up {
+            self.stats.down_drops += 1;
+            out.dropped = Some(DropReason::LinkDown);
+            return out;
+        }
+        if data.len() > self.config.mtu {
+            self.stats.too_big += 1;
+            out.dropped = Some(DropReason::TooBig);
+            return out;
+        }
+        let depart = if self.config.bandwidth_bps.is_some() {
+            while let Some(&(end, len)) = self.queue.front() {
+                if end > now {
+                    break;
+                }
+                self.queue.pop_front();
+                self.queued_bytes -= len;
+            }
+            if self.queued_bytes.saturating_add(data.len()) > self.config.queue_bytes {
+                self.stats.queue_drops += 1;
+                out.dropped = Some(DropReason::QueueFull);
+                return out;
+            }
+            let start = self.busy_until.max(now);
+            let end = start + self.config.serialization(data.len());
+            self.busy_until = end;
+            self.queue.push_back((end, data.len()));
+            self.queued_bytes += data.len();
+            end
+        } else {
+            now
+        };
+        if self.chance(self.config.loss) {
+            self.stats.lost += 1;
+            out.dropped = Some(DropReason::Loss);
+            return out;
+        }
+        let mut arrival = depart + self.config.latency;
+        if self.chance(self.config.reorder) {
+            self.stats.reordered += 1;
+            arrival += self.config.reorder_delay;
+        }
+        if !data.is_empty() && self.chance(self.config.corrupt) {
+            self.stats.corrupted += 1;
+            let bit = self.rng.gen_range(0, data.len() as u64 * 8) as usize;
+            data[bit / 8] ^= 1 << (bit % 8);
+        }
+        if self.chance(self.config.duplicate) {
+            self.stats.duplicated += 1;
+            out.arrivals.push((arrival, data.clone()));
+        }
+        out.arrivals.push((arrival, data));
+        self.stats.scheduled += out.arrivals.len() as u64;
+        for (_, d) in &out.arrivals {
+            self.stats.bytes_scheduled += d.len() as u64;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn ideal_link_only_delays() {
+        let mut l = Link::new(LinkConfig::ideal(ms(7)), 1);
+        let t = l.transmit(Instant::from_millis(3), vec![1, 2, 3]);
+        assert_eq!(t.dropped, None);
+        assert_eq!(t.arrivals, vec![(Instant::from_millis(10), vec![1, 2, 3])]);
+    }
+
+    #[test]
+    fn serialization_and_tail_drop() {
+        // 8 kbit/s: one 1000-byte packet takes exactly one second.
+        let cfg = LinkConfig::ideal(ms(0)).bandwidth(8_000, 2500);
+        let mut l = Link::new(cfg, 1);
+        let now = Instant::ZERO;
+        let a = l.transmit(now, vec![0; 1000]);
+        let b = l.transmit(now, vec![0; 1000]);
+        let c = l.transmit(now, vec![0; 1000]);
+        assert_eq!(a.arrivals[0].0, Instant::from_millis(1000));
+        assert_eq!(b.arrivals[0].0, Instant::from_millis(2000));
+        assert_eq!(c.dropped, Some(DropReason::QueueFull));
+        // Once the first packet left the queue there is room again.
+        let d = l.transmit(Instant::from_millis(1000), vec![0; 1000]);
+        assert_eq!(d.arrivals[0].0, Instant::from_millis(3000));
+        // An idle link starts serializing at once.
+        let e = l.transmit(Instant::from_millis(10_000), vec![0; 500]);
+        assert_eq!(e.arrivals[0].0, Instant::from_millis(10_500));
+        assert_eq!(l.stats.queue_drops, 1);
+    }
+
+    #[test]
+    fn mtu_and_down() {
+        let mut l = Link::new(LinkConfig::default().mtu(100), 1);
+        assert_eq!(
+            l.transmit(Instant::ZERO, vec![0; 101]).dropped,
+            Some(DropReason::TooBig)
+        );
+        l.up = false;
+        assert_eq!(
+            l.transmit(Instant::ZERO, vec![0; 10]).dropped,
+            Some(DropReason::LinkDown)
+        );
+    }
+
+    #[test]
+    fn impairment_rates_are_roughly_right() {
+        let cfg = LinkConfig::ideal(ms(10))
+            .loss(0.1)
+            .duplicate(0.05)
+            .reorder(0.2, ms(5))
+            .corrupt(0.3);
+        let mut l = Link::new(cfg, 42);
+        let n = 20_000;
+        let mut late = 0;
+        let mut flipped = 0;
+        for _ in 0..n {
+            let t = l.transmit(Instant::ZERO, vec![0u8; 40]);
+            for (at, d) in &t.arrivals {
+                if *at == Instant::from_millis(15) {
+                    late += 1;
+                }
+                let ones: u32 = d.iter().map(|b| b.count_ones()).sum();
+                assert!(ones <= 1);
+                flipped += ones;
+            }
+        }
+        let frac = |x: u64| x as f64 / n as f64;
+        assert!((frac(l.stats.lost) - 0.1).abs() < 0.01);
+        let kept = n as f64 * 0.9;
+        assert!((l.stats.duplicated as f64 / kept - 0.05).abs() < 0.01);
+        assert!((l.stats.reordered as f64 / kept - 0.2).abs() < 0.02);
+        assert!((l.stats.corrupted as f64 / kept - 0.3).abs() < 0.02);
+        assert!(late > 0 && flipped > 0);
+    }
+
+    #[test]
+    fn same_seed_same_choices() {
+        let run = |seed| {
+            let mut l = Link::new(LinkConfig::lossy(0.2), seed);
+            (0..500)
+                .map(|i| {
+                    l.transmit(Instant::from_millis(i), vec![i as u8; 60])
+                        .arrivals
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(5), run(5));
+        assert_ne!(run(5), run(6));
+    }
+}
