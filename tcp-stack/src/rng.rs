@@ -174,7 +174,7 @@ mod tests {
         }
         for _ in 0..1000 {
             let x = r.gen_range(u64::MAX - 3, u64::MAX);
-            assert!(x >= u64::MAX - 3 && x < u64::MAX);
+            assert!((u64::MAX - 3..u64::MAX).contains(&x));
         }
         // The full range minus one does not loop forever.
         let _ = r.gen_range(0, u64::MAX);
