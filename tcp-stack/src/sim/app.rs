@@ -76,6 +76,8 @@ pub struct TransferSpec {
     /// The server starts sending only after the client's end of stream:
     /// every server byte then travels over a half-closed connection.
     pub server_sends_after_eof: bool,
+    /// The client starts sending only after the server's end of stream.
+    pub client_sends_after_eof: bool,
     /// Largest `send`/`recv` call, bytes.
     pub chunk: usize,
     /// Done only when both ends are CLOSED (after TIME-WAIT); otherwise when
@@ -92,6 +94,7 @@ impl Default for TransferSpec {
             seed: 1,
             close: CloseOrder::ClientFirst,
             server_sends_after_eof: false,
+            client_sends_after_eof: false,
             chunk: 16 * 1024,
             wait_closed: true,
         }
@@ -296,7 +299,14 @@ impl Transfer {
             let client_may_close = self.spec.close != CloseOrder::ServerFirst || c.eof;
             let server_may_close = self.spec.close != CloseOrder::ClientFirst || s.eof;
             let server_may_send = !self.spec.server_sends_after_eof || s.eof;
-            Self::poll_end(sim, &mut self.client, &mut self.buf, true, client_may_close);
+            let client_may_send = !self.spec.client_sends_after_eof || c.eof;
+            Self::poll_end(
+                sim,
+                &mut self.client,
+                &mut self.buf,
+                client_may_send,
+                client_may_close,
+            );
             Self::poll_end(
                 sim,
                 &mut self.server,

@@ -610,6 +610,23 @@ impl<H: Host> Sim<H> {
 }
 
 impl Sim<Stack> {
+    /// The usual test bench: a "client" at 10.0.0.1 and a "server" at
+    /// 10.0.0.2 with default configurations (seeds derived from `seed`)
+    /// adjusted by `tune`, linked by `link` in both directions.
+    pub fn pair(seed: u64, link: LinkConfig, tune: impl Fn(&mut Config)) -> (Sim, NodeId, NodeId) {
+        let mut sim = Sim::new(seed);
+        let mut ids = [NodeId(0); 2];
+        for (i, name) in ["client", "server"].into_iter().enumerate() {
+            let addr = Ipv4Addr::new(10, 0, 0, i as u8 + 1);
+            let mut config = Config::with_addr(addr);
+            config.seed = sim.derive_seed(i as u64 + 1);
+            tune(&mut config);
+            ids[i] = sim.add_stack(name, config);
+        }
+        sim.link(ids[0], ids[1], link);
+        (sim, ids[0], ids[1])
+    }
+
     /// Adds a [`Stack`] built from `config`, answering for `config.addrs`.
     pub fn add_stack(&mut self, name: &str, config: Config) -> NodeId {
         let addrs = config.addrs.clone();
