@@ -104,9 +104,10 @@ impl fmt::Debug for IsnGenerator {
 }
 
 impl IsnGenerator {
-    /// A generator with a secret key drawn from `rng` (RFC 6528 3: "secretkey
-    /// is a cryptographic key ... It is RECOMMENDED that [it] be initialized
-    /// to a random value at boot time").
+    /// A generator with a 128-bit secret key drawn from `rng` (RFC 6528 3:
+    /// F() takes a secret key that must not be guessable from outside; RFC
+    /// 9293 3.4.1 MUST-9: "F() MUST NOT be computable from the outside").
+    /// Draw it once per stack, at start-up.
     pub fn new(rng: &mut Rng) -> IsnGenerator {
         let mut key = [0u8; 16];
         rng.fill(&mut key);
