@@ -80,7 +80,7 @@ impl Default for Config {
         Config {
             addrs: vec![Ipv4Addr::new(10, 0, 0, 1)],
             mtu: 1500,
-            seed: 0x5eed_0f_7c9_5eed,
+            seed: 0x5eed_0f7c_95ee_d5ed,
             send_buffer: 256 * 1024,
             recv_buffer: 256 * 1024,
             msl: Duration::from_secs(30),

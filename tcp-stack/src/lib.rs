@@ -16,6 +16,7 @@ pub mod assembler;
 pub mod buffer;
 pub mod cc;
 pub mod config;
+mod conn;
 pub mod error;
 pub mod isn;
 pub mod rng;
@@ -30,7 +31,7 @@ pub mod wire;
 pub mod sim;
 
 pub use buffer::{BufferFactory, RecvBuffer, SendBuffer, VecRecvBuffer, VecSendBuffer};
-pub use config::{CongestionControl, Config};
+pub use config::{Config, CongestionControl};
 pub use error::{Error, Result};
 pub use seq::SeqNum;
 pub use stack::{SockOpt, Stack, Stats, TcpInfo};

@@ -117,10 +117,13 @@ impl RttEstimator {
     /// replaces the 1 s). 2.5: "A maximum value MAY be placed on RTO provided
     /// it is at least 60 seconds."
     pub fn rto(&self) -> Duration {
+        // RFC 6298 2.4 then 5.5: the floor applies to the computed RTO, and
+        // the backoff doubles the floored value.
         let backed_off = self
             .base_rto
+            .max(self.min_rto)
             .saturating_mul(1u64 << self.backoff.min(MAX_SHIFT));
-        Duration::from_micros(backed_off.max(self.min_rto).min(self.max_rto))
+        Duration::from_micros(backed_off.min(self.max_rto))
     }
 
     /// Doubles the RTO after a timeout (RFC 6298 5.5: "The host MUST set RTO

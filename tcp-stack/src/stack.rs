@@ -1,11 +1,22 @@
 //! The [`Stack`]: demultiplexing, sockets, timers and events.
 
-use crate::buffer::{BufferFactory, RecvBuffer, SendBuffer};
+use crate::buffer::{BufferFactory, RecvBuffer, SendBuffer, VecBufferFactory};
 use crate::config::Config;
-use crate::error::Result;
+use crate::conn::{ev, Conn, Disposition, Env, RateLimiter, SegmentIn};
+use crate::error::Error;
+use crate::isn::IsnGenerator;
+use crate::rng::Rng;
+use crate::seq::SeqNum;
 use crate::state::{ConnId, Event, ListenerId, State};
 use crate::time::{Duration, Instant};
-use std::net::SocketAddrV4;
+use crate::wire::tcp::fill_checksum;
+use crate::wire::{
+    IcmpRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpOptions, TcpRepr, WireError,
+};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Counters of what the stack did with its input and output.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +103,70 @@ pub enum SockOpt {
     LingerZero(bool),
 }
 
+/// A deterministic keyed hasher for the connection table: the key comes
+/// from the seed, so the table's layout is reproducible and not predictable
+/// by a peer choosing ports (hash flooding).
+#[derive(Clone, Copy)]
+struct KeyedState(u64);
+
+struct KeyedHasher(u64);
+
+impl BuildHasher for KeyedState {
+    type Hasher = KeyedHasher;
+    fn build_hasher(&self) -> KeyedHasher {
+        KeyedHasher(self.0)
+    }
+}
+
+impl Hasher for KeyedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(w))
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+type Tuple = (SocketAddrV4, SocketAddrV4);
+
+/// Largest number of queued control packets (RSTs for unknown tuples, ICMP
+/// echo replies); beyond it they are dropped, as a kernel rate-limits them.
+const MAX_CONTROL: usize = 256;
+
+struct Slot {
+    generation: u32,
+    conn: Option<Box<Conn>>,
+    /// The application holds a handle (active open, or accepted).
+    owned: bool,
+    /// Deadline currently in the timer heap for this slot.
+    scheduled: Option<Instant>,
+    in_dirty: bool,
+    in_events: bool,
+}
+
+struct Listener {
+    addr: SocketAddrV4,
+    backlog: usize,
+    /// Embryonic connections (SYN-RECEIVED).
+    syn_queue: usize,
+    accept_queue: VecDeque<ConnId>,
+    in_events: bool,
+}
+
+#[derive(Clone, Copy)]
+enum EventSource {
+    Conn(ConnId),
+    Listener(ListenerId),
+}
+
 /// A TCP/IPv4 endpoint: all connections and listeners of one or more local addresses.
 ///
 /// Drive it by feeding packets ([`handle_packet`](Stack::handle_packet)) and
@@ -100,75 +175,896 @@ pub enum SockOpt {
 /// ([`poll_event`](Stack::poll_event)). After any `handle_*` or socket call,
 /// drain `poll_transmit` until `None`, then sleep until `poll_timeout`.
 pub struct Stack {
-    _todo: (),
+    cfg: Config,
+    rng: Rng,
+    isn: IsnGenerator,
+    factory: Box<dyn BufferFactory>,
+    stats: Stats,
+    challenge: RateLimiter,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    conns: HashMap<Tuple, u32, KeyedState>,
+    listeners: Vec<Option<Listener>>,
+    listener_map: HashMap<SocketAddrV4, u32, KeyedState>,
+    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    dirty: VecDeque<ConnId>,
+    events: VecDeque<EventSource>,
+    control: VecDeque<Vec<u8>>,
+    ip_ident: u16,
+    port_key: u64,
 }
 
-#[allow(unused_variables)]
 impl Stack {
     /// Creates a stack. Nothing is sent until a socket call or packet arrives.
     pub fn new(config: Config) -> Stack {
-        todo!()
+        let mut rng = Rng::new(config.seed);
+        let isn = IsnGenerator::new(&mut rng);
+        let key = KeyedState(rng.next_u64());
+        let port_key = rng.next_u64();
+        let ip_ident = rng.next_u32() as u16;
+        Stack {
+            cfg: config,
+            rng,
+            isn,
+            factory: Box::new(VecBufferFactory),
+            stats: Stats::default(),
+            challenge: RateLimiter::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            conns: HashMap::with_hasher(key),
+            listeners: Vec::new(),
+            listener_map: HashMap::with_hasher(key),
+            timers: BinaryHeap::new(),
+            dirty: VecDeque::new(),
+            events: VecDeque::new(),
+            control: VecDeque::new(),
+            ip_ident,
+            port_key,
+        }
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        todo!()
+        &self.cfg
     }
 
     /// Replaces the factory that supplies buffers for new connections.
     pub fn set_buffer_factory(&mut self, factory: Box<dyn BufferFactory>) {
-        todo!()
+        self.factory = factory;
     }
 
     /// Counters.
     pub fn stats(&self) -> &Stats {
-        todo!()
+        &self.stats
     }
+
+    /// Number of connections in any state (including TIME-WAIT).
+    pub fn connection_count(&self) -> usize {
+        self.live
+    }
+
+    // ------------------------------------------------------------------
+    // Slots
+    // ------------------------------------------------------------------
+
+    fn slot(&self, id: ConnId) -> Option<&Slot> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation && s.conn.is_some())
+    }
+
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.slot(id).and_then(|s| s.conn.as_deref())
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.conn.as_deref_mut())
+    }
+
+    fn owned_conn_mut(&mut self, id: ConnId) -> crate::Result<&mut Conn> {
+        match self.slots.get_mut(id.index as usize) {
+            Some(s) if s.generation == id.generation && s.owned => {
+                s.conn.as_deref_mut().ok_or(Error::InvalidHandle)
+            }
+            _ => Err(Error::InvalidHandle),
+        }
+    }
+
+    fn insert(&mut self, conn: Conn, owned: bool) -> ConnId {
+        let tuple = (conn.local, conn.remote);
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                    owned: false,
+                    scheduled: None,
+                    in_dirty: false,
+                    in_events: false,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.conn = Some(Box::new(conn));
+        slot.owned = owned;
+        slot.scheduled = None;
+        slot.in_dirty = false;
+        slot.in_events = false;
+        self.conns.insert(tuple, index);
+        self.live += 1;
+        ConnId {
+            index,
+            generation: slot.generation,
+        }
+    }
+
+    fn remove(&mut self, id: ConnId) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if slot.generation != id.generation {
+            return;
+        }
+        if let Some(conn) = slot.conn.take() {
+            let tuple = (conn.local, conn.remote);
+            if self.conns.get(&tuple) == Some(&id.index) {
+                self.conns.remove(&tuple);
+            }
+            if let Some(lid) = conn.listener {
+                if !slot.owned {
+                    if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
+                        if let Some(pos) = l.accept_queue.iter().position(|c| *c == id) {
+                            l.accept_queue.remove(pos);
+                        } else if conn.state == State::Closed || conn.state == State::SynReceived {
+                            l.syn_queue = l.syn_queue.saturating_sub(1);
+                        }
+                    }
+                }
+            }
+            self.live -= 1;
+        }
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.owned = false;
+        slot.scheduled = None;
+        slot.in_dirty = false;
+        slot.in_events = false;
+        self.free.push(id.index);
+    }
+
+    /// Bookkeeping after anything touched a connection: events, output
+    /// scheduling, timers, and reclaiming it once it is gone.
+    fn after(&mut self, id: ConnId, want_output: bool) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if slot.generation != id.generation {
+            return;
+        }
+        let Some(conn) = slot.conn.as_deref_mut() else {
+            return;
+        };
+        let owned = slot.owned;
+        if conn.events != 0 {
+            if owned && !conn.user_closed {
+                if !slot.in_events {
+                    slot.in_events = true;
+                    self.events.push_back(EventSource::Conn(id));
+                }
+            } else {
+                conn.events = 0;
+            }
+        }
+        if want_output && !slot.in_dirty && conn.wants_output() {
+            slot.in_dirty = true;
+            self.dirty.push_back(id);
+        }
+        if let Some(t) = conn.timers.next() {
+            if slot.scheduled.is_none_or(|s| t < s) {
+                slot.scheduled = Some(t);
+                self.timers.push(Reverse((t, id.index, id.generation)));
+            }
+        }
+        if conn.state == State::Closed {
+            let tuple = (conn.local, conn.remote);
+            if self.conns.get(&tuple) == Some(&id.index) {
+                self.conns.remove(&tuple);
+            }
+            let pending_output = conn.rst_pending || conn.rst_reply.is_some();
+            let reclaim = !pending_output && (!owned || conn.user_closed);
+            if reclaim {
+                self.remove(id);
+            }
+        }
+    }
+
+    fn env_parts(&mut self, now: Instant) -> (Env<'_>, &mut Vec<Slot>) {
+        (
+            Env {
+                now,
+                cfg: &self.cfg,
+                stats: &mut self.stats,
+                challenge: &mut self.challenge,
+            },
+            &mut self.slots,
+        )
+    }
+}
+
+impl Stack {
+    // ------------------------------------------------------------------
+    // Input
+    // ------------------------------------------------------------------
 
     /// Processes one IPv4 datagram. Bad input is dropped and counted in [`Stats`].
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        todo!()
+        self.stats.packets_in += 1;
+        let ip = match Ipv4Packet::new_checked(packet) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.drop_malformed += 1;
+                return;
+            }
+        };
+        let repr = match Ipv4Repr::parse(&ip) {
+            Ok(r) => r,
+            Err(WireError::Fragmented) => {
+                self.stats.drop_fragment += 1;
+                return;
+            }
+            Err(WireError::BadChecksum) => {
+                self.stats.drop_checksum += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.drop_malformed += 1;
+                return;
+            }
+        };
+        if !self.cfg.addrs.contains(&repr.dst) {
+            self.stats.drop_not_ours += 1;
+            return;
+        }
+        let payload = ip.payload();
+        match repr.protocol {
+            IpProtocol::Tcp => self.handle_tcp(now, &repr, payload),
+            IpProtocol::Icmp => self.handle_icmp(now, &repr, payload),
+            _ => self.stats.drop_protocol += 1,
+        }
     }
+
+    fn handle_tcp(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8]) {
+        let (tcp, data) = match TcpRepr::parse(payload, ip.src, ip.dst, self.cfg.verify_checksums) {
+            Ok(x) => x,
+            Err(WireError::BadChecksum) => {
+                self.stats.drop_checksum += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.drop_malformed += 1;
+                return;
+            }
+        };
+        if tcp.src_port == 0
+            || tcp.dst_port == 0
+            || ip.src.is_broadcast()
+            || ip.src.is_multicast()
+            || ip.src.is_unspecified()
+        {
+            self.stats.drop_malformed += 1;
+            return;
+        }
+        let local = SocketAddrV4::new(ip.dst, tcp.dst_port);
+        let remote = SocketAddrV4::new(ip.src, tcp.src_port);
+        let seg = SegmentIn {
+            now,
+            seq: tcp.seq,
+            ack: tcp.ack,
+            flags: tcp.flags,
+            window: tcp.window,
+            options: tcp.options,
+            payload: data,
+        };
+        if let Some(&index) = self.conns.get(&(local, remote)) {
+            let generation = self.slots[index as usize].generation;
+            let id = ConnId { index, generation };
+            let (mut env, slots) = self.env_parts(now);
+            let Some(conn) = slots[index as usize].conn.as_deref_mut() else {
+                return;
+            };
+            let disposition = conn.on_segment(&mut env, &seg);
+            match disposition {
+                Disposition::Keep => self.after(id, true),
+                Disposition::Established => {
+                    self.on_passive_established(id);
+                    self.after(id, true);
+                }
+                Disposition::ReopenFromTimeWait => {
+                    self.remove(id);
+                    self.handle_no_conn(now, local, remote, &seg);
+                }
+            }
+            return;
+        }
+        self.handle_no_conn(now, local, remote, &seg);
+    }
+
+    fn find_listener(&self, local: SocketAddrV4) -> Option<u32> {
+        self.listener_map.get(&local).copied().or_else(|| {
+            self.listener_map
+                .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
+                .copied()
+        })
+    }
+
+    /// A segment for a tuple with no connection: LISTEN (RFC 9293 3.10.7.2)
+    /// or CLOSED (RFC 9293 3.10.7.1).
+    fn handle_no_conn(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &SegmentIn,
+    ) {
+        let f = seg.flags;
+        if let Some(lidx) = self.find_listener(local) {
+            if f.rst() {
+                return;
+            }
+            if f.ack() {
+                // <SEQ=SEG.ACK><CTL=RST>
+                self.queue_rst(local, remote, seg.ack, None);
+                return;
+            }
+            if !f.syn() {
+                self.stats.drop_segment += 1;
+                return;
+            }
+            self.on_syn(now, lidx, local, remote, seg);
+            return;
+        }
+        // CLOSED: never answer a RST; otherwise reset (RFC 9293 3.10.7.1).
+        if f.rst() {
+            return;
+        }
+        if f.ack() {
+            self.queue_rst(local, remote, seg.ack, None);
+        } else {
+            self.queue_rst(local, remote, SeqNum(0), Some(seg.seq + seg.len()));
+        }
+    }
+
+    fn on_syn(
+        &mut self,
+        now: Instant,
+        lidx: u32,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &SegmentIn,
+    ) {
+        let Some(Some(l)) = self.listeners.get(lidx as usize) else {
+            return;
+        };
+        // Listen queues: at most `backlog` embryos and `backlog` waiting accepts
+        // (the SYN is dropped, as Linux does; the peer retries).
+        if l.syn_queue >= l.backlog.max(8) || l.accept_queue.len() >= l.backlog {
+            self.stats.drop_listen_overflow += 1;
+            return;
+        }
+        if self.live >= self.cfg.max_connections {
+            self.stats.drop_listen_overflow += 1;
+            return;
+        }
+        let iss = self.isn.isn(now, local, remote);
+        let ts_offset = self.rng.next_u32();
+        let id_hint = self.next_id();
+        let (sb, rb) = self
+            .factory
+            .buffers(id_hint, self.cfg.send_buffer, self.cfg.recv_buffer);
+        let mut conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
+        let mut env = Env {
+            now,
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            challenge: &mut self.challenge,
+        };
+        conn.open_passive(&mut env, seg, ListenerId(lidx));
+        let id = self.insert(conn, false);
+        debug_assert_eq!(id, id_hint);
+        if let Some(Some(l)) = self.listeners.get_mut(lidx as usize) {
+            l.syn_queue += 1;
+        }
+        self.after(id, true);
+    }
+
+    /// The id the next `insert` will return.
+    fn next_id(&self) -> ConnId {
+        match self.free.last() {
+            Some(&index) => ConnId {
+                index,
+                generation: self.slots[index as usize].generation,
+            },
+            None => ConnId {
+                index: self.slots.len() as u32,
+                generation: 0,
+            },
+        }
+    }
+
+    fn on_passive_established(&mut self, id: ConnId) {
+        let Some(lid) = self.conn(id).and_then(|c| c.listener) else {
+            return;
+        };
+        match self.listeners.get_mut(lid.0 as usize) {
+            Some(Some(l)) => {
+                l.syn_queue = l.syn_queue.saturating_sub(1);
+                l.accept_queue.push_back(id);
+                if !l.in_events {
+                    l.in_events = true;
+                    self.events.push_back(EventSource::Listener(lid));
+                }
+            }
+            _ => {
+                // The listener is gone: reset the connection.
+                if let Some(c) = self.conn_mut(id) {
+                    c.abort(Error::ConnectionAborted);
+                }
+            }
+        }
+    }
+
+    /// Queues a RST for a segment that matches no connection.
+    fn queue_rst(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seq: SeqNum,
+        ack: Option<SeqNum>,
+    ) {
+        if self.control.len() >= MAX_CONTROL {
+            return;
+        }
+        let mut flags = TcpFlags::RST;
+        if ack.is_some() {
+            flags |= TcpFlags::ACK;
+        }
+        let tcp = TcpRepr {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            seq,
+            ack: ack.unwrap_or(SeqNum(0)),
+            flags,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        };
+        let hl = tcp.header_len();
+        let mut pkt = vec![0u8; Ipv4Repr::HEADER_LEN + hl];
+        tcp.emit(&mut pkt[Ipv4Repr::HEADER_LEN..]);
+        fill_checksum(&mut pkt[Ipv4Repr::HEADER_LEN..], *local.ip(), *remote.ip());
+        self.ip_header(
+            &mut pkt,
+            *local.ip(),
+            *remote.ip(),
+            IpProtocol::Tcp,
+            hl,
+            self.cfg.ttl,
+        );
+        self.stats.rst_sent += 1;
+        self.control.push_back(pkt);
+    }
+
+    fn ip_header(
+        &mut self,
+        buf: &mut [u8],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: IpProtocol,
+        payload_len: usize,
+        ttl: u8,
+    ) {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        Ipv4Repr {
+            src,
+            dst,
+            protocol,
+            payload_len,
+            ttl,
+            tos: 0,
+            ident: self.ip_ident,
+            dont_frag: true,
+        }
+        .emit(buf);
+    }
+
+    fn handle_icmp(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8]) {
+        self.stats.icmp_in += 1;
+        let msg = match IcmpRepr::parse(payload) {
+            Ok(m) => m,
+            Err(WireError::BadChecksum) => {
+                self.stats.drop_checksum += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.drop_malformed += 1;
+                return;
+            }
+        };
+        match msg {
+            IcmpRepr::EchoRequest { ident, seq, data } => {
+                if self.control.len() >= MAX_CONTROL || ip.src.is_broadcast() {
+                    return;
+                }
+                let reply = IcmpRepr::EchoReply { ident, seq, data };
+                let len = reply.buffer_len();
+                let mut pkt = vec![0u8; Ipv4Repr::HEADER_LEN + len];
+                reply.emit(&mut pkt[Ipv4Repr::HEADER_LEN..]);
+                self.ip_header(
+                    &mut pkt,
+                    ip.dst,
+                    ip.src,
+                    IpProtocol::Icmp,
+                    len,
+                    self.cfg.ttl,
+                );
+                self.stats.icmp_echo_replies += 1;
+                self.control.push_back(pkt);
+            }
+            IcmpRepr::DstUnreachable {
+                code,
+                next_hop_mtu,
+                data,
+            } => self.icmp_error(now, data, Some((code, next_hop_mtu))),
+            IcmpRepr::TimeExceeded { data, .. } => self.icmp_error(now, data, None),
+            _ => {}
+        }
+    }
+
+    /// An ICMP error quoting one of our TCP segments (RFC 1122 4.2.3.9, RFC 5927).
+    fn icmp_error(&mut self, now: Instant, quoted: &[u8], unreach: Option<(u8, u16)>) {
+        // The quote is an IPv4 header plus at least 8 bytes of TCP header.
+        if quoted.len() < 20 || quoted[0] >> 4 != 4 || quoted[9] != 6 {
+            return;
+        }
+        let ihl = usize::from(quoted[0] & 0xf) * 4;
+        if ihl < 20 || quoted.len() < ihl + 8 {
+            return;
+        }
+        let src = Ipv4Addr::new(quoted[12], quoted[13], quoted[14], quoted[15]);
+        let dst = Ipv4Addr::new(quoted[16], quoted[17], quoted[18], quoted[19]);
+        let t = &quoted[ihl..];
+        let sport = u16::from_be_bytes([t[0], t[1]]);
+        let dport = u16::from_be_bytes([t[2], t[3]]);
+        let seq = SeqNum(u32::from_be_bytes([t[4], t[5], t[6], t[7]]));
+        let tuple = (SocketAddrV4::new(src, sport), SocketAddrV4::new(dst, dport));
+        let Some(&index) = self.conns.get(&tuple) else {
+            return;
+        };
+        let id = ConnId {
+            index,
+            generation: self.slots[index as usize].generation,
+        };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        // RFC 5927 4.1: the quoted sequence number must be in flight.
+        if seq.diff(conn.snd_una) < 0 || seq.diff(conn.snd_max) > 0 {
+            return;
+        }
+        let _ = now;
+        match unreach {
+            Some((4, mtu)) => {
+                // Fragmentation needed (RFC 1191): shrink the segment size and resend.
+                let mtu = usize::from(mtu);
+                if mtu >= 68 && mtu - 40 < conn.our_mss {
+                    conn.our_mss = (mtu - 40).max(48);
+                    conn.cc.set_mss(conn.send_mss());
+                    conn.snd_nxt = conn.snd_una;
+                }
+            }
+            Some((code, _)) => {
+                let err = if code == 2 || code == 3 {
+                    Error::ConnectionRefused
+                } else {
+                    Error::HostUnreachable
+                };
+                if conn.state == State::SynSent {
+                    // A hard error while connecting (as Linux reports it).
+                    conn.enter_closed(Some(err));
+                } else {
+                    conn.soft_error = Some(err);
+                }
+            }
+            None => conn.soft_error = Some(Error::HostUnreachable),
+        }
+        self.after(id, true);
+    }
+}
+
+impl Stack {
+    // ------------------------------------------------------------------
+    // Output, timers, events
+    // ------------------------------------------------------------------
 
     /// Writes the next IPv4 datagram due into `buf` (at least `mtu` bytes
     /// recommended) and returns its length, or `None` if nothing is due.
+    /// Connections take turns, one segment each.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        todo!()
+        if let Some(pkt) = self.control.front() {
+            if pkt.len() <= buf.len() {
+                let pkt = self.control.pop_front()?;
+                buf[..pkt.len()].copy_from_slice(&pkt);
+                self.stats.packets_out += 1;
+                return Some(pkt.len());
+            }
+            // Caller's buffer too small: drop it rather than wedge the queue.
+            self.control.pop_front();
+        }
+        let limit = buf.len().min(self.cfg.mtu);
+        if limit < Ipv4Repr::HEADER_LEN + 60 {
+            return None;
+        }
+        while let Some(id) = self.dirty.pop_front() {
+            let Some(slot) = self.slots.get_mut(id.index as usize) else {
+                continue;
+            };
+            if slot.generation != id.generation {
+                continue;
+            }
+            slot.in_dirty = false;
+            let (mut env, slots) = self.env_parts(now);
+            let Some(conn) = slots[id.index as usize].conn.as_deref_mut() else {
+                continue;
+            };
+            let seg_buf = &mut buf[Ipv4Repr::HEADER_LEN..limit];
+            let produced = conn.poll_segment(&mut env, seg_buf);
+            match produced {
+                Some(n) => {
+                    let (src, dst, ttl) = (*conn.local.ip(), *conn.remote.ip(), conn.opts.ttl);
+                    if seg_buf[13] & 0x04 != 0 {
+                        self.stats.rst_sent += 1;
+                    }
+                    self.ip_header(buf, src, dst, IpProtocol::Tcp, n, ttl);
+                    self.stats.packets_out += 1;
+                    // Round robin: back of the queue if it has more.
+                    self.after(id, true);
+                    return Some(Ipv4Repr::HEADER_LEN + n);
+                }
+                None => self.after(id, false),
+            }
+        }
+        None
     }
 
     /// The earliest instant at which [`handle_timeout`](Stack::handle_timeout) must be called.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        todo!()
+        while let Some(&Reverse((t, index, generation))) = self.timers.peek() {
+            self.timers.pop();
+            let Some(slot) = self.slots.get_mut(index as usize) else {
+                continue;
+            };
+            if slot.generation != generation || slot.scheduled != Some(t) {
+                continue;
+            }
+            // Timers are cancelled lazily: re-check the connection's real deadline.
+            let actual = slot.conn.as_deref().and_then(|c| c.timers.next());
+            slot.scheduled = actual;
+            if let Some(a) = actual {
+                self.timers.push(Reverse((a, index, generation)));
+                if a == t {
+                    return Some(t);
+                }
+            }
+        }
+        None
     }
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        todo!()
+        while let Some(&Reverse((t, index, generation))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.slots.get_mut(index as usize) else {
+                continue;
+            };
+            if slot.generation != generation || slot.scheduled != Some(t) {
+                continue;
+            }
+            slot.scheduled = None;
+            let id = ConnId { index, generation };
+            let (mut env, slots) = self.env_parts(now);
+            if let Some(conn) = slots[index as usize].conn.as_deref_mut() {
+                conn.on_timeout(&mut env);
+            }
+            self.after(id, true);
+        }
     }
 
     /// Next application-visible event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        todo!()
+        while let Some(&src) = self.events.front() {
+            match src {
+                EventSource::Listener(lid) => {
+                    self.events.pop_front();
+                    if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
+                        l.in_events = false;
+                        if !l.accept_queue.is_empty() {
+                            return Some(Event::Incoming(lid));
+                        }
+                    }
+                }
+                EventSource::Conn(id) => {
+                    let Some(slot) = self.slots.get_mut(id.index as usize) else {
+                        self.events.pop_front();
+                        continue;
+                    };
+                    let conn = match slot.conn.as_deref_mut() {
+                        Some(c) if slot.generation == id.generation => c,
+                        _ => {
+                            self.events.pop_front();
+                            continue;
+                        }
+                    };
+                    const ORDER: [u8; 7] = [
+                        ev::CONNECTED,
+                        ev::READABLE,
+                        ev::WRITABLE,
+                        ev::PEER_CLOSED,
+                        ev::RESET,
+                        ev::TIMED_OUT,
+                        ev::CLOSED,
+                    ];
+                    let bit = ORDER.into_iter().find(|b| conn.events & b != 0);
+                    let Some(bit) = bit else {
+                        slot.in_events = false;
+                        self.events.pop_front();
+                        continue;
+                    };
+                    conn.events &= !bit;
+                    if conn.events == 0 {
+                        slot.in_events = false;
+                        self.events.pop_front();
+                    }
+                    return Some(match bit {
+                        ev::CONNECTED => Event::Connected(id),
+                        ev::READABLE => Event::Readable(id),
+                        ev::WRITABLE => Event::Writable(id),
+                        ev::PEER_CLOSED => Event::PeerClosed(id),
+                        ev::RESET => Event::Reset(id),
+                        ev::TIMED_OUT => Event::TimedOut(id),
+                        _ => Event::Closed(id),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    // ------------------------------------------------------------------
+    // Socket calls
+    // ------------------------------------------------------------------
+
+    fn check_local_ip(&self, ip: Ipv4Addr) -> crate::Result<()> {
+        if ip.is_unspecified() || self.cfg.addrs.contains(&ip) {
+            Ok(())
+        } else {
+            Err(Error::AddrNotAvailable)
+        }
+    }
+
+    fn port_in_use_by_listener(&self, ip: Ipv4Addr, port: u16) -> bool {
+        self.listener_map.contains_key(&SocketAddrV4::new(ip, port))
+            || self
+                .listener_map
+                .contains_key(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+            || (ip.is_unspecified() && self.listener_map.keys().any(|a| a.port() == port))
     }
 
     /// Opens a listening socket (passive open). Port 0 picks an ephemeral port.
-    pub fn listen(&mut self, addr: SocketAddrV4, backlog: usize) -> Result<ListenerId> {
-        todo!()
+    pub fn listen(&mut self, addr: SocketAddrV4, backlog: usize) -> crate::Result<ListenerId> {
+        self.check_local_ip(*addr.ip())?;
+        let addr = if addr.port() == 0 {
+            let (lo, hi) = self.cfg.ephemeral_ports;
+            let span = u32::from(hi.saturating_sub(lo)) + 1;
+            let start = self.rng.next_u32() % span;
+            let port = (0..span)
+                .map(|i| lo + ((start + i) % span) as u16)
+                .find(|&p| !self.port_in_use_by_listener(*addr.ip(), p))
+                .ok_or(Error::AddrNotAvailable)?;
+            SocketAddrV4::new(*addr.ip(), port)
+        } else {
+            if self.port_in_use_by_listener(*addr.ip(), addr.port()) {
+                return Err(Error::AddrInUse);
+            }
+            addr
+        };
+        let l = Listener {
+            addr,
+            backlog: backlog.clamp(1, 65535),
+            syn_queue: 0,
+            accept_queue: VecDeque::new(),
+            in_events: false,
+        };
+        let idx = match self.listeners.iter().position(Option::is_none) {
+            Some(i) => {
+                self.listeners[i] = Some(l);
+                i
+            }
+            None => {
+                self.listeners.push(Some(l));
+                self.listeners.len() - 1
+            }
+        } as u32;
+        self.listener_map.insert(addr, idx);
+        Ok(ListenerId(idx))
     }
 
     /// Takes an established connection from a listener's accept queue.
     pub fn accept(&mut self, listener: ListenerId) -> Option<ConnId> {
-        todo!()
+        let l = self.listeners.get_mut(listener.0 as usize)?.as_mut()?;
+        let id = l.accept_queue.pop_front()?;
+        let slot = self.slots.get_mut(id.index as usize)?;
+        slot.owned = true;
+        self.stats.connections_accepted += 1;
+        // Events that happened before accept (data, FIN) are now of interest.
+        if let Some(c) = slot.conn.as_deref_mut() {
+            if !c.recv_buf.is_empty() {
+                c.raise(ev::READABLE);
+            }
+            if c.peer_fin_received() {
+                c.raise(ev::PEER_CLOSED | ev::READABLE);
+            }
+            c.raise(ev::WRITABLE);
+        }
+        self.after(id, false);
+        Some(id)
     }
 
     /// Closes a listener; connections not yet accepted are reset.
     pub fn close_listener(&mut self, listener: ListenerId) {
-        todo!()
+        let Some(l) = self
+            .listeners
+            .get_mut(listener.0 as usize)
+            .and_then(Option::take)
+        else {
+            return;
+        };
+        self.listener_map.remove(&l.addr);
+        let mut doomed: Vec<ConnId> = l.accept_queue.into_iter().collect();
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(c) = s.conn.as_deref() {
+                if c.listener == Some(listener) && !s.owned && c.state == State::SynReceived {
+                    doomed.push(ConnId {
+                        index: i as u32,
+                        generation: s.generation,
+                    });
+                }
+            }
+        }
+        for id in doomed {
+            if let Some(c) = self.conn_mut(id) {
+                c.listener = None;
+                c.abort(Error::ConnectionAborted);
+                c.user_closed = true;
+            }
+            self.after(id, true);
+        }
     }
 
     /// The address a listener is bound to.
     pub fn listener_addr(&self, listener: ListenerId) -> Option<SocketAddrV4> {
-        todo!()
+        self.listeners
+            .get(listener.0 as usize)?
+            .as_ref()
+            .map(|l| l.addr)
     }
 
     /// Active open: sends a SYN. `local` None (or port 0) picks an address and ephemeral port.
@@ -177,91 +1073,192 @@ impl Stack {
         now: Instant,
         local: Option<SocketAddrV4>,
         remote: SocketAddrV4,
-    ) -> Result<ConnId> {
-        todo!()
+    ) -> crate::Result<ConnId> {
+        let rip = *remote.ip();
+        if remote.port() == 0 || rip.is_unspecified() || rip.is_broadcast() || rip.is_multicast() {
+            return Err(Error::InvalidInput);
+        }
+        let local = local.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        self.check_local_ip(*local.ip())?;
+        let lip = if local.ip().is_unspecified() {
+            *self.cfg.addrs.first().ok_or(Error::AddrNotAvailable)?
+        } else {
+            *local.ip()
+        };
+        if self.live >= self.cfg.max_connections {
+            return Err(Error::Exhausted);
+        }
+        let local = if local.port() == 0 {
+            self.ephemeral_port(lip, remote)?
+        } else {
+            let l = SocketAddrV4::new(lip, local.port());
+            if self.conns.contains_key(&(l, remote)) {
+                return Err(Error::AddrInUse);
+            }
+            l
+        };
+        let iss = self.isn.isn(now, local, remote);
+        let ts_offset = self.rng.next_u32();
+        let id_hint = self.next_id();
+        let (sb, rb) = self
+            .factory
+            .buffers(id_hint, self.cfg.send_buffer, self.cfg.recv_buffer);
+        let mut conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
+        conn.open_active();
+        let id = self.insert(conn, true);
+        self.stats.connections_opened += 1;
+        self.after(id, true);
+        Ok(id)
+    }
+
+    /// RFC 6056 3.3.3-like: a keyed-hash starting point per destination, then
+    /// the first free port.
+    fn ephemeral_port(
+        &mut self,
+        lip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> crate::Result<SocketAddrV4> {
+        let (lo, hi) = self.cfg.ephemeral_ports;
+        let span = u32::from(hi.saturating_sub(lo)) + 1;
+        let mut h = KeyedState(self.port_key).build_hasher();
+        h.write(&remote.ip().octets());
+        h.write(&remote.port().to_be_bytes());
+        let start = (h.finish() as u32).wrapping_add(self.rng.next_u32() % 64) % span;
+        for i in 0..span {
+            let port = lo + ((start + i) % span) as u16;
+            let cand = SocketAddrV4::new(lip, port);
+            if !self.conns.contains_key(&(cand, remote)) && !self.port_in_use_by_listener(lip, port)
+            {
+                return Ok(cand);
+            }
+        }
+        Err(Error::AddrNotAvailable)
     }
 
     /// Queues bytes for sending; returns how many were taken (`WouldBlock` if none fit).
-    pub fn send(&mut self, conn: ConnId, data: &[u8]) -> Result<usize> {
-        todo!()
+    pub fn send(&mut self, conn: ConnId, data: &[u8]) -> crate::Result<usize> {
+        let n = self.owned_conn_mut(conn)?.send(data)?;
+        self.after(conn, true);
+        Ok(n)
     }
 
     /// Reads received bytes; `Ok(0)` is the end of stream (the peer's FIN),
     /// `WouldBlock` means nothing yet.
-    pub fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize> {
-        todo!()
+    pub fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> crate::Result<usize> {
+        let r = self.owned_conn_mut(conn)?.recv(buf, true);
+        self.after(conn, true);
+        r
     }
 
     /// Like `recv` without consuming.
-    pub fn peek(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize> {
-        todo!()
+    pub fn peek(&mut self, conn: ConnId, buf: &mut [u8]) -> crate::Result<usize> {
+        self.owned_conn_mut(conn)?.recv(buf, false)
     }
 
     /// Half-close: a FIN is sent after the queued data; receiving continues.
-    pub fn shutdown(&mut self, conn: ConnId) -> Result<()> {
-        todo!()
+    pub fn shutdown(&mut self, conn: ConnId) -> crate::Result<()> {
+        let r = self.owned_conn_mut(conn)?.shutdown();
+        self.after(conn, true);
+        r
     }
 
     /// Closes the connection and releases the handle. With unread data, or
     /// linger zero, sends RST (RFC 2525 2.17); otherwise a graceful close
     /// (FIN after queued data) continues in the background.
-    pub fn close(&mut self, conn: ConnId) -> Result<()> {
-        todo!()
+    pub fn close(&mut self, conn: ConnId) -> crate::Result<()> {
+        self.owned_conn_mut(conn)?.close();
+        if let Some(s) = self.slots.get_mut(conn.index as usize) {
+            s.in_events = false;
+        }
+        self.after(conn, true);
+        Ok(())
     }
 
     /// Sends RST and drops the connection at once; the handle stays valid
     /// (state CLOSED) until `close`.
-    pub fn abort(&mut self, conn: ConnId) -> Result<()> {
-        todo!()
+    pub fn abort(&mut self, conn: ConnId) -> crate::Result<()> {
+        let c = self.owned_conn_mut(conn)?;
+        c.abort(Error::ConnectionAborted);
+        c.events = 0;
+        self.after(conn, true);
+        Ok(())
     }
 
     /// The connection's state; `Closed` for unknown or released handles.
     pub fn state(&self, conn: ConnId) -> State {
-        todo!()
+        self.conn(conn).map_or(State::Closed, |c| c.state)
     }
 
     /// The error that ended the connection (reset, refused, timed out), if any.
-    pub fn error(&self, conn: ConnId) -> Option<crate::Error> {
-        todo!()
+    pub fn error(&self, conn: ConnId) -> Option<Error> {
+        self.conn(conn).and_then(|c| c.error)
     }
 
     pub fn local_addr(&self, conn: ConnId) -> Option<SocketAddrV4> {
-        todo!()
+        self.conn(conn).map(|c| c.local)
     }
 
     pub fn peer_addr(&self, conn: ConnId) -> Option<SocketAddrV4> {
-        todo!()
+        self.conn(conn).map(|c| c.remote)
     }
 
     /// Sets a per-connection option.
-    pub fn set_option(&mut self, conn: ConnId, opt: SockOpt) -> Result<()> {
-        todo!()
+    pub fn set_option(&mut self, conn: ConnId, opt: SockOpt) -> crate::Result<()> {
+        let now_unknown = Instant::ZERO;
+        let c = self.owned_conn_mut(conn)?;
+        match opt {
+            SockOpt::NoDelay(v) => c.opts.nodelay = v,
+            SockOpt::KeepAlive(v) => {
+                c.opts.keepalive = v;
+                let base = c.last_recv.max(now_unknown);
+                c.arm_keepalive_from(base);
+            }
+            SockOpt::KeepAliveParams {
+                idle,
+                interval,
+                probes,
+            } => {
+                c.opts.keepalive_idle = idle;
+                c.opts.keepalive_interval = interval;
+                c.opts.keepalive_probes = probes.max(1);
+                let base = c.last_recv;
+                c.arm_keepalive_from(base);
+            }
+            SockOpt::UserTimeout(d) => c.opts.user_timeout = d,
+            SockOpt::Ttl(t) => c.opts.ttl = t.max(1),
+            SockOpt::LingerZero(v) => c.opts.linger_zero = v,
+        }
+        self.after(conn, true);
+        Ok(())
     }
 
     /// Snapshot of connection internals.
     pub fn info(&self, conn: ConnId) -> Option<TcpInfo> {
-        todo!()
+        self.conn(conn).map(Conn::info)
     }
 
     /// The application appended to the connection's send buffer directly
     /// (shared-buffer front ends): schedule transmission.
     pub fn notify_send(&mut self, conn: ConnId) {
-        todo!()
+        self.after(conn, true);
     }
 
     /// The application consumed from the receive buffer directly: the window
     /// may need an update.
     pub fn notify_recv(&mut self, conn: ConnId) {
-        todo!()
+        if let Some(c) = self.conn_mut(conn) {
+            c.on_app_read();
+        }
+        self.after(conn, true);
     }
 
     /// The connection's send buffer (e.g. to downcast to a front end's type).
     pub fn send_buffer(&self, conn: ConnId) -> Option<&dyn SendBuffer> {
-        todo!()
+        self.conn(conn).map(|c| &*c.send_buf)
     }
 
     /// The connection's receive buffer.
     pub fn recv_buffer(&self, conn: ConnId) -> Option<&dyn RecvBuffer> {
-        todo!()
+        self.conn(conn).map(|c| &*c.recv_buf)
     }
 }

@@ -1,0 +1,649 @@
+//! SEGMENT ARRIVES (RFC 9293 3.10.7) for a connection that exists.
+
+use super::{ev, Conn, Disposition, Env, Timer};
+use crate::error::Error;
+use crate::seq::SeqNum;
+use crate::state::State;
+use crate::time::Duration;
+use crate::time::Instant;
+use crate::wire::{TcpFlags, TcpOptions};
+
+/// A parsed segment as a connection sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegmentIn<'a> {
+    pub now: Instant,
+    pub seq: SeqNum,
+    pub ack: SeqNum,
+    pub flags: TcpFlags,
+    pub window: u16,
+    pub options: TcpOptions,
+    pub payload: &'a [u8],
+}
+
+impl SegmentIn<'_> {
+    /// SEG.LEN: payload plus one for SYN and one for FIN (RFC 9293 3.4).
+    pub fn len(&self) -> usize {
+        self.payload.len() + usize::from(self.flags.syn()) + usize::from(self.flags.fin())
+    }
+}
+
+/// RFC 7323 5.5: TS.Recent older than 24 days is invalid for PAWS.
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
+impl Conn {
+    /// Processes one segment addressed to this connection.
+    pub fn on_segment(&mut self, env: &mut Env, seg: &SegmentIn) -> Disposition {
+        self.stats.segments_received += 1;
+        match self.state {
+            State::Closed | State::Listen => Disposition::Keep,
+            State::SynSent => {
+                self.on_segment_syn_sent(env, seg);
+                Disposition::Keep
+            }
+            _ => self.on_segment_synchronized(env, seg),
+        }
+    }
+
+    /// RFC 9293 3.10.7.3: SYN-SENT.
+    fn on_segment_syn_sent(&mut self, env: &mut Env, seg: &SegmentIn) {
+        let f = seg.flags;
+        // First, check the ACK bit.
+        if f.ack() {
+            // If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless RST) and discard.
+            if seg.ack.diff(self.iss) <= 0 || seg.ack.diff(self.snd_max) > 0 {
+                if !f.rst() {
+                    self.reply_rst_for(env, seg);
+                }
+                env.stats.drop_segment += 1;
+                return;
+            }
+        }
+        // Second, the RST bit.
+        if f.rst() {
+            // RFC 5961 3.2 leaves SYN-SENT as RFC 793: a RST is acceptable if it acks our SYN.
+            if f.ack() {
+                env.stats.rst_received += 1;
+                self.enter_closed(Some(Error::ConnectionRefused));
+            } else {
+                env.stats.drop_segment += 1;
+            }
+            return;
+        }
+        // Fourth, the SYN bit.
+        if !f.syn() {
+            env.stats.drop_segment += 1;
+            return;
+        }
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.negotiate(env.cfg, seg, false);
+        self.last_recv = env.now;
+        if f.ack() {
+            // Our SYN is acknowledged: SYN-SENT -> ESTABLISHED.
+            self.snd_una = seg.ack;
+            self.update_window_from_syn(seg);
+            self.take_rtt_sample(env.now, seg);
+            self.handshake_done(env.now);
+            self.set_state(State::Established);
+            self.raise(ev::CONNECTED | ev::WRITABLE);
+            self.ack_now = true;
+            if !seg.payload.is_empty() {
+                self.accept_text(env, seg.seq + 1, seg.payload);
+            }
+            if f.fin() {
+                self.on_fin(env, seg.seq + 1 + seg.payload.len());
+            }
+            self.arm_keepalive(env.now);
+        } else {
+            // Simultaneous open (RFC 9293 3.5 figure 7): SYN-SENT -> SYN-RECEIVED,
+            // send SYN,ACK with our original ISS.
+            self.update_window_from_syn(seg);
+            self.set_state(State::SynReceived);
+            self.snd_nxt = self.iss;
+            self.syn_pending = true;
+            if !seg.payload.is_empty() {
+                self.accept_text(env, seg.seq + 1, seg.payload);
+            }
+        }
+    }
+
+    /// The handshake finished: RTO bookkeeping (RFC 6298 5.7) and congestion state.
+    fn handshake_done(&mut self, now: Instant) {
+        self.timers.clear(Timer::Retransmit);
+        self.syn_pending = false;
+        if self.syn_retries > 0 && self.rtt.srtt().is_none() {
+            self.rtt.on_handshake_retransmitted();
+        }
+        self.rtt.reset_backoff();
+        self.snd_nxt = self.snd_nxt.max(self.snd_una);
+        self.snd_max = self.snd_max.max(self.snd_una);
+        self.recover_high = self.snd_una;
+        self.cc.set_mss(self.send_mss());
+        self.last_send = now;
+    }
+
+    /// SEGMENT ARRIVES in SYN-RECEIVED and the synchronized states.
+    fn on_segment_synchronized(&mut self, env: &mut Env, seg: &SegmentIn) -> Disposition {
+        let f = seg.flags;
+
+        // Simultaneous open: the peer's SYN,ACK in SYN-RECEIVED acknowledging our
+        // SYN completes the handshake (its SYN is the one we already have).
+        if self.state == State::SynReceived
+            && f.syn()
+            && f.ack()
+            && !f.rst()
+            && seg.seq == self.irs
+            && seg.ack == self.snd_max
+            && self.listener.is_none()
+        {
+            self.snd_una = seg.ack;
+            self.update_window_from_syn(seg);
+            self.take_rtt_sample(env.now, seg);
+            self.handshake_done(env.now);
+            self.set_state(State::Established);
+            self.raise(ev::CONNECTED | ev::WRITABLE);
+            self.ack_now = true;
+            self.arm_keepalive(env.now);
+            return Disposition::Keep;
+        }
+        // A retransmitted SYN in SYN-RECEIVED: our SYN,ACK was lost; send it again.
+        if self.state == State::SynReceived && f.syn() && !f.ack() && !f.rst() {
+            if seg.seq == self.irs {
+                self.snd_nxt = self.iss;
+                self.syn_pending = true;
+            } else if self.listener.is_some() {
+                // RFC 9293 3.10.7.4 fourth: SYN in window from a passive open:
+                // return to LISTEN (drop this embryonic connection).
+                self.rst_pending = true;
+                self.enter_closed(None);
+            }
+            return Disposition::Keep;
+        }
+
+        // RFC 7323 5.3 PAWS: reject old duplicates by timestamp (not RSTs).
+        if self.ts_enabled && !f.rst() {
+            if let Some((tsval, _)) = seg.options.timestamps {
+                let stale = env.now.saturating_duration_since(self.ts_recent_at) > PAWS_IDLE;
+                if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 && !stale {
+                    env.stats.drop_segment += 1;
+                    self.ack_now = true;
+                    return Disposition::Keep;
+                }
+            }
+        }
+
+        // First: is the sequence number acceptable? (RFC 9293 3.10.7.4 table)
+        if !self.seq_acceptable(seg) {
+            env.stats.drop_segment += 1;
+            if !f.rst() {
+                // A SYN in TIME-WAIT is judged below (it may reopen).
+                if self.state == State::TimeWait && f.syn() && !f.ack() {
+                    return self.syn_in_time_wait(env, seg);
+                }
+                if self.state == State::TimeWait && f.fin() && seg.seq + seg.len() == self.rcv_nxt {
+                    // A retransmission of the peer's FIN: acknowledge it and
+                    // restart the 2 MSL timeout (RFC 9293 3.10.7.4, TIME-WAIT).
+                    self.timers
+                        .set(Timer::Close, env.now + env.cfg.msl + env.cfg.msl);
+                }
+                self.ack_now = true;
+            }
+            return Disposition::Keep;
+        }
+
+        // Second: the RST bit, with RFC 5961 3.2 protection.
+        if f.rst() {
+            env.stats.rst_received += 1;
+            if seg.seq == self.rcv_nxt {
+                match self.state {
+                    State::SynReceived if self.listener.is_some() => {
+                        // Passive open: back to LISTEN, i.e. this embryo goes away.
+                        self.enter_closed(None);
+                    }
+                    State::SynReceived => self.enter_closed(Some(Error::ConnectionRefused)),
+                    State::Closing | State::LastAck | State::TimeWait => self.enter_closed(None),
+                    _ => self.enter_closed(Some(Error::ConnectionReset)),
+                }
+            } else {
+                self.challenge_ack(env);
+            }
+            return Disposition::Keep;
+        }
+
+        // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 4.2).
+        if f.syn() {
+            if self.state == State::TimeWait {
+                return self.syn_in_time_wait(env, seg);
+            }
+            self.challenge_ack(env);
+            return Disposition::Keep;
+        }
+
+        // Fifth: the ACK field.
+        if !f.ack() {
+            env.stats.drop_segment += 1;
+            return Disposition::Keep;
+        }
+        let mut disposition = Disposition::Keep;
+        if self.state == State::SynReceived {
+            // RFC 9293: if SND.UNA < SEG.ACK =< SND.NXT, enter ESTABLISHED.
+            if seg.ack.diff(self.snd_una) > 0 && seg.ack.diff(self.snd_max) <= 0 {
+                self.snd_una = seg.ack;
+                self.snd_wnd = usize::from(seg.window) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seg.seq;
+                self.snd_wl2 = seg.ack;
+                self.take_rtt_sample(env.now, seg);
+                self.handshake_done(env.now);
+                self.set_state(State::Established);
+                if self.fin_queued {
+                    self.set_state(State::FinWait1);
+                }
+                self.arm_keepalive(env.now);
+                if self.listener.is_some() {
+                    disposition = Disposition::Established;
+                } else {
+                    self.raise(ev::CONNECTED);
+                }
+                self.raise(ev::WRITABLE);
+            } else {
+                // <SEQ=SEG.ACK><CTL=RST>
+                self.reply_rst_for(env, seg);
+                env.stats.drop_segment += 1;
+                return Disposition::Keep;
+            }
+        }
+        if !self.process_ack(env, seg) {
+            return disposition;
+        }
+        // Timestamps: RFC 7323 4.3 update TS.Recent if SEG.SEQ =< Last.ACK.sent.
+        if self.ts_enabled {
+            if let Some((tsval, _)) = seg.options.timestamps {
+                if seg.seq.diff(self.last_ack_sent) <= 0
+                    && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0
+                {
+                    self.ts_recent = tsval;
+                    self.ts_recent_at = env.now;
+                }
+            }
+        }
+        self.last_recv = env.now;
+        self.keepalive_sent = 0;
+        if matches!(self.state, State::Established | State::CloseWait) {
+            self.arm_keepalive(env.now);
+        }
+
+        // Sixth: URG is not supported beyond treating data in-band (RFC 6093).
+        // Seventh: segment text.
+        if !seg.payload.is_empty() {
+            match self.state {
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    if self.user_closed {
+                        // Data for an application that is gone: reset (RFC 9293 3.10.4 /
+                        // RFC 2525 2.17), as Linux does.
+                        self.rst_pending = true;
+                        self.enter_closed(None);
+                        return disposition;
+                    }
+                    self.accept_text(env, seg.seq, seg.payload);
+                }
+                // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent
+                // FIN; ignore the text.
+                _ => {}
+            }
+        }
+
+        // Eighth: the FIN bit.
+        if f.fin() {
+            let fin_seq = seg.seq + seg.payload.len();
+            self.on_fin(env, fin_seq);
+        }
+        disposition
+    }
+
+    /// RFC 9293 3.10.7.4 "first check sequence number", with the RST
+    /// acceptability of RFC 5961 3.2 applied later.
+    fn seq_acceptable(&self, seg: &SegmentIn) -> bool {
+        let wnd = self
+            .rcv_adv
+            .since(self.rcv_nxt)
+            .max(if self.state == State::SynReceived {
+                1
+            } else {
+                0
+            });
+        let len = seg.len();
+        let nxt = self.rcv_nxt;
+        // A segment that straddles RCV.NXT is acceptable if any part lies in the window.
+        match (len, wnd) {
+            (0, 0) => seg.seq == nxt,
+            (0, _) => seg.seq.in_range(nxt, nxt + wnd),
+            (_, 0) => {
+                // Zero window: only ACK/RST/URG processing; text is not acceptable,
+                // but RFC 9293 says to still process ACKs: treat a segment starting
+                // at RCV.NXT as acceptable so its ACK is used; its text is trimmed.
+                seg.seq == nxt
+            }
+            _ => {
+                seg.seq.in_range(nxt, nxt + wnd)
+                    || (seg.seq + (len - 1)).in_range(nxt, nxt + wnd)
+                    // Overlaps the whole window from below.
+                    || (seg.seq.diff(nxt) < 0 && (seg.seq + len).diff(nxt + wnd) >= 0)
+            }
+        }
+    }
+
+    /// RFC 5961 7: a challenge ACK, rate-limited stack-wide.
+    fn challenge_ack(&mut self, env: &mut Env) {
+        if env.challenge.allow(env.now, env.cfg.challenge_ack_limit) {
+            env.stats.challenge_acks += 1;
+            self.challenge_pending = true;
+        } else {
+            env.stats.challenge_acks_suppressed += 1;
+        }
+    }
+
+    /// RFC 9293 3.10.7.4 / RFC 6191: a SYN in TIME-WAIT may start a new
+    /// incarnation if it is newer than what the old one saw; otherwise challenge.
+    fn syn_in_time_wait(&mut self, env: &mut Env, seg: &SegmentIn) -> Disposition {
+        let newer_seq = seg.seq.diff(self.rcv_nxt) > 0;
+        let newer_ts = match (self.ts_enabled, seg.options.timestamps) {
+            (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
+            _ => false,
+        };
+        if newer_ts || (!self.ts_enabled && newer_seq) {
+            Disposition::ReopenFromTimeWait
+        } else {
+            self.challenge_ack(env);
+            Disposition::Keep
+        }
+    }
+
+    /// The fifth check for synchronized states. Returns false if the segment
+    /// must be dropped.
+    fn process_ack(&mut self, env: &mut Env, seg: &SegmentIn) -> bool {
+        let ack = seg.ack;
+        // RFC 5961 5.2: acceptable iff SND.UNA - MAX.SND.WND =< SEG.ACK =< SND.NXT.
+        if ack.diff(self.snd_max) > 0 {
+            // Acks something not yet sent: send an ACK, drop.
+            self.ack_now = true;
+            env.stats.drop_segment += 1;
+            return false;
+        }
+        let max_wnd = self.max_snd_wnd.max(1);
+        if ack.diff(self.snd_una - max_wnd) < 0 {
+            self.ack_now = true;
+            env.stats.drop_segment += 1;
+            return false;
+        }
+
+        let acked = ack.since(self.snd_una);
+        let old_wnd = self.snd_wnd;
+        // Window update (RFC 9293 3.10.7.4): SND.WL1 < SEG.SEQ, or equal and SND.WL2 =< SEG.ACK.
+        if self.snd_wl1.diff(seg.seq) < 0
+            || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0)
+        {
+            self.snd_wnd = usize::from(seg.window) << self.snd_wscale;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+        }
+        if self.snd_wnd > 0 && old_wnd == 0 {
+            // The window opened: leave persist mode.
+            self.timers.clear(Timer::Persist);
+            self.persist_backoff = 0;
+            self.probe_pending = false;
+        }
+
+        if acked > 0 {
+            self.on_new_ack(env, seg, acked);
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.flags.fin()
+            && self.snd_wnd == old_wnd
+            && self.snd_max != self.snd_una
+        {
+            // RFC 5681 2: a duplicate ACK.
+            self.on_dup_ack(env);
+        }
+
+        // State transitions driven by our FIN being acknowledged.
+        if self.fin_acked() {
+            match self.state {
+                State::FinWait1 => {
+                    self.set_state(State::FinWait2);
+                    if self.user_closed {
+                        // Orphaned: do not wait for the peer's FIN forever.
+                        self.timers
+                            .set(Timer::Close, env.now + env.cfg.fin_wait2_timeout);
+                    }
+                }
+                State::Closing => self.enter_time_wait(env),
+                State::LastAck => {
+                    self.enter_closed(None);
+                    return false;
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    fn on_new_ack(&mut self, env: &mut Env, seg: &SegmentIn, acked: usize) {
+        let ack = seg.ack;
+        // Bytes of data acknowledged (the FIN occupies a sequence number, not a byte).
+        let data_acked = acked.min(self.send_buf.len());
+        self.send_buf.consume(data_acked);
+        self.stats.bytes_acked += data_acked as u64;
+        self.snd_una = ack;
+        if self.snd_nxt.diff(ack) < 0 {
+            // Acknowledges data sent before a timeout rewound SND.NXT.
+            self.snd_nxt = ack;
+        }
+        self.take_rtt_sample(env.now, seg);
+        self.rtt.reset_backoff();
+        self.persist_backoff = 0;
+
+        // Congestion control and NewReno recovery (RFC 6582 3.2).
+        if let Some(recover) = self.recover {
+            if ack.diff(recover) >= 0 {
+                // Full acknowledgment: leave fast recovery.
+                self.recover = None;
+                self.inflation = 0;
+                self.dup_acks = 0;
+                let flight = self.flight_size();
+                self.cc.on_recovery_exit(env.now, flight);
+            } else {
+                // Partial acknowledgment: retransmit the next hole, deflate.
+                self.inflation = self.inflation.saturating_sub(data_acked);
+                if data_acked >= self.send_mss() {
+                    self.inflation += self.send_mss();
+                }
+                self.rtx_one = true;
+                env.stats.fast_retransmits += 1;
+            }
+        } else {
+            self.dup_acks = 0;
+            let app_limited = self.flight_size() + acked < self.cc.window();
+            let rtt = self.rtt.srtt();
+            self.cc.on_ack(env.now, data_acked.max(1), rtt, app_limited);
+        }
+
+        // RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
+        if self.snd_una == self.snd_max {
+            self.timers.clear(Timer::Retransmit);
+            self.unacked_since = None;
+        } else {
+            self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
+            self.unacked_since = Some(env.now);
+        }
+        if data_acked > 0 && self.state.can_send() && !self.fin_queued {
+            self.raise(ev::WRITABLE);
+        }
+    }
+
+    fn on_dup_ack(&mut self, env: &mut Env) {
+        self.dup_acks += 1;
+        let mss = self.send_mss();
+        if self.recover.is_some() {
+            // RFC 5681 3.2 step 4: inflate by one segment per further duplicate.
+            self.inflation += mss;
+            return;
+        }
+        // RFC 6582 3.2 step 1/2: enter fast recovery on the third duplicate
+        // unless the loss is below the last recovery point.
+        if self.dup_acks == 3 && self.snd_una.diff(self.recover_high) >= 0 {
+            let flight = self.flight_size();
+            self.cc.on_congestion_event(env.now, flight);
+            self.recover = Some(self.snd_max);
+            self.recover_high = self.snd_max;
+            self.inflation = 3 * mss;
+            self.rtx_one = true;
+            self.rtt_seq = None;
+            env.stats.fast_retransmits += 1;
+        }
+    }
+
+    /// RTT sampling: Karn's algorithm on one timed segment at a time (RFC 6298 3).
+    fn take_rtt_sample(&mut self, now: Instant, seg: &SegmentIn) {
+        if let Some((seq, sent_at)) = self.rtt_seq {
+            if seg.ack.diff(seq) >= 0 {
+                self.rtt.sample(now.saturating_duration_since(sent_at));
+                self.rtt_seq = None;
+            }
+        }
+    }
+
+    /// Stores in-window text at `seq` (RFC 9293 3.10.7.4 seventh), reassembling
+    /// out-of-order data in the receive buffer.
+    pub(super) fn accept_text(&mut self, env: &mut Env, seq: SeqNum, data: &[u8]) {
+        // Trim what we already have.
+        let (seq, data) = if seq.diff(self.rcv_nxt) < 0 {
+            let skip = self.rcv_nxt.since(seq);
+            if skip >= data.len() {
+                // Entirely old: a duplicate; ACK at once so the peer learns.
+                self.ack_now = true;
+                return;
+            }
+            (self.rcv_nxt, &data[skip..])
+        } else {
+            (seq, data)
+        };
+        let offset = seq.since(self.rcv_nxt);
+        let stored = self.recv_buf.write_at(offset, data);
+        if stored < data.len() {
+            env.stats.drop_segment += u64::from(stored == 0);
+        }
+        if stored == 0 {
+            self.ack_now = true;
+            return;
+        }
+        let had_holes = !self.assembler.is_empty();
+        self.assembler.add(offset, stored);
+        let ready = self.assembler.pop_front();
+        if ready > 0 {
+            self.recv_buf.commit(ready);
+            self.rcv_nxt += ready;
+            self.stats.bytes_received += ready as u64;
+            self.raise(ev::READABLE);
+            // A FIN that arrived early is now in order.
+            if let Some(fin) = self.fin_recv_seq {
+                if fin == self.rcv_nxt {
+                    self.fin_recv_seq = None;
+                    self.on_fin(env, fin);
+                }
+            }
+        }
+        if offset > 0 || had_holes {
+            // RFC 5681 4.2: out-of-order data, or data filling a hole: ACK at once.
+            self.ack_now = true;
+        } else {
+            // RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: ACK at least every second
+            // full-sized segment; otherwise delay.
+            // Estimate the peer's segment size from the largest segment seen
+            // (Linux's rcv_mss); only full-sized segments count toward the
+            // every-second-segment rule, smaller ones wait for the timer.
+            self.rcv_mss = self.rcv_mss.max(stored.min(self.our_mss));
+            if stored >= self.rcv_mss {
+                self.unacked_segments += 1;
+            }
+            if self.unacked_segments >= 2 {
+                self.ack_now = true;
+            } else {
+                self.timers
+                    .set_if_unset(Timer::DelayedAck, env.now + env.cfg.delayed_ack);
+            }
+        }
+    }
+
+    /// The peer's FIN at `fin_seq` (RFC 9293 3.10.7.4 eighth).
+    fn on_fin(&mut self, env: &mut Env, fin_seq: SeqNum) {
+        if fin_seq != self.rcv_nxt {
+            // Out of order: remember it, ACK what we have.
+            if fin_seq.diff(self.rcv_nxt) > 0 {
+                self.fin_recv_seq = Some(fin_seq);
+            }
+            self.ack_now = true;
+            return;
+        }
+        match self.state {
+            State::SynReceived | State::Established => {
+                self.rcv_nxt += 1;
+                self.set_state(State::CloseWait);
+                self.raise(ev::PEER_CLOSED | ev::READABLE);
+            }
+            State::FinWait1 => {
+                self.rcv_nxt += 1;
+                self.raise(ev::PEER_CLOSED | ev::READABLE);
+                if self.fin_acked() {
+                    self.enter_time_wait(env);
+                } else {
+                    // Simultaneous close.
+                    self.set_state(State::Closing);
+                }
+            }
+            State::FinWait2 => {
+                self.rcv_nxt += 1;
+                self.raise(ev::PEER_CLOSED | ev::READABLE);
+                self.enter_time_wait(env);
+            }
+            State::TimeWait => {
+                // A retransmitted FIN: restart the 2 MSL timeout (RFC 9293 3.10.7.4).
+                self.timers
+                    .set(Timer::Close, env.now + env.cfg.msl + env.cfg.msl);
+            }
+            // CLOSE-WAIT, CLOSING, LAST-ACK: remain.
+            _ => {}
+        }
+        self.ack_now = true;
+    }
+
+    fn enter_time_wait(&mut self, env: &mut Env) {
+        self.set_state(State::TimeWait);
+        self.timers.clear_all();
+        self.timers
+            .set(Timer::Close, env.now + env.cfg.msl + env.cfg.msl);
+        self.fin_was_received = true;
+    }
+
+    /// Queues `<SEQ=SEG.ACK><CTL=RST>` for an unacceptable ACK (RFC 9293 3.10.7.3/4).
+    fn reply_rst_for(&mut self, env: &mut Env, seg: &SegmentIn) {
+        let _ = env;
+        self.rst_reply = Some(seg.ack);
+    }
+
+    /// RFC 1122 4.2.3.6: keep-alive after an idle period.
+    pub(crate) fn arm_keepalive_from(&mut self, now: Instant) {
+        self.arm_keepalive(now);
+    }
+
+    pub(super) fn arm_keepalive(&mut self, now: Instant) {
+        if self.opts.keepalive {
+            self.timers
+                .set(Timer::KeepAlive, now + self.opts.keepalive_idle);
+        } else {
+            self.timers.clear(Timer::KeepAlive);
+        }
+    }
+}

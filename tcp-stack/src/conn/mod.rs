@@ -1,0 +1,678 @@
+//! One TCP connection: the transmission control block (RFC 9293 3.3.1) and
+//! its reactions to segments ([`input`]), to time ([`timer`]) and to the
+//! application, and what it sends ([`output`]).
+//!
+//! The connection never sees IP headers or other connections: the
+//! [`Stack`](crate::Stack) demultiplexes, and hands it an [`Env`] with the
+//! clock and the stack-wide limits.
+
+mod input;
+mod output;
+mod timer;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use input::SegmentIn;
+pub(crate) use timer::{Timer, Timers};
+
+use crate::assembler::Assembler;
+use crate::buffer::{RecvBuffer, SendBuffer};
+use crate::cc::{self, CongestionController};
+use crate::config::Config;
+use crate::error::Error;
+use crate::rtt::RttEstimator;
+use crate::seq::SeqNum;
+use crate::stack::{Stats, TcpInfo};
+use crate::state::{ListenerId, State};
+use crate::time::{Duration, Instant};
+use std::net::SocketAddrV4;
+
+/// Largest window shift (RFC 7323 2.3).
+pub(crate) const MAX_WSCALE: u8 = 14;
+
+/// Stack-wide context handed to a connection for one call.
+pub(crate) struct Env<'a> {
+    pub now: Instant,
+    pub cfg: &'a Config,
+    pub stats: &'a mut Stats,
+    pub challenge: &'a mut RateLimiter,
+}
+
+/// RFC 5961 7: a stack-wide limit on challenge ACKs per second.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimiter {
+    window_start: Instant,
+    count: u32,
+}
+
+impl RateLimiter {
+    /// True if one more challenge ACK may be sent at `now`.
+    pub fn allow(&mut self, now: Instant, limit: u32) -> bool {
+        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.count = 0;
+        }
+        if self.count < limit {
+            self.count += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Application-visible happenings, coalesced per connection as bits.
+pub(crate) mod ev {
+    pub const CONNECTED: u8 = 1 << 0;
+    pub const READABLE: u8 = 1 << 1;
+    pub const WRITABLE: u8 = 1 << 2;
+    pub const PEER_CLOSED: u8 = 1 << 3;
+    pub const RESET: u8 = 1 << 4;
+    pub const TIMED_OUT: u8 = 1 << 5;
+    pub const CLOSED: u8 = 1 << 6;
+}
+
+/// Per-connection options (the `SockOpt` values).
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub nodelay: bool,
+    pub keepalive: bool,
+    pub keepalive_idle: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_probes: u32,
+    pub user_timeout: Duration,
+    pub ttl: u8,
+    pub linger_zero: bool,
+}
+
+impl Options {
+    fn from_config(cfg: &Config) -> Self {
+        Options {
+            nodelay: cfg.nodelay,
+            keepalive: cfg.keepalive,
+            keepalive_idle: cfg.keepalive_idle,
+            keepalive_interval: cfg.keepalive_interval,
+            keepalive_probes: cfg.keepalive_probes,
+            user_timeout: cfg.user_timeout,
+            ttl: cfg.ttl,
+            linger_zero: false,
+        }
+    }
+}
+
+/// What a connection asks the stack to do after processing input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// Nothing special.
+    Keep,
+    /// A passive open completed: move to the listener's accept queue.
+    Established,
+    /// A SYN arrived in TIME-WAIT that may reopen the connection (RFC 9293
+    /// 3.10.7.4 / RFC 6191): the stack ends this connection and hands the
+    /// SYN to a listener.
+    ReopenFromTimeWait,
+}
+
+/// Counters for `TcpInfo`.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ConnStats {
+    pub bytes_sent: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub segments_sent: u64,
+    pub segments_received: u64,
+    pub retransmits: u64,
+}
+
+/// The transmission control block.
+pub(crate) struct Conn {
+    pub state: State,
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    /// The listener of a passive open (to return to on RST in SYN-RECEIVED).
+    pub listener: Option<ListenerId>,
+
+    // --- Send sequence space (RFC 9293 3.3.1) ---
+    pub iss: SeqNum,
+    pub snd_una: SeqNum,
+    /// Next sequence number to send (moves back to SND.UNA on a timeout).
+    pub snd_nxt: SeqNum,
+    /// Highest sequence number sent so far.
+    pub snd_max: SeqNum,
+    /// Peer's window, in bytes (already scaled).
+    pub snd_wnd: usize,
+    pub snd_wl1: SeqNum,
+    pub snd_wl2: SeqNum,
+    /// Largest window the peer ever offered (for RFC 5961 5.2 and SWS).
+    pub max_snd_wnd: usize,
+    /// Peer's window shift (applied to windows it sends).
+    pub snd_wscale: u8,
+
+    // --- Receive sequence space ---
+    pub irs: SeqNum,
+    pub rcv_nxt: SeqNum,
+    /// Right edge of the window last advertised (never moves left: RFC 9293 3.8.6).
+    pub rcv_adv: SeqNum,
+    /// Our window shift (applied to windows we send).
+    pub rcv_wscale: u8,
+
+    // --- Negotiated options ---
+    /// MSS the peer can receive (its option, or 536 by default: RFC 9293 3.7.1).
+    pub peer_mss: usize,
+    /// MSS we advertise (MTU - 40).
+    pub our_mss: usize,
+    pub ws_enabled: bool,
+    pub sack_enabled: bool,
+    pub ts_enabled: bool,
+    /// TS.Recent (RFC 7323 4.3).
+    pub ts_recent: u32,
+    pub ts_recent_at: Instant,
+    /// Our timestamp clock offset (RFC 7323 5.4: random per connection).
+    pub ts_offset: u32,
+    /// The ACK value of the last segment we sent (Last.ACK.sent, RFC 7323 4.3).
+    pub last_ack_sent: SeqNum,
+
+    // --- Buffers ---
+    pub send_buf: Box<dyn SendBuffer>,
+    pub recv_buf: Box<dyn RecvBuffer>,
+    pub assembler: Assembler,
+    /// Sequence number of the peer's FIN if it arrived out of order.
+    pub fin_recv_seq: Option<SeqNum>,
+    /// The peer's FIN was received in order (remembered after CLOSED for `recv`).
+    pub fin_was_received: bool,
+    /// The application shut down the write side: FIN follows the queued data.
+    pub fin_queued: bool,
+    /// Sequence number of our FIN (valid when `fin_queued`).
+    pub fin_at: SeqNum,
+    /// The application released the handle (`close`): the connection is orphaned.
+    pub user_closed: bool,
+
+    // --- Reliability ---
+    pub rtt: RttEstimator,
+    /// Karn-timed segment: (sequence number whose ACK ends the sample, send time).
+    pub rtt_seq: Option<(SeqNum, Instant)>,
+    pub cc: Box<dyn CongestionController>,
+    /// Consecutive duplicate ACKs (RFC 5681 3.2).
+    pub dup_acks: u32,
+    /// NewReno: in fast recovery until SND.UNA passes this point (RFC 6582).
+    pub recover: Option<SeqNum>,
+    /// Highest SND.MAX at the last congestion event; no new fast recovery for
+    /// losses below it (RFC 6582 3.2 step 1).
+    pub recover_high: SeqNum,
+    /// Window inflation during NewReno fast recovery (bytes).
+    pub inflation: usize,
+    /// Retransmit one segment at SND.UNA on the next output (fast retransmit).
+    pub rtx_one: bool,
+    /// Send a SYN (or SYN-ACK) on the next output.
+    pub syn_pending: bool,
+    /// Number of SYN (or SYN-ACK) retransmissions.
+    pub syn_retries: u32,
+    /// Deadline of the active open.
+    pub connect_deadline: Instant,
+    /// Since when the oldest unacknowledged data has waited (user timeout).
+    pub unacked_since: Option<Instant>,
+    /// Send one byte past the window on the next output (zero-window probe).
+    pub probe_pending: bool,
+    /// Send a keep-alive probe on the next output.
+    pub keepalive_pending: bool,
+    pub keepalive_sent: u32,
+    /// Last time a segment arrived (keep-alive idle time).
+    pub last_recv: Instant,
+    /// Last time we sent data (RFC 5681 4.1 idle restart).
+    pub last_send: Instant,
+    /// Persist timer backoff count.
+    pub persist_backoff: u32,
+
+    // --- ACK generation ---
+    /// An ACK must go out now.
+    pub ack_now: bool,
+    /// Largest segment received so far (the peer's effective MSS estimate).
+    pub rcv_mss: usize,
+    /// Full-size segments received since our last ACK (RFC 9293 3.8.6.3: ACK every second).
+    pub unacked_segments: u32,
+    /// Challenge ACK requested (RFC 5961), subject to the stack-wide limit.
+    pub challenge_pending: bool,
+    /// RST to send (abort, or data after close).
+    pub rst_pending: bool,
+    /// `<SEQ=x><CTL=RST>` to send in reply to an unacceptable ACK.
+    pub rst_reply: Option<SeqNum>,
+
+    pub timers: Timers,
+    pub opts: Options,
+    pub error: Option<Error>,
+    /// Soft error (ICMP) seen while established; reported only if the connection times out.
+    pub soft_error: Option<Error>,
+    pub events: u8,
+    pub stats: ConnStats,
+}
+
+impl Conn {
+    /// A connection in CLOSED with the given buffers; `open_active`/`open_passive` set it going.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: &Config,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        ts_offset: u32,
+        send_buf: Box<dyn SendBuffer>,
+        recv_buf: Box<dyn RecvBuffer>,
+        now: Instant,
+    ) -> Conn {
+        let our_mss = cfg.mtu.saturating_sub(40).clamp(88, 65535);
+        // RFC 7323 2.3: the smallest shift that lets the window cover the buffer.
+        let mut rcv_wscale = 0;
+        while rcv_wscale < MAX_WSCALE && (recv_buf.capacity() >> rcv_wscale) > 65535 {
+            rcv_wscale += 1;
+        }
+        let peer_mss = 536;
+        Conn {
+            state: State::Closed,
+            local,
+            remote,
+            listener: None,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: iss,
+            max_snd_wnd: 0,
+            snd_wscale: 0,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_adv: SeqNum(0),
+            rcv_wscale: if cfg.window_scaling { rcv_wscale } else { 0 },
+            peer_mss,
+            our_mss,
+            ws_enabled: false,
+            sack_enabled: false,
+            ts_enabled: false,
+            ts_recent: 0,
+            ts_recent_at: now,
+            ts_offset,
+            last_ack_sent: SeqNum(0),
+            send_buf,
+            recv_buf,
+            assembler: Assembler::new(),
+            fin_recv_seq: None,
+            fin_was_received: false,
+            fin_queued: false,
+            fin_at: iss,
+            user_closed: false,
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            rtt_seq: None,
+            cc: cc::new_controller(
+                cfg.congestion_control,
+                peer_mss,
+                cfg.initial_window_segments,
+            ),
+            dup_acks: 0,
+            recover: None,
+            recover_high: iss,
+            inflation: 0,
+            rtx_one: false,
+            syn_pending: false,
+            syn_retries: 0,
+            connect_deadline: now + cfg.connect_timeout,
+            unacked_since: None,
+            probe_pending: false,
+            keepalive_pending: false,
+            keepalive_sent: 0,
+            last_recv: now,
+            last_send: now,
+            persist_backoff: 0,
+            ack_now: false,
+            unacked_segments: 0,
+            rcv_mss: 536,
+            challenge_pending: false,
+            rst_pending: false,
+            rst_reply: None,
+            timers: Timers::default(),
+            opts: Options::from_config(cfg),
+            error: None,
+            soft_error: None,
+            events: 0,
+            stats: ConnStats::default(),
+        }
+    }
+
+    /// Active open (RFC 9293 3.10.1): CLOSED -> SYN-SENT.
+    pub fn open_active(&mut self) {
+        self.set_state(State::SynSent);
+        self.syn_pending = true;
+    }
+
+    /// Passive open: a SYN reached a listener (RFC 9293 3.10.7.2): -> SYN-RECEIVED.
+    pub fn open_passive(&mut self, env: &mut Env, seg: &SegmentIn, listener: ListenerId) {
+        self.listener = Some(listener);
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.negotiate(env.cfg, seg, true);
+        self.update_window_from_syn(seg);
+        self.set_state(State::SynReceived);
+        self.syn_pending = true;
+        self.connect_deadline = env.now + env.cfg.connect_timeout;
+        self.last_recv = env.now;
+        // Data on a SYN is queued until ESTABLISHED; accept it into the buffer now.
+        if !seg.payload.is_empty() {
+            self.accept_text(env, seg.seq + 1, seg.payload);
+        }
+    }
+
+    /// RFC 9293 3.10.7.2/3: options of the peer's SYN decide what is used.
+    fn negotiate(&mut self, cfg: &Config, seg: &SegmentIn, passive: bool) {
+        let o = &seg.options;
+        if let Some(mss) = o.mss {
+            self.peer_mss = usize::from(mss).max(64);
+        }
+        // RFC 7323 2.2: scaling only if both sides sent the option on their SYN.
+        match o.window_scale {
+            Some(shift) if cfg.window_scaling => {
+                self.ws_enabled = true;
+                // RFC 7323 2.3: a shift above 14 is used as 14.
+                self.snd_wscale = shift.min(MAX_WSCALE);
+            }
+            _ => {
+                self.ws_enabled = false;
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        self.sack_enabled = cfg.sack && o.sack_permitted;
+        // RFC 7323 3.2: timestamps only if both SYNs carried them.
+        if let (Some((tsval, _)), true) = (o.timestamps, cfg.timestamps) {
+            self.ts_enabled = true;
+            self.ts_recent = tsval;
+            self.ts_recent_at = seg.now;
+        } else {
+            self.ts_enabled = false;
+        }
+        let _ = passive;
+        self.cc.set_mss(self.send_mss());
+    }
+
+    fn update_window_from_syn(&mut self, seg: &SegmentIn) {
+        // RFC 7323 2.2: the window field of a SYN is never scaled.
+        self.snd_wnd = usize::from(seg.window);
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.snd_wl1 = seg.seq;
+        self.snd_wl2 = seg.ack;
+    }
+
+    /// Bytes of TCP options on a data segment (timestamps), for the MSS budget.
+    pub fn data_options_len(&self) -> usize {
+        if self.ts_enabled {
+            12
+        } else {
+            0
+        }
+    }
+
+    /// Largest payload per segment: the peer's MSS, our MTU, minus options
+    /// (RFC 9293 3.7.1: the MSS does not count TCP options).
+    pub fn send_mss(&self) -> usize {
+        self.peer_mss
+            .min(self.our_mss)
+            .saturating_sub(self.data_options_len())
+            .max(1)
+    }
+
+    pub fn set_state(&mut self, to: State) {
+        if self.state != to {
+            self.state = to;
+        }
+    }
+
+    pub fn raise(&mut self, bits: u8) {
+        self.events |= bits;
+    }
+
+    /// True while the SYN we sent is unacknowledged (it occupies one sequence number).
+    pub fn syn_unacked(&self) -> bool {
+        matches!(self.state, State::SynSent | State::SynReceived)
+    }
+
+    /// Sequence number of the first byte in the send buffer.
+    pub fn data_start(&self) -> SeqNum {
+        self.snd_una + usize::from(self.syn_unacked())
+    }
+
+    /// Sequence number our FIN occupies (if queued).
+    pub fn fin_seq(&self) -> SeqNum {
+        self.fin_at
+    }
+
+    /// Our FIN has been sent at least once.
+    pub fn fin_sent(&self) -> bool {
+        self.fin_queued && self.snd_max.diff(self.fin_seq()) > 0
+    }
+
+    /// Our FIN has been acknowledged.
+    pub fn fin_acked(&self) -> bool {
+        self.fin_queued && self.snd_una.diff(self.fin_seq()) > 0
+    }
+
+    /// Bytes sent and not yet acknowledged.
+    pub fn flight_size(&self) -> usize {
+        self.snd_max.since(self.snd_una)
+    }
+
+    /// Our TSval at `now` (RFC 7323 5.4: 1 ms ticks).
+    pub fn ts_now(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// The window to advertise now, in bytes, honouring receiver-side silly
+    /// window avoidance (RFC 9293 3.8.6.2.2) and never shrinking the right
+    /// edge already offered (RFC 9293 3.8.6).
+    pub fn recv_window(&self) -> usize {
+        let max = 65535usize << self.rcv_wscale;
+        let free = self.recv_buf.free().min(max);
+        let offered = self.rcv_adv.since(self.rcv_nxt);
+        if free <= offered {
+            return offered;
+        }
+        // Open the window only by a worthwhile amount: min(half the buffer, one MSS).
+        let threshold = (self.recv_buf.capacity() / 2).min(self.our_mss).max(1);
+        if free - offered >= threshold {
+            free
+        } else {
+            offered
+        }
+    }
+
+    /// The application read or the buffer grew: decide whether a window update is due.
+    pub fn on_app_read(&mut self) {
+        if !self.state.is_synchronized() && self.state != State::SynReceived {
+            return;
+        }
+        let offered = self.rcv_adv.since(self.rcv_nxt);
+        let wnd = self.recv_window();
+        // RFC 9293 3.8.6.2.2 / RFC 1122 4.2.3.3: update once the window grew
+        // by a full segment or half the buffer; always when it was closed.
+        if wnd > offered {
+            let grow = wnd - offered;
+            if offered < self.our_mss
+                || grow >= (self.recv_buf.capacity() / 2).min(2 * self.our_mss)
+            {
+                self.ack_now = true;
+            }
+        }
+    }
+
+    // ---------------- Application calls ----------------
+
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if !self.state.can_send() || self.fin_queued {
+            return Err(match self.state {
+                State::Closed => Error::NotConnected,
+                _ => Error::BrokenPipe,
+            });
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = self.send_buf.enqueue(data);
+        if n == 0 {
+            return Err(Error::WouldBlock);
+        }
+        Ok(n)
+    }
+
+    pub fn recv(&mut self, buf: &mut [u8], consume: bool) -> Result<usize, Error> {
+        if !self.recv_buf.is_empty() && !buf.is_empty() {
+            let n = if consume {
+                self.recv_buf.read(buf)
+            } else {
+                self.recv_buf.peek(buf)
+            };
+            if consume {
+                self.on_app_read();
+            }
+            return Ok(n);
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.peer_fin_received() {
+            return Ok(0);
+        }
+        match self.state {
+            State::Closed => Err(Error::NotConnected),
+            _ if buf.is_empty() => Ok(0),
+            _ => Err(Error::WouldBlock),
+        }
+    }
+
+    /// The peer's FIN has been received (in order).
+    pub fn peer_fin_received(&self) -> bool {
+        matches!(
+            self.state,
+            State::CloseWait | State::Closing | State::LastAck | State::TimeWait
+        ) || (self.state == State::Closed && self.error.is_none() && self.fin_was_received)
+    }
+
+    /// Half-close (RFC 9293 3.10.4 CLOSE on the send side).
+    pub fn shutdown(&mut self) -> Result<(), Error> {
+        match self.state {
+            State::Closed | State::Listen => Err(Error::NotConnected),
+            State::SynSent => {
+                // Nothing sent yet worth a FIN: RFC 9293 3.10.4 SYN-SENT: delete the TCB.
+                self.fin_queued = true;
+                self.enter_closed(None);
+                Ok(())
+            }
+            State::SynReceived | State::Established | State::CloseWait => {
+                if !self.fin_queued {
+                    self.fin_queued = true;
+                    self.fin_at = self.data_start() + self.send_buf.len();
+                    // RFC 9293 3.10.4: enter FIN-WAIT-1 (or LAST-ACK from
+                    // CLOSE-WAIT) now; the FIN follows the queued data. From
+                    // SYN-RECEIVED this happens once ESTABLISHED.
+                    match self.state {
+                        State::Established => self.set_state(State::FinWait1),
+                        State::CloseWait => self.set_state(State::LastAck),
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            // Already closing: nothing to do.
+            _ => Ok(()),
+        }
+    }
+
+    /// The application released the connection.
+    pub fn close(&mut self) {
+        self.user_closed = true;
+        match self.state {
+            State::Closed | State::Listen => {}
+            State::SynSent => self.enter_closed(None),
+            _ => {
+                // RFC 2525 2.17 (and SO_LINGER 0): unread data means the peer
+                // would never learn it was lost: reset instead of FIN.
+                if !self.recv_buf.is_empty() || self.opts.linger_zero {
+                    self.abort(Error::ConnectionAborted);
+                    self.error = None;
+                } else {
+                    let _ = self.shutdown();
+                }
+            }
+        }
+    }
+
+    /// RFC 9293 3.10.5 ABORT: RST in synchronized (and SYN-RECEIVED) states.
+    pub fn abort(&mut self, err: Error) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.rst_pending = true;
+        }
+        self.enter_closed(Some(err));
+    }
+
+    /// Moves to CLOSED, stops every timer, records the error.
+    pub fn enter_closed(&mut self, err: Option<Error>) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.peer_fin_received() {
+            self.fin_was_received = true;
+        }
+        self.set_state(State::Closed);
+        self.timers.clear_all();
+        self.syn_pending = false;
+        self.rtx_one = false;
+        self.probe_pending = false;
+        self.keepalive_pending = false;
+        self.ack_now = false;
+        self.challenge_pending = false;
+        if let Some(e) = err {
+            self.error = Some(e);
+            match e {
+                Error::ConnectionReset | Error::ConnectionRefused => self.raise(ev::RESET),
+                Error::TimedOut | Error::HostUnreachable => self.raise(ev::TIMED_OUT),
+                _ => {}
+            }
+        }
+        self.raise(ev::CLOSED | ev::READABLE | ev::WRITABLE);
+    }
+
+    pub fn info(&self) -> TcpInfo {
+        TcpInfo {
+            state: self.state,
+            local: self.local,
+            remote: self.remote,
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rtt.rto(),
+            cwnd: self.cc.window(),
+            ssthresh: self.cc.ssthresh(),
+            mss: self.send_mss(),
+            send_window: self.snd_wnd,
+            recv_window: self.rcv_adv.since(self.rcv_nxt),
+            bytes_sent: self.stats.bytes_sent,
+            bytes_acked: self.stats.bytes_acked,
+            bytes_received: self.stats.bytes_received,
+            segments_sent: self.stats.segments_sent,
+            segments_received: self.stats.segments_received,
+            retransmits: self.stats.retransmits,
+            in_flight: self.flight_size(),
+            window_scaling: self.ws_enabled,
+            timestamps: self.ts_enabled,
+            sack: self.sack_enabled,
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! What a connection sends, and when (RFC 9293 3.8.6, RFC 5681, RFC 6298).
+
+use super::{Conn, Env, Timer};
+use crate::error::Error;
+use crate::seq::SeqNum;
+use crate::state::State;
+use crate::time::Duration;
+use crate::wire::tcp::fill_checksum;
+use crate::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
+
+/// Persist interval cap (Linux uses TCP_RTO_MAX for probes; 60 s keeps a
+/// reopened window from being noticed too late).
+const MAX_PERSIST: Duration = Duration::from_secs(60);
+
+impl Conn {
+    /// Writes the next TCP segment due into `buf` (room for one segment:
+    /// MTU minus the IPv4 header) and returns its length.
+    pub fn poll_segment(&mut self, env: &mut Env, buf: &mut [u8]) -> Option<usize> {
+        if let Some(seq) = self.rst_reply.take() {
+            return Some(self.emit(env, buf, seq, TcpFlags::RST, 0, 0));
+        }
+        if self.rst_pending {
+            self.rst_pending = false;
+            let seq = self.snd_nxt.max(self.snd_una);
+            return Some(self.emit(env, buf, seq, TcpFlags::RST | TcpFlags::ACK, 0, 0));
+        }
+        match self.state {
+            State::Closed | State::Listen => return None,
+            State::SynSent | State::SynReceived => {
+                if self.syn_pending {
+                    self.syn_pending = false;
+                    let flags = if self.state == State::SynSent {
+                        TcpFlags::SYN
+                    } else {
+                        TcpFlags::SYN | TcpFlags::ACK
+                    };
+                    let n = self.emit(env, buf, self.iss, flags, 0, 0);
+                    if self.syn_retries > 0 {
+                        self.stats.retransmits += 1;
+                        env.stats.retransmits += 1;
+                    } else if self.rtt_seq.is_none() {
+                        self.rtt_seq = Some((self.iss + 1, env.now));
+                    }
+                    self.snd_nxt = self.iss + 1;
+                    self.snd_max = self.snd_max.max(self.snd_nxt);
+                    let rto = self.rtt.rto();
+                    let at = (env.now + rto).min(self.connect_deadline.max(env.now));
+                    self.timers.set(Timer::Retransmit, at);
+                    return Some(n);
+                }
+                if self.ack_now || self.challenge_pending {
+                    if self.state == State::SynReceived {
+                        return Some(self.emit(env, buf, self.snd_nxt, TcpFlags::ACK, 0, 0));
+                    }
+                    self.ack_now = false;
+                    self.challenge_pending = false;
+                }
+                return None;
+            }
+            _ => {}
+        }
+        if self.rtx_one {
+            self.rtx_one = false;
+            if let Some(n) = self.retransmit_head(env, buf) {
+                return Some(n);
+            }
+        }
+        if self.keepalive_pending {
+            self.keepalive_pending = false;
+            // RFC 1122 4.2.3.6: SEG.SEQ = SND.NXT - 1, no data; elicits an ACK.
+            let seq = self.snd_una - 1;
+            return Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0));
+        }
+        if self.state != State::TimeWait {
+            if let Some(n) = self.send_data(env, buf) {
+                return Some(n);
+            }
+        }
+        if self.ack_now || self.challenge_pending {
+            let seq = self.snd_nxt;
+            return Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0));
+        }
+        None
+    }
+
+    /// Fast retransmit: one segment at SND.UNA, whatever the windows (RFC 5681 3.2).
+    fn retransmit_head(&mut self, env: &mut Env, buf: &mut [u8]) -> Option<usize> {
+        let outstanding = self.snd_max.since(self.snd_una);
+        if outstanding == 0 {
+            return None;
+        }
+        let data_len = self.send_buf.len();
+        let len = self.send_mss().min(data_len).min(outstanding);
+        let fin = self.fin_queued && len == data_len && self.fin_sent();
+        let mut flags = TcpFlags::ACK;
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        if len > 0 && len == data_len {
+            flags |= TcpFlags::PSH;
+        }
+        let seq = self.snd_una;
+        let n = self.emit(env, buf, seq, flags, 0, len);
+        self.stats.retransmits += 1;
+        env.stats.retransmits += 1;
+        if !self.timers.is_set(Timer::Retransmit) {
+            self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
+        }
+        Some(n)
+    }
+
+    /// New data (or a go-back-N retransmission after a timeout), and the FIN.
+    fn send_data(&mut self, env: &mut Env, buf: &mut [u8]) -> Option<usize> {
+        let now = env.now;
+        let data_start = self.data_start();
+        let buf_len = self.send_buf.len();
+        let sent = self.snd_nxt.since(data_start).min(buf_len);
+        let unsent = buf_len - sent;
+        let fin_unsent = self.fin_queued && self.snd_nxt.diff(self.fin_at) <= 0;
+        if unsent == 0 && !fin_unsent {
+            self.timers.clear(Timer::Persist);
+            return None;
+        }
+        let in_flight = self.snd_nxt.since(self.snd_una);
+        // RFC 5681 4.1: restart from the restart window after an idle RTO.
+        if in_flight == 0
+            && self.snd_max == self.snd_una
+            && now.saturating_duration_since(self.last_send) > self.rtt.rto()
+        {
+            self.cc.on_idle_restart(now);
+        }
+        let mss = self.send_mss();
+        let wnd_avail = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
+        let cwnd = self.cc.window() + self.inflation;
+        let cwnd_avail = cwnd.saturating_sub(in_flight);
+        let is_retx = self.snd_nxt.diff(self.snd_max) < 0;
+        let probe = std::mem::take(&mut self.probe_pending);
+        let mut len = unsent.min(mss).min(wnd_avail).min(cwnd_avail);
+        if probe && len == 0 && unsent > 0 {
+            // Zero-window probe / SWS override: one byte past the window (RFC 9293 3.8.6.1).
+            len = 1;
+        }
+        let fin = fin_unsent && len == unsent;
+        // Sender silly window avoidance and Nagle (RFC 9293 3.8.6.2.1, RFC 1122 4.2.3.4).
+        let send = if len == 0 {
+            fin && (cwnd_avail > 0 || in_flight == 0)
+        } else {
+            len == mss
+                || is_retx
+                || probe
+                || (len == unsent && (self.opts.nodelay || in_flight == 0 || fin))
+                || (self.max_snd_wnd > 0 && len >= self.max_snd_wnd / 2 && in_flight == 0)
+        };
+        if !send {
+            if unsent > 0 && in_flight == 0 && !self.timers.is_set(Timer::Persist) {
+                // Nothing in flight to bring an ACK: probe the window (RFC 9293 3.8.6.1).
+                let backoff = 1u32 << self.persist_backoff.min(16);
+                let ivl = (self.rtt.rto() * backoff).min(MAX_PERSIST);
+                self.timers.set(Timer::Persist, now + ivl);
+            }
+            return None;
+        }
+        let mut flags = TcpFlags::ACK;
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        if len > 0 && len == unsent {
+            flags |= TcpFlags::PSH;
+        }
+        let seq = self.snd_nxt;
+        let n = self.emit(env, buf, seq, flags, sent, len);
+        if is_retx {
+            self.stats.retransmits += 1;
+            env.stats.retransmits += 1;
+        } else {
+            self.stats.bytes_sent += len as u64;
+            if self.rtt_seq.is_none() && len > 0 {
+                self.rtt_seq = Some((seq + len, now));
+            }
+        }
+        self.snd_nxt = seq + len + usize::from(fin);
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        self.last_send = now;
+        if !self.timers.is_set(Timer::Retransmit) {
+            // RFC 6298 5.1.
+            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+        }
+        if self.unacked_since.is_none() {
+            self.unacked_since = Some(now);
+        }
+        Some(n)
+    }
+
+    /// Builds one segment in `buf`: header, options, `len` bytes of the send
+    /// buffer from `offset`, checksum.
+    pub(super) fn emit(
+        &mut self,
+        env: &mut Env,
+        buf: &mut [u8],
+        seq: SeqNum,
+        flags: TcpFlags,
+        offset: usize,
+        len: usize,
+    ) -> usize {
+        let syn = flags.syn();
+        let rst = flags.rst();
+        let mut options = TcpOptions::default();
+        let initial_syn = syn && self.state == State::SynSent;
+        if syn {
+            options.mss = Some(self.our_mss as u16);
+            let ws = if initial_syn {
+                env.cfg.window_scaling
+            } else {
+                self.ws_enabled
+            };
+            if ws {
+                options.window_scale = Some(self.rcv_wscale);
+            }
+            options.sack_permitted = if initial_syn {
+                env.cfg.sack
+            } else {
+                self.sack_enabled
+            };
+        }
+        let ts = if initial_syn {
+            env.cfg.timestamps
+        } else {
+            self.ts_enabled
+        };
+        if ts && !rst {
+            let ecr = if flags.ack() { self.ts_recent } else { 0 };
+            options.timestamps = Some((self.ts_now(env.now), ecr));
+        }
+        if self.sack_enabled && !syn && !rst && !self.assembler.is_empty() {
+            options.sack = self.sack_blocks();
+        }
+        let window = if rst {
+            0
+        } else if syn {
+            // RFC 7323 2.2: the window in a SYN is not scaled.
+            self.recv_window().min(65535) as u16
+        } else {
+            let shift = if self.ws_enabled { self.rcv_wscale } else { 0 };
+            (self.recv_window() >> shift).min(65535) as u16
+        };
+        let repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq,
+            ack: if flags.ack() { self.rcv_nxt } else { SeqNum(0) },
+            flags,
+            window,
+            urgent: 0,
+            options,
+        };
+        let hl = repr.header_len();
+        let len = len.min(buf.len().saturating_sub(hl));
+        repr.emit(&mut buf[..hl]);
+        let copied = if len > 0 {
+            self.send_buf.peek(offset, &mut buf[hl..hl + len])
+        } else {
+            0
+        };
+        let total = hl + copied;
+        fill_checksum(&mut buf[..total], *self.local.ip(), *self.remote.ip());
+
+        if !rst {
+            let shift = if syn || !self.ws_enabled {
+                0
+            } else {
+                self.rcv_wscale
+            };
+            let edge = self.rcv_nxt + (usize::from(window) << shift);
+            if edge.diff(self.rcv_adv) > 0 || !self.state.is_synchronized() {
+                self.rcv_adv = edge;
+            }
+        }
+        if flags.ack() {
+            self.last_ack_sent = self.rcv_nxt;
+            self.ack_now = false;
+            self.challenge_pending = false;
+            self.unacked_segments = 0;
+            self.timers.clear(Timer::DelayedAck);
+        }
+        self.stats.segments_sent += 1;
+        total
+    }
+
+    /// RFC 2018 4: the first block holds the most recently received segment,
+    /// then the others (as many as the option space allows).
+    fn sack_blocks(&self) -> SackBlocks {
+        let mut blocks = SackBlocks::default();
+        let base = self.rcv_nxt;
+        let first = self.assembler.last_added();
+        if let Some((s, e)) = first {
+            blocks.push(base + s, base + e);
+        }
+        for (s, e) in self.assembler.iter() {
+            if Some((s, e)) == first {
+                continue;
+            }
+            if !blocks.push(base + s, base + e) {
+                break;
+            }
+        }
+        blocks
+    }
+
+    /// Runs this connection's timers that are due.
+    pub fn on_timeout(&mut self, env: &mut Env) {
+        let now = env.now;
+        if self.timers.take_due(Timer::Close, now) {
+            // End of TIME-WAIT (RFC 9293 3.10.8), or orphan FIN-WAIT-2 timeout.
+            self.enter_closed(None);
+            return;
+        }
+        if self.timers.take_due(Timer::Retransmit, now) {
+            self.on_rto(env);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if self.timers.take_due(Timer::Persist, now) {
+            if self.user_timed_out(env) {
+                return;
+            }
+            self.persist_backoff += 1;
+            self.probe_pending = true;
+        }
+        if self.timers.take_due(Timer::DelayedAck, now) {
+            self.ack_now = true;
+        }
+        if self.timers.take_due(Timer::KeepAlive, now) {
+            self.on_keepalive(env);
+        }
+    }
+
+    fn user_timed_out(&mut self, env: &mut Env) -> bool {
+        if let Some(since) = self.unacked_since {
+            if env.now.saturating_duration_since(since) >= self.opts.user_timeout {
+                let err = self.soft_error.unwrap_or(Error::TimedOut);
+                let err = if err == Error::HostUnreachable {
+                    err
+                } else {
+                    Error::TimedOut
+                };
+                self.enter_closed(Some(err));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The retransmission timer expired (RFC 6298 5.4-5.7, RFC 5681 3.1).
+    fn on_rto(&mut self, env: &mut Env) {
+        let now = env.now;
+        env.stats.rto_expirations += 1;
+        if matches!(self.state, State::SynSent | State::SynReceived) {
+            if now >= self.connect_deadline {
+                if self.listener.is_some() && self.state == State::SynReceived {
+                    // An embryonic passive connection just goes away.
+                    self.enter_closed(None);
+                } else {
+                    let err = self.soft_error.unwrap_or(Error::TimedOut);
+                    self.enter_closed(Some(err));
+                }
+                return;
+            }
+            self.syn_retries += 1;
+            self.rtt.backoff();
+            self.rtt_seq = None;
+            self.snd_nxt = self.iss;
+            self.syn_pending = true;
+            return;
+        }
+        if self.snd_max == self.snd_una {
+            return;
+        }
+        if self.user_timed_out(env) {
+            return;
+        }
+        let flight = self.flight_size();
+        let first = self.rtt.backoff_count() == 0;
+        self.cc.on_rto(now, flight, first);
+        self.rtt.backoff();
+        // Karn: no sample from anything sent before the timeout.
+        self.rtt_seq = None;
+        // Go back N: resend from SND.UNA as the window allows.
+        self.snd_nxt = self.snd_una;
+        self.recover = None;
+        self.recover_high = self.snd_max;
+        self.inflation = 0;
+        self.dup_acks = 0;
+        self.rtx_one = false;
+    }
+
+    /// RFC 1122 4.2.3.6 keep-alive.
+    fn on_keepalive(&mut self, env: &mut Env) {
+        let now = env.now;
+        if !self.opts.keepalive || !matches!(self.state, State::Established | State::CloseWait) {
+            return;
+        }
+        if self.snd_max != self.snd_una || !self.send_buf.is_empty() {
+            // Data is outstanding: the retransmission timer watches the peer.
+            self.arm_keepalive(now);
+            return;
+        }
+        if self.keepalive_sent >= self.opts.keepalive_probes {
+            self.enter_closed(Some(Error::TimedOut));
+            return;
+        }
+        self.keepalive_sent += 1;
+        self.keepalive_pending = true;
+        self.timers
+            .set(Timer::KeepAlive, now + self.opts.keepalive_interval);
+    }
+
+    /// Whether `poll_segment` could produce something now (cheap check).
+    pub fn wants_output(&self) -> bool {
+        self.rst_reply.is_some()
+            || self.rst_pending
+            || self.syn_pending
+            || self.ack_now
+            || self.challenge_pending
+            || self.rtx_one
+            || self.keepalive_pending
+            || self.probe_pending
+            || (self.state.is_synchronized()
+                && self.state != State::TimeWait
+                && (self.snd_nxt.since(self.data_start()) < self.send_buf.len()
+                    || (self.fin_queued && self.snd_nxt.diff(self.fin_at) <= 0)))
+    }
+}

@@ -1,0 +1,1255 @@
+//! Unit tests per state and event, driving a [`Stack`] with hand-made
+//! segments from a scripted peer. Named `test_<state>_<event>`.
+
+use crate::wire::tcp::fill_checksum;
+use crate::wire::{IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpOptions, TcpRepr};
+use crate::{Config, ConnId, Duration, Error, Event, Instant, SeqNum, SockOpt, Stack, State};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const LOCAL: SocketAddrV4 = SocketAddrV4::new(LOCAL_IP, 80);
+const REMOTE: SocketAddrV4 = SocketAddrV4::new(REMOTE_IP, 4000);
+const REMOTE_ISS: u32 = 1000;
+
+/// A parsed segment the stack sent.
+#[derive(Debug, Clone)]
+struct Out {
+    tcp: TcpRepr,
+    payload: Vec<u8>,
+}
+
+impl Out {
+    fn flags(&self) -> TcpFlags {
+        self.tcp.flags
+    }
+}
+
+/// A stack plus a scripted peer at `REMOTE`.
+struct Harness {
+    stack: Stack,
+    now: Instant,
+    /// The peer's next sequence number.
+    peer_seq: SeqNum,
+    /// What the peer acknowledges (our next byte).
+    peer_ack: SeqNum,
+    conn: Option<ConnId>,
+    local: SocketAddrV4,
+}
+
+fn config() -> Config {
+    Config {
+        addrs: vec![LOCAL_IP],
+        timestamps: false,
+        sack: false,
+        window_scaling: false,
+        recv_buffer: 8192,
+        send_buffer: 8192,
+        seed: 7,
+        msl: Duration::from_secs(10),
+        ..Config::default()
+    }
+}
+
+fn packet(src: SocketAddrV4, dst: SocketAddrV4, tcp: &TcpRepr, payload: &[u8]) -> Vec<u8> {
+    let hl = tcp.header_len();
+    let mut buf = vec![0u8; 20 + hl + payload.len()];
+    tcp.emit(&mut buf[20..20 + hl]);
+    buf[20 + hl..].copy_from_slice(payload);
+    fill_checksum(&mut buf[20..], *src.ip(), *dst.ip());
+    Ipv4Repr {
+        src: *src.ip(),
+        dst: *dst.ip(),
+        protocol: IpProtocol::Tcp,
+        payload_len: hl + payload.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_frag: true,
+    }
+    .emit(&mut buf);
+    buf
+}
+
+impl Harness {
+    fn new(cfg: Config) -> Harness {
+        Harness {
+            stack: Stack::new(cfg),
+            now: Instant::from_millis(1000),
+            peer_seq: SeqNum(REMOTE_ISS),
+            peer_ack: SeqNum(0),
+            conn: None,
+            local: LOCAL,
+        }
+    }
+
+    fn id(&self) -> ConnId {
+        self.conn.expect("no connection")
+    }
+
+    fn state(&self) -> State {
+        self.stack.state(self.id())
+    }
+
+    /// Sends a raw segment from the peer.
+    #[track_caller]
+    fn send_raw(&mut self, seq: SeqNum, ack: Option<SeqNum>, flags: TcpFlags, payload: &[u8]) {
+        self.send_opts(seq, ack, flags, payload, TcpOptions::default(), 65535);
+    }
+
+    fn send_opts(
+        &mut self,
+        seq: SeqNum,
+        ack: Option<SeqNum>,
+        flags: TcpFlags,
+        payload: &[u8],
+        options: TcpOptions,
+        window: u16,
+    ) {
+        let mut flags = flags;
+        if ack.is_some() {
+            flags |= TcpFlags::ACK;
+        }
+        let tcp = TcpRepr {
+            src_port: REMOTE.port(),
+            dst_port: self.local.port(),
+            seq,
+            ack: ack.unwrap_or(SeqNum(0)),
+            flags,
+            window,
+            urgent: 0,
+            options,
+        };
+        let pkt = packet(REMOTE, self.local, &tcp, payload);
+        self.stack.handle_packet(self.now, &pkt);
+    }
+
+    /// The peer sends in-sequence `payload` with `flags`, acknowledging `peer_ack`.
+    fn send(&mut self, flags: TcpFlags, payload: &[u8]) {
+        let (seq, ack) = (self.peer_seq, self.peer_ack);
+        self.send_raw(seq, Some(ack), flags, payload);
+        self.peer_seq += payload.len() + usize::from(flags.fin()) + usize::from(flags.syn());
+    }
+
+    /// Everything the stack wants to send now.
+    fn output(&mut self) -> Vec<Out> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 2000];
+        while let Some(n) = self.stack.poll_transmit(self.now, &mut buf) {
+            let ip = Ipv4Packet::new_checked(&buf[..n]).expect("valid ip");
+            let repr = Ipv4Repr::parse(&ip).expect("valid ip repr");
+            assert_eq!(repr.protocol, IpProtocol::Tcp);
+            let (tcp, payload) =
+                TcpRepr::parse(ip.payload(), repr.src, repr.dst, true).expect("valid tcp");
+            out.push(Out {
+                tcp,
+                payload: payload.to_vec(),
+            });
+        }
+        out
+    }
+
+    /// Exactly one segment must be sent now; returns it.
+    #[track_caller]
+    fn expect_one(&mut self) -> Out {
+        let out = self.output();
+        assert_eq!(out.len(), 1, "expected one segment, got {out:#?}");
+        out.into_iter().next().unwrap()
+    }
+
+    #[track_caller]
+    fn expect_none(&mut self) {
+        let out = self.output();
+        assert!(out.is_empty(), "expected no segment, got {out:#?}");
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.stack.handle_timeout(self.now);
+    }
+
+    /// Runs timers until `t` has passed.
+    fn run_timers_until(&mut self, t: Instant) -> Vec<Out> {
+        let mut out = Vec::new();
+        loop {
+            match self.stack.poll_timeout() {
+                Some(at) if at <= t => {
+                    self.now = self.now.max(at);
+                    self.stack.handle_timeout(self.now);
+                    out.extend(self.output());
+                }
+                _ => break,
+            }
+        }
+        self.now = t;
+        out
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.stack.poll_event()).collect()
+    }
+}
+
+// ---------------------------------------------------------------------
+// Fixtures named after states
+// ---------------------------------------------------------------------
+
+fn socket_listen() -> Harness {
+    let mut h = Harness::new(config());
+    h.stack.listen(LOCAL, 16).unwrap();
+    h
+}
+
+/// Passive open up to SYN-RECEIVED; returns the harness and our ISS.
+fn socket_syn_received() -> (Harness, SeqNum) {
+    let mut h = socket_listen();
+    h.send_raw(h.peer_seq, None, TcpFlags::SYN, &[]);
+    h.peer_seq += 1;
+    let synack = h.expect_one();
+    assert_eq!(synack.flags(), TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(synack.tcp.ack, SeqNum(REMOTE_ISS + 1));
+    h.peer_ack = synack.tcp.seq + 1;
+    (h, synack.tcp.seq)
+}
+
+fn socket_established() -> Harness {
+    let (mut h, _) = socket_syn_received();
+    h.send(TcpFlags::EMPTY, &[]);
+    h.expect_none();
+    let lid = crate::ListenerId(0);
+    let id = h.stack.accept(lid).expect("accept");
+    h.conn = Some(id);
+    assert_eq!(h.state(), State::Established);
+    h
+}
+
+/// Active open: SYN-SENT, with the SYN already observed.
+fn socket_syn_sent() -> (Harness, SeqNum) {
+    let mut h = Harness::new(config());
+    let id = h
+        .stack
+        .connect(h.now, Some(SocketAddrV4::new(LOCAL_IP, 50000)), REMOTE)
+        .unwrap();
+    h.conn = Some(id);
+    h.local = SocketAddrV4::new(LOCAL_IP, 50000);
+    let syn = h.expect_one();
+    assert_eq!(syn.flags(), TcpFlags::SYN);
+    assert_eq!(syn.tcp.options.mss, Some(1460));
+    assert_eq!(h.state(), State::SynSent);
+    (h, syn.tcp.seq)
+}
+
+fn socket_fin_wait_1() -> Harness {
+    let mut h = socket_established();
+    h.stack.shutdown(h.id()).unwrap();
+    assert_eq!(h.state(), State::FinWait1);
+    let fin = h.expect_one();
+    assert!(fin.flags().fin());
+    h
+}
+
+fn socket_fin_wait_2() -> Harness {
+    let mut h = socket_fin_wait_1();
+    h.peer_ack += 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    assert_eq!(h.state(), State::FinWait2);
+    h
+}
+
+fn socket_close_wait() -> Harness {
+    let mut h = socket_established();
+    h.send(TcpFlags::FIN, &[]);
+    assert_eq!(h.state(), State::CloseWait);
+    let ack = h.expect_one();
+    assert_eq!(ack.tcp.ack, h.peer_seq);
+    h
+}
+
+fn socket_last_ack() -> Harness {
+    let mut h = socket_close_wait();
+    h.stack.shutdown(h.id()).unwrap();
+    assert_eq!(h.state(), State::LastAck);
+    let fin = h.expect_one();
+    assert!(fin.flags().fin());
+    h
+}
+
+fn socket_closing() -> Harness {
+    let mut h = socket_fin_wait_1();
+    // The peer's FIN crosses ours: it does not acknowledge our FIN.
+    h.send(TcpFlags::FIN, &[]);
+    assert_eq!(h.state(), State::Closing);
+    let ack = h.expect_one();
+    assert_eq!(ack.tcp.ack, h.peer_seq);
+    h
+}
+
+fn socket_time_wait() -> Harness {
+    let mut h = socket_fin_wait_2();
+    h.send(TcpFlags::FIN, &[]);
+    assert_eq!(h.state(), State::TimeWait);
+    let ack = h.expect_one();
+    assert_eq!(ack.tcp.ack, h.peer_seq);
+    h
+}
+
+// ---------------------------------------------------------------------
+// CLOSED
+// ---------------------------------------------------------------------
+
+#[test]
+fn test_closed_syn_gets_rst_ack() {
+    let mut h = Harness::new(config());
+    h.send_raw(SeqNum(5), None, TcpFlags::SYN, &[]);
+    let rst = h.expect_one();
+    // RFC 9293 3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+    assert_eq!(rst.flags(), TcpFlags::RST | TcpFlags::ACK);
+    assert_eq!(rst.tcp.seq, SeqNum(0));
+    assert_eq!(rst.tcp.ack, SeqNum(6));
+}
+
+#[test]
+fn test_closed_ack_gets_rst_with_seq_from_ack() {
+    let mut h = Harness::new(config());
+    h.send_raw(SeqNum(5), Some(SeqNum(777)), TcpFlags::EMPTY, b"abc");
+    let rst = h.expect_one();
+    assert_eq!(rst.flags(), TcpFlags::RST);
+    assert_eq!(rst.tcp.seq, SeqNum(777));
+}
+
+#[test]
+fn test_closed_rst_is_never_answered() {
+    let mut h = Harness::new(config());
+    h.send_raw(SeqNum(5), Some(SeqNum(9)), TcpFlags::RST, &[]);
+    h.send_raw(SeqNum(5), None, TcpFlags::RST, &[]);
+    h.expect_none();
+}
+
+// ---------------------------------------------------------------------
+// LISTEN
+// ---------------------------------------------------------------------
+
+#[test]
+fn test_listen_syn_gives_syn_ack() {
+    let (h, _) = socket_syn_received();
+    assert_eq!(h.stack.stats().drop_segment, 0);
+}
+
+#[test]
+fn test_listen_ack_gets_rst() {
+    let mut h = socket_listen();
+    h.send_raw(SeqNum(5), Some(SeqNum(4242)), TcpFlags::EMPTY, &[]);
+    let rst = h.expect_one();
+    assert_eq!(rst.flags(), TcpFlags::RST);
+    assert_eq!(rst.tcp.seq, SeqNum(4242));
+}
+
+#[test]
+fn test_listen_rst_ignored() {
+    let mut h = socket_listen();
+    h.send_raw(SeqNum(5), None, TcpFlags::RST, &[]);
+    h.expect_none();
+}
+
+#[test]
+fn test_listen_backlog_overflow_drops_syn() {
+    let mut h = Harness::new(config());
+    let lid = h.stack.listen(LOCAL, 1).unwrap();
+    for port in 0..20u16 {
+        let tcp = TcpRepr {
+            src_port: 5000 + port,
+            dst_port: 80,
+            seq: SeqNum(1),
+            flags: TcpFlags::SYN,
+            window: 1000,
+            ..TcpRepr::default()
+        };
+        let src = SocketAddrV4::new(REMOTE_IP, 5000 + port);
+        let pkt = packet(src, LOCAL, &tcp, &[]);
+        h.stack.handle_packet(h.now, &pkt);
+    }
+    let synacks = h.output();
+    assert_eq!(synacks.len(), 8, "SYN queue holds max(backlog, 8)");
+    assert_eq!(h.stack.stats().drop_listen_overflow, 12);
+    assert!(h.stack.accept(lid).is_none());
+}
+
+#[test]
+fn test_listen_addr_in_use() {
+    let mut h = socket_listen();
+    assert_eq!(h.stack.listen(LOCAL, 4), Err(Error::AddrInUse));
+    assert_eq!(
+        h.stack
+            .listen(SocketAddrV4::new(Ipv4Addr::new(1, 2, 3, 4), 80), 4),
+        Err(Error::AddrNotAvailable)
+    );
+}
+
+// ---------------------------------------------------------------------
+// SYN-RECEIVED
+// ---------------------------------------------------------------------
+
+#[test]
+fn test_syn_received_ack_establishes_and_queues_accept() {
+    let (mut h, _) = socket_syn_received();
+    h.send(TcpFlags::EMPTY, &[]);
+    assert_eq!(h.events(), vec![Event::Incoming(crate::ListenerId(0))]);
+    let id = h.stack.accept(crate::ListenerId(0)).unwrap();
+    assert_eq!(h.stack.state(id), State::Established);
+    assert_eq!(h.stack.peer_addr(id), Some(REMOTE));
+}
+
+#[test]
+fn test_syn_received_rst_returns_to_listen() {
+    let (mut h, _) = socket_syn_received();
+    let seq = h.peer_seq;
+    h.send_raw(seq, None, TcpFlags::RST, &[]);
+    h.expect_none();
+    assert_eq!(h.stack.connection_count(), 0);
+    // The listener still works.
+    h.send_raw(SeqNum(9000), None, TcpFlags::SYN, &[]);
+    assert_eq!(h.expect_one().flags(), TcpFlags::SYN | TcpFlags::ACK);
+}
+
+#[test]
+fn test_syn_received_bad_ack_gets_rst() {
+    let (mut h, iss) = socket_syn_received();
+    let seq = h.peer_seq;
+    h.send_raw(seq, Some(iss + 100), TcpFlags::EMPTY, &[]);
+    let rst = h.expect_one();
+    assert_eq!(rst.flags(), TcpFlags::RST);
+    assert_eq!(rst.tcp.seq, iss + 100);
+}
+
+#[test]
+fn test_syn_received_duplicate_syn_resends_syn_ack() {
+    let (mut h, iss) = socket_syn_received();
+    h.send_raw(SeqNum(REMOTE_ISS), None, TcpFlags::SYN, &[]);
+    let synack = h.expect_one();
+    assert_eq!(synack.flags(), TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(synack.tcp.seq, iss);
+}
+
+#[test]
+fn test_syn_received_timeout_retransmits_syn_ack() {
+    let (mut h, iss) = socket_syn_received();
+    let out = h.run_timers_until(h.now + Duration::from_millis(1500));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flags(), TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(out[0].tcp.seq, iss);
+}
+
+#[test]
+fn test_syn_received_data_on_final_ack_is_readable() {
+    let (mut h, _) = socket_syn_received();
+    h.send(TcpFlags::PSH, b"hello");
+    let id = h.stack.accept(crate::ListenerId(0)).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(h.stack.recv(id, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+}
+
+// ---------------------------------------------------------------------
+// SYN-SENT
+// ---------------------------------------------------------------------
+
+#[test]
+fn test_syn_sent_syn_ack_establishes() {
+    let (mut h, iss) = socket_syn_sent();
+    h.send_raw(SeqNum(REMOTE_ISS), Some(iss + 1), TcpFlags::SYN, &[]);
+    let ack = h.expect_one();
+    assert_eq!(ack.flags(), TcpFlags::ACK);
+    assert_eq!(ack.tcp.ack, SeqNum(REMOTE_ISS + 1));
+    assert_eq!(h.state(), State::Established);
+    assert!(h.events().contains(&Event::Connected(h.id())));
+}
+
+#[test]
+fn test_syn_sent_rst_ack_is_refused() {
+    let (mut h, iss) = socket_syn_sent();
+    h.send_raw(SeqNum(0), Some(iss + 1), TcpFlags::RST, &[]);
+    assert_eq!(h.state(), State::Closed);
+    assert_eq!(h.stack.error(h.id()), Some(Error::ConnectionRefused));
+    assert!(h.events().contains(&Event::Reset(h.id())));
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        h.stack.recv(h.id(), &mut buf),
+        Err(Error::ConnectionRefused)
+    );
+}
+
+#[test]
+fn test_syn_sent_rst_without_ack_ignored() {
+    let (mut h, _) = socket_syn_sent();
+    h.send_raw(SeqNum(0), None, TcpFlags::RST, &[]);
+    assert_eq!(h.state(), State::SynSent);
+}
+
+#[test]
+fn test_syn_sent_bad_ack_gets_rst() {
+    let (mut h, iss) = socket_syn_sent();
+    h.send_raw(SeqNum(REMOTE_ISS), Some(iss + 50), TcpFlags::SYN, &[]);
+    let rst = h.expect_one();
+    assert_eq!(rst.flags(), TcpFlags::RST);
+    assert_eq!(rst.tcp.seq, iss + 50);
+    assert_eq!(h.state(), State::SynSent);
+}
+
+#[test]
+fn test_syn_sent_syn_is_simultaneous_open() {
+    let (mut h, iss) = socket_syn_sent();
+    // The peer's SYN crosses ours (RFC 9293 figure 7).
+    h.send_raw(SeqNum(REMOTE_ISS), None, TcpFlags::SYN, &[]);
+    assert_eq!(h.state(), State::SynReceived);
+    let synack = h.expect_one();
+    assert_eq!(synack.flags(), TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(synack.tcp.seq, iss);
+    assert_eq!(synack.tcp.ack, SeqNum(REMOTE_ISS + 1));
+    // Its SYN,ACK (acknowledging our SYN) completes the open.
+    h.send_raw(SeqNum(REMOTE_ISS), Some(iss + 1), TcpFlags::SYN, &[]);
+    assert_eq!(h.state(), State::Established);
+    assert!(h.events().contains(&Event::Connected(h.id())));
+}
+
+#[test]
+fn test_syn_sent_simultaneous_open_completes_with_plain_ack() {
+    let (mut h, iss) = socket_syn_sent();
+    h.send_raw(SeqNum(REMOTE_ISS), None, TcpFlags::SYN, &[]);
+    h.expect_one();
+    h.send_raw(SeqNum(REMOTE_ISS + 1), Some(iss + 1), TcpFlags::EMPTY, &[]);
+    assert_eq!(h.state(), State::Established);
+}
+
+#[test]
+fn test_syn_sent_timeout_retransmits_with_backoff_then_times_out() {
+    let mut cfg = config();
+    cfg.connect_timeout = Duration::from_secs(10);
+    let mut h = Harness::new(cfg);
+    let id = h.stack.connect(h.now, None, REMOTE).unwrap();
+    h.conn = Some(id);
+    let start = h.now;
+    assert_eq!(h.output().len(), 1);
+    let mut times = Vec::new();
+    let mut t = start;
+    while h.state() == State::SynSent && t < start + Duration::from_secs(20) {
+        t += Duration::from_millis(100);
+        for o in h.run_timers_until(t) {
+            assert!(o.flags().syn());
+            times.push(h.now - start);
+        }
+    }
+    // 1 s, then 2 s later, then 4 s later (exponential backoff).
+    assert!(times.len() >= 3, "{times:?}");
+    assert_eq!(times[0], Duration::from_secs(1));
+    assert_eq!(times[1], Duration::from_secs(3));
+    assert_eq!(times[2], Duration::from_secs(7));
+    assert_eq!(h.state(), State::Closed);
+    assert_eq!(h.stack.error(id), Some(Error::TimedOut));
+    assert!(h.now <= start + Duration::from_millis(10_200));
+}
+
+#[test]
+fn test_syn_sent_close_deletes() {
+    let (mut h, _) = socket_syn_sent();
+    h.stack.close(h.id()).unwrap();
+    h.expect_none();
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+// ---------------------------------------------------------------------
+// ESTABLISHED
+// ---------------------------------------------------------------------
+
+#[test]
+fn test_established_send_data() {
+    let mut h = socket_established();
+    assert_eq!(h.stack.send(h.id(), b"hello"), Ok(5));
+    let seg = h.expect_one();
+    assert_eq!(seg.payload, b"hello");
+    assert!(seg.flags().psh());
+    assert_eq!(seg.tcp.seq, h.peer_ack);
+    // Acknowledged: retransmission timer stops.
+    h.peer_ack += 5;
+    h.send(TcpFlags::EMPTY, &[]);
+    assert!(h
+        .stack
+        .poll_timeout()
+        .is_none_or(|t| t > h.now + Duration::from_secs(100)));
+}
+
+#[test]
+fn test_established_recv_data_delayed_ack() {
+    let mut h = socket_established();
+    h.send(TcpFlags::PSH, b"abc");
+    h.expect_none();
+    let at = h.stack.poll_timeout().unwrap();
+    assert_eq!(at, h.now + Duration::from_millis(40));
+    let out = h.run_timers_until(at);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].tcp.ack, h.peer_seq);
+}
+
+#[test]
+fn test_established_every_second_segment_acked_at_once() {
+    let mut h = socket_established();
+    h.send(TcpFlags::EMPTY, &[1; 1000]);
+    h.expect_none();
+    h.send(TcpFlags::EMPTY, &[2; 1000]);
+    let ack = h.expect_one();
+    assert_eq!(ack.tcp.ack, h.peer_seq);
+}
+
+#[test]
+fn test_established_out_of_order_acked_at_once_and_reassembled() {
+    let mut h = socket_established();
+    let base = h.peer_seq;
+    let ack = h.peer_ack;
+    h.send_raw(base + 3, Some(ack), TcpFlags::EMPTY, b"def");
+    let dup = h.expect_one();
+    assert_eq!(dup.tcp.ack, base);
+    h.send_raw(base, Some(ack), TcpFlags::EMPTY, b"abc");
+    let ack2 = h.expect_one();
+    assert_eq!(ack2.tcp.ack, base + 6);
+    let mut buf = [0u8; 10];
+    assert_eq!(h.stack.recv(h.id(), &mut buf), Ok(6));
+    assert_eq!(&buf[..6], b"abcdef");
+}
+
+#[test]
+fn test_established_duplicate_and_overlapping_segments() {
+    let mut h = socket_established();
+    let base = h.peer_seq;
+    let ack = h.peer_ack;
+    h.send_raw(base, Some(ack), TcpFlags::EMPTY, b"abcd");
+    h.send_raw(base + 2, Some(ack), TcpFlags::EMPTY, b"cdefg");
+    h.send_raw(base, Some(ack), TcpFlags::EMPTY, b"ab");
+    let mut buf = [0u8; 10];
+    assert_eq!(h.stack.recv(h.id(), &mut buf), Ok(7));
+    assert_eq!(&buf[..7], b"abcdefg");
+}
+
+#[test]
+fn test_established_fin_goes_close_wait_and_eof() {
+    let mut h = socket_close_wait();
+    let mut buf = [0u8; 4];
+    assert_eq!(h.stack.recv(h.id(), &mut buf), Ok(0));
+    assert!(h.events().contains(&Event::PeerClosed(h.id())));
+}
+
+#[test]
+fn test_established_rst_exact_resets() {
+    let mut h = socket_established();
+    let seq = h.peer_seq;
+    h.send_raw(seq, None, TcpFlags::RST, &[]);
+    assert_eq!(h.state(), State::Closed);
+    assert_eq!(h.stack.error(h.id()), Some(Error::ConnectionReset));
+    assert_eq!(
+        h.stack.send(h.id(), b"x"),
+        Err(Error::ConnectionReset),
+        "send after reset"
+    );
+}
+
+#[test]
+fn test_established_rst_in_window_gets_challenge_ack() {
+    let mut h = socket_established();
+    let seq = h.peer_seq + 100;
+    h.send_raw(seq, None, TcpFlags::RST, &[]);
+    assert_eq!(h.state(), State::Established);
+    let ack = h.expect_one();
+    assert_eq!(ack.flags(), TcpFlags::ACK);
+    assert_eq!(ack.tcp.ack, h.peer_seq);
+    assert_eq!(h.stack.stats().challenge_acks, 1);
+}
+
+#[test]
+fn test_established_rst_out_of_window_dropped() {
+    let mut h = socket_established();
+    let seq = h.peer_seq + 100_000;
+    h.send_raw(seq, None, TcpFlags::RST, &[]);
+    assert_eq!(h.state(), State::Established);
+    h.expect_none();
+}
+
+#[test]
+fn test_established_syn_gets_challenge_ack() {
+    let mut h = socket_established();
+    let seq = h.peer_seq + 10;
+    h.send_raw(seq, None, TcpFlags::SYN, &[]);
+    assert_eq!(h.state(), State::Established);
+    let ack = h.expect_one();
+    assert_eq!(ack.flags(), TcpFlags::ACK);
+    assert_eq!(ack.tcp.ack, h.peer_seq);
+}
+
+#[test]
+fn test_established_challenge_acks_rate_limited() {
+    let mut cfg = config();
+    cfg.challenge_ack_limit = 3;
+    let mut h = Harness::new(cfg);
+    h.stack.listen(LOCAL, 4).unwrap();
+    h.send_raw(h.peer_seq, None, TcpFlags::SYN, &[]);
+    h.peer_seq += 1;
+    h.peer_ack = h.expect_one().tcp.seq + 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    h.conn = h.stack.accept(crate::ListenerId(0));
+    let mut acks = 0;
+    for i in 0..10 {
+        let seq = h.peer_seq + 10 + i;
+        h.send_raw(seq, None, TcpFlags::RST, &[]);
+        acks += h.output().len();
+    }
+    assert_eq!(acks, 3);
+    assert_eq!(h.stack.stats().challenge_acks_suppressed, 7);
+}
+
+#[test]
+fn test_established_ack_of_unsent_data_gets_ack() {
+    let mut h = socket_established();
+    let ack = h.peer_ack + 1000;
+    let seq = h.peer_seq;
+    h.send_raw(seq, Some(ack), TcpFlags::EMPTY, &[]);
+    let out = h.expect_one();
+    assert_eq!(out.flags(), TcpFlags::ACK);
+    assert_eq!(h.state(), State::Established);
+}
+
+#[test]
+fn test_established_unacceptable_segment_gets_ack() {
+    let mut h = socket_established();
+    let seq = h.peer_seq + 100_000;
+    let ack = h.peer_ack;
+    h.send_raw(seq, Some(ack), TcpFlags::EMPTY, b"zz");
+    let out = h.expect_one();
+    assert_eq!(out.tcp.ack, h.peer_seq);
+}
+
+#[test]
+fn test_established_retransmits_on_timeout() {
+    let mut h = socket_established();
+    h.stack.send(h.id(), b"data").unwrap();
+    let first = h.expect_one();
+    // The handshake gave an RTT sample, so RTO = min_rto (200 ms), doubling.
+    let out = h.run_timers_until(h.now + Duration::from_millis(650));
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(out[0].payload, b"data");
+    assert_eq!(out[0].tcp.seq, first.tcp.seq);
+    assert_eq!(h.stack.stats().rto_expirations, 2);
+}
+
+#[test]
+fn test_established_user_timeout_on_dead_link() {
+    let mut h = socket_established();
+    h.stack
+        .set_option(h.id(), SockOpt::UserTimeout(Duration::from_secs(5)))
+        .unwrap();
+    h.stack.send(h.id(), b"data").unwrap();
+    h.output();
+    h.run_timers_until(h.now + Duration::from_secs(30));
+    assert_eq!(h.state(), State::Closed);
+    assert_eq!(h.stack.error(h.id()), Some(Error::TimedOut));
+}
+
+#[test]
+fn test_established_fast_retransmit_on_three_dup_acks() {
+    let mut h = socket_established();
+    h.stack.send(h.id(), &[7u8; 5000]).unwrap();
+    let segs = h.output();
+    assert!(segs.len() >= 4);
+    let una = h.peer_ack;
+    let seq = h.peer_seq;
+    for _ in 0..3 {
+        h.send_raw(seq, Some(una), TcpFlags::EMPTY, &[]);
+    }
+    let out = h.output();
+    assert!(
+        out.iter()
+            .any(|o| o.tcp.seq == una && !o.payload.is_empty()),
+        "{out:#?}"
+    );
+    assert_eq!(h.stack.stats().fast_retransmits, 1);
+}
+
+#[test]
+fn test_established_zero_window_probe() {
+    let mut h = socket_established();
+    let (seq, ack) = (h.peer_seq, h.peer_ack);
+    h.send_opts(seq, Some(ack), TcpFlags::ACK, &[], TcpOptions::default(), 0);
+    h.stack.send(h.id(), b"blocked").unwrap();
+    h.expect_none();
+    let out = h.run_timers_until(h.now + Duration::from_secs(3));
+    assert!(!out.is_empty());
+    assert!(out.iter().all(|o| o.payload.len() == 1 && o.tcp.seq == ack));
+    // The window reopens: the rest flows.
+    h.send_opts(
+        seq,
+        Some(ack),
+        TcpFlags::ACK,
+        &[],
+        TcpOptions::default(),
+        1000,
+    );
+    let rest = h.output();
+    let total: usize = rest.iter().map(|o| o.payload.len()).sum();
+    assert!(total >= 6, "{rest:#?}");
+    assert_eq!(h.state(), State::Established);
+}
+
+#[test]
+fn test_established_keepalive_detects_dead_peer() {
+    let mut h = socket_established();
+    h.stack
+        .set_option(
+            h.id(),
+            SockOpt::KeepAliveParams {
+                idle: Duration::from_secs(10),
+                interval: Duration::from_secs(1),
+                probes: 3,
+            },
+        )
+        .unwrap();
+    h.stack
+        .set_option(h.id(), SockOpt::KeepAlive(true))
+        .unwrap();
+    let out = h.run_timers_until(h.now + Duration::from_secs(20));
+    let probes: Vec<_> = out.iter().filter(|o| o.tcp.seq == h.peer_ack - 1).collect();
+    assert_eq!(probes.len(), 3);
+    assert_eq!(h.state(), State::Closed);
+    assert_eq!(h.stack.error(h.id()), Some(Error::TimedOut));
+}
+
+#[test]
+fn test_established_keepalive_answered_keeps_connection() {
+    let mut h = socket_established();
+    h.stack
+        .set_option(
+            h.id(),
+            SockOpt::KeepAliveParams {
+                idle: Duration::from_secs(10),
+                interval: Duration::from_secs(1),
+                probes: 2,
+            },
+        )
+        .unwrap();
+    h.stack
+        .set_option(h.id(), SockOpt::KeepAlive(true))
+        .unwrap();
+    for _ in 0..5 {
+        let out = h.run_timers_until(h.now + Duration::from_secs(11));
+        assert!(!out.is_empty());
+        h.send(TcpFlags::EMPTY, &[]);
+    }
+    assert_eq!(h.state(), State::Established);
+}
+
+#[test]
+fn test_established_close_with_unread_data_sends_rst() {
+    let mut h = socket_established();
+    h.send(TcpFlags::PSH, b"unread");
+    h.output();
+    h.stack.close(h.id()).unwrap();
+    let rst = h.expect_one();
+    assert!(rst.flags().rst());
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+#[test]
+fn test_established_abort_sends_rst() {
+    let mut h = socket_established();
+    h.stack.abort(h.id()).unwrap();
+    let rst = h.expect_one();
+    assert!(rst.flags().rst());
+    assert_eq!(rst.tcp.seq, h.peer_ack);
+    assert_eq!(h.state(), State::Closed);
+}
+
+#[test]
+fn test_established_nagle_holds_small_segments() {
+    let mut h = socket_established();
+    h.stack.send(h.id(), b"a").unwrap();
+    assert_eq!(h.output().len(), 1);
+    h.stack.send(h.id(), b"b").unwrap();
+    h.stack.send(h.id(), b"c").unwrap();
+    h.expect_none();
+    h.peer_ack += 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    let seg = h.expect_one();
+    assert_eq!(seg.payload, b"bc");
+}
+
+#[test]
+fn test_established_nodelay_sends_at_once() {
+    let mut h = socket_established();
+    h.stack.set_option(h.id(), SockOpt::NoDelay(true)).unwrap();
+    h.stack.send(h.id(), b"a").unwrap();
+    h.stack.send(h.id(), b"b").unwrap();
+    assert_eq!(h.output().len(), 1);
+    h.stack.send(h.id(), b"c").unwrap();
+    assert_eq!(h.output().len(), 1);
+}
+
+#[test]
+fn test_established_window_update_after_read() {
+    let mut h = socket_established();
+    // Fill the 8 KiB receive buffer.
+    for _ in 0..8 {
+        h.send(TcpFlags::EMPTY, &[0u8; 1024]);
+    }
+    let acks = h.output();
+    assert_eq!(acks.last().unwrap().tcp.window, 0);
+    let mut buf = [0u8; 8192];
+    assert_eq!(h.stack.recv(h.id(), &mut buf), Ok(8192));
+    let upd = h.expect_one();
+    assert_eq!(upd.tcp.window, 8192);
+}
+
+#[test]
+fn test_established_send_after_shutdown_is_broken_pipe() {
+    let mut h = socket_fin_wait_1();
+    assert_eq!(h.stack.send(h.id(), b"x"), Err(Error::BrokenPipe));
+}
+
+// ---------------------------------------------------------------------
+// FIN-WAIT-1, FIN-WAIT-2, CLOSING, TIME-WAIT
+// ---------------------------------------------------------------------
+
+#[test]
+fn test_fin_wait_1_ack_of_fin_goes_fin_wait_2() {
+    socket_fin_wait_2();
+}
+
+#[test]
+fn test_fin_wait_1_fin_ack_goes_time_wait() {
+    let mut h = socket_fin_wait_1();
+    h.peer_ack += 1;
+    h.send(TcpFlags::FIN, &[]);
+    assert_eq!(h.state(), State::TimeWait);
+}
+
+#[test]
+fn test_fin_wait_1_simultaneous_close_through_closing() {
+    let mut h = socket_closing();
+    h.peer_ack += 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    assert_eq!(h.state(), State::TimeWait);
+}
+
+#[test]
+fn test_fin_wait_1_fin_retransmitted() {
+    let mut h = socket_fin_wait_1();
+    let out = h.run_timers_until(h.now + Duration::from_millis(250));
+    assert_eq!(out.len(), 1);
+    assert!(out[0].flags().fin());
+}
+
+#[test]
+fn test_fin_wait_1_data_still_received_half_close() {
+    let mut h = socket_fin_wait_1();
+    h.send(TcpFlags::PSH, b"more");
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.recv(h.id(), &mut buf), Ok(4));
+}
+
+#[test]
+fn test_fin_wait_2_receives_data_then_fin() {
+    let mut h = socket_fin_wait_2();
+    h.send(TcpFlags::PSH, b"tail");
+    h.send(TcpFlags::FIN, &[]);
+    assert_eq!(h.state(), State::TimeWait);
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.recv(h.id(), &mut buf), Ok(4));
+    assert_eq!(h.stack.recv(h.id(), &mut buf), Ok(0));
+}
+
+#[test]
+fn test_fin_wait_2_orphan_times_out() {
+    let mut cfg = config();
+    cfg.fin_wait2_timeout = Duration::from_secs(5);
+    let mut h = Harness::new(cfg);
+    h.stack.listen(LOCAL, 4).unwrap();
+    h.send_raw(h.peer_seq, None, TcpFlags::SYN, &[]);
+    h.peer_seq += 1;
+    h.peer_ack = h.expect_one().tcp.seq + 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    h.conn = h.stack.accept(crate::ListenerId(0));
+    h.stack.close(h.id()).unwrap();
+    assert!(h.expect_one().flags().fin());
+    h.peer_ack += 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    assert_eq!(h.stack.connection_count(), 1);
+    h.run_timers_until(h.now + Duration::from_secs(6));
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+#[test]
+fn test_fin_wait_2_data_after_close_gets_rst() {
+    let mut h = socket_fin_wait_2();
+    h.stack.close(h.id()).unwrap();
+    h.send(TcpFlags::PSH, b"late");
+    let rst = h.expect_one();
+    assert!(rst.flags().rst());
+}
+
+#[test]
+fn test_time_wait_lasts_two_msl() {
+    let mut h = socket_time_wait();
+    let entered = h.now;
+    h.stack.close(h.id()).unwrap();
+    assert_eq!(h.stack.connection_count(), 1);
+    h.run_timers_until(entered + Duration::from_secs(19));
+    assert_eq!(h.stack.connection_count(), 1);
+    h.run_timers_until(entered + Duration::from_secs(21));
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+#[test]
+fn test_time_wait_retransmitted_fin_reacked_and_timer_restarted() {
+    let mut h = socket_time_wait();
+    h.advance(Duration::from_secs(15));
+    let seq = h.peer_seq - 1;
+    let ack = h.peer_ack;
+    h.send_raw(seq, Some(ack), TcpFlags::FIN, &[]);
+    let out = h.expect_one();
+    assert_eq!(out.tcp.ack, h.peer_seq);
+    let restarted = h.now;
+    h.run_timers_until(restarted + Duration::from_secs(19));
+    assert_eq!(h.state(), State::TimeWait);
+    h.run_timers_until(restarted + Duration::from_secs(21));
+    assert_eq!(h.state(), State::Closed);
+}
+
+#[test]
+fn test_time_wait_old_syn_gets_challenge_ack() {
+    let mut h = socket_time_wait();
+    let seq = h.peer_seq - 5;
+    h.send_raw(seq, None, TcpFlags::SYN, &[]);
+    let out = h.expect_one();
+    assert_eq!(out.flags(), TcpFlags::ACK);
+    assert_eq!(h.state(), State::TimeWait);
+}
+
+#[test]
+fn test_time_wait_new_syn_reopens_via_listener() {
+    let mut h = socket_time_wait();
+    // The fixture's listener is still open; a SYN with a higher sequence number
+    // starts a new incarnation (RFC 9293 3.10.7.4, RFC 6191).
+    let seq = h.peer_seq + 100_000;
+    h.send_raw(seq, None, TcpFlags::SYN, &[]);
+    let out = h.expect_one();
+    assert_eq!(out.flags(), TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(out.tcp.ack, seq + 1);
+}
+
+#[test]
+fn test_time_wait_rst_closes() {
+    let mut h = socket_time_wait();
+    let seq = h.peer_seq;
+    h.send_raw(seq, None, TcpFlags::RST, &[]);
+    assert_eq!(h.state(), State::Closed);
+}
+
+// ---------------------------------------------------------------------
+// CLOSE-WAIT, LAST-ACK
+// ---------------------------------------------------------------------
+
+#[test]
+fn test_close_wait_can_still_send() {
+    let mut h = socket_close_wait();
+    assert_eq!(h.stack.send(h.id(), b"reply"), Ok(5));
+    let seg = h.expect_one();
+    assert_eq!(seg.payload, b"reply");
+}
+
+#[test]
+fn test_close_wait_held_until_application_closes() {
+    let mut h = socket_close_wait();
+    h.run_timers_until(h.now + Duration::from_secs(3600));
+    assert_eq!(h.state(), State::CloseWait);
+}
+
+#[test]
+fn test_last_ack_ack_closes() {
+    let mut h = socket_last_ack();
+    h.peer_ack += 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    assert_eq!(h.state(), State::Closed);
+    assert!(h.stack.error(h.id()).is_none());
+}
+
+#[test]
+fn test_last_ack_fin_retransmitted() {
+    let mut h = socket_last_ack();
+    let out = h.run_timers_until(h.now + Duration::from_millis(1100));
+    assert!(out.iter().any(|o| o.flags().fin()));
+}
+
+// ---------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------
+
+#[test]
+fn test_listen_syn_with_options_negotiates_ws_ts_sack() {
+    let mut cfg = config();
+    cfg.timestamps = true;
+    cfg.sack = true;
+    cfg.window_scaling = true;
+    cfg.recv_buffer = 1 << 20;
+    let mut h = Harness::new(cfg);
+    h.stack.listen(LOCAL, 4).unwrap();
+    let opts = TcpOptions {
+        mss: Some(1200),
+        window_scale: Some(7),
+        sack_permitted: true,
+        timestamps: Some((5555, 0)),
+        ..TcpOptions::default()
+    };
+    let seq = h.peer_seq;
+    h.send_opts(seq, None, TcpFlags::SYN, &[], opts, 65535);
+    let synack = h.expect_one();
+    assert_eq!(synack.tcp.options.mss, Some(1460));
+    assert_eq!(synack.tcp.options.window_scale, Some(5));
+    assert!(synack.tcp.options.sack_permitted);
+    assert_eq!(synack.tcp.options.timestamps.map(|t| t.1), Some(5555));
+}
+
+#[test]
+fn test_listen_syn_without_ws_disables_scaling() {
+    let mut cfg = config();
+    cfg.window_scaling = true;
+    cfg.recv_buffer = 1 << 20;
+    let mut h = Harness::new(cfg);
+    h.stack.listen(LOCAL, 4).unwrap();
+    let seq = h.peer_seq;
+    h.send_raw(seq, None, TcpFlags::SYN, &[]);
+    let synack = h.expect_one();
+    assert_eq!(synack.tcp.options.window_scale, None);
+    assert_eq!(synack.tcp.window, 65535);
+}
+
+#[test]
+fn test_established_paws_drops_old_timestamp() {
+    let mut cfg = config();
+    cfg.timestamps = true;
+    let mut h = Harness::new(cfg);
+    h.stack.listen(LOCAL, 4).unwrap();
+    let mut opts = TcpOptions {
+        timestamps: Some((100, 0)),
+        ..TcpOptions::default()
+    };
+    let seq = h.peer_seq;
+    h.send_opts(seq, None, TcpFlags::SYN, &[], opts, 65535);
+    h.peer_seq += 1;
+    let synack = h.expect_one();
+    h.peer_ack = synack.tcp.seq + 1;
+    opts.timestamps = Some((200, synack.tcp.options.timestamps.unwrap().0));
+    let (seq, ack) = (h.peer_seq, h.peer_ack);
+    h.send_opts(seq, Some(ack), TcpFlags::EMPTY, b"new", opts, 65535);
+    h.peer_seq += 3;
+    h.conn = h.stack.accept(crate::ListenerId(0));
+    // An old duplicate (TSval 150 < TS.Recent 200) is dropped even though in window.
+    opts.timestamps = Some((150, 0));
+    let (seq, ack) = (h.peer_seq, h.peer_ack);
+    h.send_opts(seq, Some(ack), TcpFlags::EMPTY, b"old", opts, 65535);
+    let mut buf = [0u8; 16];
+    assert_eq!(h.stack.recv(h.id(), &mut buf), Ok(3));
+    assert_eq!(&buf[..3], b"new");
+}
+
+#[test]
+fn test_icmp_port_unreachable_refuses_connect() {
+    let (mut h, iss) = socket_syn_sent();
+    // Quote our SYN: IPv4 header + 8 bytes of TCP.
+    let tcp = TcpRepr {
+        src_port: 50000,
+        dst_port: REMOTE.port(),
+        seq: iss,
+        flags: TcpFlags::SYN,
+        ..TcpRepr::default()
+    };
+    let quoted = packet(h.local, REMOTE, &tcp, &[]);
+    let msg = crate::wire::IcmpRepr::DstUnreachable {
+        code: 3,
+        next_hop_mtu: 0,
+        data: &quoted[..28],
+    };
+    let mut icmp = vec![0u8; msg.buffer_len()];
+    msg.emit(&mut icmp);
+    let mut pkt = vec![0u8; 20 + icmp.len()];
+    Ipv4Repr {
+        src: REMOTE_IP,
+        dst: LOCAL_IP,
+        protocol: IpProtocol::Icmp,
+        payload_len: icmp.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 3,
+        dont_frag: false,
+    }
+    .emit(&mut pkt);
+    pkt[20..].copy_from_slice(&icmp);
+    h.stack.handle_packet(h.now, &pkt);
+    assert_eq!(h.state(), State::Closed);
+    assert_eq!(h.stack.error(h.id()), Some(Error::ConnectionRefused));
+}
+
+#[test]
+fn test_icmp_echo_request_answered() {
+    let mut h = Harness::new(config());
+    let msg = crate::wire::IcmpRepr::EchoRequest {
+        ident: 9,
+        seq: 1,
+        data: b"ping",
+    };
+    let mut icmp = vec![0u8; msg.buffer_len()];
+    msg.emit(&mut icmp);
+    let mut pkt = vec![0u8; 20 + icmp.len()];
+    Ipv4Repr {
+        src: REMOTE_IP,
+        dst: LOCAL_IP,
+        protocol: IpProtocol::Icmp,
+        payload_len: icmp.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 3,
+        dont_frag: false,
+    }
+    .emit(&mut pkt);
+    pkt[20..].copy_from_slice(&icmp);
+    h.stack.handle_packet(h.now, &pkt);
+    let mut buf = [0u8; 100];
+    let n = h.stack.poll_transmit(h.now, &mut buf).unwrap();
+    let ip = Ipv4Packet::new_checked(&buf[..n]).unwrap();
+    let reply = crate::wire::IcmpRepr::parse(ip.payload()).unwrap();
+    assert_eq!(
+        reply,
+        crate::wire::IcmpRepr::EchoReply {
+            ident: 9,
+            seq: 1,
+            data: b"ping"
+        }
+    );
+}
+
+#[test]
+fn test_fragments_and_garbage_dropped_and_counted() {
+    let mut h = socket_listen();
+    let tcp = TcpRepr {
+        src_port: 4000,
+        dst_port: 80,
+        seq: SeqNum(1),
+        flags: TcpFlags::SYN,
+        ..TcpRepr::default()
+    };
+    let mut pkt = packet(REMOTE, LOCAL, &tcp, &[]);
+    pkt[6] |= 0x20; // MF
+    pkt[10] = 0;
+    pkt[11] = 0;
+    let c = crate::wire::checksum::checksum(&pkt[..20]);
+    pkt[10..12].copy_from_slice(&c.to_be_bytes());
+    h.stack.handle_packet(h.now, &pkt);
+    h.stack.handle_packet(h.now, &[0x45, 0, 0]);
+    h.stack.handle_packet(h.now, &[]);
+    h.expect_none();
+    assert_eq!(h.stack.stats().drop_fragment, 1);
+    assert_eq!(h.stack.stats().drop_malformed, 2);
+}
