@@ -1,4 +1,131 @@
 //! Tokio front end for `tcp-stack`: a drop-in for `tokio::net`.
+//!
+//! [`TcpListener`], [`TcpStream`] and [`TcpSocket`] have the names,
+//! signatures and semantics of their `tokio::net` namesakes (hyper and axum
+//! services run over them unchanged), but the TCP/IPv4 behind them is the
+//! user-space `tcp_stack::Stack`, exchanging raw IPv4 datagrams with a
+//! [`Device`](device::Device): a TUN interface, or an in-memory link
+//! ([`device::MemoryDevice::pair`]) joining two stacks in one process.
+//!
+//! ```no_run
+//! use tcp_async::{device::MemoryDevice, Stack, TcpListener, TcpStream};
+//! use tcp_stack::Config;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # async fn dox() -> std::io::Result<()> {
+//! let (a, b) = MemoryDevice::pair(1500);
+//! let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
+//! let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
+//!
+//! let listener = TcpListener::bind_with(&server, "10.0.0.1:7").await?;
+//! tokio::spawn(async move {
+//!     let (mut s, _) = listener.accept().await.unwrap();
+//!     let (mut r, mut w) = s.split();
+//!     tokio::io::copy(&mut r, &mut w).await.unwrap();
+//! });
+//! let mut c = TcpStream::connect_with(&client, "10.0.0.1:7").await?;
+//! c.write_all(b"ping").await?;
+//! let mut buf = [0; 4];
+//! c.read_exact(&mut buf).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Design
+//!
+//! **One driver task per stack.** [`Stack::builder`]`(device).build()`
+//! spawns a task that owns the device and the `tcp_stack::Stack` (a
+//! deterministic, sans-IO state machine). Each round it takes control
+//! commands from handles, tells the core which connections' buffers the
+//! application touched (`notify_send`/`notify_recv`), reads a bounded batch
+//! of packets into `handle_packet`, runs `handle_timeout` if the clock has
+//! passed the core's deadline, drains `poll_event` (waking application
+//! tasks), and drains `poll_transmit` into the device. It then sleeps until
+//! the core's next deadline, a device wake-up, or a handle's wake-up. The
+//! sleep is re-armed only when the deadline changes, and the clock is
+//! checked before a fired sleep is trusted. Batches are bounded and the task
+//! yields after a few rounds, so a busy connection cannot starve the others
+//! or the runtime. Core time is microseconds since the driver started,
+//! taken from `tokio::time::Instant` (so paused test time works).
+//!
+//! **Lock-free data path.** A connection's TCP buffers *are* two
+//! single-producer/single-consumer byte rings ([`ring`]): the core holds the
+//! driver halves (installed through `tcp_stack::Stack::set_buffer_factory`),
+//! the application the other halves, inside an `Arc<Shared>` together with
+//! one `AtomicWaker` per direction and an atomic flag word (connected, peer
+//! FIN, failed + error code, write shut down, closed, stack aborted). A
+//! write copies into the send ring, sets a dirty bit and, if it was the
+//! first one, pushes the connection id on an unbounded queue, which wakes
+//! the driver; the driver clears the bits and calls `notify_send`. A read
+//! copies out of the receive ring and, when the buffer had been at least
+//! half full (the window may open), does the same for `notify_recv`. No
+//! mutex is taken per read or write. Because `tokio::net::TcpStream` reads
+//! and writes through `&self`, each ring half sits in a claim cell (one
+//! uncontended compare-and-swap; only two application tasks using the same
+//! direction of one socket at once could ever contend, never the driver).
+//!
+//! **Control path.** Connect, listen, shutdown, close, options, `tcp_info`
+//! and statistics go through an unbounded command channel, with `oneshot`
+//! replies where an answer is needed. The factory's map from `ConnId` to the
+//! application halves is under a mutex: it is touched once per connection.
+//! Accepted connections are moved by the driver from the core's accept
+//! queue to the listener's (at most `backlog` of them, the rest wait in the
+//! core, so the backlog keeps its meaning).
+//!
+//! **Memory orderings.**
+//! - Ring bytes: the producer copies then publishes its position with
+//!   `Release`; the consumer loads it with `Acquire` (see [`ring`]).
+//! - Driver → application: the driver publishes ring data, then sets flags
+//!   with a `Release` RMW, then wakes the `AtomicWaker`. The application
+//!   tries its operation, registers the waker (`AtomicWaker` orders
+//!   registration and wake with `AcqRel`), and tries again; so a wake-up
+//!   between the first try and the registration is never lost. A reader that
+//!   finds the ring empty loads the flags with `Acquire` and, on a FIN or an
+//!   error, reads the ring once more: data published before the FIN is
+//!   visible then, and is returned before the end of stream.
+//! - Failure: the error code is stored before the `FAILED` bit is set with
+//!   `Release`, so a reader that sees `FAILED` (`Acquire`) sees the code.
+//! - Application → driver: the ring update happens before the dirty bit's
+//!   `AcqRel` `fetch_or` and the queue push (which synchronizes the driver's
+//!   pop with it); the driver's `AcqRel` `swap` of the bits happens before
+//!   its core call reads the ring. A bit set after that swap finds the bits
+//!   clear and pushes again, so no update is missed.
+//!
+//! **Lifetimes, like a kernel.** Every socket holds a [`Stack`] handle, so
+//! the driver runs while any stack handle or socket exists; when the last one
+//! is dropped it flushes the packets due and stops. [`Stack::shutdown`]
+//! stops it explicitly; sockets then fail with `ConnectionAborted`.
+//! Dropping a [`TcpStream`] closes it through the core: reset if received
+//! data was left unread, otherwise a graceful close continues in the
+//! background. Dropping an [`OwnedWriteHalf`] shuts the write direction
+//! down, as in Tokio.
+//!
+//! **Tracing.** Each connection has a `tcp_conn` span; the driver tracks
+//! each connection's last-known state and emits a `debug` event on every
+//! transition (checked when `debug` is enabled).
+//!
+//! # Differences from `tokio::net`
+//!
+//! - IPv4 only; [`TcpSocket::listen`] is `async` (the driver may run on the
+//!   calling thread); [`TcpSocket::bind`] reserves nothing until
+//!   `connect`/`listen`.
+//! - One waiting task per direction per socket (per listener for
+//!   `accept`): the last one to poll is woken.
+//! - `set_linger` with a non-zero timeout never blocks the drop.
+//! - [`TcpStream::tcp_info`] is an extension (`async`: it asks the driver).
 
 pub mod device;
 pub mod ring;
+
+mod driver;
+mod factory;
+mod shared;
+mod stack;
+mod tcp;
+
+pub use stack::{clear_default, default_stack, set_default, Builder, Stack};
+pub use tcp::{
+    Incoming, IntoIncoming, OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener,
+    TcpSocket, TcpStream, ToSocketAddrs, WriteHalf,
+};
+pub use tcp_stack::{Config, State, TcpInfo};

@@ -1,0 +1,627 @@
+//! The background task that owns the device and the `tcp_stack::Stack`.
+//!
+//! One round of [`Driver::poll_drive`]:
+//! 1. control commands from handles (bounded batch);
+//! 2. the dirty queue: `notify_send` / `notify_recv` for connections whose
+//!    rings the application touched (bounded batch);
+//! 3. up to [`RECV_BATCH`] packets from the device into `handle_packet`;
+//! 4. `handle_timeout` if the core's deadline has passed on the clock;
+//! 5. `poll_event` until empty, waking the application tasks;
+//! 6. `poll_transmit` into the device until the core has nothing or the
+//!    device is full (the packet is kept and retried when it has room);
+//! 7. re-arm the sleep if the core's deadline moved.
+//!
+//! A round that hit a batch bound, or whose sleep already elapsed, is
+//! followed by another; after [`MAX_ROUNDS`] the task wakes itself and
+//! yields, so the runtime (and other connections' application tasks) get a
+//! turn even under a flood.
+
+use crate::device::Device;
+use crate::factory::{Halves, RingFactory};
+use crate::shared::{
+    CachedOpts, ListenerShared, Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND,
+    PEER_FIN,
+};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tcp_stack::{Config, ConnId, Event, ListenerId, SockOpt, State, Stats, TcpInfo};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Sleep;
+use tracing::{debug, debug_span, trace, warn, Span};
+
+/// Packets read from the device per round.
+const RECV_BATCH: usize = 64;
+/// Commands and dirty notifications handled per round.
+const CMD_BATCH: usize = 256;
+/// Rounds per poll before yielding to the runtime.
+const MAX_ROUNDS: usize = 8;
+/// Largest datagram accepted from a device.
+const RX_BUF: usize = 65536;
+
+/// Socket options given at creation (by `TcpSocket`), `None` = stack default.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SocketOpts {
+    pub(crate) send_buffer: Option<usize>,
+    pub(crate) recv_buffer: Option<usize>,
+    pub(crate) nodelay: Option<bool>,
+    pub(crate) keepalive: Option<bool>,
+    pub(crate) ttl: Option<u8>,
+    pub(crate) linger: Option<Duration>,
+}
+
+/// Rare control operations, sent by handles on the command channel.
+pub(crate) enum Command {
+    Connect {
+        local: Option<SocketAddrV4>,
+        remote: SocketAddrV4,
+        opts: SocketOpts,
+        reply: oneshot::Sender<io::Result<Arc<Shared>>>,
+    },
+    Listen {
+        local: SocketAddrV4,
+        backlog: usize,
+        opts: SocketOpts,
+        reply: oneshot::Sender<io::Result<Arc<ListenerShared>>>,
+    },
+    /// The application took from a full accept queue: move more from the core.
+    Refill(ListenerId),
+    CloseListener(ListenerId),
+    /// Queue a FIN after the data already written.
+    Shutdown(ConnId),
+    /// The application dropped its last handle of the connection.
+    Close(ConnId),
+    SetOption(ConnId, SockOpt),
+    Info(ConnId, oneshot::Sender<Option<TcpInfo>>),
+    Stats(oneshot::Sender<Stats>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// What the driver knows about a connection the application holds.
+struct Entry {
+    shared: Arc<Shared>,
+    /// Last state seen, for the state-transition trace.
+    state: State,
+    span: Span,
+}
+
+pub(crate) struct Driver<D> {
+    device: D,
+    stack: tcp_stack::Stack,
+    config: Config,
+    base: tokio::time::Instant,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    dirty_rx: mpsc::UnboundedReceiver<ConnId>,
+    dirty_tx: mpsc::UnboundedSender<ConnId>,
+    halves: Halves,
+    conns: HashMap<ConnId, Entry>,
+    listeners: HashMap<ListenerId, Arc<ListenerShared>>,
+    rx_buf: Vec<u8>,
+    tx_buf: Vec<u8>,
+    /// Length of a datagram in `tx_buf` the device had no room for yet.
+    tx_pending: Option<usize>,
+    sleep: Pin<Box<Sleep>>,
+    /// The deadline `sleep` is armed for.
+    armed: Option<tcp_stack::Instant>,
+    recv_failed: bool,
+    stopping: bool,
+    stop_replies: Vec<oneshot::Sender<()>>,
+}
+
+impl<D: Device> Driver<D> {
+    pub(crate) fn new(device: D, config: Config, cmd_rx: mpsc::UnboundedReceiver<Command>) -> Self {
+        let mut stack = tcp_stack::Stack::new(config.clone());
+        let halves = Halves::default();
+        stack.set_buffer_factory(Box::new(RingFactory {
+            halves: halves.clone(),
+        }));
+        let (dirty_tx, dirty_rx) = mpsc::unbounded_channel();
+        let base = tokio::time::Instant::now();
+        Driver {
+            device,
+            stack,
+            tx_buf: vec![0; config.mtu.max(576)],
+            config,
+            base,
+            cmd_rx,
+            dirty_rx,
+            dirty_tx,
+            halves,
+            conns: HashMap::new(),
+            listeners: HashMap::new(),
+            rx_buf: vec![0; RX_BUF],
+            tx_pending: None,
+            sleep: Box::pin(tokio::time::sleep_until(base)),
+            armed: None,
+            recv_failed: false,
+            stopping: false,
+            stop_replies: Vec::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        debug!(addrs = ?self.config.addrs, mtu = self.config.mtu, "tcp driver started");
+        std::future::poll_fn(|cx| self.poll_drive(cx)).await;
+        self.finish();
+    }
+
+    fn now(&self) -> tcp_stack::Instant {
+        let elapsed = self.base.elapsed().as_micros();
+        tcp_stack::Instant::from_micros(u64::try_from(elapsed).unwrap_or(u64::MAX))
+    }
+
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..MAX_ROUNDS {
+            let mut more = self.poll_commands(cx);
+            more |= self.poll_dirty(cx);
+            more |= self.poll_device(cx);
+            let now = self.now();
+            if self.stack.poll_timeout().is_some_and(|d| d <= now) {
+                self.stack.handle_timeout(now);
+            }
+            self.drain_events();
+            self.flush(cx);
+            self.trace_states();
+            if self.stopping {
+                return Poll::Ready(());
+            }
+            let timer_due = self.poll_timer(cx);
+            if !more && !timer_due {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Handles queued commands; true if the batch bound was hit.
+    fn poll_commands(&mut self, cx: &mut Context<'_>) -> bool {
+        for _ in 0..CMD_BATCH {
+            match self.cmd_rx.poll_recv(cx) {
+                Poll::Ready(Some(cmd)) => self.handle_command(cmd),
+                Poll::Ready(None) => {
+                    debug!("last handle dropped: stopping the tcp driver");
+                    self.stopping = true;
+                    return false;
+                }
+                Poll::Pending => return false,
+            }
+            if self.stopping {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Tells the core about ring updates; true if the batch bound was hit.
+    fn poll_dirty(&mut self, cx: &mut Context<'_>) -> bool {
+        for _ in 0..CMD_BATCH {
+            match self.dirty_rx.poll_recv(cx) {
+                Poll::Ready(Some(id)) => {
+                    let Some(entry) = self.conns.get(&id) else {
+                        continue;
+                    };
+                    let bits = entry.shared.take_dirty();
+                    if bits & DIRTY_SEND != 0 {
+                        self.stack.notify_send(id);
+                    }
+                    if bits & DIRTY_RECV != 0 {
+                        self.stack.notify_recv(id);
+                    }
+                }
+                // The driver holds a sender itself, so `None` cannot happen.
+                Poll::Ready(None) | Poll::Pending => return false,
+            }
+        }
+        true
+    }
+
+    /// Feeds device packets to the core; true if the batch bound was hit.
+    fn poll_device(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.recv_failed {
+            return false;
+        }
+        let now = self.now();
+        for _ in 0..RECV_BATCH {
+            match self.device.poll_recv(cx, &mut self.rx_buf) {
+                Poll::Ready(Ok(0)) => {}
+                Poll::Ready(Ok(n)) => {
+                    let n = n.min(self.rx_buf.len());
+                    self.stack.handle_packet(now, &self.rx_buf[..n]);
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => {
+                    warn!(error = %e, "device receive failed; no longer receiving");
+                    self.recv_failed = true;
+                    return false;
+                }
+                Poll::Pending => return false,
+            }
+        }
+        true
+    }
+
+    /// Sends what the core has due; keeps a packet the device cannot take yet.
+    fn flush(&mut self, cx: &mut Context<'_>) {
+        let now = self.now();
+        loop {
+            if let Some(len) = self.tx_pending {
+                match self.device.poll_send(cx, &self.tx_buf[..len]) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => {
+                        trace!(error = %e, len, "device send failed; packet dropped")
+                    }
+                    Poll::Pending => return,
+                }
+                self.tx_pending = None;
+            }
+            match self.stack.poll_transmit(now, &mut self.tx_buf) {
+                Some(len) => self.tx_pending = Some(len.min(self.tx_buf.len())),
+                None => return,
+            }
+        }
+    }
+
+    /// Arms the sleep for the core's deadline; true if it is already due.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self
+            .stack
+            .poll_timeout()
+            .filter(|d| *d != tcp_stack::Instant::MAX);
+        let Some(deadline) = deadline else {
+            self.armed = None;
+            return false;
+        };
+        // Check the clock before trusting the sleep.
+        if deadline <= self.now() {
+            return true;
+        }
+        if self.armed != Some(deadline) {
+            // Round up to the timer wheel's millisecond, so that once the
+            // sleep fires the clock is past the deadline.
+            let ms = deadline.total_micros().div_ceil(1000);
+            let at = self
+                .base
+                .checked_add(Duration::from_millis(ms))
+                .unwrap_or_else(|| self.base + Duration::from_secs(86400 * 365));
+            self.sleep.as_mut().reset(at);
+            self.armed = Some(deadline);
+        }
+        self.sleep.as_mut().poll(cx).is_ready()
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.stack.poll_event() {
+            trace!(?event, "event");
+            match event {
+                Event::Incoming(l) => self.refill(l),
+                Event::Connected(c) => self.with_conn(c, |s| s.set_flags(CONNECTED)),
+                Event::Readable(c) => self.with_conn(c, |s| s.read_waker.wake()),
+                Event::Writable(c) => self.with_conn(c, |s| s.write_waker.wake()),
+                Event::PeerClosed(c) => self.with_conn(c, |s| s.set_flags(PEER_FIN)),
+                Event::Reset(c) => {
+                    let err = self
+                        .stack
+                        .error(c)
+                        .unwrap_or(tcp_stack::Error::ConnectionReset);
+                    self.with_conn(c, |s| s.fail(err));
+                }
+                Event::TimedOut(c) => {
+                    let err = self.stack.error(c).unwrap_or(tcp_stack::Error::TimedOut);
+                    self.with_conn(c, |s| s.fail(err));
+                }
+                Event::Closed(c) => {
+                    if self.conns.contains_key(&c) {
+                        let err = self.stack.error(c);
+                        self.with_conn(c, |s| {
+                            if let Some(e) = err {
+                                s.fail(e);
+                            }
+                            s.set_flags(CLOSED);
+                        });
+                    } else {
+                        // Died before anyone accepted it: drop its ring halves.
+                        self.halves.retain(|id| id != c);
+                    }
+                }
+            }
+        }
+    }
+
+    fn with_conn(&self, conn: ConnId, f: impl FnOnce(&Shared)) {
+        if let Some(entry) = self.conns.get(&conn) {
+            f(&entry.shared);
+        }
+    }
+
+    /// Emits a `debug` event for every state change since the last round.
+    fn trace_states(&mut self) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        for (id, entry) in &mut self.conns {
+            let state = self.stack.state(*id);
+            if state != entry.state {
+                debug!(parent: &entry.span, from = %entry.state, to = %state, "state change");
+                entry.state = state;
+            }
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Connect {
+                local,
+                remote,
+                opts,
+                reply,
+            } => {
+                let result = self.connect(local, remote, opts);
+                if let Err(Ok(shared)) = reply.send(result) {
+                    // The `connect` future was dropped: nobody holds the socket.
+                    self.close(shared.id);
+                }
+            }
+            Command::Listen {
+                local,
+                backlog,
+                opts,
+                reply,
+            } => {
+                let result = self.listen(local, backlog, opts);
+                if let Err(Ok(listener)) = reply.send(result) {
+                    self.close_listener(listener.id);
+                }
+            }
+            Command::Refill(l) => self.refill(l),
+            Command::CloseListener(l) => self.close_listener(l),
+            Command::Shutdown(c) => {
+                self.stack.notify_send(c);
+                if let Err(e) = self.stack.shutdown(c) {
+                    debug!(conn = c.as_u64(), error = %e, "shutdown failed");
+                }
+            }
+            Command::Close(c) => self.close(c),
+            Command::SetOption(c, opt) => {
+                if let Err(e) = self.stack.set_option(c, opt) {
+                    debug!(conn = c.as_u64(), ?opt, error = %e, "set_option failed");
+                }
+            }
+            Command::Info(c, reply) => {
+                let _ = reply.send(self.stack.info(c));
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.stack.stats().clone());
+            }
+            Command::Stop(reply) => {
+                debug!("shutdown requested: stopping the tcp driver");
+                self.stop_replies.push(reply);
+                self.stopping = true;
+            }
+        }
+    }
+
+    fn connect(
+        &mut self,
+        local: Option<SocketAddrV4>,
+        remote: SocketAddrV4,
+        opts: SocketOpts,
+    ) -> io::Result<Arc<Shared>> {
+        let sizes = match (opts.send_buffer, opts.recv_buffer) {
+            (None, None) => None,
+            (s, r) => Some((
+                s.unwrap_or(self.config.send_buffer),
+                r.unwrap_or(self.config.recv_buffer),
+            )),
+        };
+        self.halves.set_next_sizes(sizes);
+        let result = self.stack.connect(self.now(), local, remote);
+        self.halves.set_next_sizes(None);
+        let id = result?;
+        let cached = self.apply_opts(id, &opts);
+        match self.adopt(id, cached) {
+            Some(shared) => Ok(shared),
+            None => {
+                let _ = self.stack.close(id);
+                Err(no_buffers())
+            }
+        }
+    }
+
+    /// Sets the options that differ from the stack's defaults; returns the
+    /// values the handle caches.
+    fn apply_opts(&mut self, id: ConnId, opts: &SocketOpts) -> CachedOpts {
+        let c = &self.config;
+        let mut set = Vec::new();
+        if let Some(v) = opts.nodelay.filter(|v| *v != c.nodelay) {
+            set.push(SockOpt::NoDelay(v));
+        }
+        if let Some(v) = opts.keepalive.filter(|v| *v != c.keepalive) {
+            set.push(SockOpt::KeepAlive(v));
+        }
+        if let Some(v) = opts.ttl.filter(|v| *v != c.ttl) {
+            set.push(SockOpt::Ttl(v));
+        }
+        if opts.linger == Some(Duration::ZERO) {
+            set.push(SockOpt::LingerZero(true));
+        }
+        let cached = CachedOpts::new(
+            opts.nodelay.unwrap_or(c.nodelay),
+            opts.keepalive.unwrap_or(c.keepalive),
+            u32::from(opts.ttl.unwrap_or(c.ttl)),
+            opts.linger,
+        );
+        for opt in set {
+            if let Err(e) = self.stack.set_option(id, opt) {
+                debug!(conn = id.as_u64(), ?opt, error = %e, "set_option failed");
+            }
+        }
+        cached
+    }
+
+    /// Wraps a new connection's ring halves in a `Shared` and tracks it.
+    fn adopt(&mut self, id: ConnId, opts: CachedOpts) -> Option<Arc<Shared>> {
+        let (send, recv) = self.halves.take(id)?;
+        let unspecified = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        let local = self.stack.local_addr(id).unwrap_or(unspecified);
+        let peer = self.stack.peer_addr(id).unwrap_or(unspecified);
+        let state = self.stack.state(id);
+        let mut flags = 0;
+        if state.is_synchronized() {
+            flags |= CONNECTED;
+            if !state.can_recv() {
+                flags |= PEER_FIN;
+            }
+        }
+        if state == State::Closed {
+            flags |= CLOSED;
+        }
+        let shared = Arc::new(Shared::new(
+            id,
+            local,
+            peer,
+            send,
+            recv,
+            flags,
+            self.dirty_tx.clone(),
+            opts,
+        ));
+        if let Some(e) = self.stack.error(id) {
+            shared.fail(e);
+        }
+        let span = debug_span!("tcp_conn", conn = id.as_u64(), %local, %peer);
+        debug!(parent: &span, %state, "connection opened");
+        self.conns.insert(
+            id,
+            Entry {
+                shared: shared.clone(),
+                state,
+                span,
+            },
+        );
+        Some(shared)
+    }
+
+    fn close(&mut self, id: ConnId) {
+        // Data written just before the drop may still be un-notified.
+        self.stack.notify_send(id);
+        if let Err(e) = self.stack.close(id) {
+            debug!(conn = id.as_u64(), error = %e, "close failed");
+        }
+        if let Some(entry) = self.conns.remove(&id) {
+            debug!(parent: &entry.span, state = %entry.state, "released by the application");
+        }
+    }
+
+    fn listen(
+        &mut self,
+        local: SocketAddrV4,
+        backlog: usize,
+        opts: SocketOpts,
+    ) -> io::Result<Arc<ListenerShared>> {
+        let backlog = backlog.max(1);
+        let id = self.stack.listen(local, backlog)?;
+        let local = self.stack.listener_addr(id).unwrap_or(local);
+        let c = &self.config;
+        let listener = Arc::new(ListenerShared {
+            id,
+            local,
+            queue: Mutex::new(VecDeque::new()),
+            backlog,
+            waker: Default::default(),
+            closed: Default::default(),
+            opts: CachedOpts::new(
+                opts.nodelay.unwrap_or(c.nodelay),
+                opts.keepalive.unwrap_or(c.keepalive),
+                u32::from(opts.ttl.unwrap_or(c.ttl)),
+                opts.linger,
+            ),
+        });
+        debug!(%local, backlog, "listening");
+        self.listeners.insert(id, listener.clone());
+        Ok(listener)
+    }
+
+    /// Moves established connections from the core's accept queue to the
+    /// listener's, up to its backlog.
+    fn refill(&mut self, l: ListenerId) {
+        let Some(listener) = self.listeners.get(&l).cloned() else {
+            return;
+        };
+        let mut added = false;
+        while listener.queue().len() < listener.backlog {
+            let Some(id) = self.stack.accept(l) else {
+                break;
+            };
+            let o = &listener.opts;
+            let opts = SocketOpts {
+                nodelay: Some(o.nodelay.load(Ordering::Relaxed)),
+                keepalive: Some(o.keepalive.load(Ordering::Relaxed)),
+                ttl: u8::try_from(o.ttl.load(Ordering::Relaxed)).ok(),
+                linger: o.linger(),
+                ..SocketOpts::default()
+            };
+            let cached = self.apply_opts(id, &opts);
+            match self.adopt(id, cached) {
+                Some(shared) => {
+                    listener.queue().push_back(shared);
+                    added = true;
+                }
+                None => {
+                    warn!(conn = id.as_u64(), "accepted connection has no buffers");
+                    let _ = self.stack.close(id);
+                }
+            }
+        }
+        if added {
+            listener.waker.wake();
+        }
+    }
+
+    fn close_listener(&mut self, l: ListenerId) {
+        self.stack.close_listener(l);
+        if let Some(listener) = self.listeners.remove(&l) {
+            debug!(local = %listener.local, "listener closed");
+            listener.closed.store(true, Ordering::Release);
+            let queued: Vec<_> = listener.queue().drain(..).collect();
+            for shared in queued {
+                self.close(shared.id);
+            }
+            listener.waker.wake();
+        }
+        // Connections the core reset with the listener never reach us.
+        let stack = &self.stack;
+        let conns = &self.conns;
+        self.halves
+            .retain(|id| conns.contains_key(&id) || stack.state(id) != State::Closed);
+    }
+
+    /// The driver is stopping: flushes, then fails every socket.
+    fn finish(&mut self) {
+        for entry in self.conns.values() {
+            entry.shared.set_flags(ABORTED);
+        }
+        for listener in self.listeners.values() {
+            listener.closed.store(true, Ordering::Release);
+            listener.waker.wake();
+        }
+        debug!(
+            connections = self.conns.len(),
+            unclaimed = self.halves.len(),
+            "tcp driver stopped"
+        );
+        for reply in self.stop_replies.drain(..) {
+            let _ = reply.send(());
+        }
+    }
+}
+
+fn no_buffers() -> io::Error {
+    io::Error::other("the core created a connection without calling the buffer factory")
+}

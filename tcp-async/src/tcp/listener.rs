@@ -1,0 +1,271 @@
+//! [`TcpListener`]: a listening socket, like `tokio::net::TcpListener`.
+
+use crate::driver::{Command, SocketOpts};
+use crate::shared::ListenerShared;
+use crate::stack::{default_stack, Stack};
+use crate::tcp::addr::{resolve_v4, ToSocketAddrs};
+use crate::tcp::stream::TcpStream;
+use futures::Stream;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// Backlog of listeners made by `bind` (Tokio uses 1024 as well).
+pub(crate) const DEFAULT_BACKLOG: usize = 1024;
+
+/// A TCP listening socket of a user-space [`Stack`], with the API of
+/// `tokio::net::TcpListener`.
+///
+/// Dropping it closes the listener; connections that completed the
+/// handshake but were not accepted yet are reset.
+///
+/// # Examples
+///
+/// ```no_run
+/// use tcp_async::TcpListener;
+///
+/// # async fn dox() -> std::io::Result<()> {
+/// let listener = TcpListener::bind("10.0.0.1:8080").await?;
+/// loop {
+///     let (socket, peer) = listener.accept().await?;
+///     tokio::spawn(async move {
+///         // serve `socket` (e.g. hyper over `hyper_util::rt::TokioIo`)
+///         let _ = (socket, peer);
+///     });
+/// }
+/// # }
+/// ```
+pub struct TcpListener {
+    stack: Stack,
+    shared: Arc<ListenerShared>,
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local", &self.shared.local)
+            .finish()
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let _ = self.stack.command(Command::CloseListener(self.shared.id));
+    }
+}
+
+impl TcpListener {
+    /// Listens on `addr` on the default stack (see
+    /// [`set_default`](crate::set_default)). Port 0 picks a free port; see
+    /// [`local_addr`](TcpListener::local_addr).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if no default stack is set; otherwise as
+    /// [`bind_with`](TcpListener::bind_with).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox() -> std::io::Result<()> {
+    /// let listener = tcp_async::TcpListener::bind("10.0.0.1:0").await?;
+    /// println!("listening on {}", listener.local_addr()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        let stack = default_stack()?;
+        TcpListener::bind_with(&stack, addr).await
+    }
+
+    /// Listens on `addr` on `stack`. Each address `addr` resolves to is
+    /// tried in turn until one can be bound.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if the address is taken; `AddrNotAvailable` if the IP is
+    /// not one of the stack's; `InvalidInput` for IPv6 only addresses.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox(stack: tcp_async::Stack) -> std::io::Result<()> {
+    /// let listener = tcp_async::TcpListener::bind_with(&stack, "10.0.0.1:80").await?;
+    /// # drop(listener); Ok(())
+    /// # }
+    /// ```
+    pub async fn bind_with<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpListener> {
+        let mut last = None;
+        for local in resolve_v4(&addr).await? {
+            match stack
+                .listen(local, DEFAULT_BACKLOG, SocketOpts::default())
+                .await
+            {
+                Ok(shared) => return Ok(TcpListener::new(stack.clone(), shared)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address")))
+    }
+
+    pub(crate) fn new(stack: Stack, shared: Arc<ListenerShared>) -> TcpListener {
+        TcpListener { stack, shared }
+    }
+
+    /// Waits for a new connection; returns it with the peer's address.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` once the stack was shut down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped, no connection is lost (it
+    /// stays in the queue for the next call).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox(listener: tcp_async::TcpListener) -> std::io::Result<()> {
+    /// let (stream, peer) = listener.accept().await?;
+    /// println!("connection from {peer}");
+    /// # drop(stream); Ok(())
+    /// # }
+    /// ```
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for a new connection. On `Pending` the task is woken when one
+    /// is ready; only the last task to poll is woken.
+    ///
+    /// # Errors
+    ///
+    /// As [`accept`](TcpListener::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        if let Some(r) = self.try_pop() {
+            return Poll::Ready(r);
+        }
+        self.shared.waker.register(cx.waker());
+        match self.try_pop() {
+            Some(r) => Poll::Ready(r),
+            None => Poll::Pending,
+        }
+    }
+
+    fn try_pop(&self) -> Option<io::Result<(TcpStream, SocketAddr)>> {
+        let (conn, was_full) = {
+            let mut queue = self.shared.queue();
+            let was_full = queue.len() >= self.shared.backlog;
+            (queue.pop_front(), was_full)
+        };
+        match conn {
+            Some(shared) => {
+                if was_full {
+                    // The core may hold more: ask the driver to move them.
+                    let _ = self.stack.command(Command::Refill(self.shared.id));
+                }
+                let peer = SocketAddr::V4(shared.peer);
+                Some(Ok((TcpStream::new(self.stack.clone(), shared), peer)))
+            }
+            None if self.shared.closed.load(Ordering::Acquire) => Some(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the stack was shut down",
+            ))),
+            None => None,
+        }
+    }
+
+    /// The local address, with the port chosen if bound to port 0.
+    ///
+    /// # Errors
+    ///
+    /// Never fails; `io::Result` for parity with `tokio::net`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.shared.local))
+    }
+
+    /// The IP TTL accepted connections start with.
+    ///
+    /// # Errors
+    ///
+    /// Never fails; `io::Result` for parity with `tokio::net`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(self.shared.opts.ttl.load(Ordering::Relaxed))
+    }
+
+    /// Sets the IP TTL of connections accepted from now on (a listener
+    /// sends nothing itself; RSTs it provokes use the stack's TTL).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` above 255.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        if ttl > 255 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "TTL above 255"));
+        }
+        self.shared.opts.ttl.store(ttl, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The stack this listener belongs to.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// A [`Stream`] of accepted connections (like `tokio_stream`'s
+    /// `TcpListenerStream`), borrowing the listener.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// A [`Stream`] of accepted connections that owns the listener.
+    pub fn into_incoming(self) -> IntoIncoming {
+        IntoIncoming { listener: self }
+    }
+}
+
+/// Accepted connections as a [`Stream`]; from [`TcpListener::incoming`].
+/// It never ends; errors are yielded as items.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Stream for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.listener
+            .poll_accept(cx)
+            .map(|r| Some(r.map(|(s, _)| s)))
+    }
+}
+
+/// Accepted connections as a [`Stream`] owning the listener; from
+/// [`TcpListener::into_incoming`].
+#[derive(Debug)]
+pub struct IntoIncoming {
+    listener: TcpListener,
+}
+
+impl IntoIncoming {
+    /// The listener back.
+    pub fn into_inner(self) -> TcpListener {
+        self.listener
+    }
+}
+
+impl Stream for IntoIncoming {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.listener
+            .poll_accept(cx)
+            .map(|r| Some(r.map(|(s, _)| s)))
+    }
+}

@@ -1,0 +1,300 @@
+//! [`TcpSocket`]: a socket configured before it connects or listens, like
+//! `tokio::net::TcpSocket`.
+
+use crate::driver::SocketOpts;
+use crate::stack::{default_stack, Stack};
+use crate::tcp::addr::v4_only;
+use crate::tcp::listener::TcpListener;
+use crate::tcp::stream::{connect_addr, TcpStream};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+/// A TCP socket not yet connected or listening, with the API of
+/// `tokio::net::TcpSocket`: set options, optionally [`bind`](TcpSocket::bind),
+/// then [`connect`](TcpSocket::connect) or [`listen`](TcpSocket::listen).
+///
+/// Unlike a kernel socket, nothing is reserved before `connect`/`listen`:
+/// `bind` records the address and conflicts (`AddrInUse`) are reported by
+/// `connect` or `listen`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use tcp_async::TcpSocket;
+///
+/// # async fn dox() -> std::io::Result<()> {
+/// let socket = TcpSocket::new_v4()?;
+/// socket.set_send_buffer_size(64 * 1024)?;
+/// socket.set_nodelay(true)?;
+/// let stream = socket.connect("10.0.0.2:80".parse().unwrap()).await?;
+/// # drop(stream); Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TcpSocket {
+    stack: Stack,
+    local: std::sync::Mutex<Option<SocketAddrV4>>,
+    opts: std::sync::Mutex<Opts>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Opts {
+    inner: SocketOpts,
+    reuseaddr: bool,
+}
+
+impl TcpSocket {
+    /// A new IPv4 socket on the default stack (see [`set_default`](crate::set_default)).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if no default stack is set.
+    pub fn new_v4() -> io::Result<TcpSocket> {
+        Ok(TcpSocket::new_v4_with(&default_stack()?))
+    }
+
+    /// A new IPv4 socket on `stack`.
+    pub fn new_v4_with(stack: &Stack) -> TcpSocket {
+        TcpSocket {
+            stack: stack.clone(),
+            local: std::sync::Mutex::new(None),
+            opts: std::sync::Mutex::new(Opts::default()),
+        }
+    }
+
+    fn opts(&self) -> std::sync::MutexGuard<'_, Opts> {
+        self.opts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, Option<SocketAddrV4>> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets `SO_REUSEADDR`. Recorded only: the core always lets a new
+    /// connection reuse a local address whose old connection is in
+    /// TIME-WAIT, and never lets two listeners share one.
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn set_reuseaddr(&self, reuseaddr: bool) -> io::Result<()> {
+        self.opts().reuseaddr = reuseaddr;
+        Ok(())
+    }
+
+    /// The `SO_REUSEADDR` value last set.
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn reuseaddr(&self) -> io::Result<bool> {
+        Ok(self.opts().reuseaddr)
+    }
+
+    /// Sets the size of the send buffer the connection will have.
+    ///
+    /// Honoured by [`connect`](TcpSocket::connect). Connections accepted from
+    /// a [`listen`](TcpSocket::listen)ed socket get the stack's default
+    /// size: the core has no per-listener buffer size yet.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for 0.
+    pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
+        self.opts().inner.send_buffer = Some(nonzero(size)?);
+        Ok(())
+    }
+
+    /// The send buffer size the connection will have.
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn send_buffer_size(&self) -> io::Result<u32> {
+        let size = self
+            .opts()
+            .inner
+            .send_buffer
+            .unwrap_or(self.stack.config().send_buffer);
+        Ok(u32::try_from(size).unwrap_or(u32::MAX))
+    }
+
+    /// Sets the size of the receive buffer (the largest window advertised).
+    /// Same scope as [`set_send_buffer_size`](TcpSocket::set_send_buffer_size).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for 0.
+    pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
+        self.opts().inner.recv_buffer = Some(nonzero(size)?);
+        Ok(())
+    }
+
+    /// The receive buffer size the connection will have.
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn recv_buffer_size(&self) -> io::Result<u32> {
+        let size = self
+            .opts()
+            .inner
+            .recv_buffer
+            .unwrap_or(self.stack.config().recv_buffer);
+        Ok(u32::try_from(size).unwrap_or(u32::MAX))
+    }
+
+    /// Turns Nagle's algorithm off (`true`) for the connection (or the
+    /// connections accepted by the listener).
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.opts().inner.nodelay = Some(nodelay);
+        Ok(())
+    }
+
+    /// The `TCP_NODELAY` value the connection will have.
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        Ok(self
+            .opts()
+            .inner
+            .nodelay
+            .unwrap_or(self.stack.config().nodelay))
+    }
+
+    /// Enables keep-alive probes (`SO_KEEPALIVE`) with the stack's timing.
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
+        self.opts().inner.keepalive = Some(keepalive);
+        Ok(())
+    }
+
+    /// The `SO_KEEPALIVE` value the connection will have.
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        Ok(self
+            .opts()
+            .inner
+            .keepalive
+            .unwrap_or(self.stack.config().keepalive))
+    }
+
+    /// Sets `SO_LINGER`; see [`TcpStream::set_linger`].
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.opts().inner.linger = dur;
+        Ok(())
+    }
+
+    /// The `SO_LINGER` value last set.
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        Ok(self.opts().inner.linger)
+    }
+
+    /// Sets the IP TTL of the connection's datagrams.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` above 255.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = u8::try_from(ttl)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TTL above 255"))?;
+        self.opts().inner.ttl = Some(ttl);
+        Ok(())
+    }
+
+    /// Chooses the local address (port 0: an ephemeral port at connect).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for IPv6 addresses.
+    pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
+        *self.local() = Some(v4_only(addr)?);
+        Ok(())
+    }
+
+    /// The address given to [`bind`](TcpSocket::bind), or `0.0.0.0:0`.
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        let local = self
+            .local()
+            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        Ok(SocketAddr::V4(local))
+    }
+
+    /// Connects to `addr`, consuming the socket.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::connect_with`]; `AddrInUse` if the bound address
+    /// and `addr` already form a connection.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`TcpStream::connect`].
+    pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let remote = v4_only(addr)?;
+        let opts = self.opts().inner;
+        let local = (*self.local()).filter(|a| !(a.ip().is_unspecified() && a.port() == 0));
+        connect_addr(&self.stack, local, remote, opts).await
+    }
+
+    /// Listens, consuming the socket. An unbound socket listens on the
+    /// stack's first address and an ephemeral port.
+    ///
+    /// Unlike Tokio's, this is `async`: the listener is created by the
+    /// driver task, which may run on the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::bind_with`]; `InvalidInput` for a backlog of 0.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes the listener if it was created.
+    pub async fn listen(self, backlog: u32) -> io::Result<TcpListener> {
+        if backlog == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "backlog of 0"));
+        }
+        let local = self
+            .local()
+            .unwrap_or(SocketAddrV4::new(self.stack.config().addrs[0], 0));
+        let opts = self.opts().inner;
+        let backlog = usize::try_from(backlog).unwrap_or(usize::MAX);
+        let shared = self.stack.listen(local, backlog, opts).await?;
+        Ok(TcpListener::new(self.stack.clone(), shared))
+    }
+}
+
+fn nonzero(size: u32) -> io::Result<usize> {
+    if size == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "buffer size of 0",
+        ));
+    }
+    Ok(usize::try_from(size).unwrap_or(usize::MAX))
+}

@@ -1,0 +1,785 @@
+//! [`TcpStream`]: a connection, like `tokio::net::TcpStream`.
+
+use crate::driver::{Command, SocketOpts};
+use crate::ring::{RecvReader, SendWriter};
+use crate::shared::{
+    Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND, FAILED, PEER_FIN, WRITE_SHUT,
+};
+use crate::stack::{default_stack, Stack};
+use crate::tcp::addr::{resolve_v4, ToSocketAddrs};
+use crate::tcp::split::{split, ReadHalf, WriteHalf};
+use crate::tcp::split_owned::{split_owned, OwnedReadHalf, OwnedWriteHalf};
+use futures::task::AtomicWaker;
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tcp_stack::{SockOpt, TcpInfo};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
+
+/// A TCP connection of a user-space [`Stack`], with the API of
+/// `tokio::net::TcpStream`.
+///
+/// Reading and writing copy straight between the caller's buffers and the
+/// connection's TCP buffers (lock-free rings shared with the driver task).
+///
+/// Dropping the stream closes it like a kernel socket: with unread received
+/// data it is reset (RFC 2525 2.17), otherwise the data already written is
+/// delivered and a FIN follows, in the background. Use
+/// [`shutdown`](tokio::io::AsyncWriteExt::shutdown) to half-close and keep
+/// reading.
+///
+/// # Examples
+///
+/// ```no_run
+/// use tcp_async::TcpStream;
+/// use tokio::io::AsyncWriteExt;
+///
+/// # async fn dox() -> std::io::Result<()> {
+/// let mut stream = TcpStream::connect("10.0.0.2:8080").await?;
+/// stream.write_all(b"hello world!").await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct TcpStream {
+    pub(crate) stack: Stack,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("conn", &self.shared.id.as_u64())
+            .field("local", &self.shared.local)
+            .field("peer", &self.shared.peer)
+            .finish()
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        // If the driver is gone there is nothing left to close.
+        let _ = self.stack.command(Command::Close(self.shared.id));
+    }
+}
+
+/// Polls `op`; on `WouldBlock` registers `waker` and tries once more, so a
+/// wake-up between the first try and the registration is not lost.
+pub(crate) fn poll_io<T>(
+    cx: &mut Context<'_>,
+    waker: &AtomicWaker,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    match op() {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        r => return Poll::Ready(r),
+    }
+    waker.register(cx.waker());
+    match op() {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        r => Poll::Ready(r),
+    }
+}
+
+fn would_block() -> io::Error {
+    io::ErrorKind::WouldBlock.into()
+}
+
+impl TcpStream {
+    pub(crate) fn new(stack: Stack, shared: Arc<Shared>) -> TcpStream {
+        TcpStream { stack, shared }
+    }
+
+    /// Opens a connection to `addr` on the default stack (see
+    /// [`set_default`](crate::set_default)).
+    ///
+    /// Each address `addr` resolves to is tried in turn until one connects.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if no default stack is set; otherwise as
+    /// [`connect_with`](TcpStream::connect_with).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future abandons the attempt; a half-open connection is
+    /// aborted in the background.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox() -> std::io::Result<()> {
+    /// let stream = tcp_async::TcpStream::connect("10.0.0.2:80").await?;
+    /// # drop(stream); Ok(())
+    /// # }
+    /// ```
+    pub async fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        let stack = default_stack()?;
+        TcpStream::connect_with(&stack, addr).await
+    }
+
+    /// Opens a connection to `addr` on `stack`.
+    ///
+    /// # Errors
+    ///
+    /// `ConnectionRefused` when the peer answers with RST, `TimedOut` when
+    /// the SYN goes unanswered for the configured connect timeout,
+    /// `HostUnreachable` on an ICMP error, `AddrNotAvailable` when no
+    /// ephemeral port is free, `InvalidInput` for port 0 or IPv6-only
+    /// addresses.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`connect`](TcpStream::connect).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox(stack: tcp_async::Stack) -> std::io::Result<()> {
+    /// let stream = tcp_async::TcpStream::connect_with(&stack, "10.0.0.2:80").await?;
+    /// # drop(stream); Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_with<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpStream> {
+        let mut last = None;
+        for remote in resolve_v4(&addr).await? {
+            match connect_addr(stack, None, remote, SocketOpts::default()).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address")))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// Never fails; `io::Result` for parity with `tokio::net`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.shared.local))
+    }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    ///
+    /// Never fails; `io::Result` for parity with `tokio::net`.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.shared.peer))
+    }
+
+    // ----- reading -----
+
+    /// Reads through `f`; `Ok(0)` only at the end of stream.
+    fn try_read_with(
+        &self,
+        consume: bool,
+        mut f: impl FnMut(&mut RecvReader) -> usize,
+    ) -> io::Result<usize> {
+        let mut attempt = || {
+            self.shared.recv.with(|r| {
+                let before = r.len();
+                (f(r), before, r.capacity())
+            })
+        };
+        let (mut n, mut before, cap) = attempt();
+        if n == 0 {
+            let flags = self.shared.flags();
+            if flags & (PEER_FIN | FAILED | ABORTED | CLOSED) == 0 {
+                return Err(would_block());
+            }
+            // Bytes may have landed between the read and the flag load; the
+            // `Acquire` load makes them visible to this second read.
+            (n, before, _) = attempt();
+            if n == 0 {
+                return if flags & PEER_FIN != 0 || flags & (FAILED | ABORTED) == 0 {
+                    Ok(0)
+                } else {
+                    Err(self.shared.error(flags))
+                };
+            }
+        }
+        // The window may open: tell the core once the buffer was at least
+        // half full (smaller gains are reported with later reads or ACKs).
+        if consume && cap - before < cap.div_ceil(2) {
+            self.shared.mark_dirty(DIRTY_RECV);
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn poll_read_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        poll_io(cx, &self.shared.read_waker, || {
+            self.try_read_with(true, |r| r.read_buf(buf)).map(drop)
+        })
+    }
+
+    /// Tries to read into `buf` without waiting.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when nothing is buffered yet; the connection's error
+    /// (`ConnectionReset`, `TimedOut`, ...) once it failed and the buffered
+    /// bytes are consumed. `Ok(0)` is the end of stream (or an empty `buf`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox(stream: tcp_async::TcpStream) -> std::io::Result<()> {
+    /// let mut buf = [0; 4096];
+    /// loop {
+    ///     stream.readable().await?;
+    ///     match stream.try_read(&mut buf) {
+    ///         Ok(0) => break,
+    ///         Ok(n) => println!("read {n} bytes"),
+    ///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.try_read_with(true, |r| r.read(buf))
+    }
+
+    /// Like [`try_read`](TcpStream::try_read) into the spare capacity of a
+    /// `BufMut`, advancing it.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_read`](TcpStream::try_read).
+    pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        if !buf.has_remaining_mut() {
+            return Ok(0);
+        }
+        let n = {
+            // SAFETY: the slice is only written through `ReadBuf`, which
+            // never de-initializes bytes.
+            let spare = unsafe { buf.chunk_mut().as_uninit_slice_mut() };
+            let mut rb = ReadBuf::uninit(spare);
+            self.try_read_with(true, |r| r.read_buf(&mut rb))?;
+            rb.filled().len()
+        };
+        // SAFETY: `ReadBuf` reports `n` bytes at the front of the spare
+        // capacity as filled, hence initialized.
+        unsafe { buf.advance_mut(n) };
+        Ok(n)
+    }
+
+    /// Tries to read into several buffers without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_read`](TcpStream::try_read).
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        self.try_read_with(true, |r| {
+            let mut total = 0;
+            for b in bufs.iter_mut() {
+                let n = r.read(b);
+                total += n;
+                if n < b.len() {
+                    break;
+                }
+            }
+            total
+        })
+    }
+
+    /// Receives data without removing it from the buffer; waits until some
+    /// is there. Returns 0 at the end of stream.
+    ///
+    /// # Errors
+    ///
+    /// The connection's error once it failed and nothing is buffered.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing is consumed.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox(stream: tcp_async::TcpStream) -> std::io::Result<()> {
+    /// let mut b = [0; 10];
+    /// let n = stream.peek(&mut b).await?;
+    /// # let _ = n; Ok(())
+    /// # }
+    /// ```
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| {
+            let mut rb = ReadBuf::new(buf);
+            self.poll_peek(cx, &mut rb)
+        })
+        .await
+    }
+
+    /// Polls for data to peek at; fills `buf` without consuming.
+    ///
+    /// On `Pending` the task is woken when data (or the end of stream)
+    /// arrives. Only the last task to poll is woken.
+    ///
+    /// # Errors
+    ///
+    /// As [`peek`](TcpStream::peek).
+    pub fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        poll_io(cx, &self.shared.read_waker, || {
+            let n = self.try_read_with(false, |r| r.peek(buf.initialize_unfilled()))?;
+            buf.advance(n);
+            Ok(n)
+        })
+    }
+
+    // ----- writing -----
+
+    fn try_write_with(&self, f: impl FnOnce(&mut SendWriter) -> usize) -> io::Result<usize> {
+        let flags = self.shared.flags();
+        if flags & (FAILED | ABORTED) != 0 {
+            return Err(self.shared.error(flags));
+        }
+        if flags & (WRITE_SHUT | CLOSED) != 0 {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if flags & CONNECTED == 0 {
+            return Err(would_block());
+        }
+        let n = self.shared.send.with(f);
+        if n == 0 {
+            return Err(would_block());
+        }
+        self.shared.mark_dirty(DIRTY_SEND);
+        Ok(n)
+    }
+
+    pub(crate) fn poll_write_priv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        poll_io(cx, &self.shared.write_waker, || {
+            self.try_write_with(|w| w.write(buf))
+        })
+    }
+
+    pub(crate) fn poll_write_vectored_priv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(0));
+        }
+        poll_io(cx, &self.shared.write_waker, || {
+            self.try_write_with(|w| w.write_vectored(bufs))
+        })
+    }
+
+    /// Tries to write `buf` without waiting; returns how much was taken.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when the send buffer is full; `BrokenPipe` after
+    /// shutdown; the connection's error once it failed.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox(stream: tcp_async::TcpStream) -> std::io::Result<()> {
+    /// stream.writable().await?;
+    /// let n = stream.try_write(b"hello")?;
+    /// # let _ = n; Ok(())
+    /// # }
+    /// ```
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.try_write_with(|w| w.write(buf))
+    }
+
+    /// Tries to write several buffers without waiting (gathered write).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_write`](TcpStream::try_write).
+    pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
+        self.try_write_with(|w| w.write_vectored(bufs))
+    }
+
+    /// Half-closes: queues a FIN after the data already written. Reading
+    /// keeps working. Idempotent.
+    pub(crate) fn shutdown_priv(&self) -> io::Result<()> {
+        let flags = self.shared.flags();
+        if flags & WRITE_SHUT != 0 {
+            return Ok(());
+        }
+        if flags & (FAILED | ABORTED) != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                self.shared.error(flags),
+            ));
+        }
+        let prev = self.shared.flags.fetch_or(WRITE_SHUT, Ordering::AcqRel);
+        if prev & WRITE_SHUT == 0 {
+            self.stack.command(Command::Shutdown(self.shared.id))?;
+        }
+        Ok(())
+    }
+
+    // ----- readiness -----
+
+    fn readiness(&self) -> Ready {
+        let flags = self.shared.flags();
+        let (buffered, free) = (
+            self.shared.recv.with(|r| r.len()),
+            self.shared.send.with(|w| w.free()),
+        );
+        let failed = flags & (FAILED | ABORTED) != 0;
+        let mut ready = Ready::EMPTY;
+        if buffered > 0 || failed || flags & (PEER_FIN | CLOSED) != 0 {
+            ready |= Ready::READABLE;
+        }
+        if failed || flags & (PEER_FIN | CLOSED) != 0 {
+            ready |= Ready::READ_CLOSED;
+        }
+        let write_closed = failed || flags & (WRITE_SHUT | CLOSED) != 0;
+        if write_closed || (flags & CONNECTED != 0 && free > 0) {
+            ready |= Ready::WRITABLE;
+        }
+        if write_closed {
+            ready |= Ready::WRITE_CLOSED;
+        }
+        ready
+    }
+
+    fn ready_for(&self, interest: Interest) -> Ready {
+        let all = self.readiness();
+        let mut ready = Ready::EMPTY;
+        if interest.is_readable() {
+            if all.is_readable() {
+                ready |= Ready::READABLE;
+            }
+            if all.is_read_closed() {
+                ready |= Ready::READ_CLOSED;
+            }
+        }
+        if interest.is_writable() {
+            if all.is_writable() {
+                ready |= Ready::WRITABLE;
+            }
+            if all.is_write_closed() {
+                ready |= Ready::WRITE_CLOSED;
+            }
+        }
+        ready
+    }
+
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<Ready>> {
+        let ready = self.ready_for(interest);
+        if !ready.is_empty() {
+            return Poll::Ready(Ok(ready));
+        }
+        if interest.is_readable() {
+            self.shared.read_waker.register(cx.waker());
+        }
+        if interest.is_writable() {
+            self.shared.write_waker.register(cx.waker());
+        }
+        let ready = self.ready_for(interest);
+        if ready.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(ready))
+        }
+    }
+
+    /// Waits for any of the requested readiness. Readiness may be spurious:
+    /// a following `try_*` call can still return `WouldBlock`.
+    ///
+    /// One task per direction is woken (like `AsyncRead`/`AsyncWrite`): do
+    /// not wait for the same direction from two tasks at once.
+    ///
+    /// # Errors
+    ///
+    /// Never fails today; `io::Result` for parity with `tokio::net`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use tokio::io::Interest;
+    /// # async fn dox(stream: tcp_async::TcpStream) -> std::io::Result<()> {
+    /// let ready = stream.ready(Interest::READABLE | Interest::WRITABLE).await?;
+    /// if ready.is_readable() { /* try_read */ }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        poll_fn(|cx| self.poll_ready(cx, interest)).await
+    }
+
+    /// Waits until the stream may be readable (data, end of stream or error).
+    ///
+    /// # Errors
+    ///
+    /// As [`ready`](TcpStream::ready).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.ready(Interest::READABLE).await.map(drop)
+    }
+
+    /// Polls for read readiness.
+    ///
+    /// # Errors
+    ///
+    /// As [`ready`](TcpStream::ready).
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_ready(cx, Interest::READABLE).map_ok(drop)
+    }
+
+    /// Waits until the stream may be writable (buffer space or error).
+    ///
+    /// # Errors
+    ///
+    /// As [`ready`](TcpStream::ready).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.ready(Interest::WRITABLE).await.map(drop)
+    }
+
+    /// Polls for write readiness.
+    ///
+    /// # Errors
+    ///
+    /// As [`ready`](TcpStream::ready).
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_ready(cx, Interest::WRITABLE).map_ok(drop)
+    }
+
+    // ----- options -----
+
+    /// Whether Nagle's algorithm is off (`TCP_NODELAY`).
+    ///
+    /// # Errors
+    ///
+    /// Never fails; `io::Result` for parity with `tokio::net`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        Ok(self.shared.opts.nodelay.load(Ordering::Relaxed))
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn dox(stream: tcp_async::TcpStream) -> std::io::Result<()> {
+    /// stream.set_nodelay(true)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.stack
+            .set_option(self.shared.id, SockOpt::NoDelay(nodelay))?;
+        self.shared.opts.nodelay.store(nodelay, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The `SO_LINGER` value last set.
+    ///
+    /// # Errors
+    ///
+    /// Never fails; `io::Result` for parity with `tokio::net`.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        Ok(self.shared.opts.linger())
+    }
+
+    /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes drop abort the
+    /// connection with RST. Other timeouts are recorded but, unlike a
+    /// kernel, drop never blocks: the graceful close continues in the
+    /// background either way.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
+        let zero = dur == Some(Duration::ZERO);
+        let was_zero = self.shared.opts.linger() == Some(Duration::ZERO);
+        if zero != was_zero {
+            self.stack
+                .set_option(self.shared.id, SockOpt::LingerZero(zero))?;
+        }
+        self.shared.opts.set_linger(dur);
+        Ok(())
+    }
+
+    /// The IP TTL of this connection's datagrams.
+    ///
+    /// # Errors
+    ///
+    /// Never fails; `io::Result` for parity with `tokio::net`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(self.shared.opts.ttl.load(Ordering::Relaxed))
+    }
+
+    /// Sets the IP TTL of this connection's datagrams.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` above 255; `NotConnected` if the stack was shut down.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl8 = u8::try_from(ttl)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TTL above 255"))?;
+        self.stack.set_option(self.shared.id, SockOpt::Ttl(ttl8))?;
+        self.shared.opts.ttl.store(ttl, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A snapshot of the connection's internals (state, RTT, RTO, window,
+    /// byte and retransmission counters), like Linux `TCP_INFO`.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down or the connection is gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn tcp_info(&self) -> io::Result<TcpInfo> {
+        let id = self.shared.id;
+        self.stack
+            .request(|reply| Command::Info(id, reply))
+            .await?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection is gone"))
+    }
+
+    // ----- splitting -----
+
+    /// Splits into a borrowed read half and write half, usable
+    /// concurrently (for example with `tokio::join!`).
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        split(self)
+    }
+
+    /// Splits into owned halves that can move to different tasks.
+    /// [`OwnedReadHalf::reunite`] puts them back together.
+    ///
+    /// Dropping the [`OwnedWriteHalf`] shuts the write direction down (as
+    /// in Tokio); use [`OwnedWriteHalf::forget`] to avoid that.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        split_owned(self)
+    }
+}
+
+/// Active open of one address; waits for the handshake.
+pub(crate) async fn connect_addr(
+    stack: &Stack,
+    local: Option<SocketAddrV4>,
+    remote: SocketAddrV4,
+    opts: SocketOpts,
+) -> io::Result<TcpStream> {
+    let shared = stack.connect(local, remote, opts).await?;
+    // From here on, dropping `stream` (a cancelled connect) closes it.
+    let stream = TcpStream::new(stack.clone(), shared);
+    poll_fn(|cx| {
+        poll_io(cx, &stream.shared.write_waker, || {
+            let flags = stream.shared.flags();
+            if flags & (FAILED | ABORTED) != 0 {
+                Err(stream.shared.error(flags))
+            } else if flags & CONNECTED != 0 {
+                Ok(())
+            } else if flags & CLOSED != 0 {
+                Err(io::ErrorKind::ConnectionRefused.into())
+            } else {
+                Err(would_block())
+            }
+        })
+    })
+    .await?;
+    Ok(stream)
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.poll_read_priv(cx, buf)
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_priv(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_priv(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    /// A no-op: written bytes are already in the TCP send buffer.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues a FIN after the written data and returns; reading continues.
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shutdown_priv())
+    }
+}
