@@ -182,10 +182,9 @@ impl RecvBuffer for VecRecvBuffer {
     fn read(&mut self, dst: &mut [u8]) -> usize {
         let n = self.peek(dst);
         self.head = (self.head + n) % self.capacity.max(1);
+        // Never rebase `head` here: out-of-order bytes may already sit past
+        // the readable region, at positions relative to it.
         self.len -= n;
-        if self.len == 0 {
-            self.head = 0;
-        }
         n
     }
     fn peek(&self, dst: &mut [u8]) -> usize {

@@ -202,7 +202,10 @@ impl Conn {
                         self.enter_closed(None);
                     }
                     State::SynReceived => self.enter_closed(Some(Error::ConnectionRefused)),
-                    State::Closing | State::LastAck | State::TimeWait => self.enter_closed(None),
+                    // RFC 1337 3: ignore RST in TIME-WAIT (no "assassination"):
+                    // the 2 MSL wait protects the next incarnation.
+                    State::TimeWait => {}
+                    State::Closing | State::LastAck => self.enter_closed(None),
                     _ => self.enter_closed(Some(Error::ConnectionReset)),
                 }
             } else {
@@ -317,8 +320,11 @@ impl Conn {
         let nxt = self.rcv_nxt;
         // A segment that straddles RCV.NXT is acceptable if any part lies in the window.
         match (len, wnd) {
-            (0, 0) => seg.seq == nxt,
-            (0, _) => seg.seq.in_range(nxt, nxt + wnd),
+            // Zero-length segments: RCV.NXT =< SEG.SEQ =< RCV.NXT+RCV.WND. The
+            // right edge is inclusive (as in Linux) so that a peer that filled
+            // the window exactly can still be heard; with a zero window this
+            // is SEG.SEQ = RCV.NXT, as RFC 9293 requires.
+            (0, _) => seg.seq.diff(nxt) >= 0 && seg.seq.diff(nxt + wnd) <= 0,
             (_, 0) => {
                 // Zero window: only ACK/RST/URG processing; text is not acceptable,
                 // but RFC 9293 says to still process ACKs: treat a segment starting
@@ -402,7 +408,8 @@ impl Conn {
             && seg.payload.is_empty()
             && !seg.flags.fin()
             && self.snd_wnd == old_wnd
-            && self.snd_max != self.snd_una
+            && self.snd_wnd > 0
+            && self.snd_nxt != self.snd_una
         {
             // RFC 5681 2: a duplicate ACK.
             self.on_dup_ack(env);

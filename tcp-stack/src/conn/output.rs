@@ -21,7 +21,7 @@ impl Conn {
         }
         if self.rst_pending {
             self.rst_pending = false;
-            let seq = self.snd_nxt.max(self.snd_una);
+            let seq = self.snd_max;
             return Some(self.emit(env, buf, seq, TcpFlags::RST | TcpFlags::ACK, 0, 0));
         }
         match self.state {
@@ -77,7 +77,10 @@ impl Conn {
             }
         }
         if self.ack_now || self.challenge_pending {
-            let seq = self.snd_nxt;
+            // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT the peer
+            // may already hold later data, and would find SND.NXT below its
+            // window and drop the ACK (Linux likewise never moves snd_nxt back).
+            let seq = self.snd_max;
             return Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0));
         }
         None
@@ -90,7 +93,10 @@ impl Conn {
             return None;
         }
         let data_len = self.send_buf.len();
-        let len = self.send_mss().min(data_len).min(outstanding);
+        let len = self
+            .payload_room(env, buf.len())
+            .min(data_len)
+            .min(outstanding);
         let fin = self.fin_queued && len == data_len && self.fin_sent();
         let mut flags = TcpFlags::ACK;
         if fin {
@@ -130,22 +136,22 @@ impl Conn {
             self.cc.on_idle_restart(now);
         }
         let mss = self.send_mss();
+        let room = self.payload_room(env, buf.len());
         let wnd_avail = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
         let cwnd = self.cc.window() + self.inflation;
         let cwnd_avail = cwnd.saturating_sub(in_flight);
         let is_retx = self.snd_nxt.diff(self.snd_max) < 0;
         let probe = std::mem::take(&mut self.probe_pending);
-        let mut len = unsent.min(mss).min(wnd_avail).min(cwnd_avail);
-        if probe && len == 0 && unsent > 0 {
-            // Zero-window probe / SWS override: one byte past the window (RFC 9293 3.8.6.1).
-            len = 1;
+        let len = unsent.min(room).min(wnd_avail).min(cwnd_avail);
+        if probe && len == 0 && unsent > 0 && in_flight == 0 {
+            return Some(self.send_window_probe(env, buf, sent));
         }
         let fin = fin_unsent && len == unsent;
         // Sender silly window avoidance and Nagle (RFC 9293 3.8.6.2.1, RFC 1122 4.2.3.4).
         let send = if len == 0 {
             fin && (cwnd_avail > 0 || in_flight == 0)
         } else {
-            len == mss
+            len >= mss.min(room)
                 || is_retx
                 || probe
                 || (len == unsent && (self.opts.nodelay || in_flight == 0 || fin))
@@ -154,9 +160,7 @@ impl Conn {
         if !send {
             if unsent > 0 && in_flight == 0 && !self.timers.is_set(Timer::Persist) {
                 // Nothing in flight to bring an ACK: probe the window (RFC 9293 3.8.6.1).
-                let backoff = 1u32 << self.persist_backoff.min(16);
-                let ivl = (self.rtt.rto() * backoff).min(MAX_PERSIST);
-                self.timers.set(Timer::Persist, now + ivl);
+                self.arm_persist(env);
             }
             return None;
         }
@@ -191,6 +195,26 @@ impl Conn {
         Some(n)
     }
 
+    fn arm_persist(&mut self, env: &Env) {
+        let backoff = 1u32 << self.persist_backoff.min(16);
+        let ivl = (self.rtt.rto() * backoff)
+            .min(env.cfg.max_rto)
+            .min(MAX_PERSIST);
+        self.timers.set(Timer::Persist, env.now + ivl);
+    }
+
+    /// A zero-window probe (RFC 9293 3.8.6.1, RFC 1122 4.2.2.17): one new
+    /// byte past the window. SND.NXT stays put (the byte is not "in flight"
+    /// for the retransmission timer; the persist timer repeats the probe),
+    /// but SND.MAX covers it so the peer may acknowledge it if it has room.
+    fn send_window_probe(&mut self, env: &mut Env, buf: &mut [u8], offset: usize) -> usize {
+        let seq = self.snd_nxt;
+        let n = self.emit(env, buf, seq, TcpFlags::ACK, offset, 1);
+        self.snd_max = self.snd_max.max(seq + 1);
+        self.arm_persist(env);
+        n
+    }
+
     /// Builds one segment in `buf`: header, options, `len` bytes of the send
     /// buffer from `offset`, checksum.
     pub(super) fn emit(
@@ -204,36 +228,7 @@ impl Conn {
     ) -> usize {
         let syn = flags.syn();
         let rst = flags.rst();
-        let mut options = TcpOptions::default();
-        let initial_syn = syn && self.state == State::SynSent;
-        if syn {
-            options.mss = Some(self.our_mss as u16);
-            let ws = if initial_syn {
-                env.cfg.window_scaling
-            } else {
-                self.ws_enabled
-            };
-            if ws {
-                options.window_scale = Some(self.rcv_wscale);
-            }
-            options.sack_permitted = if initial_syn {
-                env.cfg.sack
-            } else {
-                self.sack_enabled
-            };
-        }
-        let ts = if initial_syn {
-            env.cfg.timestamps
-        } else {
-            self.ts_enabled
-        };
-        if ts && !rst {
-            let ecr = if flags.ack() { self.ts_recent } else { 0 };
-            options.timestamps = Some((self.ts_now(env.now), ecr));
-        }
-        if self.sack_enabled && !syn && !rst && !self.assembler.is_empty() {
-            options.sack = self.sack_blocks();
-        }
+        let options = self.options_for(env, flags);
         let window = if rst {
             0
         } else if syn {
@@ -286,6 +281,54 @@ impl Conn {
         total
     }
 
+    /// The options a segment with `flags` carries now.
+    fn options_for(&self, env: &Env, flags: TcpFlags) -> TcpOptions {
+        let syn = flags.syn();
+        let rst = flags.rst();
+        let mut options = TcpOptions::default();
+        let initial_syn = syn && self.state == State::SynSent;
+        if syn {
+            options.mss = Some(self.our_mss as u16);
+            let ws = if initial_syn {
+                env.cfg.window_scaling
+            } else {
+                self.ws_enabled
+            };
+            if ws {
+                options.window_scale = Some(self.rcv_wscale);
+            }
+            options.sack_permitted = if initial_syn {
+                env.cfg.sack
+            } else {
+                self.sack_enabled
+            };
+        }
+        let ts = if initial_syn {
+            env.cfg.timestamps
+        } else {
+            self.ts_enabled
+        };
+        if ts && !rst {
+            let ecr = if flags.ack() { self.ts_recent } else { 0 };
+            options.timestamps = Some((self.ts_now(env.now), ecr));
+        }
+        if self.sack_enabled && !syn && !rst && !self.assembler.is_empty() {
+            options.sack = self.sack_blocks();
+        }
+        options
+    }
+
+    /// Largest payload of a data segment sent now into a buffer of
+    /// `buf_len` bytes: the MSS less the options actually carried (RFC 9293
+    /// 3.7.1; SACK blocks make the header grow), and what fits the buffer.
+    fn payload_room(&self, env: &Env, buf_len: usize) -> usize {
+        let opt_len = self.options_for(env, TcpFlags::ACK).len();
+        let mss = self.peer_mss.min(self.our_mss);
+        mss.min(buf_len.saturating_sub(20))
+            .saturating_sub(opt_len)
+            .max(1)
+    }
+
     /// RFC 2018 4: the first block holds the most recently received segment,
     /// then the others (as many as the option space allows).
     fn sack_blocks(&self) -> SackBlocks {
@@ -321,7 +364,10 @@ impl Conn {
             }
         }
         if self.timers.take_due(Timer::Persist, now) {
-            if self.user_timed_out(env) {
+            // Probes that the peer answers keep the connection alive however
+            // long the window stays shut; silence for the user timeout ends it.
+            if now.saturating_duration_since(self.last_recv) >= self.opts.user_timeout {
+                self.enter_closed(Some(Error::TimedOut));
                 return;
             }
             self.persist_backoff += 1;

@@ -1041,11 +1041,21 @@ fn test_time_wait_new_syn_reopens_via_listener() {
 }
 
 #[test]
-fn test_time_wait_rst_closes() {
+fn test_time_wait_rst_ignored_rfc1337() {
     let mut h = socket_time_wait();
     let seq = h.peer_seq;
     h.send_raw(seq, None, TcpFlags::RST, &[]);
+    assert_eq!(h.state(), State::TimeWait);
+    h.expect_none();
+}
+
+#[test]
+fn test_closing_rst_closes() {
+    let mut h = socket_closing();
+    let seq = h.peer_seq;
+    h.send_raw(seq, None, TcpFlags::RST, &[]);
     assert_eq!(h.state(), State::Closed);
+    assert!(h.stack.error(h.id()).is_none());
 }
 
 // ---------------------------------------------------------------------
