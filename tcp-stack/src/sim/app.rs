@@ -101,6 +101,18 @@ impl Default for TransferSpec {
     }
 }
 
+impl TransferSpec {
+    /// The bytes the client sends.
+    pub fn client_pattern(&self) -> Pattern {
+        Pattern::new(mix(self.seed ^ 0xc2))
+    }
+
+    /// The bytes the server sends.
+    pub fn server_pattern(&self) -> Pattern {
+        Pattern::new(mix(self.seed ^ 0x2c))
+    }
+}
+
 /// What one end of a [`Transfer`] saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndReport {
@@ -168,6 +180,9 @@ struct End {
     recv_pattern: Pattern,
     read_paused_until: Instant,
     released: bool,
+    /// Pattern bytes from offset `staged_from`, not all sent yet.
+    staged: Vec<u8>,
+    staged_from: u64,
 }
 
 /// Drives one client/server connection pair in a [`Sim`]: the client sends
@@ -207,8 +222,8 @@ impl Transfer {
             .stack_mut(client)
             .connect(now, None, server_addr)
             .expect("connect failed");
-        let c2s = Pattern::new(mix(spec.seed ^ 0xc2));
-        let s2c = Pattern::new(mix(spec.seed ^ 0x2c));
+        let c2s = spec.client_pattern();
+        let s2c = spec.server_pattern();
         let mut c = End {
             report: EndReport::new(client),
             to_send: spec.client_bytes,
@@ -217,6 +232,8 @@ impl Transfer {
             recv_pattern: s2c,
             read_paused_until: Instant::ZERO,
             released: false,
+            staged: Vec::new(),
+            staged_from: 0,
         };
         c.report.conn = Some(conn);
         let s = End {
@@ -227,6 +244,8 @@ impl Transfer {
             recv_pattern: c2s,
             read_paused_until: Instant::ZERO,
             released: false,
+            staged: Vec::new(),
+            staged_from: 0,
         };
         Transfer {
             buf: vec![0; spec.chunk.max(1)],
@@ -376,9 +395,16 @@ impl Transfer {
         // Send.
         if may_send && matches!(state, State::Established | State::CloseWait) {
             while end.report.sent < end.to_send {
-                let n = (end.to_send - end.report.sent).min(buf.len() as u64) as usize;
-                end.send_pattern.fill(end.report.sent, &mut buf[..n]);
-                match stack.send(conn, &buf[..n]) {
+                // Pattern bytes are generated once, a chunk at a time.
+                let mut off = (end.report.sent - end.staged_from) as usize;
+                if off >= end.staged.len() {
+                    let n = (end.to_send - end.report.sent).min(buf.len() as u64) as usize;
+                    end.staged.resize(n, 0);
+                    end.send_pattern.fill(end.report.sent, &mut end.staged);
+                    end.staged_from = end.report.sent;
+                    off = 0;
+                }
+                match stack.send(conn, &end.staged[off..]) {
                     Ok(0) | Err(Error::WouldBlock) => break,
                     Ok(k) => end.report.sent += k as u64,
                     Err(e) => {

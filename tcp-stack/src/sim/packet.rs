@@ -277,7 +277,7 @@ impl SegmentBuilder {
     /// Raw option bytes, padded with zero (end-of-list) bytes to a multiple of 4.
     pub fn options(mut self, options: &[u8]) -> Self {
         self.options = options.to_vec();
-        while self.options.len() % 4 != 0 {
+        while self.options.len() & 3 != 0 {
             self.options.push(0);
         }
         self
