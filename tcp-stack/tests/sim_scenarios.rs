@@ -178,7 +178,6 @@ fn run_transfer(
 }
 
 #[test]
-#[ignore = "core bug: VecRecvBuffer::read resets head to 0 when the readable part empties, corrupting out-of-order bytes already stored (see report)"]
 fn half_close_client_first_then_server_sends() {
     let link = LinkConfig::ideal(ms(5)).loss(0.01);
     let (mut sim, c, s) = Sim::pair(3, link, |cfg| cfg.msl = secs(2));
@@ -199,7 +198,6 @@ fn half_close_client_first_then_server_sends() {
 }
 
 #[test]
-#[ignore = "core bug: VecRecvBuffer::read resets head to 0 when the readable part empties, corrupting out-of-order bytes already stored (see report)"]
 fn half_close_server_first_then_client_sends() {
     let link = LinkConfig::ideal(ms(5)).loss(0.01);
     let (mut sim, c, s) = Sim::pair(4, link, |cfg| cfg.msl = secs(2));
@@ -323,7 +321,6 @@ fn keepalive_detects_peer_reboot() {
 }
 
 #[test]
-#[ignore = "core bug: persist probes back off about 3.7x per probe and ignore max_rto: none between 19.3 s and 60 s"]
 fn zero_window_held_for_a_minute_then_reopened() {
     let (mut sim, c, s) = Sim::pair(8, LinkConfig::ideal(ms(10)), |cfg| {
         cfg.recv_buffer = 64 * 1024;
@@ -509,7 +506,6 @@ fn syn_in_established_gets_challenge_ack() {
 }
 
 #[test]
-#[ignore = "core bug: a window-update ACK sent from TIME-WAIT draws a RST from the CLOSED peer and the RST ends TIME-WAIT after 20 ms"]
 fn time_wait_lasts_two_msl() {
     let msl = secs(5);
     let (mut sim, c, s) = Sim::pair(14, LinkConfig::ideal(ms(10)), |cfg| cfg.msl = msl);
