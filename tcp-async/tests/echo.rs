@@ -1,0 +1,146 @@
+//! Data round trips through two stacks.
+
+mod common;
+
+use common::*;
+use std::io::IoSlice;
+use tcp_async::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+#[tokio::test]
+async fn echo_small() {
+    let (a, b) = stacks();
+    let (mut client, mut server) = connected(&a, &b, 7).await;
+    let server_task = tokio::spawn(async move {
+        let (mut r, mut w) = server.split();
+        tokio::io::copy(&mut r, &mut w).await.unwrap();
+    });
+    within("echo", async {
+        client.write_all(b"hello, world").await.unwrap();
+        let mut buf = [0; 12];
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello, world");
+        client.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        server_task.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn echo_large_both_ways_concurrently() {
+    let (a, b) = stacks();
+    let (client, mut server) = connected(&a, &b, 7).await;
+    let server_task = tokio::spawn(async move {
+        let (mut r, mut w) = server.split();
+        let n = tokio::io::copy(&mut r, &mut w).await.unwrap();
+        w.shutdown().await.unwrap();
+        n
+    });
+    let data = pattern(2 * 1024 * 1024 + 17, 3);
+    let (mut r, mut w) = client.into_split();
+    let sent = data.clone();
+    within("large echo", async move {
+        let writer = tokio::spawn(async move {
+            w.write_all(&sent).await.unwrap();
+            w.shutdown().await.unwrap();
+        });
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(got.len(), data.len());
+        assert!(got == data, "echoed bytes differ");
+        assert_eq!(server_task.await.unwrap(), data.len() as u64);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn vectored_write_keeps_order() {
+    let (a, b) = stacks();
+    let (mut client, mut server) = connected(&a, &b, 9).await;
+    assert!(client.is_write_vectored());
+    within("vectored", async {
+        let parts: [&[u8]; 3] = [b"abc", b"", b"defgh"];
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let n = client.write_vectored(&slices).await.unwrap();
+        assert_eq!(n, 8);
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"abcdefgh");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn try_read_and_try_write() {
+    let (a, b) = stacks();
+    let (client, server) = connected(&a, &b, 10).await;
+    within("try_*", async {
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            server.try_read(&mut buf).unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock
+        );
+        client.writable().await.unwrap();
+        assert_eq!(client.try_write(b"ping").unwrap(), 4);
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            server.readable().await.unwrap();
+            match server.try_read_buf(&mut got) {
+                Ok(n) => assert!(n > 0),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, b"ping");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn many_connections_echo_concurrently() {
+    let (a, b) = stacks();
+    let listener = TcpListener::bind_with(&a, addr(A, 7000)).await.unwrap();
+    let server = tokio::spawn(async move {
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tasks.push(tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                tokio::io::copy(&mut r, &mut w).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let mut clients = Vec::new();
+    for i in 0..32u8 {
+        let b = b.clone();
+        clients.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect_with(&b, addr(A, 7000)).await.unwrap();
+            let data = pattern(50_000 + usize::from(i) * 100, i);
+            let (mut r, mut w) = s.split();
+            let write = async {
+                w.write_all(&data).await.unwrap();
+                w.shutdown().await.unwrap();
+            };
+            let mut got = Vec::new();
+            let read = r.read_to_end(&mut got);
+            let (_, n) = tokio::join!(write, read);
+            n.unwrap();
+            assert!(got == data, "connection {i} echoed different bytes");
+        }));
+    }
+    within("32 echoes", async {
+        for c in clients {
+            c.await.unwrap();
+        }
+        server.await.unwrap();
+    })
+    .await;
+}
