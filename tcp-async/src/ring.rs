@@ -1,1 +1,0 @@
-//! SPSC byte rings.
