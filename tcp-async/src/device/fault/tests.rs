@@ -232,3 +232,64 @@ async fn test_reorder_recv_releases_every_packet_eventually() {
     assert_eq!(inj.in_flight(), 0);
     assert_reordered_but_complete(&got, inj.stats());
 }
+
+/// Accepts `credit` packets, then is busy (without a waker: the test polls
+/// by hand).
+struct Gate {
+    inner: MemoryDevice,
+    credit: usize,
+}
+
+impl Device for Gate {
+    fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.inner.poll_recv(cx, buf)
+    }
+
+    fn poll_send(&mut self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
+        if self.credit == 0 {
+            return Poll::Pending;
+        }
+        self.credit -= 1;
+        self.inner.poll_send(cx, packet)
+    }
+
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+}
+
+#[tokio::test]
+async fn test_busy_inner_device_changes_no_fates() {
+    let faults = Faults {
+        seed: 9,
+        loss: 0.2,
+        duplicate: 0.3,
+        corrupt: 0.1,
+        ..Faults::default()
+    };
+    let (want, want_stats) = through_send(faults.clone(), 300).await;
+    let (a, mut b) = big_pair();
+    let mut inj = FaultInjector::new(
+        Gate {
+            inner: a,
+            credit: 0,
+        },
+        faults,
+    );
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut busy = 0;
+    for i in 0..300u32 {
+        let p = numbered(i, 40 + (i % 50) as usize);
+        while inj.poll_send(&mut cx, &p).is_pending() {
+            busy += 1;
+            inj.get_mut().credit += 1;
+        }
+    }
+    assert!(busy > 100, "the gate was busy only {busy} times");
+    inj.get_mut().credit = usize::MAX;
+    assert!(inj.poll_recv(&mut cx, &mut [0; 1500]).is_pending());
+    assert_eq!(inj.in_flight(), 0);
+    assert_eq!(drain_now(&mut b).await, want);
+    assert_eq!(inj.stats(), want_stats);
+}
