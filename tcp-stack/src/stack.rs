@@ -1111,6 +1111,25 @@ impl Stack {
         Ok(id)
     }
 
+    /// SEND on a listening socket with a foreign socket given (RFC 9293
+    /// 3.10.2, the LISTEN -> SYN-SENT arrow, as for active FTP data
+    /// connections): the listener becomes an active open from its own
+    /// address. Connections still queued on the listener are reset.
+    pub fn connect_listener(
+        &mut self,
+        now: Instant,
+        listener: ListenerId,
+        remote: SocketAddrV4,
+    ) -> crate::Result<ConnId> {
+        let local = self.listener_addr(listener).ok_or(Error::InvalidHandle)?;
+        if local.ip().is_unspecified() {
+            // A wildcard listener has no single source address to use.
+            return Err(Error::AddrNotAvailable);
+        }
+        self.close_listener(listener);
+        self.connect(now, Some(local), remote)
+    }
+
     /// RFC 6056 3.3.3-like: a keyed-hash starting point per destination, then
     /// the first free port.
     fn ephemeral_port(
