@@ -1,0 +1,134 @@
+//! HTTP/1.1 server (hyper) on the user-space stack.
+//!
+//! ```text
+//! cargo run --release --example http -- --tun utcp0 --addr 10.7.0.2 \
+//!     --peer 10.7.0.1 --prefix 24 --port 8080
+//! curl http://10.7.0.2:8080/            # greeting
+//! curl http://10.7.0.2:8080/bytes/1000  # 1000 bytes
+//! curl --data-binary @FILE http://10.7.0.2:8080/echo
+//! ```
+//! Without a TUN device (or with `--memory`) it runs an in-process demo.
+
+mod common;
+
+use bytes::Bytes;
+use common::{pattern, router, Net, Opts};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tcp_async::{TcpListener, TcpStream};
+
+const USAGE: &str = "usage: http [device flags]   (port 8080 by default)";
+
+async fn serve(listener: TcpListener) -> io::Result<()> {
+    loop {
+        let (s, peer) = listener.accept().await?;
+        tokio::spawn(async move {
+            if let Err(e) = router::serve_connection(s).await {
+                println!("{peer}: {e}");
+            }
+        });
+    }
+}
+
+/// The in-memory demo: a hyper client on the second stack.
+async fn demo(
+    client: &tcp_async::Stack,
+    server: SocketAddr,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let stream = TcpStream::connect_with(client, server).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let conn = tokio::spawn(conn);
+
+    let host = server.to_string();
+    let get = |path: &str| {
+        Request::builder()
+            .uri(path)
+            .header("host", &host)
+            .body(Full::new(Bytes::new()))
+    };
+
+    let resp = sender.send_request(get("/")?).await?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    println!(
+        "GET / -> {status}: {:?}",
+        String::from_utf8_lossy(&body).trim_end()
+    );
+    if status != StatusCode::OK || body != router::GREETING.as_bytes() {
+        return Err("unexpected greeting".into());
+    }
+
+    let n = 1_000_000u64;
+    let resp = sender.send_request(get(&format!("/bytes/{n}"))?).await?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    let mut v = pattern::Verifier::new();
+    v.update(&body);
+    println!(
+        "GET /bytes/{n} -> {status}: {} B, pattern {}",
+        body.len(),
+        if v.ok() { "ok" } else { "WRONG" }
+    );
+    if body.len() as u64 != n || !v.ok() {
+        return Err("unexpected /bytes body".into());
+    }
+
+    let payload = Bytes::from(vec![b'x'; 300_000]);
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/echo")
+        .header("host", &host)
+        .body(Full::new(payload.clone()))?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    println!(
+        "POST /echo ({} B) -> {status}: {} B back",
+        payload.len(),
+        body.len()
+    );
+    if body != payload {
+        return Err("echo mismatch".into());
+    }
+
+    let resp = sender
+        .send_request(
+            Request::builder()
+                .uri("/nope")
+                .header("host", &host)
+                .body(Full::new(Bytes::new()))?,
+        )
+        .await?;
+    println!("GET /nope -> {}", resp.status());
+    drop(sender);
+    conn.await??;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let opts = Opts::parse(USAGE, 8080, &[]);
+    let net = common::setup(&opts)?;
+    let listener = TcpListener::bind_with(net.stack(), opts.local()).await?;
+    println!("HTTP listening on http://{}/", listener.local_addr()?);
+    let server = tokio::spawn(serve(listener));
+    match &net {
+        Net::Tun { .. } => {
+            tokio::select! {
+                r = server => r??,
+                _ = common::ctrl_c() => println!("interrupted"),
+            }
+        }
+        Net::Memory { client, .. } => {
+            tokio::time::timeout(Duration::from_secs(30), demo(client, opts.local()))
+                .await
+                .map_err(|_| "demo timed out")??;
+            println!("demo finished");
+        }
+    }
+    Ok(())
+}
