@@ -1,0 +1,139 @@
+//! `TcpListener::accept`, `incoming`, backlog and listener addresses.
+
+mod common;
+
+use common::*;
+use futures::StreamExt;
+use std::time::Duration;
+use tcp_async::{TcpListener, TcpStream};
+
+#[tokio::test]
+async fn accept_reports_peer_address() {
+    let (a, b) = stacks();
+    let listener = TcpListener::bind_with(&a, addr(A, 80)).await.unwrap();
+    assert_eq!(listener.local_addr().unwrap(), addr(A, 80));
+    let (client, accepted) = within("connect+accept", async {
+        tokio::join!(TcpStream::connect_with(&b, addr(A, 80)), listener.accept())
+    })
+    .await;
+    let client = client.unwrap();
+    let (server, peer) = accepted.unwrap();
+    assert_eq!(peer, client.local_addr().unwrap());
+    assert_eq!(server.peer_addr().unwrap(), client.local_addr().unwrap());
+    assert_eq!(server.local_addr().unwrap(), addr(A, 80));
+    assert_eq!(client.peer_addr().unwrap(), addr(A, 80));
+}
+
+#[tokio::test]
+async fn bind_port_zero_picks_a_port() {
+    let (a, b) = stacks();
+    let listener = TcpListener::bind_with(&a, addr(A, 0)).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    assert_ne!(local.port(), 0);
+    let (client, accepted) = within("connect+accept", async {
+        tokio::join!(TcpStream::connect_with(&b, local), listener.accept())
+    })
+    .await;
+    client.unwrap();
+    accepted.unwrap();
+}
+
+#[tokio::test]
+async fn accepts_more_connections_than_the_backlog() {
+    let (a, b) = stacks();
+    let listener = a_listener_with_backlog(&a, 4).await;
+    let target = listener.local_addr().unwrap();
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let b = b.clone();
+            tokio::spawn(async move { TcpStream::connect_with(&b, target).await })
+        })
+        .collect();
+    within("20 accepts", async {
+        let mut accepted = Vec::new();
+        while accepted.len() < 20 {
+            accepted.push(listener.accept().await.unwrap());
+        }
+        for c in clients {
+            c.await.unwrap().unwrap();
+        }
+    })
+    .await;
+}
+
+async fn a_listener_with_backlog(a: &tcp_async::Stack, backlog: u32) -> TcpListener {
+    let socket = tcp_async::TcpSocket::new_v4_with(a);
+    socket.bind(addr(A, 0)).unwrap();
+    socket.listen(backlog).await.unwrap()
+}
+
+#[tokio::test]
+async fn incoming_yields_connections() {
+    let (a, b) = stacks();
+    let listener = TcpListener::bind_with(&a, addr(A, 81)).await.unwrap();
+    let mut incoming = listener.incoming();
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let b = b.clone();
+            tokio::spawn(async move { TcpStream::connect_with(&b, addr(A, 81)).await })
+        })
+        .collect();
+    within("incoming", async {
+        for _ in 0..3 {
+            let stream = incoming.next().await.unwrap().unwrap();
+            assert_eq!(stream.local_addr().unwrap(), addr(A, 81));
+        }
+        for c in clients {
+            c.await.unwrap().unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn accept_is_cancel_safe() {
+    let (a, b) = stacks();
+    let listener = TcpListener::bind_with(&a, addr(A, 82)).await.unwrap();
+    // A cancelled accept with nothing pending loses nothing.
+    let r = tokio::time::timeout(Duration::from_millis(20), listener.accept()).await;
+    assert!(r.is_err());
+    let client = within("connect", TcpStream::connect_with(&b, addr(A, 82)))
+        .await
+        .unwrap();
+    let (server, peer) = within("accept", listener.accept()).await.unwrap();
+    assert_eq!(peer, client.local_addr().unwrap());
+    drop(server);
+}
+
+#[tokio::test]
+async fn bind_twice_is_addr_in_use() {
+    let (a, _b) = stacks();
+    let _first = TcpListener::bind_with(&a, addr(A, 83)).await.unwrap();
+    let err = TcpListener::bind_with(&a, addr(A, 83)).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+}
+
+#[tokio::test]
+async fn listener_drop_frees_the_port() {
+    let (a, b) = stacks();
+    let first = TcpListener::bind_with(&a, addr(A, 84)).await.unwrap();
+    drop(first);
+    let listener = within("rebind", async {
+        loop {
+            match TcpListener::bind_with(&a, addr(A, 84)).await {
+                Ok(l) => break l,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    tokio::task::yield_now().await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    let (c, s) = within("connect+accept", async {
+        tokio::join!(TcpStream::connect_with(&b, addr(A, 84)), listener.accept())
+    })
+    .await;
+    c.unwrap();
+    s.unwrap();
+}
