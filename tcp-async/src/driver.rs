@@ -590,7 +590,9 @@ impl<D: Device> Driver<D> {
             debug!(local = %listener.local, "listener closed");
             listener.closed.store(true, Ordering::Release);
             let queued: Vec<_> = listener.queue().drain(..).collect();
+            // Like a kernel listener, reset what was never accepted.
             for shared in queued {
+                let _ = self.stack.abort(shared.id);
                 self.close(shared.id);
             }
             listener.waker.wake();

@@ -24,6 +24,7 @@
 mod fault;
 mod memory;
 mod pcap;
+pub mod tun;
 
 pub use fault::{Direction, FaultInjector, FaultStats, Faults};
 pub use memory::MemoryDevice;

@@ -1,0 +1,89 @@
+//! Errors map to the `io::ErrorKind`s of kernel sockets.
+
+mod common;
+
+use common::*;
+use std::io::ErrorKind;
+use std::time::Duration;
+use tcp_async::device::MemoryDevice;
+use tcp_async::{Stack, TcpSocket, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn connect_to_closed_port_is_refused() {
+    let (_a, b) = stacks();
+    let err = within("refused", TcpStream::connect_with(&b, addr(A, 9)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn abortive_close_resets_the_peer() {
+    let (a, b) = stacks();
+    let (mut client, server) = connected(&a, &b, 8000).await;
+    server.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(server);
+    within("reset", async {
+        let mut buf = [0; 4];
+        let err = client.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+        // Writing to a reset connection fails too.
+        let err = client.write_all(b"late").await.unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+            ),
+            "{err:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unanswered_connect_times_out() {
+    init_tracing();
+    // Nobody drives the other end: SYNs vanish.
+    let (dev, _silent) = MemoryDevice::pair(1500);
+    let mut config = config(B, 2);
+    config.connect_timeout = Duration::from_secs(10);
+    let stack = Stack::builder(dev).config(config).build().unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        TcpStream::connect_with(&stack, addr(A, 80)),
+    )
+    .await
+    .expect("the connect timeout should fire first")
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+}
+
+#[tokio::test]
+async fn invalid_addresses() {
+    let (_a, b) = stacks();
+    let err = TcpStream::connect_with(&b, addr(A, 0)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = TcpStream::connect_with(&b, "[::1]:80").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let socket = TcpSocket::new_v4_with(&b);
+    socket.bind(addr([10, 9, 9, 9].into(), 0)).unwrap();
+    let err = within("bad local", socket.connect(addr(A, 80)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+    let err = tcp_async::TcpListener::bind_with(&b, "10.9.9.9:80")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+}
+
+#[tokio::test]
+async fn no_default_stack_is_not_found() {
+    // This binary never sets a default.
+    let err = tcp_async::TcpListener::bind("10.0.0.1:1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(TcpSocket::new_v4().unwrap_err().kind(), ErrorKind::NotFound);
+}
