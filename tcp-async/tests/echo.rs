@@ -144,3 +144,31 @@ async fn many_connections_echo_concurrently() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_on_a_multi_thread_runtime() {
+    let (a, b) = stacks();
+    let (client, mut server) = connected(&a, &b, 11).await;
+    let server_task = tokio::spawn(async move {
+        let (mut r, mut w) = server.split();
+        tokio::io::copy(&mut r, &mut w).await.unwrap();
+        w.shutdown().await.unwrap();
+    });
+    let data = pattern(1024 * 1024, 6);
+    let sent = data.clone();
+    let (mut r, mut w) = client.into_split();
+    within("multi-thread echo", async move {
+        let writer = tokio::spawn(async move {
+            for chunk in sent.chunks(1000) {
+                w.write_all(chunk).await.unwrap();
+            }
+            w.shutdown().await.unwrap();
+        });
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        assert!(got == data);
+        writer.await.unwrap();
+        server_task.await.unwrap();
+    })
+    .await;
+}
