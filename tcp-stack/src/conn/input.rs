@@ -1,5 +1,6 @@
 //! SEGMENT ARRIVES (RFC 9293 3.10.7) for a connection that exists.
 
+use super::sack::DUP_THRESH;
 use super::{ev, Conn, Disposition, Env, Timer};
 use crate::error::Error;
 use crate::seq::SeqNum;
@@ -402,6 +403,11 @@ impl Conn {
             self.probe_pending = false;
         }
 
+        if self.sack_enabled {
+            for &(l, r) in seg.options.sack.as_slice() {
+                self.scoreboard.add(l, r, self.snd_una, self.snd_max);
+            }
+        }
         if acked > 0 {
             self.on_new_ack(env, seg, acked);
         } else if ack == self.snd_una
@@ -413,6 +419,32 @@ impl Conn {
         {
             // RFC 5681 2: a duplicate ACK.
             self.on_dup_ack(env);
+        }
+
+        // RFC 6675 5: with SACK, enter loss recovery on DupThresh duplicate
+        // ACKs or as soon as the scoreboard says SND.UNA is lost.
+        if self.sack_enabled
+            && self.recover.is_none()
+            && self.snd_max != self.snd_una
+            && self.snd_una.diff(self.recover_high) >= 0
+            && (self.dup_acks as usize >= DUP_THRESH
+                || self
+                    .scoreboard
+                    .lost_limit(self.snd_una, self.send_mss())
+                    .diff(self.snd_una)
+                    > 0)
+        {
+            let flight = self.flight_size();
+            self.cc.on_congestion_event(env.now, flight);
+            self.recover = Some(self.snd_max);
+            self.recover_high = self.snd_max;
+            self.high_rxt = self.snd_una;
+            self.inflation = 0;
+            self.rtt_seq = None;
+            // RFC 6675 5 step (C): retransmit the first segment presumed
+            // lost at once, whatever pipe says.
+            self.rtx_one = true;
+            env.stats.fast_retransmits += 1;
         }
 
         // State transitions driven by our FIN being acknowledged.
@@ -451,6 +483,10 @@ impl Conn {
         self.take_rtt_sample(env.now, seg);
         self.rtt.reset_backoff();
         self.persist_backoff = 0;
+        self.scoreboard.advance(ack);
+        if self.high_rxt.diff(ack) < 0 {
+            self.high_rxt = ack;
+        }
 
         // Congestion control and NewReno recovery (RFC 6582 3.2).
         if let Some(recover) = self.recover {
@@ -461,6 +497,8 @@ impl Conn {
                 self.dup_acks = 0;
                 let flight = self.flight_size();
                 self.cc.on_recovery_exit(env.now, flight);
+            } else if self.sack_enabled {
+                // RFC 6675: the scoreboard drives retransmissions; nothing to do.
             } else {
                 // Partial acknowledgment: retransmit the next hole, deflate.
                 self.inflation = self.inflation.saturating_sub(data_acked);
@@ -493,6 +531,10 @@ impl Conn {
     fn on_dup_ack(&mut self, env: &mut Env) {
         self.dup_acks += 1;
         let mss = self.send_mss();
+        if self.sack_enabled {
+            // Recovery entry and retransmissions follow the scoreboard.
+            return;
+        }
         if self.recover.is_some() {
             // RFC 5681 3.2 step 4: inflate by one segment per further duplicate.
             self.inflation += mss;

@@ -8,6 +8,7 @@
 
 mod input;
 mod output;
+mod sack;
 mod timer;
 
 #[cfg(test)]
@@ -26,6 +27,7 @@ use crate::seq::SeqNum;
 use crate::stack::{Stats, TcpInfo};
 use crate::state::{ListenerId, State};
 use crate::time::{Duration, Instant};
+use sack::Scoreboard;
 use std::net::SocketAddrV4;
 
 /// Largest window shift (RFC 7323 2.3).
@@ -202,6 +204,10 @@ pub(crate) struct Conn {
     pub recover_high: SeqNum,
     /// Window inflation during NewReno fast recovery (bytes).
     pub inflation: usize,
+    /// What the peer SACKed above SND.UNA (RFC 6675).
+    pub scoreboard: Scoreboard,
+    /// Highest sequence number retransmitted in the current recovery (HighRxt).
+    pub high_rxt: SeqNum,
     /// Retransmit one segment at SND.UNA on the next output (fast retransmit).
     pub rtx_one: bool,
     /// Send a SYN (or SYN-ACK) on the next output.
@@ -313,6 +319,8 @@ impl Conn {
             recover: None,
             recover_high: iss,
             inflation: 0,
+            scoreboard: Scoreboard::default(),
+            high_rxt: iss,
             rtx_one: false,
             syn_pending: false,
             syn_retries: 0,

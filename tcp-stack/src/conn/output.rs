@@ -72,8 +72,18 @@ impl Conn {
             return Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0));
         }
         if self.state != State::TimeWait {
-            if let Some(n) = self.send_data(env, buf) {
-                return Some(n);
+            let mut window_full = false;
+            if self.sack_enabled && self.recover.is_some() {
+                match self.sack_recovery_output(env, buf) {
+                    Ok(Some(n)) => return Some(n),
+                    Ok(None) => {}
+                    Err(()) => window_full = true,
+                }
+            }
+            if !window_full {
+                if let Some(n) = self.send_data(env, buf) {
+                    return Some(n);
+                }
             }
         }
         if self.ack_now || self.challenge_pending {
@@ -92,27 +102,63 @@ impl Conn {
         if outstanding == 0 {
             return None;
         }
+        let seq = self.snd_una;
+        Some(self.retransmit_at(env, buf, seq, outstanding))
+    }
+
+    /// RFC 6675 NextSeg/SetPipe: during SACK recovery, send while
+    /// cwnd - pipe >= 1 SMSS, first the holes deemed lost above HighRxt.
+    /// Returns `Err(())` when the window is full (nothing else may go).
+    fn sack_recovery_output(&mut self, env: &mut Env, buf: &mut [u8]) -> Result<Option<usize>, ()> {
+        let mss = self.send_mss();
+        let pipe = self
+            .scoreboard
+            .pipe(self.snd_una, self.snd_max, self.high_rxt, mss);
+        if self.cc.window().saturating_sub(pipe) < mss {
+            return Err(());
+        }
+        let limit = self.scoreboard.lost_limit(self.snd_una, mss);
+        let from = self.high_rxt.max(self.snd_una);
+        if let Some((a, b)) = self.scoreboard.next_hole(from, limit) {
+            let n = self.retransmit_at(env, buf, a, b.since(a));
+            return Ok(Some(n));
+        }
+        Ok(None)
+    }
+
+    /// Retransmits up to `max_len` bytes (and the FIN if it follows) at `seq`.
+    fn retransmit_at(
+        &mut self,
+        env: &mut Env,
+        buf: &mut [u8],
+        seq: SeqNum,
+        max_len: usize,
+    ) -> usize {
         let data_len = self.send_buf.len();
+        let offset = seq.since(self.data_start()).min(data_len);
         let len = self
             .payload_room(env, buf.len())
-            .min(data_len)
-            .min(outstanding);
-        let fin = self.fin_queued && len == data_len && self.fin_sent();
+            .min(data_len - offset)
+            .min(max_len);
+        let fin = self.fin_queued && offset + len == data_len && self.fin_sent();
         let mut flags = TcpFlags::ACK;
         if fin {
             flags |= TcpFlags::FIN;
         }
-        if len > 0 && len == data_len {
+        if len > 0 && offset + len == data_len {
             flags |= TcpFlags::PSH;
         }
-        let seq = self.snd_una;
-        let n = self.emit(env, buf, seq, flags, 0, len);
+        let n = self.emit(env, buf, seq, flags, offset, len);
+        let end = seq + len + usize::from(fin);
+        if self.high_rxt.diff(end) < 0 {
+            self.high_rxt = end;
+        }
         self.stats.retransmits += 1;
         env.stats.retransmits += 1;
         if !self.timers.is_set(Timer::Retransmit) {
             self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
         }
-        Some(n)
+        n
     }
 
     /// New data (or a go-back-N retransmission after a timeout), and the FIN.
@@ -127,7 +173,13 @@ impl Conn {
             self.timers.clear(Timer::Persist);
             return None;
         }
-        let in_flight = self.snd_nxt.since(self.snd_una);
+        let in_flight = if self.sack_enabled && self.recover.is_some() {
+            // RFC 6675: the scoreboard's pipe estimate, not SND.NXT - SND.UNA.
+            self.scoreboard
+                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.send_mss())
+        } else {
+            self.snd_nxt.since(self.snd_una)
+        };
         // RFC 5681 4.1: restart from the restart window after an idle RTO.
         if in_flight == 0
             && self.snd_max == self.snd_una
@@ -138,7 +190,14 @@ impl Conn {
         let mss = self.send_mss();
         let room = self.payload_room(env, buf.len());
         let wnd_avail = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
-        let cwnd = self.cc.window() + self.inflation;
+        // RFC 3042 limited transmit: the first two duplicate ACKs each let
+        // one new segment out.
+        let limited = if self.recover.is_none() && (1..=2).contains(&self.dup_acks) {
+            self.dup_acks as usize * mss
+        } else {
+            0
+        };
+        let cwnd = self.cc.window() + self.inflation + limited;
         let cwnd_avail = cwnd.saturating_sub(in_flight);
         let is_retx = self.snd_nxt.diff(self.snd_max) < 0;
         let probe = std::mem::take(&mut self.probe_pending);
@@ -436,6 +495,10 @@ impl Conn {
         self.recover = None;
         self.recover_high = self.snd_max;
         self.inflation = 0;
+        // RFC 2018 8 / RFC 6675 5.1: the receiver may have reneged; start
+        // over from SND.UNA without trusting old SACK information.
+        self.scoreboard.clear();
+        self.high_rxt = self.snd_una;
         self.dup_acks = 0;
         self.rtx_one = false;
     }
@@ -471,6 +534,7 @@ impl Conn {
             || self.rtx_one
             || self.keepalive_pending
             || self.probe_pending
+            || (self.sack_enabled && self.recover.is_some())
             || (self.state.is_synchronized()
                 && self.state != State::TimeWait
                 && (self.snd_nxt.since(self.data_start()) < self.send_buf.len()

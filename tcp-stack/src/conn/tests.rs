@@ -1525,3 +1525,106 @@ proptest::proptest! {
         let _ = h.output();
     }
 }
+
+// ---------------------------------------------------------------------
+// SACK-based loss recovery (RFC 6675) and limited transmit (RFC 3042)
+// ---------------------------------------------------------------------
+
+fn socket_established_sack() -> Harness {
+    let mut cfg = config();
+    cfg.sack = true;
+    cfg.send_buffer = 64 * 1024;
+    let mut h = Harness::new(cfg);
+    h.stack.listen(LOCAL, 4).unwrap();
+    let opts = TcpOptions {
+        mss: Some(1000),
+        sack_permitted: true,
+        ..TcpOptions::default()
+    };
+    let seq = h.peer_seq;
+    h.send_opts(seq, None, TcpFlags::SYN, &[], opts, 65535);
+    h.peer_seq += 1;
+    let synack = h.expect_one();
+    assert!(synack.tcp.options.sack_permitted);
+    h.peer_ack = synack.tcp.seq + 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    h.conn = h.stack.accept(crate::ListenerId(0));
+    assert!(h.stack.info(h.id()).unwrap().sack);
+    h
+}
+
+fn sack_ack(h: &mut Harness, blocks: &[(SeqNum, SeqNum)]) {
+    let mut sack = crate::wire::SackBlocks::default();
+    for &(l, r) in blocks {
+        sack.push(l, r);
+    }
+    let opts = TcpOptions {
+        sack,
+        ..TcpOptions::default()
+    };
+    let (seq, ack) = (h.peer_seq, h.peer_ack);
+    h.send_opts(seq, Some(ack), TcpFlags::EMPTY, &[], opts, 65535);
+}
+
+#[test]
+fn test_established_sack_retransmits_hole_before_three_dupacks() {
+    let mut h = socket_established_sack();
+    h.stack.send(h.id(), &[5u8; 10_000]).unwrap();
+    let segs = h.output();
+    assert_eq!(segs.len(), 10, "initial window of 10 x 1000");
+    let una = h.peer_ack;
+    // Segment 1 lost; the peer SACKs segments 2..5 (more than 2 * MSS).
+    sack_ack(&mut h, &[(una + 1000, una + 4000)]);
+    let out = h.output();
+    assert!(
+        out.iter()
+            .any(|o| o.tcp.seq == una && o.payload.len() == 1000),
+        "{out:#?}"
+    );
+    assert_eq!(h.stack.stats().fast_retransmits, 1);
+    // The hole is filled: cumulative ACK of everything SACKed so far.
+    h.peer_ack = una + 4000;
+    h.send(TcpFlags::EMPTY, &[]);
+    assert_eq!(h.stack.info(h.id()).unwrap().bytes_acked, 4000);
+}
+
+#[test]
+fn test_established_sack_retransmits_several_holes() {
+    let mut h = socket_established_sack();
+    h.stack.send(h.id(), &[5u8; 10_000]).unwrap();
+    assert_eq!(h.output().len(), 10);
+    let una = h.peer_ack;
+    // Segments 1, 3 and 5 lost; 2, 4, 6..10 arrive.
+    sack_ack(
+        &mut h,
+        &[
+            (una + 5000, una + 10_000),
+            (una + 3000, una + 4000),
+            (una + 1000, una + 2000),
+        ],
+    );
+    // Lost holes do not count in pipe (RFC 6675 SetPipe), so with
+    // cwnd = ssthresh = 5000 all three go out at once.
+    let mut rtx: Vec<SeqNum> = h.output().iter().map(|o| o.tcp.seq).collect();
+    rtx.sort_by_key(|s| s.0.wrapping_sub(una.0));
+    assert_eq!(rtx, vec![una, una + 2000, una + 4000]);
+    // Each retransmission happens once: more SACKs bring nothing new.
+    sack_ack(&mut h, &[(una + 5000, una + 10_000)]);
+    assert!(h.output().is_empty());
+    assert_eq!(h.stack.stats().rto_expirations, 0);
+}
+
+#[test]
+fn test_established_limited_transmit_on_first_dupacks() {
+    let mut h = socket_established();
+    // Peer MSS 536 (no option): send more than the initial window.
+    h.stack.send(h.id(), &[1u8; 8000]).unwrap();
+    let first = h.output();
+    let sent: usize = first.iter().map(|o| o.payload.len()).sum();
+    let una = h.peer_ack;
+    let seq = h.peer_seq;
+    h.send_raw(seq, Some(una), TcpFlags::EMPTY, &[]);
+    let more = h.output();
+    assert_eq!(more.len(), 1, "one new segment per duplicate ACK");
+    assert_eq!(more[0].tcp.seq, una + sent);
+}
