@@ -107,8 +107,7 @@ async fn echo_peer(listener: TcpListener) -> io::Result<()> {
     }
 }
 
-#[tokio::main]
-async fn main() -> io::Result<()> {
+async fn run() -> io::Result<()> {
     let opts = Opts::parse(USAGE, 9000, &["connect", "send"]);
     let len: u64 = match opts.get("send").unwrap_or("1000000").parse() {
         Ok(n) => n,
@@ -142,7 +141,9 @@ async fn main() -> io::Result<()> {
     };
     println!("connecting to {target}, sending {len} bytes");
     let work = async {
-        let stream = TcpStream::connect_with(net.stack(), target).await?;
+        let stream = TcpStream::connect_with(net.stack(), target)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("connecting to {target}: {e}")))?;
         println!(
             "connected {} -> {}",
             stream.local_addr()?,
@@ -161,4 +162,12 @@ async fn main() -> io::Result<()> {
         println!("demo finished: echo matched");
     }
     Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
 }

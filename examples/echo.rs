@@ -143,8 +143,7 @@ async fn demo(client: &tcp_async::Stack, server: SocketAddr, mode: Mode) -> io::
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> io::Result<()> {
+async fn run() -> io::Result<()> {
     let opts = Opts::parse(USAGE, 7, &["mode"]);
     let mode: Mode = match opts.get("mode").unwrap_or("echo").parse() {
         Ok(m) => m,
@@ -173,4 +172,12 @@ async fn main() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
 }

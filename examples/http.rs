@@ -109,8 +109,7 @@ async fn demo(
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let opts = Opts::parse(USAGE, 8080, &[]);
     let net = common::setup(&opts)?;
     let listener = TcpListener::bind_with(net.stack(), opts.local()).await?;
@@ -131,4 +130,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
 }

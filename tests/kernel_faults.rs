@@ -37,6 +37,21 @@ fn lossy_net(seed: u64) -> Option<KernelNet> {
     })
 }
 
+/// Prints our stack's retransmission counters (shown with `--nocapture`).
+async fn print_stats(what: &str, net: &KernelNet) {
+    if let Ok(st) = net.stack.stats().await {
+        println!(
+            "{what}: packets out {} in {}, retransmits {} (fast {}), RTO expirations {}, dropped segments {}",
+            st.packets_out,
+            st.packets_in,
+            st.retransmits,
+            st.fast_retransmits,
+            st.rto_expirations,
+            st.drop_segment
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lossy_echo_both_ways() {
     let Some(net) = lossy_net(11) else { return };
@@ -104,6 +119,7 @@ async fn lossy_bulk_kernel_client() {
         let (_o, got) = tokio::try_join!(sender, receiver).unwrap();
         assert_pattern("lossy us -> kernel client", got, len);
         report("lossy us -> kernel client", len, start);
+        print_stats("after our listener sent", &net).await;
     })
     .await;
 }
@@ -130,6 +146,7 @@ async fn lossy_bulk_our_client() {
         let (_o, got) = tokio::try_join!(sender, receiver).unwrap();
         assert_pattern("lossy our client -> kernel", got, len);
         report("lossy our client -> kernel", len, start);
+        print_stats("after our client sent", &net).await;
 
         let start = Instant::now();
         let sender = async {
