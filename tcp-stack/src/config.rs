@@ -9,6 +9,8 @@ pub enum CongestionControl {
     /// RFC 5681 slow start / congestion avoidance with RFC 6582 NewReno recovery.
     #[default]
     NewReno,
+    /// RFC 9438 CUBIC with RFC 9406 HyStart++ for the initial slow start.
+    Cubic,
 }
 
 /// Configuration of a [`Stack`](crate::Stack). Every field has a kernel-like default.

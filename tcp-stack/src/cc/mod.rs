@@ -17,8 +17,10 @@
 //! [`set_window`]: CongestionController::set_window
 //! [`set_mss`]: CongestionController::set_mss
 
+mod cubic;
 mod newreno;
 
+pub use cubic::Cubic;
 pub use newreno::NewReno;
 
 use crate::config::CongestionControl;
@@ -66,6 +68,15 @@ pub trait CongestionController: core::fmt::Debug + Send {
     /// Overrides cwnd (used by the recovery logic, e.g. NewReno
     /// inflation/deflation).
     fn set_window(&mut self, cwnd: usize);
+    /// A new round trip begins (RFC 9406 4.2: the ACK for `windowEnd`, the
+    /// SND.NXT recorded when the previous round began, has arrived; the
+    /// caller then records the current SND.NXT as the next `windowEnd`).
+    /// Call it before [`on_ack`](CongestionController::on_ack) for that
+    /// ACK. Optional: controllers that need rounds approximate them from
+    /// acknowledged bytes until the first call. The default does nothing.
+    fn on_round_start(&mut self, now: Instant) {
+        let _ = now;
+    }
     /// Short lowercase name ("newreno"), for statistics and logs.
     fn name(&self) -> &'static str;
 }
@@ -95,6 +106,7 @@ pub fn new_controller(
 ) -> Box<dyn CongestionController> {
     match kind {
         CongestionControl::NewReno => Box::new(NewReno::new(mss, initial_window_segments)),
+        CongestionControl::Cubic => Box::new(Cubic::new(mss, initial_window_segments)),
     }
 }
 
@@ -135,6 +147,17 @@ mod tests {
         assert_eq!(cc.name(), "newreno");
         assert_eq!(cc.window(), 14_600);
         assert_eq!(cc.ssthresh(), usize::MAX);
+    }
+
+    #[test]
+    fn new_controller_selects_cubic() {
+        let mut cc = new_controller(CongestionControl::Cubic, 1460, 10);
+        assert_eq!(cc.name(), "cubic");
+        assert_eq!(cc.window(), 14_600);
+        assert_eq!(cc.ssthresh(), usize::MAX);
+        // The default round hook is harmless on every controller.
+        cc.on_round_start(Instant::ZERO);
+        new_controller(CongestionControl::NewReno, 1460, 10).on_round_start(Instant::ZERO);
     }
 
     #[test]
