@@ -7,9 +7,9 @@ use std::net::Ipv4Addr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CongestionControl {
     /// RFC 5681 slow start / congestion avoidance with RFC 6582 NewReno recovery.
-    #[default]
     NewReno,
     /// RFC 9438 CUBIC with RFC 9406 HyStart++ for the initial slow start.
+    #[default]
     Cubic,
 }
 
@@ -101,7 +101,7 @@ impl Default for Config {
             window_scaling: true,
             timestamps: true,
             sack: true,
-            congestion_control: CongestionControl::NewReno,
+            congestion_control: CongestionControl::Cubic,
             initial_window_segments: 10,
             ttl: 64,
             max_connections: 1 << 20,

@@ -101,6 +101,8 @@ pub enum SockOpt {
     Ttl(u8),
     /// SO_LINGER with a zero timeout: `close` aborts with RST.
     LingerZero(bool),
+    /// TCP_CONGESTION: switch this connection's congestion controller.
+    CongestionControl(crate::CongestionControl),
 }
 
 /// A deterministic keyed hasher for the connection table: the key comes
@@ -1224,6 +1226,7 @@ impl Stack {
     /// Sets a per-connection option.
     pub fn set_option(&mut self, conn: ConnId, opt: SockOpt) -> crate::Result<()> {
         let now_unknown = Instant::ZERO;
+        let iw = self.cfg.initial_window_segments;
         let c = self.owned_conn_mut(conn)?;
         match opt {
             SockOpt::NoDelay(v) => c.opts.nodelay = v,
@@ -1246,6 +1249,7 @@ impl Stack {
             SockOpt::UserTimeout(d) => c.opts.user_timeout = d,
             SockOpt::Ttl(t) => c.opts.ttl = t.max(1),
             SockOpt::LingerZero(v) => c.opts.linger_zero = v,
+            SockOpt::CongestionControl(kind) => c.set_congestion_control(kind, iw),
         }
         self.after(conn, true);
         Ok(())

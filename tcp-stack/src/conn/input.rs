@@ -510,7 +510,15 @@ impl Conn {
             }
         } else {
             self.dup_acks = 0;
-            let app_limited = self.flight_size() + acked < self.cc.window();
+            // RFC 9406 rounds: a round ends when an ACK covers what was sent
+            // at its start.
+            if ack.diff(self.round_end) >= 0 {
+                self.cc.on_round_start(env.now);
+                self.round_end = self.snd_nxt;
+            }
+            // The sender was application-limited if one more full segment
+            // would still have fit (RFC 7661 spirit): no window growth then.
+            let app_limited = self.flight_size() + acked + self.send_mss() <= self.cc.window();
             let rtt = self.rtt.srtt();
             self.cc.on_ack(env.now, data_acked.max(1), rtt, app_limited);
         }

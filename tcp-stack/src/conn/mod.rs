@@ -195,6 +195,8 @@ pub(crate) struct Conn {
     /// Karn-timed segment: (sequence number whose ACK ends the sample, send time).
     pub rtt_seq: Option<(SeqNum, Instant)>,
     pub cc: Box<dyn CongestionController>,
+    /// End of the current round trip (for HyStart++ rounds, RFC 9406).
+    pub round_end: SeqNum,
     /// Consecutive duplicate ACKs (RFC 5681 3.2).
     pub dup_acks: u32,
     /// NewReno: in fast recovery until SND.UNA passes this point (RFC 6582).
@@ -316,6 +318,7 @@ impl Conn {
                 cfg.initial_window_segments,
             ),
             dup_acks: 0,
+            round_end: iss,
             recover: None,
             recover_high: iss,
             inflation: 0,
@@ -409,6 +412,16 @@ impl Conn {
         self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
         self.snd_wl1 = seg.seq;
         self.snd_wl2 = seg.ack;
+    }
+
+    /// Replaces the congestion controller (TCP_CONGESTION). The new one
+    /// starts from the current window and slow-start threshold.
+    pub fn set_congestion_control(&mut self, kind: crate::CongestionControl, iw: u32) {
+        let mut cc = cc::new_controller(kind, self.send_mss(), iw);
+        if self.stats.bytes_acked > 0 {
+            cc.set_window(self.cc.window());
+        }
+        self.cc = cc;
     }
 
     /// Bytes of TCP options on a data segment (timestamps), for the MSS budget.
