@@ -1,0 +1,438 @@
+//! smoltcp as the server, configured for throughput: 1 MiB receive and send
+//! buffers per socket (window scaling follows), CUBIC congestion control,
+//! Nagle off for request/response. A plain poll loop on one thread drives
+//! `Interface::poll` over a TUN device and waits in poll(2) on the TUN fd
+//! until smoltcp's next deadline.
+//!
+//! smoltcp has no retransmission counter, so the device counts them: a
+//! transmitted segment carrying data (or SYN/FIN) that starts below the
+//! highest sequence number already sent on its flow is a retransmission.
+
+use crate::client::RR_SIZE;
+use crate::sys::{self, Netns};
+use crate::Server;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant as SInstant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const BUFFER: usize = 1 << 20;
+/// Listening sockets kept ready for new connections.
+const SPARE: usize = 8;
+/// Upper bound on sockets (each has 2 MiB of lazily touched buffers).
+pub const MAX_SOCKETS: usize = 12_000;
+
+struct TunPhy {
+    tun: tcp_tun::Tun,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    /// Highest sequence number sent per (src port, dst port).
+    flows: HashMap<(u16, u16), u32>,
+    retrans: Arc<AtomicU64>,
+}
+
+struct Rx<'a>(&'a [u8]);
+
+struct Tx<'a> {
+    tun: &'a tcp_tun::Tun,
+    buf: &'a mut Vec<u8>,
+    flows: &'a mut HashMap<(u16, u16), u32>,
+    retrans: &'a AtomicU64,
+}
+
+impl RxToken for Rx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0)
+    }
+}
+
+impl TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let r = f(&mut self.buf[..len]);
+        let pkt = &self.buf[..len];
+        if count_retransmission(self.flows, pkt) {
+            self.retrans.fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = self.tun.send(pkt);
+        r
+    }
+}
+
+/// Tracks the flow's highest sequence number; true for a retransmission.
+fn count_retransmission(flows: &mut HashMap<(u16, u16), u32>, pkt: &[u8]) -> bool {
+    if pkt.len() < 20 || pkt[9] != 6 {
+        return false;
+    }
+    let ihl = usize::from(pkt[0] & 0xf) * 4;
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]])).min(pkt.len());
+    let Some(t) = pkt.get(ihl..total) else {
+        return false;
+    };
+    if t.len() < 20 {
+        return false;
+    }
+    let key = (
+        u16::from_be_bytes([t[0], t[1]]),
+        u16::from_be_bytes([t[2], t[3]]),
+    );
+    let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+    let doff = usize::from(t[12] >> 4) * 4;
+    let (syn, fin) = (t[13] & 0x02 != 0, t[13] & 0x01 != 0);
+    let len = t.len().saturating_sub(doff) as u32 + u32::from(syn) + u32::from(fin);
+    if len == 0 {
+        return false;
+    }
+    let end = seq.wrapping_add(len);
+    match flows.get_mut(&key) {
+        Some(max) if !(syn && seq.wrapping_sub(*max) as i32 > 0) => {
+            let retrans = (max.wrapping_sub(seq) as i32) > 0;
+            if (end.wrapping_sub(*max) as i32) > 0 {
+                *max = end;
+            }
+            retrans
+        }
+        _ => {
+            flows.insert(key, end);
+            false
+        }
+    }
+}
+
+impl Device for TunPhy {
+    type RxToken<'a> = Rx<'a>;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _: SInstant) -> Option<(Rx<'_>, Tx<'_>)> {
+        let n = self.tun.recv(&mut self.rx).ok()?;
+        Some((
+            Rx(&self.rx[..n]),
+            Tx {
+                tun: &self.tun,
+                buf: &mut self.tx,
+                flows: &mut self.flows,
+                retrans: &self.retrans,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _: SInstant) -> Option<Tx<'_>> {
+        Some(Tx {
+            tun: &self.tun,
+            buf: &mut self.tx,
+            flows: &mut self.flows,
+            retrans: &self.retrans,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ip;
+        c.max_transmission_unit = 1500;
+        c
+    }
+}
+
+enum Mode {
+    New,
+    DownHeader(Vec<u8>),
+    Up(u64),
+    Down(Instant),
+    Echo,
+    One,
+    Done,
+}
+
+struct Conn {
+    handle: SocketHandle,
+    mode: Mode,
+    used: bool,
+}
+
+pub struct SmolServer {
+    addr: SocketAddr,
+    tid: i32,
+    retrans: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _ns: Arc<Netns>,
+}
+
+impl SmolServer {
+    /// Creates TUN `tun_name` in `ns` (kernel side `kernel`/24) and serves
+    /// on `ours:port`.
+    pub fn start(
+        ns: Arc<Netns>,
+        tun_name: &str,
+        kernel: Ipv4Addr,
+        ours: Ipv4Addr,
+        port: u16,
+    ) -> io::Result<SmolServer> {
+        let retrans = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (r2, s2, ns2, name) = (
+            retrans.clone(),
+            stop.clone(),
+            ns.clone(),
+            tun_name.to_string(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("smoltcp".into())
+            .spawn(move || {
+                let tun = ns2
+                    .enter()
+                    .and_then(|()| crate::ours::open_tun(&name, kernel));
+                drop(ns2);
+                let tun = match tun {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(sys::gettid()));
+                let dev = TunPhy {
+                    tun,
+                    rx: vec![0; 65536],
+                    tx: vec![0; 65536],
+                    flows: HashMap::new(),
+                    retrans: r2,
+                };
+                run(dev, ours, port, &s2);
+            })?;
+        let tid = rx.recv().map_err(io::Error::other)??;
+        Ok(SmolServer {
+            addr: SocketAddr::V4(SocketAddrV4::new(ours, port)),
+            tid,
+            retrans,
+            stop,
+            thread: Some(thread),
+            _ns: ns,
+        })
+    }
+}
+
+impl Drop for SmolServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn new_socket(port: u16) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0u8; BUFFER]),
+        tcp::SocketBuffer::new(vec![0u8; BUFFER]),
+    );
+    s.set_congestion_control(tcp::CongestionControl::Cubic);
+    s.listen(port).expect("listen on a fresh socket");
+    s
+}
+
+fn run(mut dev: TunPhy, ours: Ipv4Addr, port: u16, stop: &AtomicBool) {
+    let mut cfg = Config::new(HardwareAddress::Ip);
+    cfg.random_seed = 0x5eed;
+    let mut iface = Interface::new(cfg, &mut dev, SInstant::now());
+    iface.update_ip_addrs(|a| {
+        let _ = a.push(IpCidr::new(IpAddress::Ipv4(ours), 24));
+    });
+    let mut sockets = SocketSet::new(Vec::new());
+    let mut conns: Vec<Conn> = Vec::new();
+    let pattern = vec![0x5au8; 64 * 1024];
+    let mut tmp = vec![0u8; 64 * 1024];
+    let fd = dev.tun.as_raw_fd();
+    while !stop.load(Ordering::Relaxed) {
+        let listening = conns
+            .iter()
+            .filter(|c| sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Listen)
+            .count();
+        for _ in listening..SPARE {
+            if conns.len() >= MAX_SOCKETS {
+                break;
+            }
+            let handle = sockets.add(new_socket(port));
+            conns.push(Conn {
+                handle,
+                mode: Mode::New,
+                used: false,
+            });
+        }
+        let now = SInstant::now();
+        iface.poll(now, &mut dev, &mut sockets);
+        let mut busy = false;
+        for c in &mut conns {
+            let s = sockets.get_mut::<tcp::Socket>(c.handle);
+            busy |= step(c, s, port, &pattern, &mut tmp);
+        }
+        if busy {
+            continue;
+        }
+        let now = SInstant::now();
+        let wait = iface
+            .poll_delay(now, &sockets)
+            .map_or(100, |d| d.total_millis().min(100) as i32);
+        if wait > 0 {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, wait) };
+        }
+    }
+}
+
+/// Runs the application side of one socket; true if it moved data.
+fn step(c: &mut Conn, s: &mut tcp::Socket, port: u16, pattern: &[u8], tmp: &mut [u8]) -> bool {
+    match s.state() {
+        tcp::State::Listen | tcp::State::SynReceived => return false,
+        tcp::State::Closed => {
+            if c.used {
+                c.used = false;
+                c.mode = Mode::New;
+                s.set_nagle_enabled(true);
+                let _ = s.listen(port);
+            }
+            return false;
+        }
+        _ => c.used = true,
+    }
+    let mut moved = false;
+    loop {
+        match &mut c.mode {
+            Mode::New => {
+                let mut b = [0u8; 1];
+                match s.recv_slice(&mut b) {
+                    Ok(1) => {
+                        moved = true;
+                        c.mode = match b[0] {
+                            b'U' => Mode::Up(0),
+                            b'D' => Mode::DownHeader(Vec::new()),
+                            b'E' => {
+                                s.set_nagle_enabled(false);
+                                Mode::Echo
+                            }
+                            b'C' | b'I' => {
+                                let _ = s.send_slice(b"c");
+                                Mode::One
+                            }
+                            _ => {
+                                s.close();
+                                Mode::Done
+                            }
+                        };
+                        continue;
+                    }
+                    _ => {
+                        if !s.may_recv() {
+                            s.close();
+                            c.mode = Mode::Done;
+                        }
+                        return moved;
+                    }
+                }
+            }
+            Mode::DownHeader(h) => {
+                let mut b = [0u8; 4];
+                let want = 4 - h.len();
+                if let Ok(n) = s.recv_slice(&mut b[..want]) {
+                    h.extend_from_slice(&b[..n]);
+                }
+                if h.len() == 4 {
+                    let ms = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+                    c.mode = Mode::Down(Instant::now() + Duration::from_millis(ms.into()));
+                    moved = true;
+                    continue;
+                }
+                return moved;
+            }
+            Mode::Up(n) => {
+                while let Ok(k) = s.recv(|b| (b.len(), b.len())) {
+                    if k == 0 {
+                        break;
+                    }
+                    *n += k as u64;
+                    moved = true;
+                }
+                if !s.may_recv() {
+                    let _ = s.send_slice(&n.to_be_bytes());
+                    s.close();
+                    c.mode = Mode::Done;
+                }
+                return moved;
+            }
+            Mode::Down(deadline) => {
+                if Instant::now() >= *deadline {
+                    s.close();
+                    c.mode = Mode::Done;
+                    return moved;
+                }
+                while s.can_send() {
+                    match s.send_slice(pattern) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => moved = true,
+                    }
+                }
+                // Keep polling until the deadline even when the buffer is full.
+                return moved;
+            }
+            Mode::Echo => {
+                while let Ok(k) = s.recv_slice(&mut tmp[..RR_SIZE * 16]) {
+                    if k == 0 {
+                        break;
+                    }
+                    let _ = s.send_slice(&tmp[..k]);
+                    moved = true;
+                }
+                if !s.may_recv() {
+                    s.close();
+                    c.mode = Mode::Done;
+                }
+                return moved;
+            }
+            Mode::One => {
+                while let Ok(k) = s.recv(|b| (b.len(), b.len())) {
+                    if k == 0 {
+                        break;
+                    }
+                }
+                if !s.may_recv() {
+                    s.close();
+                    c.mode = Mode::Done;
+                }
+                return moved;
+            }
+            Mode::Done => return moved,
+        }
+    }
+}
+
+impl Server for SmolServer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn cpu(&self) -> Option<Duration> {
+        sys::task_cpu(self.tid)
+    }
+    fn retrans(&self) -> Option<u64> {
+        Some(self.retrans.load(Ordering::Relaxed))
+    }
+    fn pin(&self, cpu: usize) {
+        let _ = sys::pin(self.tid, cpu);
+    }
+    fn release_idle(&self) {}
+}

@@ -1,0 +1,276 @@
+//! Linux plumbing for the comparison: network namespaces (created with
+//! `ip netns`, entered per thread with `setns`), CPU pinning, per-thread CPU
+//! time, RSS, kernel slab usage and per-namespace SNMP counters.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::Duration;
+
+/// Runs a command; an error carries its stderr.
+pub fn run(cmd: &str, args: &[&str]) -> io::Result<()> {
+    let out = Command::new(cmd).args(args).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "`{cmd} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Runs a shell command inside a namespace.
+pub fn ns_sh(ns: &str, script: &str) -> io::Result<()> {
+    run("ip", &["netns", "exec", ns, "sh", "-c", script])
+}
+
+/// A named network namespace owned by this process: deleted (with every
+/// interface inside it) on drop.
+pub struct Netns {
+    pub name: String,
+    file: File,
+}
+
+/// Prefix of everything this benchmark creates.
+pub const PREFIX: &str = "ubn";
+
+impl Netns {
+    /// Creates `ubn<pid><tag>` with `lo` up, sysctls for connection-rate runs
+    /// (wide port range, TIME-WAIT reuse) applied.
+    pub fn create(tag: &str) -> io::Result<Netns> {
+        let name = format!("{PREFIX}{}{tag}", std::process::id());
+        let _ = run("ip", &["netns", "del", &name]);
+        run("ip", &["netns", "add", &name])?;
+        // From here on Drop cleans up, even if the rest fails.
+        let file = match File::open(format!("/var/run/netns/{name}")) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = run("ip", &["netns", "del", &name]);
+                return Err(e);
+            }
+        };
+        let ns = Netns { name, file };
+        ns_sh(
+            &ns.name,
+            "ip link set lo up && \
+             echo '1024 65000' > /proc/sys/net/ipv4/ip_local_port_range && \
+             echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse",
+        )?;
+        Ok(ns)
+    }
+
+    /// Moves the calling thread into this namespace (sockets and devices it
+    /// creates afterwards live there).
+    pub fn enter(&self) -> io::Result<()> {
+        // SAFETY: setns on a valid namespace fd; affects only this thread.
+        let rc = unsafe { libc::setns(self.file.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Reads `/proc/net/snmp` of this namespace (from a short-lived thread).
+    pub fn retrans_segs(&self) -> Option<u64> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.enter().ok()?;
+                retrans_segs_here()
+            })
+            .join()
+            .ok()
+            .flatten()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = run("ip", &["netns", "del", &self.name]) {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+/// Deletes `ubn<pid>*` namespaces left by runs whose process is gone.
+pub fn remove_stale_namespaces() {
+    let Ok(dir) = std::fs::read_dir("/var/run/netns") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let pid: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if pid.is_empty() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let _ = run("ip", &["netns", "del", &name]);
+    }
+}
+
+/// Deletes every namespace this process created (last-resort cleanup).
+pub fn remove_own_namespaces() {
+    let me = format!("{PREFIX}{}", std::process::id());
+    if let Ok(dir) = std::fs::read_dir("/var/run/netns") {
+        for e in dir.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&me) {
+                let _ = run("ip", &["netns", "del", &n]);
+            }
+        }
+    }
+}
+
+/// TcpExt/Tcp RetransSegs of the calling thread's namespace.
+pub fn retrans_segs_here() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/snmp").ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let header = lines.next()?;
+    let values = lines.next()?;
+    let idx = header.split_whitespace().position(|h| h == "RetransSegs")?;
+    values.split_whitespace().nth(idx)?.parse().ok()
+}
+
+/// Kernel thread id of the caller.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Pins thread `tid` (0 = the caller) to one CPU.
+pub fn pin(tid: i32, cpu: usize) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays in bounds
+    // for cpu < CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Number of CPUs this process may run on.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// User+system CPU time of the calling thread.
+pub fn thread_cpu() -> Duration {
+    rusage(libc::RUSAGE_THREAD)
+}
+
+/// User+system CPU time of the whole process.
+pub fn process_cpu() -> Duration {
+    rusage(libc::RUSAGE_SELF)
+}
+
+fn rusage(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// User+system CPU time of thread `tid` of this process, from
+/// `/proc/self/task/<tid>/stat` (clock-tick resolution).
+pub fn task_cpu(tid: i32) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_micros(ticks * 1_000_000 / hz))
+}
+
+/// Resident set size of this process, bytes.
+pub fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Bytes in the slab caches a TCP socket with a file descriptor uses (the
+/// socket itself, its inode, file and dentry, bind buckets, request socks).
+/// System-wide: other activity on the machine adds noise.
+pub fn socket_slab_bytes() -> u64 {
+    const CACHES: &[&str] = &[
+        "TCP",
+        "sock_inode_cache",
+        "filp",
+        "dentry",
+        "tcp_bind_bucket",
+        "tcp_bind2_bucket",
+        "request_sock_TCP",
+        "skbuff_head_cache",
+    ];
+    let Ok(text) = std::fs::read_to_string("/proc/slabinfo") else {
+        return 0;
+    };
+    text.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 4 || !CACHES.contains(&f[0]) {
+                return None;
+            }
+            let active: u64 = f[1].parse().ok()?;
+            let size: u64 = f[3].parse().ok()?;
+            Some(active * size)
+        })
+        .sum()
+}
+
+/// Raises the open-file limit as far as allowed (10,000 idle connections
+/// need 10,000+ descriptors on the kernel side).
+pub fn raise_nofile() {
+    // SAFETY: get/setrlimit with a valid struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            r.rlim_cur = r.rlim_max.min(1 << 20);
+            if r.rlim_cur < 65536 {
+                r.rlim_max = r.rlim_max.max(65536);
+                r.rlim_cur = 65536;
+            }
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+/// CPU model and kernel version, for the report.
+pub fn machine() -> (String, String) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    (cpu, kernel)
+}
