@@ -31,7 +31,7 @@ struct Report {
 
 /// Sends `len` pattern bytes while reading concurrently; half-closes after
 /// the last byte; reads to EOF.
-async fn run(stream: TcpStream, len: u64) -> io::Result<Report> {
+async fn transfer(stream: TcpStream, len: u64) -> io::Result<Report> {
     let start = Instant::now();
     let (mut rd, mut wr) = stream.into_split();
     let writer = async move {
@@ -149,7 +149,7 @@ async fn run() -> io::Result<()> {
             stream.local_addr()?,
             stream.peer_addr()?
         );
-        run(stream, len).await
+        transfer(stream, len).await
     };
     let report = tokio::time::timeout(Duration::from_secs(600), work)
         .await

@@ -51,6 +51,7 @@ async fn demo(
             .body(Full::new(Bytes::new()))
     };
 
+    sender.ready().await?;
     let resp = sender.send_request(get("/")?).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
@@ -63,6 +64,7 @@ async fn demo(
     }
 
     let n = 1_000_000u64;
+    sender.ready().await?;
     let resp = sender.send_request(get(&format!("/bytes/{n}"))?).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
@@ -83,6 +85,7 @@ async fn demo(
         .uri("/echo")
         .header("host", &host)
         .body(Full::new(payload.clone()))?;
+    sender.ready().await?;
     let resp = sender.send_request(req).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
@@ -95,6 +98,7 @@ async fn demo(
         return Err("echo mismatch".into());
     }
 
+    sender.ready().await?;
     let resp = sender
         .send_request(
             Request::builder()

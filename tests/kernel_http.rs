@@ -49,6 +49,12 @@ async fn request(
         .header("host", "utcp.test")
         .body(Full::new(body))
         .unwrap();
+    // The connection takes the next request only once it has finished
+    // with the previous one.
+    sender
+        .ready()
+        .await
+        .expect("connection ready for the next request");
     let resp = sender.send_request(req).await.expect("send_request");
     let status = resp.status();
     let body = resp.into_body().collect().await.expect("body").to_bytes();

@@ -2,8 +2,7 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::task::{ready, Context, Poll};
-use tokio::io::unix::AsyncFd;
+use tcp_async::device::tun::TunDevice;
 
 /// Why a TUN device cannot be made here, if it cannot: no `/dev/net/tun`,
 /// or no CAP_NET_ADMIN in the effective capability set.
@@ -27,64 +26,19 @@ pub fn tun_unavailable() -> Option<String> {
     None
 }
 
-/// A [`tcp_async::device::Device`] over a [`tcp_tun::Tun`], driven by
-/// Tokio's readiness (`AsyncFd`).
-pub struct TunDev {
-    fd: AsyncFd<tcp_tun::Tun>,
-    mtu: usize,
-}
-
-impl TunDev {
-    /// Wraps `tun`; must be called inside the Tokio runtime.
-    pub fn new(tun: tcp_tun::Tun) -> io::Result<TunDev> {
-        let mtu = tun.mtu()? as usize;
-        // `AsyncFd::new` is deprecated in favour of the unsafe `register`;
-        // `Tun` owns its fd, so the safe constructor is sound here.
-        #[allow(deprecated)]
-        let fd = AsyncFd::new(tun)?;
-        Ok(TunDev { fd, mtu })
-    }
-
-    /// The interface's name.
-    pub fn name(&self) -> &str {
-        self.fd.get_ref().name()
-    }
-}
-
-impl tcp_async::device::Device for TunDev {
-    fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        loop {
-            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
-            match guard.try_io(|fd| fd.get_ref().recv(buf)) {
-                Ok(r) => return Poll::Ready(r),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
-    fn poll_send(&mut self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
-        loop {
-            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
-            match guard.try_io(|fd| fd.get_ref().send(packet)) {
-                Ok(r) => return Poll::Ready(r.map(|_| ())),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
-    fn mtu(&self) -> usize {
-        self.mtu
-    }
-}
-
 /// Creates TUN device `name` (non-persistent: it disappears when dropped),
 /// gives the kernel side `peer/prefix` when `peer` is set, sets the MTU and
 /// brings the link up. Call inside the Tokio runtime.
-pub fn open_tun(name: &str, peer: Option<Ipv4Addr>, prefix: u8, mtu: usize) -> io::Result<TunDev> {
+pub fn open_tun(
+    name: &str,
+    peer: Option<Ipv4Addr>,
+    prefix: u8,
+    mtu: usize,
+) -> io::Result<TunDevice> {
     let mtu = u32::try_from(mtu).map_err(|_| io::Error::other("MTU out of range"))?;
     let mut builder = tcp_tun::TunBuilder::new().name(name).mtu(mtu).up(true);
     if let Some(peer) = peer {
         builder = builder.address(peer, prefix);
     }
-    TunDev::new(builder.build()?)
+    TunDevice::new(builder.build()?)
 }

@@ -99,7 +99,7 @@ fn skip_reason() -> Option<String> {
 /// Call inside the Tokio runtime.
 pub fn kernel_net_with<F>(wrap: F) -> Option<KernelNet>
 where
-    F: FnOnce(device::TunDev) -> io::Result<Stackable>,
+    F: FnOnce(tcp_async::device::tun::TunDevice) -> io::Result<Stackable>,
 {
     if skip_reason().is_some() {
         return None;
