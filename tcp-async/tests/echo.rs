@@ -172,3 +172,45 @@ async fn echo_on_a_multi_thread_runtime() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn slow_reader_reopens_a_zero_window() {
+    let (a, b) = stacks();
+    let listener = TcpListener::bind_with(&a, addr(A, 12)).await.unwrap();
+    let socket = tcp_async::TcpSocket::new_v4_with(&b);
+    socket.set_recv_buffer_size(4096).unwrap();
+    let (client, accepted) = within("connect+accept", async {
+        tokio::join!(socket.connect(addr(A, 12)), listener.accept())
+    })
+    .await;
+    let mut client = client.unwrap();
+    let (mut server, _) = accepted.unwrap();
+    let data = pattern(200_000, 12);
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        server.write_all(&sent).await.unwrap();
+        server.shutdown().await.unwrap();
+        server
+    });
+    within("zero window", async {
+        // Let the 4 KiB window fill up and close.
+        let mut first = [0; 1];
+        client.peek(&mut first).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let info = client.tcp_info().await.unwrap();
+        assert!(info.recv_window <= 4096);
+        // Now read in small bites: each read frees space the peer must learn of.
+        let mut got = Vec::new();
+        let mut buf = [0; 700];
+        loop {
+            let n = client.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got == data);
+        writer.await.unwrap();
+    })
+    .await;
+}
