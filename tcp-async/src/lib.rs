@@ -101,8 +101,11 @@
 //! down, as in Tokio.
 //!
 //! **Tracing.** Each connection has a `tcp_conn` span; the driver tracks
-//! each connection's last-known state and emits a `debug` event on every
-//! transition (checked when `debug` is enabled).
+//! each connection's last-known state and emits a `debug` event (`state
+//! change`, with `from` and `to`) when it differs. States are sampled once
+//! per driver round, and only while `debug` is enabled, so two transitions
+//! within one round show as one; a connection the application closed is
+//! no longer followed (the core releases its handle at `close`).
 //!
 //! # Differences from `tokio::net`
 //!
