@@ -102,6 +102,8 @@ pub(crate) struct Driver<D> {
     halves: Halves,
     conns: HashMap<ConnId, Entry>,
     listeners: HashMap<ListenerId, Arc<ListenerShared>>,
+    /// Buffer sizes of listeners made by a `TcpSocket` with its own sizes.
+    listener_sizes: HashMap<SocketAddrV4, (usize, usize)>,
     rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
     /// Length of a datagram in `tx_buf` the device had no room for yet.
@@ -135,6 +137,7 @@ impl<D: Device> Driver<D> {
             halves,
             conns: HashMap::new(),
             listeners: HashMap::new(),
+            listener_sizes: HashMap::new(),
             rx_buf: vec![0; RX_BUF],
             tx_pending: None,
             sleep: Box::pin(tokio::time::sleep_until(base)),
@@ -233,7 +236,14 @@ impl<D: Device> Driver<D> {
                 Poll::Ready(Ok(0)) => {}
                 Poll::Ready(Ok(n)) => {
                     let n = n.min(self.rx_buf.len());
+                    let sizes = self.syn_buffer_sizes(&self.rx_buf[..n]);
+                    if sizes.is_some() {
+                        self.halves.set_next_sizes(sizes);
+                    }
                     self.stack.handle_packet(now, &self.rx_buf[..n]);
+                    if sizes.is_some() {
+                        self.halves.set_next_sizes(None);
+                    }
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
@@ -245,6 +255,38 @@ impl<D: Device> Driver<D> {
             }
         }
         true
+    }
+
+    /// The buffer sizes for the connection `packet` may create: set when it
+    /// is a SYN to a listener with its own sizes. The core has no
+    /// per-listener sizes, but creates a passive connection (and asks the
+    /// buffer factory) while handling its SYN, so the driver tells the
+    /// factory just around that `handle_packet`.
+    fn syn_buffer_sizes(&self, packet: &[u8]) -> Option<(usize, usize)> {
+        if self.listener_sizes.is_empty() || packet.len() < 20 || packet[0] >> 4 != 4 {
+            return None;
+        }
+        let ihl = usize::from(packet[0] & 0x0f) * 4;
+        // TCP only, first fragment, header present.
+        let fragment_offset = u16::from_be_bytes([packet[6], packet[7]]) & 0x1fff;
+        if packet[9] != 6 || fragment_offset != 0 || packet.len() < ihl + 14 {
+            return None;
+        }
+        let flags = packet[ihl + 13];
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        if flags & (SYN | ACK) != SYN {
+            return None;
+        }
+        let ip = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+        let port = u16::from_be_bytes([packet[ihl + 2], packet[ihl + 3]]);
+        self.listener_sizes
+            .get(&SocketAddrV4::new(ip, port))
+            .or_else(|| {
+                self.listener_sizes
+                    .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+            })
+            .copied()
     }
 
     /// Sends what the core has due; keeps a packet the device cannot take yet.
@@ -413,13 +455,7 @@ impl<D: Device> Driver<D> {
         remote: SocketAddrV4,
         opts: SocketOpts,
     ) -> io::Result<Arc<Shared>> {
-        let sizes = match (opts.send_buffer, opts.recv_buffer) {
-            (None, None) => None,
-            (s, r) => Some((
-                s.unwrap_or(self.config.send_buffer),
-                r.unwrap_or(self.config.recv_buffer),
-            )),
-        };
+        let sizes = self.custom_sizes(&opts);
         self.halves.set_next_sizes(sizes);
         let result = self.stack.connect(self.now(), local, remote);
         self.halves.set_next_sizes(None);
@@ -431,6 +467,17 @@ impl<D: Device> Driver<D> {
                 let _ = self.stack.close(id);
                 Err(no_buffers())
             }
+        }
+    }
+
+    /// Buffer sizes when `opts` asks for non-default ones.
+    fn custom_sizes(&self, opts: &SocketOpts) -> Option<(usize, usize)> {
+        match (opts.send_buffer, opts.recv_buffer) {
+            (None, None) => None,
+            (s, r) => Some((
+                s.unwrap_or(self.config.send_buffer),
+                r.unwrap_or(self.config.recv_buffer),
+            )),
         }
     }
 
@@ -543,6 +590,9 @@ impl<D: Device> Driver<D> {
                 opts.linger,
             ),
         });
+        if let Some(sizes) = self.custom_sizes(&opts) {
+            self.listener_sizes.insert(local, sizes);
+        }
         debug!(%local, backlog, "listening");
         self.listeners.insert(id, listener.clone());
         Ok(listener)
@@ -588,6 +638,7 @@ impl<D: Device> Driver<D> {
         self.stack.close_listener(l);
         if let Some(listener) = self.listeners.remove(&l) {
             debug!(local = %listener.local, "listener closed");
+            self.listener_sizes.remove(&listener.local);
             listener.closed.store(true, Ordering::Release);
             let queued: Vec<_> = listener.queue().drain(..).collect();
             // Like a kernel listener, reset what was never accepted.

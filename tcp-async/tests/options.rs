@@ -131,3 +131,42 @@ async fn listener_options_are_inherited() {
     assert_eq!(server.ttl().unwrap(), 33);
     assert!(server.nodelay().unwrap());
 }
+
+#[tokio::test]
+async fn listener_buffer_sizes_apply_to_accepted_connections() {
+    let (a, b) = stacks();
+    let socket = TcpSocket::new_v4_with(&a);
+    socket.bind(addr(A, 9004)).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let listener = socket.listen(16).await.unwrap();
+    // A plain listener on the same stack keeps the default.
+    let plain = TcpListener::bind_with(&a, addr(A, 9005)).await.unwrap();
+    let (c1, s1, c2, s2) = within("connect+accept", async {
+        let (c1, s1) = tokio::join!(
+            tcp_async::TcpStream::connect_with(&b, addr(A, 9004)),
+            listener.accept()
+        );
+        let (c2, s2) = tokio::join!(
+            tcp_async::TcpStream::connect_with(&b, addr(A, 9005)),
+            plain.accept()
+        );
+        (c1.unwrap(), s1.unwrap().0, c2.unwrap(), s2.unwrap().0)
+    })
+    .await;
+    within("info", async {
+        let small = s1.tcp_info().await.unwrap();
+        assert!(
+            small.recv_window <= 4096,
+            "advertised {}",
+            small.recv_window
+        );
+        let default = s2.tcp_info().await.unwrap();
+        assert!(
+            default.recv_window > 4096,
+            "advertised {}",
+            default.recv_window
+        );
+    })
+    .await;
+    drop((c1, c2));
+}

@@ -94,9 +94,9 @@ impl TcpSocket {
 
     /// Sets the size of the send buffer the connection will have.
     ///
-    /// Honoured by [`connect`](TcpSocket::connect). Connections accepted from
-    /// a [`listen`](TcpSocket::listen)ed socket get the stack's default
-    /// size: the core has no per-listener buffer size yet.
+    /// Applies to the connection made by [`connect`](TcpSocket::connect), or
+    /// to every connection accepted from the [`listen`](TcpSocket::listen)ed
+    /// socket (as kernel listeners pass their sizes on).
     ///
     /// # Errors
     ///
