@@ -177,6 +177,10 @@ impl Conn {
         // First: is the sequence number acceptable? (RFC 9293 3.10.7.4 table)
         if !self.seq_acceptable(seg) {
             env.stats.drop_segment += 1;
+            if !seg.payload.is_empty() && (seg.seq + seg.payload.len()).diff(self.rcv_nxt) <= 0 {
+                // RFC 2883: report the duplicate in a D-SACK block.
+                self.dsack = Some((seg.seq, seg.seq + seg.payload.len()));
+            }
             if !f.rst() {
                 // A SYN in TIME-WAIT is judged below (it may reopen).
                 if self.state == State::TimeWait && f.syn() && !f.ack() {
@@ -421,18 +425,26 @@ impl Conn {
             self.on_dup_ack(env);
         }
 
+        // RFC 8985 7.4: the tail loss probe's fate. Delivered while data
+        // below it is still missing: that data (sent at least 2*SRTT before
+        // the probe) is lost.
+        if let Some(high) = self.tlp_high {
+            if ack.diff(high) >= 0 {
+                self.tlp_high = None;
+            } else if self.scoreboard.contains(high - 1) {
+                self.tlp_high = None;
+                if self.tlp_seq.diff(self.snd_una) > 0 {
+                    self.lost_override = self.tlp_seq;
+                }
+            }
+        }
         // RFC 6675 5: with SACK, enter loss recovery on DupThresh duplicate
         // ACKs or as soon as the scoreboard says SND.UNA is lost.
         if self.sack_enabled
             && self.recover.is_none()
             && self.snd_max != self.snd_una
             && self.snd_una.diff(self.recover_high) >= 0
-            && (self.dup_acks as usize >= DUP_THRESH
-                || self
-                    .scoreboard
-                    .lost_limit(self.snd_una, self.send_mss())
-                    .diff(self.snd_una)
-                    > 0)
+            && (self.dup_acks as usize >= DUP_THRESH || self.lost_limit().diff(self.snd_una) > 0)
         {
             let flight = self.flight_size();
             self.cc.on_congestion_event(env.now, flight);
@@ -531,6 +543,7 @@ impl Conn {
             self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
             self.unacked_since = Some(env.now);
         }
+        self.arm_tlp(env.now);
         if data_acked > 0 && self.state.can_send() && !self.fin_queued {
             self.raise(ev::WRITABLE);
         }
@@ -579,7 +592,9 @@ impl Conn {
         let (seq, data) = if seq.diff(self.rcv_nxt) < 0 {
             let skip = self.rcv_nxt.since(seq);
             if skip >= data.len() {
-                // Entirely old: a duplicate; ACK at once so the peer learns.
+                // Entirely old: a duplicate; ACK at once, with a D-SACK
+                // block (RFC 2883) so the peer learns it retransmitted needlessly.
+                self.dsack = Some((seq, seq + data.len()));
                 self.ack_now = true;
                 return;
             }

@@ -210,6 +210,18 @@ pub(crate) struct Conn {
     pub scoreboard: Scoreboard,
     /// Highest sequence number retransmitted in the current recovery (HighRxt).
     pub high_rxt: SeqNum,
+    /// Send a tail loss probe on the next output (RFC 8985 7.3).
+    pub tlp_pending: bool,
+    /// The probe being sent is new data: ignore cwnd and Nagle for it.
+    pub probe_new_data: bool,
+    /// SND.MAX when the outstanding tail loss probe went out.
+    pub tlp_high: Option<SeqNum>,
+    /// First sequence number of the outstanding probe.
+    pub tlp_seq: SeqNum,
+    /// Everything unSACKed below this is lost: set when a tail loss probe,
+    /// sent after all of it, is delivered (the RACK rule of RFC 8985 6.2 for
+    /// the probe, which left at least 2*SRTT after those segments).
+    pub lost_override: SeqNum,
     /// Retransmit one segment at SND.UNA on the next output (fast retransmit).
     pub rtx_one: bool,
     /// Send a SYN (or SYN-ACK) on the next output.
@@ -239,6 +251,8 @@ pub(crate) struct Conn {
     pub rcv_mss: usize,
     /// Full-size segments received since our last ACK (RFC 9293 3.8.6.3: ACK every second).
     pub unacked_segments: u32,
+    /// A duplicate to report in the next ACK's first SACK block (RFC 2883).
+    pub dsack: Option<(SeqNum, SeqNum)>,
     /// Challenge ACK requested (RFC 5961), subject to the stack-wide limit.
     pub challenge_pending: bool,
     /// RST to send (abort, or data after close).
@@ -324,6 +338,11 @@ impl Conn {
             inflation: 0,
             scoreboard: Scoreboard::default(),
             high_rxt: iss,
+            tlp_pending: false,
+            probe_new_data: false,
+            tlp_high: None,
+            tlp_seq: iss,
+            lost_override: iss,
             rtx_one: false,
             syn_pending: false,
             syn_retries: 0,
@@ -339,6 +358,7 @@ impl Conn {
             unacked_segments: 0,
             rcv_mss: 536,
             challenge_pending: false,
+            dsack: None,
             rst_pending: false,
             rst_reply: None,
             timers: Timers::default(),
@@ -422,6 +442,56 @@ impl Conn {
             cc.set_window(self.cc.window());
         }
         self.cc = cc;
+    }
+
+    /// Below this, unSACKed data is deemed lost (RFC 6675 IsLost, or a
+    /// delivered tail loss probe).
+    pub fn lost_limit(&self) -> SeqNum {
+        let sb = self.scoreboard.lost_limit(self.snd_una, self.send_mss());
+        if self.lost_override.diff(sb) > 0 && self.lost_override.diff(self.snd_max) <= 0 {
+            self.lost_override
+        } else {
+            sb
+        }
+    }
+
+    /// RFC 6675 SetPipe.
+    pub fn pipe(&self) -> usize {
+        self.scoreboard
+            .pipe(self.snd_una, self.snd_max, self.high_rxt, self.lost_limit())
+    }
+
+    /// RFC 8985 7.2: schedule a probe timeout 2*SRTT after new data or a
+    /// new ACK, if SACK is on, nothing is in recovery, no probe is out, and
+    /// it falls before the retransmission timeout.
+    pub fn arm_tlp(&mut self, now: Instant) {
+        self.timers.clear(Timer::Probe);
+        if !self.sack_enabled
+            || self.recover.is_some()
+            || self.tlp_high.is_some()
+            || self.snd_max == self.snd_una
+            || !self.state.is_synchronized()
+            || self.state == State::TimeWait
+        {
+            return;
+        }
+        let Some(srtt) = self.rtt.srtt() else {
+            return;
+        };
+        let mut pto = (srtt * 2).max(Duration::from_millis(2));
+        if self.flight_size() <= self.send_mss() {
+            // WCDelAckT: the receiver may delay the ACK of a lone segment.
+            pto += Duration::from_millis(200);
+        }
+        let at = now + pto;
+        if self
+            .timers
+            .get(Timer::Retransmit)
+            .is_some_and(|rto| at >= rto)
+        {
+            return;
+        }
+        self.timers.set(Timer::Probe, at);
     }
 
     /// Bytes of TCP options on a data segment (timestamps), for the MSS budget.

@@ -65,6 +65,11 @@ impl Conn {
                 return Some(n);
             }
         }
+        if std::mem::take(&mut self.tlp_pending) {
+            if let Some(n) = self.send_tail_loss_probe(env, buf) {
+                return Some(n);
+            }
+        }
         if self.keepalive_pending {
             self.keepalive_pending = false;
             // RFC 1122 4.2.3.6: SEG.SEQ = SND.NXT - 1, no data; elicits an ACK.
@@ -96,6 +101,41 @@ impl Conn {
         None
     }
 
+    /// RFC 8985 7.3: a new segment if the peer's window allows, else the
+    /// last segment sent again; then the retransmission timer.
+    fn send_tail_loss_probe(&mut self, env: &mut Env, buf: &mut [u8]) -> Option<usize> {
+        if self.snd_max == self.snd_una || self.recover.is_some() {
+            return None;
+        }
+        let data_start = self.data_start();
+        let unsent = self
+            .send_buf
+            .len()
+            .saturating_sub(self.snd_max.since(data_start));
+        let wnd_avail = (self.snd_una + self.snd_wnd).since(self.snd_max);
+        let (seq, n) = if unsent > 0 && wnd_avail > 0 && self.snd_nxt == self.snd_max {
+            let seq = self.snd_nxt;
+            // One new segment, past cwnd and Nagle.
+            self.probe_new_data = true;
+            let n = self.send_data(env, buf);
+            self.probe_new_data = false;
+            (seq, n?)
+        } else {
+            let data_end = if self.fin_sent() {
+                self.fin_at
+            } else {
+                self.snd_max
+            };
+            let len = self.send_mss().min(data_end.since(self.snd_una));
+            let seq = data_end - len;
+            (seq, self.retransmit_at(env, buf, seq, len.max(1)))
+        };
+        self.tlp_seq = seq;
+        self.tlp_high = Some(self.snd_max);
+        self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
+        Some(n)
+    }
+
     /// Fast retransmit: one segment at SND.UNA, whatever the windows (RFC 5681 3.2).
     fn retransmit_head(&mut self, env: &mut Env, buf: &mut [u8]) -> Option<usize> {
         let outstanding = self.snd_max.since(self.snd_una);
@@ -111,13 +151,11 @@ impl Conn {
     /// Returns `Err(())` when the window is full (nothing else may go).
     fn sack_recovery_output(&mut self, env: &mut Env, buf: &mut [u8]) -> Result<Option<usize>, ()> {
         let mss = self.send_mss();
-        let pipe = self
-            .scoreboard
-            .pipe(self.snd_una, self.snd_max, self.high_rxt, mss);
+        let pipe = self.pipe();
         if self.cc.window().saturating_sub(pipe) < mss {
             return Err(());
         }
-        let limit = self.scoreboard.lost_limit(self.snd_una, mss);
+        let limit = self.lost_limit();
         let from = self.high_rxt.max(self.snd_una);
         if let Some((a, b)) = self.scoreboard.next_hole(from, limit) {
             let n = self.retransmit_at(env, buf, a, b.since(a));
@@ -175,8 +213,7 @@ impl Conn {
         }
         let in_flight = if self.sack_enabled && self.recover.is_some() {
             // RFC 6675: the scoreboard's pipe estimate, not SND.NXT - SND.UNA.
-            self.scoreboard
-                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.send_mss())
+            self.pipe()
         } else {
             self.snd_nxt.since(self.snd_una)
         };
@@ -198,7 +235,11 @@ impl Conn {
             0
         };
         let cwnd = self.cc.window() + self.inflation + limited;
-        let cwnd_avail = cwnd.saturating_sub(in_flight);
+        let cwnd_avail = if self.probe_new_data {
+            mss
+        } else {
+            cwnd.saturating_sub(in_flight)
+        };
         let is_retx = self.snd_nxt.diff(self.snd_max) < 0;
         let probe = std::mem::take(&mut self.probe_pending);
         let len = unsent.min(room).min(wnd_avail).min(cwnd_avail);
@@ -212,6 +253,7 @@ impl Conn {
         } else {
             len >= mss.min(room)
                 || is_retx
+                || self.probe_new_data
                 || probe
                 || (len == unsent && (self.opts.nodelay || in_flight == 0 || fin))
                 || (self.max_snd_wnd > 0 && len >= self.max_snd_wnd / 2 && in_flight == 0)
@@ -250,6 +292,9 @@ impl Conn {
         }
         if self.unacked_since.is_none() {
             self.unacked_since = Some(now);
+        }
+        if !is_retx && !self.probe_new_data {
+            self.arm_tlp(now);
         }
         Some(n)
     }
@@ -330,6 +375,10 @@ impl Conn {
             }
         }
         if flags.ack() {
+            // A D-SACK block is reported once.
+            if !rst && self.sack_enabled {
+                self.dsack = None;
+            }
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
             self.challenge_pending = false;
@@ -371,7 +420,8 @@ impl Conn {
             let ecr = if flags.ack() { self.ts_recent } else { 0 };
             options.timestamps = Some((self.ts_now(env.now), ecr));
         }
-        if self.sack_enabled && !syn && !rst && !self.assembler.is_empty() {
+        if self.sack_enabled && !syn && !rst && (!self.assembler.is_empty() || self.dsack.is_some())
+        {
             options.sack = self.sack_blocks();
         }
         options
@@ -392,6 +442,10 @@ impl Conn {
     /// then the others (as many as the option space allows).
     fn sack_blocks(&self) -> SackBlocks {
         let mut blocks = SackBlocks::default();
+        // RFC 2883 4: a D-SACK block, if any, comes first.
+        if let Some((l, r)) = self.dsack {
+            blocks.push(l, r);
+        }
         let base = self.rcv_nxt;
         let first = self.assembler.last_added();
         if let Some((s, e)) = first {
@@ -431,6 +485,13 @@ impl Conn {
             }
             self.persist_backoff += 1;
             self.probe_pending = true;
+        }
+        if self.timers.take_due(Timer::Probe, now)
+            && self.recover.is_none()
+            && self.tlp_high.is_none()
+            && self.snd_max != self.snd_una
+        {
+            self.tlp_pending = true;
         }
         if self.timers.take_due(Timer::DelayedAck, now) {
             self.ack_now = true;
@@ -499,6 +560,10 @@ impl Conn {
         // over from SND.UNA without trusting old SACK information.
         self.scoreboard.clear();
         self.high_rxt = self.snd_una;
+        self.lost_override = self.snd_una;
+        self.tlp_high = None;
+        self.tlp_pending = false;
+        self.timers.clear(Timer::Probe);
         self.dup_acks = 0;
         self.rtx_one = false;
     }
@@ -534,6 +599,7 @@ impl Conn {
             || self.rtx_one
             || self.keepalive_pending
             || self.probe_pending
+            || self.tlp_pending
             || (self.sack_enabled && self.recover.is_some())
             || (self.state.is_synchronized()
                 && self.state != State::TimeWait

@@ -70,6 +70,13 @@ impl Scoreboard {
         }
     }
 
+    /// Whether `seq` has been SACKed.
+    pub fn contains(&self, seq: SeqNum) -> bool {
+        self.ranges
+            .iter()
+            .any(|&(a, b)| seq.diff(a) >= 0 && seq.diff(b) < 0)
+    }
+
     pub fn sacked_bytes(&self) -> usize {
         self.ranges.iter().map(|&(a, b)| b.since(a)).sum()
     }
@@ -90,8 +97,7 @@ impl Scoreboard {
 
     /// RFC 6675 SetPipe: unSACKed bytes not deemed lost, plus retransmitted
     /// bytes (below HighRxt) still unSACKed.
-    pub fn pipe(&self, snd_una: SeqNum, snd_max: SeqNum, high_rxt: SeqNum, mss: usize) -> usize {
-        let lost = self.lost_limit(snd_una, mss);
+    pub fn pipe(&self, snd_una: SeqNum, snd_max: SeqNum, high_rxt: SeqNum, lost: SeqNum) -> usize {
         let unsacked_in = |lo: SeqNum, hi: SeqNum| -> usize {
             if hi.diff(lo) <= 0 {
                 return 0;
@@ -180,9 +186,10 @@ mod tests {
             sb.add(s(a), s(b), s(100), s(1000));
         }
         // Lost: 100..200; not lost: 300..400, 500..600, 700..1000.
-        assert_eq!(sb.pipe(s(100), s(1000), s(100), MSS), 100 + 100 + 300);
+        let lost = sb.lost_limit(s(100), MSS);
+        assert_eq!(sb.pipe(s(100), s(1000), s(100), lost), 100 + 100 + 300);
         // After retransmitting 100..200 it is in flight again.
-        assert_eq!(sb.pipe(s(100), s(1000), s(200), MSS), 600);
+        assert_eq!(sb.pipe(s(100), s(1000), s(200), lost), 600);
     }
 
     #[test]

@@ -1628,3 +1628,53 @@ fn test_established_limited_transmit_on_first_dupacks() {
     assert_eq!(more.len(), 1, "one new segment per duplicate ACK");
     assert_eq!(more[0].tcp.seq, una + sent);
 }
+
+#[test]
+fn test_established_duplicate_segment_reported_by_dsack() {
+    let mut h = socket_established_sack();
+    let base = h.peer_seq;
+    h.send(TcpFlags::PSH, b"abcd");
+    h.output();
+    // The same segment again: RFC 2883 D-SACK in the first block.
+    let ack = h.peer_ack;
+    h.send_raw(base, Some(ack), TcpFlags::PSH, b"abcd");
+    let out = h.expect_one();
+    assert_eq!(out.tcp.ack, base + 4);
+    assert_eq!(out.tcp.options.sack.as_slice(), &[(base, base + 4)]);
+    // Reported once only.
+    h.send(TcpFlags::PSH, b"e");
+    h.advance(Duration::from_millis(50));
+    let later = h.output();
+    assert!(
+        later.iter().all(|o| o.tcp.options.sack.is_empty()),
+        "{later:#?}"
+    );
+}
+
+#[test]
+fn test_established_tail_loss_probe_recovers_last_two_segments() {
+    let mut h = socket_established_sack();
+    // Give the connection a real RTT of 20 ms.
+    h.stack.send(h.id(), &[1u8; 1000]).unwrap();
+    h.output();
+    h.advance(Duration::from_millis(20));
+    h.peer_ack += 1000;
+    h.send(TcpFlags::EMPTY, &[]);
+    let start = h.now;
+    h.stack.send(h.id(), &[5u8; 10_000]).unwrap();
+    assert_eq!(h.output().len(), 10);
+    let una = h.peer_ack;
+    // The last two segments are dropped: the peer acknowledges 8 of 10.
+    h.peer_ack = una + 8000;
+    h.send(TcpFlags::EMPTY, &[]);
+    // The probe timeout (2 * SRTT = 40 ms) comes well before the RTO.
+    let probe = h.run_timers_until(start + Duration::from_millis(60));
+    assert_eq!(probe.len(), 1, "{probe:#?}");
+    assert_eq!(probe[0].tcp.seq, una + 9000, "the last segment is probed");
+    // The probe is SACKed: the segment before it is lost, and resent at once.
+    sack_ack(&mut h, &[(una + 9000, una + 10_000)]);
+    let out = h.output();
+    assert!(out.iter().any(|o| o.tcp.seq == una + 8000), "{out:#?}");
+    assert_eq!(h.stack.stats().rto_expirations, 0);
+    assert!(h.now - start < Duration::from_millis(100));
+}

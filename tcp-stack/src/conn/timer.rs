@@ -16,9 +16,11 @@ pub(crate) enum Timer {
     KeepAlive = 3,
     /// TIME-WAIT 2*MSL (RFC 9293 3.4.2), or the orphan FIN-WAIT-2 timeout.
     Close = 4,
+    /// Tail loss probe (RFC 8985 7).
+    Probe = 5,
 }
 
-const N: usize = 5;
+const N: usize = 6;
 
 /// Deadlines, `None` when unarmed.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +43,9 @@ impl Timers {
     }
     pub fn clear_all(&mut self) {
         self.at = [None; N];
+    }
+    pub fn get(&self, t: Timer) -> Option<Instant> {
+        self.at[t as usize]
     }
     pub fn is_set(&self, t: Timer) -> bool {
         self.at[t as usize].is_some()
