@@ -71,9 +71,7 @@ async fn our_listener_sends_bulk_to_kernel_client() {
 async fn our_client_sends_bulk_to_kernel() {
     let Some(net) = kernel_net() else { return };
     let len = bulk_len();
-    let listener = tokio::net::TcpListener::bind(net.kernel_addr(PORT))
-        .await
-        .unwrap();
+    let listener = common::kernel_listener(net.kernel_addr(PORT));
     let start = Instant::now();
     within(90, "bulk our client -> kernel", async {
         let sender = async {
@@ -99,9 +97,7 @@ async fn our_client_sends_bulk_to_kernel() {
 async fn kernel_listener_sends_bulk_to_our_client() {
     let Some(net) = kernel_net() else { return };
     let len = bulk_len();
-    let listener = tokio::net::TcpListener::bind(net.kernel_addr(PORT))
-        .await
-        .unwrap();
+    let listener = common::kernel_listener(net.kernel_addr(PORT));
     let start = Instant::now();
     within(90, "bulk kernel listener -> our client", async {
         let sender = async {

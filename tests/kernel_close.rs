@@ -45,9 +45,7 @@ async fn kernel_half_closes_then_reads_what_we_send() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn we_half_close_then_kernel_keeps_sending() {
     let Some(net) = kernel_net() else { return };
-    let listener = tokio::net::TcpListener::bind(net.kernel_addr(PORT))
-        .await
-        .unwrap();
+    let listener = common::kernel_listener(net.kernel_addr(PORT));
     within(30, "half-close by us", async {
         let kernel = async {
             let (mut s, _) = listener.accept().await?;
@@ -137,9 +135,7 @@ async fn our_drop_with_unread_data_resets_kernel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_linger_zero_close_resets_kernel() {
     let Some(net) = kernel_net() else { return };
-    let listener = tokio::net::TcpListener::bind(net.kernel_addr(PORT))
-        .await
-        .unwrap();
+    let listener = common::kernel_listener(net.kernel_addr(PORT));
     within(30, "abort by linger 0", async {
         let s = TcpStream::connect_with(&net.stack, net.kernel_addr(PORT))
             .await

@@ -65,9 +65,7 @@ async fn kernel_clients_concurrent_to_our_listener() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_echo_to_kernel_listener() {
     let Some(net) = kernel_net() else { return };
-    let listener = tokio::net::TcpListener::bind(net.kernel_addr(PORT))
-        .await
-        .expect("kernel bind");
+    let listener = common::kernel_listener(net.kernel_addr(PORT));
     let server = tokio::spawn(kernel_echo_server(listener));
     within(30, "echo", async {
         let mut s = TcpStream::connect_with(&net.stack, net.kernel_addr(PORT))
@@ -90,9 +88,7 @@ async fn our_client_echo_to_kernel_listener() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_clients_concurrent_to_kernel_listener() {
     let Some(net) = kernel_net() else { return };
-    let listener = tokio::net::TcpListener::bind(net.kernel_addr(PORT))
-        .await
-        .expect("kernel bind");
+    let listener = common::kernel_listener(net.kernel_addr(PORT));
     let server = tokio::spawn(kernel_echo_server(listener));
     let net = Arc::new(net);
     within(60, "200 concurrent clients of ours", async {

@@ -59,9 +59,7 @@ async fn lossy_echo_both_ways() {
         .await
         .unwrap();
     let ours = tokio::spawn(our_echo_server(listener));
-    let klistener = tokio::net::TcpListener::bind(net.kernel_addr(PORT))
-        .await
-        .unwrap();
+    let klistener = common::kernel_listener(net.kernel_addr(PORT));
     let kernel = tokio::spawn(kernel_echo_server(klistener));
     let start = Instant::now();
     within(60, "lossy echo", async {
@@ -128,9 +126,7 @@ async fn lossy_bulk_kernel_client() {
 async fn lossy_bulk_our_client() {
     let Some(net) = lossy_net(13) else { return };
     let len = lossy_len();
-    let listener = tokio::net::TcpListener::bind(net.kernel_addr(PORT))
-        .await
-        .unwrap();
+    let listener = common::kernel_listener(net.kernel_addr(PORT));
     within(90, "lossy bulk with our client", async {
         let start = Instant::now();
         let sender = async {
@@ -173,9 +169,7 @@ async fn lossy_concurrent_both_ways() {
         .await
         .unwrap();
     let ours = tokio::spawn(our_echo_server(listener));
-    let klistener = tokio::net::TcpListener::bind(net.kernel_addr(PORT))
-        .await
-        .unwrap();
+    let klistener = common::kernel_listener(net.kernel_addr(PORT));
     let kernel = tokio::spawn(kernel_echo_server(klistener));
     let net = Arc::new(net);
     within(90, "lossy concurrent connections", async {

@@ -281,3 +281,14 @@ pub async fn kernel_echo_server(listener: tokio::net::TcpListener) {
         });
     }
 }
+
+/// A kernel listener with a 1024-deep accept queue (tokio's `bind` asks for
+/// only 128: with 200 simultaneous connects the queue overflows, the kernel
+/// falls back to SYN cookies, and data segments past the first fail the
+/// cookie check and are answered with RST).
+pub fn kernel_listener(addr: SocketAddr) -> tokio::net::TcpListener {
+    let sock = tokio::net::TcpSocket::new_v4().expect("kernel socket");
+    sock.set_reuseaddr(true).expect("SO_REUSEADDR");
+    sock.bind(addr).expect("kernel bind");
+    sock.listen(1024).expect("kernel listen")
+}
