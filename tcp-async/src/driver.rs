@@ -44,6 +44,8 @@ const CMD_BATCH: usize = 256;
 const MAX_ROUNDS: usize = 8;
 /// Largest datagram accepted from a device.
 const RX_BUF: usize = 65536;
+/// Unclaimed ring halves tolerated before the first sweep.
+const PRUNE_MIN: usize = 64;
 
 /// Socket options given at creation (by `TcpSocket`), `None` = stack default.
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,6 +113,8 @@ pub(crate) struct Driver<D> {
     sleep: Pin<Box<Sleep>>,
     /// The deadline `sleep` is armed for.
     armed: Option<tcp_stack::Instant>,
+    /// Sweep unclaimed ring halves once the factory holds more than this.
+    prune_at: usize,
     recv_failed: bool,
     stopping: bool,
     stop_replies: Vec<oneshot::Sender<()>>,
@@ -142,6 +146,7 @@ impl<D: Device> Driver<D> {
             tx_pending: None,
             sleep: Box::pin(tokio::time::sleep_until(base)),
             armed: None,
+            prune_at: PRUNE_MIN,
             recv_failed: false,
             stopping: false,
             stop_replies: Vec::new(),
@@ -231,10 +236,16 @@ impl<D: Device> Driver<D> {
             return false;
         }
         let now = self.now();
-        for _ in 0..RECV_BATCH {
+        let mut received = 0;
+        let mut more = true;
+        while more {
+            if received == RECV_BATCH {
+                break;
+            }
             match self.device.poll_recv(cx, &mut self.rx_buf) {
                 Poll::Ready(Ok(0)) => {}
                 Poll::Ready(Ok(n)) => {
+                    received += 1;
                     let n = n.min(self.rx_buf.len());
                     let sizes = self.syn_buffer_sizes(&self.rx_buf[..n]);
                     if sizes.is_some() {
@@ -249,12 +260,33 @@ impl<D: Device> Driver<D> {
                 Poll::Ready(Err(e)) => {
                     warn!(error = %e, "device receive failed; no longer receiving");
                     self.recv_failed = true;
-                    return false;
+                    more = false;
                 }
-                Poll::Pending => return false,
+                Poll::Pending => more = false,
             }
         }
-        true
+        if received > 0 {
+            self.maybe_prune();
+        }
+        more
+    }
+
+    /// Drops the ring halves of connections that died before they were
+    /// accepted. The core removes those silently (no event for connections
+    /// nobody holds), so the driver sweeps the factory's map whenever it has
+    /// doubled since the last sweep: amortized O(1) per connection.
+    fn maybe_prune(&mut self) {
+        if self.halves.len() > self.prune_at {
+            self.prune();
+        }
+    }
+
+    fn prune(&mut self) {
+        let stack = &self.stack;
+        let conns = &self.conns;
+        self.halves
+            .retain(|id| conns.contains_key(&id) || stack.state(id) != State::Closed);
+        self.prune_at = (self.halves.len() * 2).max(PRUNE_MIN);
     }
 
     /// The buffer sizes for the connection `packet` may create: set when it
@@ -649,10 +681,7 @@ impl<D: Device> Driver<D> {
             listener.waker.wake();
         }
         // Connections the core reset with the listener never reach us.
-        let stack = &self.stack;
-        let conns = &self.conns;
-        self.halves
-            .retain(|id| conns.contains_key(&id) || stack.state(id) != State::Closed);
+        self.prune();
     }
 
     /// The driver is stopping: flushes, then fails every socket.
