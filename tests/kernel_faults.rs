@@ -15,12 +15,13 @@ use tokio::io::AsyncWriteExt;
 
 const PORT: u16 = 6000;
 
-/// Size of the lossy bulk transfers: `UTCP_LOSSY_MIB` MiB, 8 by default.
+/// Size of the lossy bulk transfers: `UTCP_LOSSY_MIB` MiB, 64 by default
+/// (measured: about 12 s per direction for our sender, 2 s for the kernel).
 fn lossy_len() -> u64 {
     std::env::var("UTCP_LOSSY_MIB")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(8)
+        .unwrap_or(64)
         << 20
 }
 
@@ -85,7 +86,7 @@ async fn lossy_bulk_kernel_client() {
     let listener = TcpListener::bind_with(&net.stack, net.our_addr(PORT))
         .await
         .unwrap();
-    within(90, "lossy bulk with a kernel client", async {
+    within(120, "lossy bulk with a kernel client", async {
         // Kernel -> us.
         let start = Instant::now();
         let sender = async {
@@ -127,7 +128,7 @@ async fn lossy_bulk_our_client() {
     let Some(net) = lossy_net(13) else { return };
     let len = lossy_len();
     let listener = common::kernel_listener(net.kernel_addr(PORT));
-    within(90, "lossy bulk with our client", async {
+    within(120, "lossy bulk with our client", async {
         let start = Instant::now();
         let sender = async {
             let mut s = TcpStream::connect_with(&net.stack, net.kernel_addr(PORT)).await?;
