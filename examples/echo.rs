@@ -160,7 +160,11 @@ async fn run() -> io::Result<()> {
         Net::Tun { .. } => {
             tokio::select! {
                 r = server => r.map_err(io::Error::other)??,
-                _ = common::ctrl_c() => println!("interrupted"),
+                _ = common::ctrl_c() => {
+                    println!("interrupted");
+                    // Flushes the driver (and the pcap file) before exit.
+                    net.stack().shutdown().await;
+                }
             }
         }
         Net::Memory { client, .. } => {

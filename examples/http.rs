@@ -123,7 +123,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Net::Tun { .. } => {
             tokio::select! {
                 r = server => r??,
-                _ = common::ctrl_c() => println!("interrupted"),
+                _ = common::ctrl_c() => {
+                    println!("interrupted");
+                    // Flushes the driver (and the pcap file) before exit.
+                    net.stack().shutdown().await;
+                }
             }
         }
         Net::Memory { client, .. } => {
