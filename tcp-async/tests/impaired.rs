@@ -14,15 +14,32 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Virtual time: retransmission timers fire as soon as everything is idle.
 #[tokio::test(start_paused = true)]
 async fn transfer_survives_loss_reordering_and_delay() {
-    init_tracing();
-    let (da, db) = MemoryDevice::pair(1500);
-    let faults = |seed| Faults {
+    transfer_through(|seed| Faults {
         seed,
         loss: 0.03,
         reorder: 0.03,
         delay: Duration::from_millis(5),
         ..Faults::default()
-    };
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn transfer_survives_duplication_and_corruption() {
+    transfer_through(|seed| Faults {
+        seed,
+        duplicate: 0.05,
+        corrupt: 0.02,
+        delay: Duration::from_millis(1),
+        ..Faults::default()
+    })
+    .await;
+}
+
+/// 400 kB one way, an answer back, over a pair of impaired links.
+async fn transfer_through(faults: impl Fn(u64) -> Faults) {
+    init_tracing();
+    let (da, db) = MemoryDevice::pair(1500);
     let a = Stack::builder(FaultInjector::new(da, faults(11)))
         .config(config(A, 1))
         .build()
