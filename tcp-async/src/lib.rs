@@ -1,10 +1,12 @@
 //! Tokio front end for `tcp-stack`: a drop-in for `tokio::net`.
 //!
 //! [`TcpListener`], [`TcpStream`] and [`TcpSocket`] have the names,
-//! signatures and semantics of their `tokio::net` namesakes (hyper and axum
-//! services run over them unchanged), but the TCP/IPv4 behind them is the
-//! user-space `tcp_stack::Stack`, exchanging raw IPv4 datagrams with a
-//! [`Device`](device::Device): a TUN interface, or an in-memory link
+//! signatures and semantics of their `tokio::net` namesakes (hyper serves
+//! and sends over them unchanged through `hyper_util::rt::TokioIo`; for
+//! axum, implement `axum::serve::Listener` with `accept` and `local_addr`),
+//! but the TCP/IPv4 behind them is the user-space `tcp_stack::Stack`,
+//! exchanging raw IPv4 datagrams with a [`Device`](device::Device): a TUN
+//! interface ([`device::tun::TunDevice`]), or an in-memory link
 //! ([`device::MemoryDevice::pair`]) joining two stacks in one process.
 //!
 //! ```no_run
