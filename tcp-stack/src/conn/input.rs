@@ -84,7 +84,7 @@ impl Conn {
             // Our SYN is acknowledged: SYN-SENT -> ESTABLISHED.
             self.snd_una = seg.ack;
             self.update_window_from_syn(seg);
-            self.take_rtt_sample(env.now, seg);
+            self.take_rtt_sample(env.now, seg, true);
             self.handshake_done(env.now);
             self.set_state(State::Established);
             self.raise(ev::CONNECTED | ev::WRITABLE);
@@ -140,7 +140,7 @@ impl Conn {
         {
             self.snd_una = seg.ack;
             self.update_window_from_syn(seg);
-            self.take_rtt_sample(env.now, seg);
+            self.take_rtt_sample(env.now, seg, true);
             self.handshake_done(env.now);
             self.set_state(State::Established);
             self.raise(ev::CONNECTED | ev::WRITABLE);
@@ -242,7 +242,7 @@ impl Conn {
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
                 self.snd_wl1 = seg.seq;
                 self.snd_wl2 = seg.ack;
-                self.take_rtt_sample(env.now, seg);
+                self.take_rtt_sample(env.now, seg, true);
                 self.handshake_done(env.now);
                 self.set_state(State::Established);
                 if self.fin_queued {
@@ -408,8 +408,22 @@ impl Conn {
         }
 
         if self.sack_enabled {
-            for &(l, r) in seg.options.sack.as_slice() {
-                self.scoreboard.add(l, r, self.snd_una, self.snd_max);
+            for (i, &(l, r)) in seg.options.sack.as_slice().iter().enumerate() {
+                // RFC 2883 4: a first block below the cumulative ACK, or
+                // inside the second block, reports a duplicate.
+                let dsack = i == 0
+                    && (r.diff(ack) <= 0
+                        || seg
+                            .options
+                            .sack
+                            .as_slice()
+                            .get(1)
+                            .is_some_and(|&(l2, r2)| l.diff(l2) >= 0 && r.diff(r2) <= 0));
+                if dsack {
+                    self.on_dsack();
+                } else {
+                    self.scoreboard.add(l, r, self.snd_una, self.snd_max);
+                }
             }
         }
         if acked > 0 {
@@ -438,26 +452,7 @@ impl Conn {
                 }
             }
         }
-        // RFC 6675 5: with SACK, enter loss recovery on DupThresh duplicate
-        // ACKs or as soon as the scoreboard says SND.UNA is lost.
-        if self.sack_enabled
-            && self.recover.is_none()
-            && self.snd_max != self.snd_una
-            && self.snd_una.diff(self.recover_high) >= 0
-            && (self.dup_acks as usize >= DUP_THRESH || self.lost_limit().diff(self.snd_una) > 0)
-        {
-            let flight = self.flight_size();
-            self.cc.on_congestion_event(env.now, flight);
-            self.recover = Some(self.snd_max);
-            self.recover_high = self.snd_max;
-            self.high_rxt = self.snd_una;
-            self.inflation = 0;
-            self.rtt_seq = None;
-            // RFC 6675 5 step (C): retransmit the first segment presumed
-            // lost at once, whatever pipe says.
-            self.rtx_one = true;
-            env.stats.fast_retransmits += 1;
-        }
+        self.maybe_enter_sack_recovery(env);
 
         // State transitions driven by our FIN being acknowledged.
         if self.fin_acked() {
@@ -492,7 +487,7 @@ impl Conn {
             // Acknowledges data sent before a timeout rewound SND.NXT.
             self.snd_nxt = ack;
         }
-        self.take_rtt_sample(env.now, seg);
+        self.take_rtt_sample(env.now, seg, true);
         self.rtt.reset_backoff();
         self.persist_backoff = 0;
         self.scoreboard.advance(ack);
@@ -531,7 +526,7 @@ impl Conn {
             // The sender was application-limited if one more full segment
             // would still have fit (RFC 7661 spirit): no window growth then.
             let app_limited = self.flight_size() + acked + self.send_mss() <= self.cc.window();
-            let rtt = self.rtt.srtt();
+            let rtt = self.last_rtt.or(self.rtt.srtt());
             self.cc.on_ack(env.now, data_acked.max(1), rtt, app_limited);
         }
 
@@ -576,11 +571,91 @@ impl Conn {
     }
 
     /// RTT sampling: Karn's algorithm on one timed segment at a time (RFC 6298 3).
-    fn take_rtt_sample(&mut self, now: Instant, seg: &SegmentIn) {
+    fn take_rtt_sample(&mut self, now: Instant, seg: &SegmentIn, advanced: bool) {
+        // RFC 7323 4 (RTTM): with timestamps, every ACK of new data gives a
+        // sample from TSecr (1 ms ticks); retransmission ambiguity does not
+        // arise because TSecr echoes the TSval of the segment that arrived.
+        if self.ts_enabled && advanced {
+            if let Some((_, tsecr)) = seg.options.timestamps {
+                let ms = self.ts_now(now).wrapping_sub(tsecr);
+                if ms < 1 << 31 {
+                    let rtt = Duration::from_millis(u64::from(ms));
+                    self.rtt.sample(rtt);
+                    self.last_rtt = Some(rtt);
+                    self.rtt_seq = None;
+                    return;
+                }
+            }
+        }
         if let Some((seq, sent_at)) = self.rtt_seq {
             if seg.ack.diff(seq) >= 0 {
-                self.rtt.sample(now.saturating_duration_since(sent_at));
+                let rtt = now.saturating_duration_since(sent_at);
+                self.rtt.sample(rtt);
+                self.last_rtt = Some(rtt);
                 self.rtt_seq = None;
+            }
+        }
+    }
+
+    /// RFC 6675 5: with SACK, enter loss recovery on DupThresh duplicate
+    /// ACKs or as soon as the scoreboard says SND.UNA is lost. Once the path
+    /// has shown reordering (D-SACKs), wait a reordering window first
+    /// (RFC 8985 6.2: min_rtt / 4) in case the "lost" data is only late.
+    pub(super) fn maybe_enter_sack_recovery(&mut self, env: &mut Env) {
+        let lost = self.sack_enabled
+            && self.recover.is_none()
+            && self.snd_max != self.snd_una
+            && self.snd_una.diff(self.recover_high) >= 0
+            && (self.dup_acks as usize >= DUP_THRESH || self.lost_limit().diff(self.snd_una) > 0);
+        if !lost {
+            self.loss_seen_at = None;
+            self.timers.clear(Timer::Reorder);
+            return;
+        }
+        if self.reordering && self.lost_override.diff(self.snd_una) <= 0 {
+            let reo_wnd = self
+                .rtt
+                .min_rtt()
+                .map_or(Duration::from_millis(1), |m| m / 4)
+                .max(Duration::from_micros(500));
+            let since = *self.loss_seen_at.get_or_insert(env.now);
+            if env.now < since + reo_wnd {
+                self.timers.set(Timer::Reorder, since + reo_wnd);
+                return;
+            }
+        }
+        self.loss_seen_at = None;
+        self.timers.clear(Timer::Reorder);
+        let flight = self.flight_size();
+        // Remember the window for an undo if this proves spurious (RFC 2883).
+        self.undo_cwnd = Some(self.cc.window());
+        self.recovery_rtx = 0;
+        self.recovery_dsacks = 0;
+        self.cc.on_congestion_event(env.now, flight);
+        self.recover = Some(self.snd_max);
+        self.recover_high = self.snd_max;
+        self.high_rxt = self.snd_una;
+        self.inflation = 0;
+        self.rtt_seq = None;
+        // RFC 6675 5 step (C): retransmit the first segment presumed
+        // lost at once, whatever pipe says.
+        self.rtx_one = true;
+        env.stats.fast_retransmits += 1;
+    }
+
+    /// A D-SACK block (RFC 2883): something arrived twice at the peer. After
+    /// our retransmissions, that means they were spurious: the path reorders.
+    /// Once every retransmission of the last recovery is reported so, undo
+    /// its window reduction.
+    fn on_dsack(&mut self) {
+        self.reordering = true;
+        self.recovery_dsacks += 1;
+        if let Some(prior) = self.undo_cwnd {
+            if self.recovery_rtx > 0 && self.recovery_dsacks >= self.recovery_rtx {
+                if self.cc.window() < prior {
+                    self.cc.set_window(prior);
+                }
+                self.undo_cwnd = None;
             }
         }
     }

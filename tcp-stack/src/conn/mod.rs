@@ -192,6 +192,8 @@ pub(crate) struct Conn {
 
     // --- Reliability ---
     pub rtt: RttEstimator,
+    /// The most recent RTT sample (for the congestion controller).
+    pub last_rtt: Option<Duration>,
     /// Karn-timed segment: (sequence number whose ACK ends the sample, send time).
     pub rtt_seq: Option<(SeqNum, Instant)>,
     pub cc: Box<dyn CongestionController>,
@@ -222,6 +224,15 @@ pub(crate) struct Conn {
     /// sent after all of it, is delivered (the RACK rule of RFC 8985 6.2 for
     /// the probe, which left at least 2*SRTT after those segments).
     pub lost_override: SeqNum,
+    /// The path reorders (D-SACKs seen): loss marking waits a reordering window.
+    pub reordering: bool,
+    /// When the scoreboard first said "lost" (for the reordering window).
+    pub loss_seen_at: Option<Instant>,
+    /// cwnd before the last recovery, for an undo on D-SACK (RFC 2883).
+    pub undo_cwnd: Option<usize>,
+    /// Retransmissions, and D-SACKs received, since the last recovery began.
+    pub recovery_rtx: u32,
+    pub recovery_dsacks: u32,
     /// Retransmit one segment at SND.UNA on the next output (fast retransmit).
     pub rtx_one: bool,
     /// Send a SYN (or SYN-ACK) on the next output.
@@ -326,6 +337,7 @@ impl Conn {
             user_closed: false,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             rtt_seq: None,
+            last_rtt: None,
             cc: cc::new_controller(
                 cfg.congestion_control,
                 peer_mss,
@@ -343,6 +355,11 @@ impl Conn {
             tlp_high: None,
             tlp_seq: iss,
             lost_override: iss,
+            reordering: false,
+            loss_seen_at: None,
+            undo_cwnd: None,
+            recovery_rtx: 0,
+            recovery_dsacks: 0,
             rtx_one: false,
             syn_pending: false,
             syn_retries: 0,

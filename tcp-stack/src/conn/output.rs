@@ -191,6 +191,7 @@ impl Conn {
         if self.high_rxt.diff(end) < 0 {
             self.high_rxt = end;
         }
+        self.recovery_rtx += 1;
         self.stats.retransmits += 1;
         env.stats.retransmits += 1;
         if !self.timers.is_set(Timer::Retransmit) {
@@ -202,6 +203,13 @@ impl Conn {
     /// New data (or a go-back-N retransmission after a timeout), and the FIN.
     fn send_data(&mut self, env: &mut Env, buf: &mut [u8]) -> Option<usize> {
         let now = env.now;
+        // Resending after a timeout: skip what the peer has SACKed.
+        while self.snd_nxt.diff(self.snd_max) < 0 {
+            match self.scoreboard.range_end_containing(self.snd_nxt) {
+                Some(end) => self.snd_nxt = end.min(self.snd_max),
+                None => break,
+            }
+        }
         let data_start = self.data_start();
         let buf_len = self.send_buf.len();
         let sent = self.snd_nxt.since(data_start).min(buf_len);
@@ -242,7 +250,13 @@ impl Conn {
         };
         let is_retx = self.snd_nxt.diff(self.snd_max) < 0;
         let probe = std::mem::take(&mut self.probe_pending);
-        let len = unsent.min(room).min(wnd_avail).min(cwnd_avail);
+        let mut len = unsent.min(room).min(wnd_avail).min(cwnd_avail);
+        if is_retx {
+            // Do not run into data the peer already holds.
+            if let Some(next) = self.scoreboard.next_start_after(self.snd_nxt) {
+                len = len.min(next.since(self.snd_nxt));
+            }
+        }
         if probe && len == 0 && unsent > 0 && in_flight == 0 {
             return Some(self.send_window_probe(env, buf, sent));
         }
@@ -493,6 +507,9 @@ impl Conn {
         {
             self.tlp_pending = true;
         }
+        if self.timers.take_due(Timer::Reorder, now) {
+            self.maybe_enter_sack_recovery(env);
+        }
         if self.timers.take_due(Timer::DelayedAck, now) {
             self.ack_now = true;
         }
@@ -556,9 +573,13 @@ impl Conn {
         self.recover = None;
         self.recover_high = self.snd_max;
         self.inflation = 0;
-        // RFC 2018 8 / RFC 6675 5.1: the receiver may have reneged; start
-        // over from SND.UNA without trusting old SACK information.
-        self.scoreboard.clear();
+        // The SACKed data need not be sent again after a first timeout; a
+        // second one in a row suggests the receiver reneged (RFC 2018 8), so
+        // then the scoreboard is dropped and everything goes again.
+        if !first {
+            self.scoreboard.clear();
+        }
+        self.undo_cwnd = None;
         self.high_rxt = self.snd_una;
         self.lost_override = self.snd_una;
         self.tlp_high = None;

@@ -70,6 +70,22 @@ impl Scoreboard {
         }
     }
 
+    /// End of the SACKed range holding `seq`, if any.
+    pub fn range_end_containing(&self, seq: SeqNum) -> Option<SeqNum> {
+        self.ranges
+            .iter()
+            .find(|&&(a, b)| seq.diff(a) >= 0 && seq.diff(b) < 0)
+            .map(|&(_, b)| b)
+    }
+
+    /// Start of the first SACKed range beginning after `seq`.
+    pub fn next_start_after(&self, seq: SeqNum) -> Option<SeqNum> {
+        self.ranges
+            .iter()
+            .map(|&(a, _)| a)
+            .find(|a| a.diff(seq) > 0)
+    }
+
     /// Whether `seq` has been SACKed.
     pub fn contains(&self, seq: SeqNum) -> bool {
         self.ranges

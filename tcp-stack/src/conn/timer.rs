@@ -18,9 +18,11 @@ pub(crate) enum Timer {
     Close = 4,
     /// Tail loss probe (RFC 8985 7).
     Probe = 5,
+    /// End of the reordering window before loss marking (RFC 8985 6.2).
+    Reorder = 6,
 }
 
-const N: usize = 6;
+const N: usize = 7;
 
 /// Deadlines, `None` when unarmed.
 #[derive(Debug, Clone, Default)]
