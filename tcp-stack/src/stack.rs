@@ -195,6 +195,7 @@ pub struct Stack {
     control: VecDeque<Vec<u8>>,
     ip_ident: u16,
     port_key: u64,
+    port_table: [u16; 256],
 }
 
 impl Stack {
@@ -224,6 +225,7 @@ impl Stack {
             control: VecDeque::new(),
             ip_ident,
             port_key,
+            port_table: [0; 256],
         }
     }
 
@@ -1132,8 +1134,7 @@ impl Stack {
         self.connect(now, Some(local), remote)
     }
 
-    /// RFC 6056 3.3.3-like: a keyed-hash starting point per destination, then
-    /// the first free port.
+    /// Ephemeral port selection (RFC 6056).
     fn ephemeral_port(
         &mut self,
         lip: Ipv4Addr,
@@ -1144,12 +1145,18 @@ impl Stack {
         let mut h = KeyedState(self.port_key).build_hasher();
         h.write(&remote.ip().octets());
         h.write(&remote.port().to_be_bytes());
-        let start = (h.finish() as u32).wrapping_add(self.rng.next_u32() % 64) % span;
+        let hash = h.finish();
+        // RFC 6056 3.3.4 (algorithm 4): a keyed per-destination offset plus
+        // a small table of counters, so consecutive connects to one peer
+        // walk forward instead of probing the same used ports again.
+        let slot = (hash >> 56) as usize % self.port_table.len();
+        let start = (hash as u32).wrapping_add(u32::from(self.port_table[slot])) % span;
         for i in 0..span {
             let port = lo + ((start + i) % span) as u16;
             let cand = SocketAddrV4::new(lip, port);
             if !self.conns.contains_key(&(cand, remote)) && !self.port_in_use_by_listener(lip, port)
             {
+                self.port_table[slot] = self.port_table[slot].wrapping_add(i as u16 + 1);
                 return Ok(cand);
             }
         }

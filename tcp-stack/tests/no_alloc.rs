@@ -5,23 +5,29 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use tcp_stack::{Config, Duration, Instant, Stack, State};
 
 struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Live heap bytes (all threads; the tests below run their measurements
+/// under a lock so they do not see each other).
+static LIVE: AtomicI64 = AtomicI64::new(0);
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -29,6 +35,7 @@ unsafe impl GlobalAlloc for Counting {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
+        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -79,6 +86,7 @@ fn pump(
 
 #[test]
 fn steady_state_data_path_does_not_allocate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ip_a = Ipv4Addr::new(10, 0, 0, 1);
     let ip_b = Ipv4Addr::new(10, 0, 0, 2);
     let mut a = Stack::new(Config::with_addr(ip_a));
@@ -120,4 +128,49 @@ fn steady_state_data_path_does_not_allocate() {
     eprintln!("{moved} bytes moved with {allocs} allocations");
     assert!(moved > 1 << 20, "moved only {moved} bytes");
     assert_eq!(allocs, 0, "allocations on the steady-state path");
+}
+
+/// Idle established connections cost little memory in the core: buffers
+/// are allocated on first use. 10,000 connections between two stacks.
+#[test]
+fn idle_connections_cost_under_4_kib_each() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const N: usize = 10_000;
+    let ip_a = Ipv4Addr::new(10, 0, 0, 1);
+    let ip_b = Ipv4Addr::new(10, 0, 0, 2);
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut a = Stack::new(Config::with_addr(ip_a));
+    let mut b = Stack::new(Config {
+        seed: 7,
+        ..Config::with_addr(ip_b)
+    });
+    let mut now = Instant::from_millis(1);
+    let l = b.listen(SocketAddrV4::new(ip_b, 80), N).unwrap();
+    let mut pkt = vec![0u8; 1500];
+    let mut clients = Vec::with_capacity(N);
+    let mut servers = Vec::with_capacity(N);
+    for _ in 0..N {
+        clients.push(a.connect(now, None, SocketAddrV4::new(ip_b, 80)).unwrap());
+        while let Some(n) = a.poll_transmit(now, &mut pkt) {
+            b.handle_packet(now, &pkt[..n]);
+        }
+        while let Some(n) = b.poll_transmit(now, &mut pkt) {
+            a.handle_packet(now, &pkt[..n]);
+        }
+        while let Some(n) = a.poll_transmit(now, &mut pkt) {
+            b.handle_packet(now, &pkt[..n]);
+        }
+        while let Some(c) = b.accept(l) {
+            servers.push(c);
+        }
+        now += Duration::from_micros(10);
+    }
+    while a.poll_event().is_some() {}
+    while b.poll_event().is_some() {}
+    assert_eq!(servers.len(), N);
+    assert!(clients.iter().all(|&c| a.state(c) == State::Established));
+    let used = LIVE.load(Ordering::Relaxed) - before;
+    let per_conn = used as f64 / (2 * N) as f64;
+    eprintln!("{N} idle connections: {used} heap bytes, {per_conn:.0} bytes per connection end");
+    assert!(per_conn < 4096.0, "{per_conn} bytes per connection");
 }

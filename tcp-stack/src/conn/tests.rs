@@ -1678,3 +1678,4 @@ fn test_established_tail_loss_probe_recovers_last_two_segments() {
     assert_eq!(h.stack.stats().rto_expirations, 0);
     assert!(h.now - start < Duration::from_millis(100));
 }
+
