@@ -301,3 +301,44 @@ impl ListenerShared {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Exclusive;
+    use std::sync::Arc;
+
+    #[test]
+    fn exclusive_serializes_concurrent_callers() {
+        let cell = Arc::new(Exclusive::new(0u64));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let cell = cell.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50_000 {
+                        // A non-atomic read-modify-write: lost updates would
+                        // show if two callers were ever inside at once.
+                        cell.with(|v| {
+                            let old = *v;
+                            std::hint::black_box(());
+                            *v = old + 1;
+                        });
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(cell.with(|v| *v), 200_000);
+    }
+
+    #[test]
+    fn exclusive_is_released_after_a_panic() {
+        let cell = Exclusive::new(1u8);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cell.with(|_| panic!("inside"));
+        }));
+        assert!(r.is_err());
+        assert_eq!(cell.with(|v| *v), 1);
+    }
+}
