@@ -75,6 +75,9 @@ pub struct Config {
     pub ephemeral_ports: (u16, u16),
     /// Verify TCP checksums on input (turn off when the device did it).
     pub verify_checksums: bool,
+    /// Explicit Congestion Notification (RFC 3168): request it on active
+    /// opens and accept it on passive ones.
+    pub ecn: bool,
 }
 
 impl Default for Config {
@@ -108,6 +111,7 @@ impl Default for Config {
             challenge_ack_limit: 1000,
             ephemeral_ports: (32768, 60999),
             verify_checksums: true,
+            ecn: true,
         }
     }
 }

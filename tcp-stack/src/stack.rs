@@ -43,6 +43,8 @@ pub struct Stats {
     pub challenge_acks_suppressed: u64,
     pub retransmits: u64,
     pub fast_retransmits: u64,
+    /// Window reductions in response to ECN-Echo (RFC 3168).
+    pub ecn_reductions: u64,
     pub rto_expirations: u64,
     pub icmp_in: u64,
     pub icmp_echo_replies: u64,
@@ -138,6 +140,15 @@ impl Hasher for KeyedHasher {
 }
 
 type Tuple = (SocketAddrV4, SocketAddrV4);
+
+/// Sets the ECN bits of an emitted IPv4 header and fixes its checksum.
+fn set_ecn(buf: &mut [u8], ecn: u8) {
+    buf[1] = (buf[1] & !0b11) | (ecn & 0b11);
+    buf[10] = 0;
+    buf[11] = 0;
+    let c = crate::wire::checksum::checksum(&buf[..Ipv4Repr::HEADER_LEN]);
+    buf[10..12].copy_from_slice(&c.to_be_bytes());
+}
 
 /// Largest number of queued control packets (RSTs for unknown tuples, ICMP
 /// echo replies); beyond it they are dropped, as a kernel rate-limits them.
@@ -468,6 +479,8 @@ impl Stack {
         let remote = SocketAddrV4::new(ip.src, tcp.src_port);
         let seg = SegmentIn {
             now,
+            // RFC 3168 5: CE codepoint (0b11) in the IP header.
+            ce: ip.tos & 0b11 == 0b11,
             seq: tcp.seq,
             ack: tcp.ack,
             flags: tcp.flags,
@@ -831,10 +844,15 @@ impl Stack {
             match produced {
                 Some(n) => {
                     let (src, dst, ttl) = (*conn.local.ip(), *conn.remote.ip(), conn.opts.ttl);
+                    let tos = conn.out_ecn;
                     if seg_buf[13] & 0x04 != 0 {
                         self.stats.rst_sent += 1;
                     }
                     self.ip_header(buf, src, dst, IpProtocol::Tcp, n, ttl);
+                    // RFC 3168 6.1.2: new data of an ECN connection is ECT(0).
+                    if tos != 0 {
+                        set_ecn(buf, tos);
+                    }
                     self.stats.packets_out += 1;
                     // Round robin: back of the queue if it has more.
                     self.after(id, true);

@@ -13,6 +13,8 @@ use crate::wire::{TcpFlags, TcpOptions};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SegmentIn<'a> {
     pub now: Instant,
+    /// The IP header carried Congestion Experienced (RFC 3168).
+    pub ce: bool,
     pub seq: SeqNum,
     pub ack: SeqNum,
     pub flags: TcpFlags,
@@ -79,6 +81,9 @@ impl Conn {
         self.rcv_nxt = seg.seq + 1;
         self.rcv_adv = self.rcv_nxt;
         self.negotiate(env.cfg, seg, false);
+        // RFC 3168 6.1.1: an ECN-setup SYN-ACK has ECE and not CWR.
+        self.ecn_enabled =
+            env.cfg.ecn && f.ack() && f.contains(TcpFlags::ECE) && !f.contains(TcpFlags::CWR);
         self.last_recv = env.now;
         if f.ack() {
             // Our SYN is acknowledged: SYN-SENT -> ESTABLISHED.
@@ -282,6 +287,17 @@ impl Conn {
             self.arm_keepalive(env.now);
         }
 
+        // RFC 3168 6.1.3: echo CE with ECE until the sender's CWR.
+        if self.ecn_enabled {
+            if seg.flags.contains(TcpFlags::CWR) {
+                self.ece_pending = false;
+            }
+            if seg.ce && !seg.payload.is_empty() {
+                self.ece_pending = true;
+                self.ack_now = true;
+            }
+        }
+
         // Sixth: URG is not supported beyond treating data in-band (RFC 6093).
         // Seventh: segment text.
         if !seg.payload.is_empty() {
@@ -391,6 +407,19 @@ impl Conn {
 
         let acked = ack.since(self.snd_una);
         let old_wnd = self.snd_wnd;
+        // RFC 3168 6.1.2: ECE means congestion; react once per window of data.
+        if self.ecn_enabled
+            && seg.flags.contains(TcpFlags::ECE)
+            && self.recover.is_none()
+            && self.snd_una.diff(self.ecn_recover) >= 0
+            && self.snd_max != self.snd_una
+        {
+            let flight = self.flight_size();
+            self.cc.on_congestion_event(env.now, flight);
+            self.ecn_recover = self.snd_max;
+            self.cwr_pending = true;
+            env.stats.ecn_reductions += 1;
+        }
         // Window update (RFC 9293 3.10.7.4): SND.WL1 < SEG.SEQ, or equal and SND.WL2 =< SEG.ACK.
         if self.snd_wl1.diff(seg.seq) < 0
             || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0)

@@ -30,7 +30,14 @@ impl Conn {
                 if self.syn_pending {
                     self.syn_pending = false;
                     let flags = if self.state == State::SynSent {
-                        TcpFlags::SYN
+                        if env.cfg.ecn {
+                            // RFC 3168 6.1.1: ECN-setup SYN.
+                            TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR
+                        } else {
+                            TcpFlags::SYN
+                        }
+                    } else if self.ecn_enabled {
+                        TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE
                     } else {
                         TcpFlags::SYN | TcpFlags::ACK
                     };
@@ -347,6 +354,21 @@ impl Conn {
         let syn = flags.syn();
         let rst = flags.rst();
         let options = self.options_for(env, flags);
+        let mut flags = flags;
+        self.out_ecn = 0;
+        if self.ecn_enabled && !syn && !rst {
+            if self.ece_pending && flags.ack() {
+                flags |= TcpFlags::ECE;
+            }
+            // New data only (RFC 3168 6.1.5: not retransmissions, not pure ACKs).
+            if len > 0 && seq.diff(self.snd_max) >= 0 {
+                self.out_ecn = 0b10;
+                if self.cwr_pending {
+                    flags |= TcpFlags::CWR;
+                    self.cwr_pending = false;
+                }
+            }
+        }
         let window = if rst {
             0
         } else if syn {

@@ -47,6 +47,7 @@ fn config() -> Config {
         send_buffer: 8192,
         seed: 7,
         msl: Duration::from_secs(10),
+        ecn: false,
         ..Config::default()
     }
 }
@@ -1679,3 +1680,105 @@ fn test_established_tail_loss_probe_recovers_last_two_segments() {
     assert!(h.now - start < Duration::from_millis(100));
 }
 
+// ---------------------------------------------------------------------
+// ECN (RFC 3168)
+// ---------------------------------------------------------------------
+
+#[test]
+fn test_syn_sent_ecn_setup_and_ece_reaction() {
+    let mut cfg = config();
+    cfg.ecn = true;
+    let mut h = Harness::new(cfg);
+    h.local = SocketAddrV4::new(LOCAL_IP, 50000);
+    let id = h.stack.connect(h.now, Some(h.local), REMOTE).unwrap();
+    h.conn = Some(id);
+    let syn = h.expect_one();
+    assert_eq!(syn.flags(), TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR);
+    let iss = syn.tcp.seq;
+    // ECN-setup SYN-ACK: ECE without CWR.
+    h.send_raw(
+        SeqNum(REMOTE_ISS),
+        Some(iss + 1),
+        TcpFlags::SYN | TcpFlags::ECE,
+        &[],
+    );
+    h.peer_seq = SeqNum(REMOTE_ISS + 1);
+    h.peer_ack = iss + 1;
+    h.output();
+    assert_eq!(h.state(), State::Established);
+    h.stack.set_option(id, SockOpt::NoDelay(true)).unwrap();
+    h.stack.send(id, &[1u8; 3000]).unwrap();
+    let segs = h.output();
+    assert!(!segs.is_empty());
+    // The peer echoes congestion: one reduction, then CWR on new data.
+    h.peer_ack += 536;
+    h.send(TcpFlags::ECE, &[]);
+    assert_eq!(h.stack.stats().ecn_reductions, 1);
+    // Within the same window a second ECE does not reduce again.
+    h.peer_ack += 536;
+    h.send(TcpFlags::ECE, &[]);
+    assert_eq!(h.stack.stats().ecn_reductions, 1);
+    h.peer_ack += 3000 - 2 * 536;
+    h.send(TcpFlags::EMPTY, &[]);
+    h.stack.send(id, &[2u8; 3000]).unwrap();
+    let out = h.output();
+    assert!(
+        out.iter().any(|o| o.flags().contains(TcpFlags::CWR)),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn test_established_ce_mark_echoed_until_cwr() {
+    let mut cfg = config();
+    cfg.ecn = true;
+    let mut h = Harness::new(cfg);
+    h.stack.listen(LOCAL, 4).unwrap();
+    let seq = h.peer_seq;
+    h.send_raw(
+        seq,
+        None,
+        TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR,
+        &[],
+    );
+    h.peer_seq += 1;
+    let synack = h.expect_one();
+    assert_eq!(
+        synack.flags(),
+        TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE
+    );
+    h.peer_ack = synack.tcp.seq + 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    h.conn = h.stack.accept(crate::ListenerId(0));
+    // A data segment marked CE in the IP header.
+    let tcp = TcpRepr {
+        src_port: REMOTE.port(),
+        dst_port: LOCAL.port(),
+        seq: h.peer_seq,
+        ack: h.peer_ack,
+        flags: TcpFlags::ACK,
+        window: 65535,
+        ..TcpRepr::default()
+    };
+    let mut pkt = packet(REMOTE, LOCAL, &tcp, b"data");
+    pkt[1] |= 0b11;
+    pkt[10] = 0;
+    pkt[11] = 0;
+    let c = crate::wire::checksum::checksum(&pkt[..20]);
+    pkt[10..12].copy_from_slice(&c.to_be_bytes());
+    h.stack.handle_packet(h.now, &pkt);
+    h.peer_seq += 4;
+    let ack = h.expect_one();
+    assert!(ack.flags().contains(TcpFlags::ECE));
+    // ECE continues until the sender's CWR.
+    h.send(TcpFlags::PSH, b"more");
+    h.send(TcpFlags::PSH, b"more");
+    assert!(h.output().iter().all(|o| o.flags().contains(TcpFlags::ECE)));
+    h.send(TcpFlags::CWR | TcpFlags::PSH, b"more");
+    h.send(TcpFlags::PSH, b"more");
+    let out = h.output();
+    assert!(
+        out.iter().all(|o| !o.flags().contains(TcpFlags::ECE)),
+        "{out:#?}"
+    );
+}
