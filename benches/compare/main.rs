@@ -84,8 +84,9 @@ impl Setup {
     }
 }
 
-const WORKLOADS: [&str; 7] = [
+const WORKLOADS: [&str; 8] = [
     "idle",
+    "idle_after_traffic",
     "bulk_up",
     "bulk_down",
     "rr_same_cpu",
@@ -98,6 +99,8 @@ const WORKLOADS: [&str; 7] = [
 struct Params {
     dur: Duration,
     idle: usize,
+    /// Idle connections when both ends are in this process (2 fds each).
+    idle_kernel_pair: usize,
     client_cpu: usize,
     other_cpu: usize,
 }
@@ -191,60 +194,12 @@ fn run_workloads(
     let limit = p.dur + Duration::from_secs(30);
     let settle = || std::thread::sleep(Duration::from_millis(300));
     eprintln!("== {}", setup.label);
-
-    // Idle connections first, while the allocator holds no freed memory.
-    {
-        server.pin(p.other_cpu);
-        // SAFETY: malloc_trim only returns free heap memory to the kernel.
-        unsafe { libc::malloc_trim(0) };
-        settle();
-        let rss0 = sys::rss();
-        let slab0 = sys::socket_slab_bytes();
-        let n = p.idle;
-        let r = on_client(
-            client_ns,
-            p.client_cpu,
-            Duration::from_secs(180),
-            move || Ok(client::open_idle(addr, n)),
-        );
-        let out = match r {
-            Ok((conns, failure)) => {
-                std::thread::sleep(Duration::from_millis(500));
-                let opened = conns.len();
-                let rss1 = sys::rss();
-                let slab1 = sys::socket_slab_bytes();
-                drop(conns);
-                server.release_idle();
-                std::thread::sleep(Duration::from_millis(1000));
-                if opened == 0 {
-                    Outcome::Err(failure.unwrap_or_else(|| "no connection opened".into()))
-                } else {
-                    let mut m = Metrics::new();
-                    let nf = opened as f64;
-                    m.insert("connections", nf);
-                    let rss = rss1.saturating_sub(rss0) as f64 / nf;
-                    let slab = slab1 as f64 - slab0 as f64;
-                    m.insert("rss_bytes_per_conn", rss);
-                    m.insert("kernel_slab_bytes_per_conn_all_kernel_ends", slab / nf);
-                    // The server's own cost: RSS, plus its share of the slab
-                    // when the server is the kernel too.
-                    let server_kernel = if kernel_ends > 1.0 {
-                        slab / nf / kernel_ends
-                    } else {
-                        0.0
-                    };
-                    m.insert("server_bytes_per_conn", rss + server_kernel);
-                    if let Some(f) = &failure {
-                        eprintln!("   idle: stopped after {opened}: {f}");
-                        m.insert("incomplete", 1.0);
-                    }
-                    Outcome::Ok(m)
-                }
-            }
-            Err(e) => Outcome::Err(e),
-        };
-        report_line("idle", &out);
-        setup.results.push(("idle", out));
+    // Idle connections first, and again after all the traffic. smoltcp
+    // only after: its SocketSet keeps a slot for every socket ever added,
+    // so 10,000 idle sockets first would slow down all its other workloads.
+    let smoltcp = setup.key.starts_with("C_");
+    if !smoltcp {
+        idle_run(setup, "idle", server, client_ns, kernel_ends, p);
     }
 
     for up in [true, false] {
@@ -329,7 +284,84 @@ fn run_workloads(
         report_line(name, &out);
         setup.results.push((name, out));
     }
+    let name = if smoltcp {
+        "idle"
+    } else {
+        "idle_after_traffic"
+    };
+    idle_run(setup, name, server, client_ns, kernel_ends, p);
     server.pin(p.other_cpu);
+}
+
+fn idle_run(
+    setup: &mut Setup,
+    name: &'static str,
+    server: &dyn Server,
+    client_ns: &Arc<Netns>,
+    kernel_ends: f64,
+    p: &Params,
+) {
+    // Free heap memory is returned to the kernel first, so that reused
+    // memory does not hide growth.
+    let addr = server.addr();
+    let settle = || std::thread::sleep(Duration::from_millis(300));
+    {
+        server.pin(p.other_cpu);
+        // SAFETY: malloc_trim only returns free heap memory to the kernel.
+        unsafe { libc::malloc_trim(0) };
+        settle();
+        let rss0 = sys::rss();
+        let slab0 = sys::socket_slab_bytes();
+        let n = if kernel_ends > 1.0 {
+            p.idle_kernel_pair
+        } else {
+            p.idle
+        };
+        let r = on_client(
+            client_ns,
+            p.client_cpu,
+            Duration::from_secs(180),
+            move || Ok(client::open_idle(addr, n)),
+        );
+        let out = match r {
+            Ok((conns, failure)) => {
+                std::thread::sleep(Duration::from_millis(500));
+                let opened = conns.len();
+                let rss1 = sys::rss();
+                let slab1 = sys::socket_slab_bytes();
+                drop(conns);
+                server.release_idle();
+                std::thread::sleep(Duration::from_millis(1000));
+                if opened == 0 {
+                    Outcome::Err(failure.unwrap_or_else(|| "no connection opened".into()))
+                } else {
+                    let mut m = Metrics::new();
+                    let nf = opened as f64;
+                    m.insert("connections", nf);
+                    let rss = rss1.saturating_sub(rss0) as f64 / nf;
+                    let slab = slab1 as f64 - slab0 as f64;
+                    m.insert("rss_bytes_per_conn", rss);
+                    m.insert("kernel_slab_bytes_per_conn_all_kernel_ends", slab / nf);
+                    // The server's own cost: RSS, plus its share of the slab
+                    // when the server is the kernel too.
+                    let server_kernel = if kernel_ends > 1.0 {
+                        slab / nf / kernel_ends
+                    } else {
+                        0.0
+                    };
+                    m.insert("server_bytes_per_conn", rss + server_kernel);
+                    if let Some(f) = &failure {
+                        eprintln!("   {name}: stopped after {opened}: {f}");
+                        m.insert("incomplete", 1.0);
+                    }
+                    Outcome::Ok(m)
+                }
+            }
+            Err(e) => Outcome::Err(e),
+        };
+        report_line(name, &out);
+        setup.results.push((name, out));
+    }
 }
 
 fn report_line(name: &str, o: &Outcome) {
@@ -784,6 +816,18 @@ const ROWS: &[Row] = &[
         label: "  kernel slab bytes/conn",
         higher_is_better: false,
     },
+    Row {
+        workload: "idle_after_traffic",
+        metric: "server_bytes_per_conn",
+        label: "  after traffic: server B/conn",
+        higher_is_better: false,
+    },
+    Row {
+        workload: "idle_after_traffic",
+        metric: "kernel_slab_bytes_per_conn_all_kernel_ends",
+        label: "  after traffic: slab B/conn",
+        higher_is_better: false,
+    },
 ];
 
 fn fmt_num(v: f64) -> String {
@@ -1004,6 +1048,13 @@ fn json(setups: &[&Setup], p: &Params, cpu: &str, kernel: &str, notes: &[String]
     o
 }
 
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         // `cargo bench -- --list` and friends: nothing to list.
@@ -1015,7 +1066,13 @@ fn main() {
         std::process::exit(1);
     }
     sys::remove_stale_namespaces();
-    sys::raise_nofile();
+    let nofile = sys::raise_nofile();
+    // A fixed mmap threshold: glibc's dynamic one rises after the first large
+    // free, after which 1 MiB socket buffers come from the heap, zeroed, and
+    // fully resident; the idle-memory figures would then depend on what ran
+    // before. With the threshold fixed they count the pages really touched.
+    // SAFETY: mallopt only changes allocator tuning.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
     let env = |k: &str, d: u64| {
         std::env::var(k)
             .ok()
@@ -1026,6 +1083,8 @@ fn main() {
     let p = Params {
         dur: Duration::from_secs(env("UBN_SECS", 3)),
         idle: env("UBN_IDLE", 10_000) as usize,
+        idle_kernel_pair: (env("UBN_IDLE", 10_000) as usize)
+            .min((nofile.saturating_sub(300) / 2) as usize),
         client_cpu: 0,
         other_cpu: 1 % cpus,
     };
@@ -1037,21 +1096,56 @@ fn main() {
         std::process::exit(3);
     });
     let (cpu, kernel) = sys::machine();
+    let load_before = loadavg();
     eprintln!(
         "compare: {cpu}, Linux {kernel}, {cpus} CPUs, {} s per measurement",
         p.dur.as_secs()
     );
 
-    let (a_on, a_off) = setup_a(&p);
-    let b = setup_b(&p);
-    let c = setup_c(&p);
-    let (d_mem, d_lo) = setup_d(&p);
+    // UBN_ONLY=A,B,C,D runs a subset (the others are marked skipped).
+    let only = std::env::var("UBN_ONLY").unwrap_or_else(|_| "A,B,C,D".into());
+    let want = |k: &str| only.split(',').any(|x| x.trim().eq_ignore_ascii_case(k));
+    let skipped = |key, label| {
+        let mut s = Setup::new(key, label);
+        s.fail_all("skipped (UBN_ONLY)");
+        s
+    };
+    let (a_on, a_off) = if want("A") {
+        setup_a(&p)
+    } else {
+        (
+            skipped("A_kernel_veth_offload_on", "A"),
+            skipped("A_kernel_veth_offload_off", "A"),
+        )
+    };
+    let b = if want("B") {
+        setup_b(&p)
+    } else {
+        skipped("B_ours_tun", "B")
+    };
+    let c = if want("C") {
+        setup_c(&p)
+    } else {
+        skipped("C_smoltcp_tun", "C")
+    };
+    let (d_mem, d_lo) = if want("D") {
+        setup_d(&p)
+    } else {
+        (
+            skipped("D_ours_memory_pair", "D"),
+            skipped("D_kernel_loopback", "D"),
+        )
+    };
 
     sys::remove_own_namespaces();
+
+    let load_after = loadavg();
 
     let (tab, notes) = table(&[&a_on, &a_off, &b, &c], &[&d_mem, &d_lo]);
     println!();
     println!("Machine: {cpu}, {cpus} vCPU, Linux {kernel}; MTU 1500; {} s per measurement; ratios = ours / other", p.dur.as_secs());
+    println!();
+    println!("Load average (1 min) before/after: {load_before} / {load_after} (other work on the machine skews every figure)");
     println!();
     print!("{tab}");
     if !notes.is_empty() {
@@ -1067,6 +1161,10 @@ fn main() {
     if let Some(dir) = std::path::Path::new(&path).parent() {
         let _ = std::fs::create_dir_all(dir);
     }
+    let mut notes = notes;
+    notes.push(format!(
+        "load average (1 min) before/after: {load_before} / {load_after}"
+    ));
     match std::fs::write(&path, json(&all, &p, &cpu, &kernel, &notes)) {
         Ok(()) => println!("\nJSON: {path}"),
         Err(e) => eprintln!("cannot write {path}: {e}"),

@@ -34,8 +34,8 @@ struct TunPhy {
     tun: tcp_tun::Tun,
     rx: Vec<u8>,
     tx: Vec<u8>,
-    /// Highest sequence number sent per (src port, dst port).
-    flows: HashMap<(u16, u16), u32>,
+    /// (initial, highest) sequence number sent per (src port, dst port).
+    flows: HashMap<(u16, u16), (u32, u32)>,
     retrans: Arc<AtomicU64>,
 }
 
@@ -44,7 +44,7 @@ struct Rx<'a>(&'a [u8]);
 struct Tx<'a> {
     tun: &'a tcp_tun::Tun,
     buf: &'a mut Vec<u8>,
-    flows: &'a mut HashMap<(u16, u16), u32>,
+    flows: &'a mut HashMap<(u16, u16), (u32, u32)>,
     retrans: &'a AtomicU64,
 }
 
@@ -70,7 +70,7 @@ impl TxToken for Tx<'_> {
 }
 
 /// Tracks the flow's highest sequence number; true for a retransmission.
-fn count_retransmission(flows: &mut HashMap<(u16, u16), u32>, pkt: &[u8]) -> bool {
+fn count_retransmission(flows: &mut HashMap<(u16, u16), (u32, u32)>, pkt: &[u8]) -> bool {
     if pkt.len() < 20 || pkt[9] != 6 {
         return false;
     }
@@ -95,7 +95,10 @@ fn count_retransmission(flows: &mut HashMap<(u16, u16), u32>, pkt: &[u8]) -> boo
     }
     let end = seq.wrapping_add(len);
     match flows.get_mut(&key) {
-        Some(max) if !(syn && seq.wrapping_sub(*max) as i32 > 0) => {
+        // A SYN with the flow's initial sequence number again is a
+        // retransmitted SYN; any other SYN starts a new flow on this tuple.
+        Some((isn, _)) if syn && *isn == seq => true,
+        Some((_, max)) if !syn => {
             let retrans = (max.wrapping_sub(seq) as i32) > 0;
             if (end.wrapping_sub(*max) as i32) > 0 {
                 *max = end;
@@ -103,7 +106,7 @@ fn count_retransmission(flows: &mut HashMap<(u16, u16), u32>, pkt: &[u8]) -> boo
             retrans
         }
         _ => {
-            flows.insert(key, end);
+            flows.insert(key, (seq, end));
             false
         }
     }
@@ -273,9 +276,25 @@ fn run(mut dev: TunPhy, ours: Ipv4Addr, port: u16, stop: &AtomicBool) {
         let now = SInstant::now();
         iface.poll(now, &mut dev, &mut sockets);
         let mut busy = false;
-        for c in &mut conns {
-            let s = sockets.get_mut::<tcp::Socket>(c.handle);
-            busy |= step(c, s, port, &pattern, &mut tmp);
+        let mut listening = conns
+            .iter()
+            .filter(|c| sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Listen)
+            .count();
+        let mut i = 0;
+        while i < conns.len() {
+            let s = sockets.get_mut::<tcp::Socket>(conns[i].handle);
+            if s.state() == tcp::State::Closed && conns[i].used {
+                if listening >= SPARE {
+                    // Enough listeners: free this socket (and its buffers),
+                    // so past connections cost nothing.
+                    sockets.remove(conns[i].handle);
+                    conns.swap_remove(i);
+                    continue;
+                }
+                listening += 1;
+            }
+            busy |= step(&mut conns[i], s, port, &pattern, &mut tmp);
+            i += 1;
         }
         if busy {
             continue;

@@ -242,8 +242,8 @@ pub fn socket_slab_bytes() -> u64 {
 }
 
 /// Raises the open-file limit as far as allowed (10,000 idle connections
-/// need 10,000+ descriptors on the kernel side).
-pub fn raise_nofile() {
+/// need 10,000+ descriptors on the kernel side); returns the soft limit.
+pub fn raise_nofile() -> u64 {
     // SAFETY: get/setrlimit with a valid struct.
     unsafe {
         let mut r: libc::rlimit = std::mem::zeroed();
@@ -253,8 +253,15 @@ pub fn raise_nofile() {
                 r.rlim_max = r.rlim_max.max(65536);
                 r.rlim_cur = 65536;
             }
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                // Without CAP_SYS_RESOURCE: up to the hard limit only.
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+                r.rlim_cur = r.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            }
         }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur
     }
 }
 
