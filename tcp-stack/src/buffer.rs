@@ -60,6 +60,12 @@ pub trait RecvBuffer: Any + Send {
     fn read(&mut self, dst: &mut [u8]) -> usize;
     /// Copies readable bytes into `dst` without consuming them.
     fn peek(&self, dst: &mut [u8]) -> usize;
+    /// Grows the capacity to `capacity` keeping every byte (readable and
+    /// out-of-order) at its offset; returns false if this buffer cannot grow.
+    fn grow(&mut self, capacity: usize) -> bool {
+        let _ = capacity;
+        false
+    }
 }
 
 /// Default send buffer: a `VecDeque` growing up to its capacity.
@@ -187,6 +193,24 @@ impl RecvBuffer for VecRecvBuffer {
         self.len -= n;
         n
     }
+    fn grow(&mut self, capacity: usize) -> bool {
+        if capacity <= self.capacity {
+            return true;
+        }
+        if self.buf.len() == self.capacity && self.capacity > 0 {
+            // Unroll the ring from `head`, keeping offsets relative to it.
+            let mut new = vec![0u8; capacity];
+            let cap = self.capacity;
+            let first = cap - self.head;
+            new[..first].copy_from_slice(&self.buf[self.head..]);
+            new[first..cap].copy_from_slice(&self.buf[..self.head]);
+            self.buf = new;
+            self.head = 0;
+        }
+        self.capacity = capacity;
+        true
+    }
+
     fn peek(&self, dst: &mut [u8]) -> usize {
         let n = dst.len().min(self.len);
         if n == 0 {

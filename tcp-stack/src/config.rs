@@ -26,6 +26,10 @@ pub struct Config {
     pub send_buffer: usize,
     /// Default receive buffer per connection, bytes (the largest window advertised).
     pub recv_buffer: usize,
+    /// Receive buffer auto-tuning cap: the buffer (and window) grows toward
+    /// twice the data delivered per round trip, up to this many bytes.
+    /// Equal to `recv_buffer` to disable auto-tuning.
+    pub recv_buffer_max: usize,
     /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 3.4.2).
     pub msl: Duration,
     /// How long an orphaned connection (closed by the application) may stay
@@ -88,6 +92,7 @@ impl Default for Config {
             seed: 0x5eed_0f7c_95ee_d5ed,
             send_buffer: 256 * 1024,
             recv_buffer: 256 * 1024,
+            recv_buffer_max: 8 * 1024 * 1024,
             msl: Duration::from_secs(30),
             fin_wait2_timeout: Duration::from_secs(60),
             keepalive_idle: Duration::from_secs(7200),

@@ -190,3 +190,27 @@ fn tail_drop_recovered_by_probe_before_rto() {
     assert!(elapsed < info.rto, "{elapsed:?} vs RTO {:?}", info.rto);
     assert!(elapsed < Duration::from_millis(120), "{elapsed:?}");
 }
+
+/// 1 Gbit/s, 50 ms RTT, no loss: receive buffer auto-tuning lets one
+/// connection fill the path although it starts with a 256 KiB buffer.
+#[test]
+fn long_fat_path_filled_thanks_to_autotuning() {
+    let bps = 1_000_000_000;
+    let link = fast_link(bps, Duration::from_millis(25));
+    let (mut sim, c, s) = Sim::pair(0xfa7, link, |cfg| {
+        cfg.send_buffer = 16 << 20;
+        cfg.recv_buffer = 256 << 10;
+        cfg.recv_buffer_max = 16 << 20;
+    });
+    let secs = 5;
+    let b = bulk(&mut sim, c, s, secs);
+    let st = sim.stack(c).stats().clone();
+    let ls = sim.link_stats(c, s).clone();
+    report("1 Gbit/s 50 ms", secs, &b, &st, &ls);
+    let info = sim.stack(s).info(b.server.unwrap()).unwrap();
+    eprintln!("server window {} bytes", info.recv_window);
+    // Without auto-tuning a 256 KiB window caps this at 42 Mbit/s.
+    assert!(info.recv_window > 1 << 20, "{info:?}");
+    let goodput = b.received as f64 * 8.0 / secs as f64;
+    assert!(goodput > 0.3 * bps as f64, "{goodput}");
+}

@@ -722,6 +722,9 @@ impl Conn {
             self.recv_buf.commit(ready);
             self.rcv_nxt += ready;
             self.stats.bytes_received += ready as u64;
+            if self.recv_buffer_max > self.recv_buf.capacity() {
+                self.autotune(env.now, ready);
+            }
             self.raise(ev::READABLE);
             // A FIN that arrived early is now in order.
             if let Some(fin) = self.fin_recv_seq {

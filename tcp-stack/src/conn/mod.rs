@@ -191,6 +191,11 @@ pub(crate) struct Conn {
     pub assembler: Assembler,
     /// Sequence number of the peer's FIN if it arrived out of order.
     pub fin_recv_seq: Option<SeqNum>,
+    /// Receive auto-tuning: start of the current measurement round, and
+    /// in-order bytes received since (dynamic right-sizing).
+    pub drs_start: Instant,
+    pub drs_bytes: usize,
+    pub recv_buffer_max: usize,
     /// The peer's FIN was received in order (remembered after CLOSED for `recv`).
     pub fin_was_received: bool,
     /// The application shut down the write side: FIN follows the queued data.
@@ -305,8 +310,10 @@ impl Conn {
     ) -> Conn {
         let our_mss = cfg.mtu.saturating_sub(40).clamp(88, 65535);
         // RFC 7323 2.3: the smallest shift that lets the window cover the buffer.
+        // Room for auto-tuning up to the configured cap.
+        let window_max = recv_buf.capacity().max(cfg.recv_buffer_max);
         let mut rcv_wscale = 0;
-        while rcv_wscale < MAX_WSCALE && (recv_buf.capacity() >> rcv_wscale) > 65535 {
+        while rcv_wscale < MAX_WSCALE && (window_max >> rcv_wscale) > 65535 {
             rcv_wscale += 1;
         }
         let peer_mss = 536;
@@ -347,6 +354,9 @@ impl Conn {
             assembler: Assembler::new(),
             fin_recv_seq: None,
             fin_was_received: false,
+            drs_start: now,
+            drs_bytes: 0,
+            recv_buffer_max: cfg.recv_buffer_max,
             fin_queued: false,
             fin_at: iss,
             user_closed: false,
@@ -610,6 +620,29 @@ impl Conn {
         } else {
             offered
         }
+    }
+
+    /// Receive buffer auto-tuning (dynamic right-sizing, as Linux does):
+    /// once per round trip, if the peer delivered more than half the
+    /// buffer in that round, grow the buffer toward twice that amount so
+    /// the window never limits a sender filling the path.
+    pub fn autotune(&mut self, now: Instant, delivered: usize) {
+        self.drs_bytes += delivered;
+        let rtt = self
+            .rtt
+            .srtt()
+            .unwrap_or(Duration::from_millis(100))
+            .max(Duration::from_micros(100));
+        if now < self.drs_start + rtt {
+            return;
+        }
+        let cap = self.recv_buf.capacity();
+        let want = (self.drs_bytes * 4).min(self.recv_buffer_max);
+        if self.drs_bytes * 2 > cap && want > cap && self.recv_buf.grow(want) {
+            self.ack_now = true;
+        }
+        self.drs_start = now;
+        self.drs_bytes = 0;
     }
 
     /// The application read or the buffer grew: decide whether a window update is due.

@@ -44,6 +44,7 @@ fn config() -> Config {
         sack: false,
         window_scaling: false,
         recv_buffer: 8192,
+        recv_buffer_max: 8192,
         send_buffer: 8192,
         seed: 7,
         msl: Duration::from_secs(10),
@@ -1105,6 +1106,7 @@ fn test_listen_syn_with_options_negotiates_ws_ts_sack() {
     cfg.sack = true;
     cfg.window_scaling = true;
     cfg.recv_buffer = 1 << 20;
+    cfg.recv_buffer_max = 1 << 20;
     let mut h = Harness::new(cfg);
     h.stack.listen(LOCAL, 4).unwrap();
     let opts = TcpOptions {
