@@ -1072,7 +1072,10 @@ fn main() {
     // fully resident; the idle-memory figures would then depend on what ran
     // before. With the threshold fixed they count the pages really touched.
     // SAFETY: mallopt only changes allocator tuning.
-    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+    // UBN_DYNAMIC_MMAP=1 keeps glibc's default to show the difference.
+    if std::env::var("UBN_DYNAMIC_MMAP").map_or(true, |v| v != "1") {
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+    }
     let env = |k: &str, d: u64| {
         std::env::var(k)
             .ok()
