@@ -142,6 +142,7 @@ struct Probe {
     proc_cpu: Duration,
     k_retrans: Option<u64>,
     s_retrans: Option<u64>,
+    dev_drops: Option<u64>,
 }
 
 fn probe(server: &dyn Server, knss: &[&Netns]) -> Probe {
@@ -150,6 +151,7 @@ fn probe(server: &dyn Server, knss: &[&Netns]) -> Probe {
         server_cpu: server.cpu(),
         proc_cpu: sys::process_cpu(),
         k_retrans: knss.iter().map(|n| n.retrans_segs()).sum::<Option<u64>>(),
+        dev_drops: knss.iter().map(|n| n.dev_tx_drops()).sum::<Option<u64>>(),
         s_retrans: server.retrans(),
     }
 }
@@ -157,6 +159,9 @@ fn probe(server: &dyn Server, knss: &[&Netns]) -> Probe {
 fn delta_metrics(m: &mut Metrics, a: &Probe, b: &Probe, bytes: Option<u64>) {
     if let (Some(x), Some(y)) = (a.k_retrans, b.k_retrans) {
         m.insert("retrans_kernel", y.saturating_sub(x) as f64);
+    }
+    if let (Some(x), Some(y)) = (a.dev_drops, b.dev_drops) {
+        m.insert("device_tx_drops", y.saturating_sub(x) as f64);
     }
     if let (Some(x), Some(y)) = (a.s_retrans, b.s_retrans) {
         m.insert("retrans_server", y.saturating_sub(x) as f64);
@@ -715,6 +720,12 @@ const ROWS: &[Row] = &[
         higher_is_better: false,
     },
     Row {
+        workload: "bulk_up",
+        metric: "device_tx_drops",
+        label: "  kernel TX drops on veth/TUN",
+        higher_is_better: false,
+    },
+    Row {
         workload: "bulk_down",
         metric: "gbit_per_s",
         label: "bulk stack->kernel Gbit/s",
@@ -742,6 +753,12 @@ const ROWS: &[Row] = &[
         workload: "bulk_down",
         metric: "retrans_kernel",
         label: "  retransmits (kernel)",
+        higher_is_better: false,
+    },
+    Row {
+        workload: "bulk_down",
+        metric: "device_tx_drops",
+        label: "  kernel TX drops on veth/TUN",
         higher_is_better: false,
     },
     Row {

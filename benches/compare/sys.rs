@@ -74,6 +74,31 @@ impl Netns {
         }
     }
 
+    /// Packets the kernel dropped on transmit on this namespace's `ubn*`
+    /// devices (a TUN whose reader is too slow drops here).
+    pub fn dev_tx_drops(&self) -> Option<u64> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.enter().ok()?;
+                let text = std::fs::read_to_string("/proc/thread-self/net/dev").ok()?;
+                let mut sum = 0u64;
+                for l in text.lines().skip(2) {
+                    let (name, rest) = l.split_once(':')?;
+                    if !name.trim().starts_with(PREFIX) {
+                        continue;
+                    }
+                    // rx: bytes packets errs drop fifo frame compressed
+                    // multicast; tx: bytes packets errs drop ...
+                    sum += rest.split_whitespace().nth(11)?.parse::<u64>().ok()?;
+                }
+                Some(sum)
+            })
+            .join()
+            .ok()
+            .flatten()
+        })
+    }
+
     /// Reads `/proc/net/snmp` of this namespace (from a short-lived thread).
     pub fn retrans_segs(&self) -> Option<u64> {
         std::thread::scope(|s| {
