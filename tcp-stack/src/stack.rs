@@ -1250,15 +1250,15 @@ impl Stack {
 
     /// Sets a per-connection option.
     pub fn set_option(&mut self, conn: ConnId, opt: SockOpt) -> crate::Result<()> {
-        let now_unknown = Instant::ZERO;
         let iw = self.cfg.initial_window_segments;
         let c = self.owned_conn_mut(conn)?;
         match opt {
             SockOpt::NoDelay(v) => c.opts.nodelay = v,
             SockOpt::KeepAlive(v) => {
                 c.opts.keepalive = v;
-                let base = c.last_recv.max(now_unknown);
-                c.arm_keepalive_from(base);
+                // Idle time counts from the last segment received.
+                let since = c.last_recv;
+                c.arm_keepalive(since);
             }
             SockOpt::KeepAliveParams {
                 idle,
@@ -1268,8 +1268,8 @@ impl Stack {
                 c.opts.keepalive_idle = idle;
                 c.opts.keepalive_interval = interval;
                 c.opts.keepalive_probes = probes.max(1);
-                let base = c.last_recv;
-                c.arm_keepalive_from(base);
+                let since = c.last_recv;
+                c.arm_keepalive(since);
             }
             SockOpt::UserTimeout(d) => c.opts.user_timeout = d,
             SockOpt::Ttl(t) => c.opts.ttl = t.max(1),

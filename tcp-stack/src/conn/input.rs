@@ -80,7 +80,7 @@ impl Conn {
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.rcv_adv = self.rcv_nxt;
-        self.negotiate(env.cfg, seg, false);
+        self.negotiate(env.cfg, seg);
         // RFC 3168 6.1.1: an ECN-setup SYN-ACK has ECE and not CWR.
         self.ecn_enabled =
             env.cfg.ecn && f.ack() && f.contains(TcpFlags::ECE) && !f.contains(TcpFlags::CWR);
@@ -708,10 +708,9 @@ impl Conn {
         };
         let offset = seq.since(self.rcv_nxt);
         let stored = self.recv_buf.write_at(offset, data);
-        if stored < data.len() {
-            env.stats.drop_segment += u64::from(stored == 0);
-        }
         if stored == 0 {
+            // No room at all (window probe or a peer overrunning the window).
+            env.stats.drop_segment += 1;
             self.ack_now = true;
             return;
         }
@@ -813,11 +812,8 @@ impl Conn {
     }
 
     /// RFC 1122 4.2.3.6: keep-alive after an idle period.
-    pub(crate) fn arm_keepalive_from(&mut self, now: Instant) {
-        self.arm_keepalive(now);
-    }
-
-    pub(super) fn arm_keepalive(&mut self, now: Instant) {
+    /// (Re)arms the keep-alive timer counting idle time from `now`.
+    pub(crate) fn arm_keepalive(&mut self, now: Instant) {
         if self.opts.keepalive {
             self.timers
                 .set(Timer::KeepAlive, now + self.opts.keepalive_idle);

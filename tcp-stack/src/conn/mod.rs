@@ -424,7 +424,7 @@ impl Conn {
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.rcv_adv = self.rcv_nxt;
-        self.negotiate(env.cfg, seg, true);
+        self.negotiate(env.cfg, seg);
         // RFC 3168 6.1.1: an ECN-setup SYN has both ECE and CWR.
         self.ecn_enabled = env.cfg.ecn
             && seg.flags.contains(crate::wire::TcpFlags::ECE)
@@ -441,7 +441,7 @@ impl Conn {
     }
 
     /// RFC 9293 3.10.7.2/3: options of the peer's SYN decide what is used.
-    fn negotiate(&mut self, cfg: &Config, seg: &SegmentIn, passive: bool) {
+    fn negotiate(&mut self, cfg: &Config, seg: &SegmentIn) {
         let o = &seg.options;
         if let Some(mss) = o.mss {
             self.peer_mss = usize::from(mss).max(64);
@@ -468,7 +468,6 @@ impl Conn {
         } else {
             self.ts_enabled = false;
         }
-        let _ = passive;
         self.cc.set_mss(self.send_mss());
     }
 
