@@ -99,6 +99,27 @@ impl Netns {
         })
     }
 
+    /// TCP sockets of this namespace still closing (FIN-WAIT, CLOSING,
+    /// LAST-ACK, CLOSE-WAIT, SYN states): not ESTABLISHED, TIME-WAIT or LISTEN.
+    pub fn closing_sockets(&self) -> Option<usize> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.enter().ok()?;
+                let text = std::fs::read_to_string("/proc/thread-self/net/tcp").ok()?;
+                Some(
+                    text.lines()
+                        .skip(1)
+                        .filter_map(|l| l.split_whitespace().nth(3))
+                        .filter(|st| !matches!(*st, "01" | "06" | "07" | "0A"))
+                        .count(),
+                )
+            })
+            .join()
+            .ok()
+            .flatten()
+        })
+    }
+
     /// Reads `/proc/net/snmp` of this namespace (from a short-lived thread).
     pub fn retrans_segs(&self) -> Option<u64> {
         std::thread::scope(|s| {
