@@ -407,6 +407,7 @@ impl Conn {
 
         let acked = ack.since(self.snd_una);
         let old_wnd = self.snd_wnd;
+        let sacked_before = self.scoreboard.sacked_bytes();
         // RFC 3168 6.1.2: ECE means congestion; react once per window of data.
         if self.ecn_enabled
             && seg.flags.contains(TcpFlags::ECE)
@@ -480,6 +481,11 @@ impl Conn {
                     self.lost_override = self.tlp_seq;
                 }
             }
+        }
+        if self.sack_enabled && self.recover.is_some() {
+            // RFC 6937 DeliveredData: change in SND.UNA plus change in SACKed bytes.
+            let delivered = (acked + self.scoreboard.sacked_bytes()).saturating_sub(sacked_before);
+            self.prr_on_ack(delivered);
         }
         self.maybe_enter_sack_recovery(env);
 
@@ -656,6 +662,11 @@ impl Conn {
         self.loss_seen_at = None;
         self.timers.clear(Timer::Reorder);
         let flight = self.flight_size();
+        // RFC 6937 initialization.
+        self.prr_recover_fs = flight.max(1);
+        self.prr_delivered = 0;
+        self.prr_out = 0;
+        self.prr_allow = 0;
         // Remember the window for an undo if this proves spurious (RFC 2883).
         self.undo_cwnd = Some(self.cc.window());
         self.recovery_rtx = 0;

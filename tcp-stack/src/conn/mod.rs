@@ -239,6 +239,13 @@ pub(crate) struct Conn {
     /// sent after all of it, is delivered (the RACK rule of RFC 8985 6.2 for
     /// the probe, which left at least 2*SRTT after those segments).
     pub lost_override: SeqNum,
+    /// Proportional Rate Reduction (RFC 6937) during SACK recovery:
+    /// FlightSize at the start, data delivered and sent since, and what may
+    /// be sent now.
+    pub prr_recover_fs: usize,
+    pub prr_delivered: usize,
+    pub prr_out: usize,
+    pub prr_allow: usize,
     /// The path reorders (D-SACKs seen): loss marking waits a reordering window.
     pub reordering: bool,
     /// When the scoreboard first said "lost" (for the reordering window).
@@ -380,6 +387,10 @@ impl Conn {
             tlp_high: None,
             tlp_seq: iss,
             lost_override: iss,
+            prr_recover_fs: 1,
+            prr_delivered: 0,
+            prr_out: 0,
+            prr_allow: 0,
             reordering: false,
             loss_seen_at: None,
             undo_cwnd: None,
@@ -497,6 +508,37 @@ impl Conn {
             self.lost_override
         } else {
             sb
+        }
+    }
+
+    /// RFC 6937 3: on each ACK in recovery, how much may be sent.
+    pub fn prr_on_ack(&mut self, delivered: usize) {
+        self.prr_delivered += delivered;
+        let pipe = self.pipe();
+        let ssthresh = self.cc.ssthresh();
+        let mss = self.send_mss();
+        let sndcnt = if pipe > ssthresh {
+            // Proportional part: CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out.
+            let target = (self.prr_delivered as u128 * ssthresh as u128)
+                .div_ceil(self.prr_recover_fs as u128) as usize;
+            target.saturating_sub(self.prr_out)
+        } else {
+            // Slow-start reduction bound (PRR-SSRB).
+            let limit = self
+                .prr_delivered
+                .saturating_sub(self.prr_out)
+                .max(delivered)
+                + mss;
+            (ssthresh - pipe).min(limit)
+        };
+        self.prr_allow = sndcnt;
+    }
+
+    /// Accounts `n` bytes sent during recovery.
+    pub fn prr_sent(&mut self, n: usize) {
+        if self.recover.is_some() {
+            self.prr_out += n;
+            self.prr_allow = self.prr_allow.saturating_sub(n);
         }
     }
 

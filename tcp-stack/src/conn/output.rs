@@ -158,13 +158,15 @@ impl Conn {
     /// Returns `Err(())` when the window is full (nothing else may go).
     fn sack_recovery_output(&mut self, env: &mut Env, buf: &mut [u8]) -> Result<Option<usize>, ()> {
         let mss = self.send_mss();
-        let pipe = self.pipe();
-        if self.cc.window().saturating_sub(pipe) < mss {
-            return Err(());
-        }
         let limit = self.lost_limit();
         let from = self.high_rxt.max(self.snd_una);
-        if let Some((a, b)) = self.scoreboard.next_hole(from, limit) {
+        let hole = self.scoreboard.next_hole(from, limit);
+        // RFC 6937: send only what PRR allows, a whole segment at a time.
+        let want = hole.map_or(mss, |(a, b)| b.since(a).min(mss));
+        if self.prr_allow < want {
+            return Err(());
+        }
+        if let Some((a, b)) = hole {
             let n = self.retransmit_at(env, buf, a, b.since(a));
             return Ok(Some(n));
         }
@@ -199,6 +201,7 @@ impl Conn {
             self.high_rxt = end;
         }
         self.recovery_rtx += 1;
+        self.prr_sent(len + usize::from(fin));
         self.stats.retransmits += 1;
         env.stats.retransmits += 1;
         if !self.timers.is_set(Timer::Retransmit) {
@@ -250,8 +253,12 @@ impl Conn {
             0
         };
         let cwnd = self.cc.window() + self.inflation + limited;
+        let sack_recovery = self.sack_enabled && self.recover.is_some();
         let cwnd_avail = if self.probe_new_data {
             mss
+        } else if sack_recovery {
+            // RFC 6937: in recovery PRR decides how much may go.
+            self.prr_allow
         } else {
             cwnd.saturating_sub(in_flight)
         };
@@ -303,6 +310,9 @@ impl Conn {
             if self.rtt_seq.is_none() && len > 0 {
                 self.rtt_seq = Some((seq + len, now));
             }
+        }
+        if sack_recovery {
+            self.prr_sent(len + usize::from(fin));
         }
         self.snd_nxt = seq + len + usize::from(fin);
         self.snd_max = self.snd_max.max(self.snd_nxt);

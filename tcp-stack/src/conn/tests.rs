@@ -1606,11 +1606,16 @@ fn test_established_sack_retransmits_several_holes() {
             (una + 1000, una + 2000),
         ],
     );
-    // Lost holes do not count in pipe (RFC 6675 SetPipe), so with
-    // cwnd = ssthresh = 5000 all three go out at once.
-    let mut rtx: Vec<SeqNum> = h.output().iter().map(|o| o.tcp.seq).collect();
-    rtx.sort_by_key(|s| s.0.wrapping_sub(una.0));
-    assert_eq!(rtx, vec![una, una + 2000, una + 4000]);
+    // Only the first hole goes at once (RFC 6675 step C); then PRR (RFC
+    // 6937) decides: with pipe below ssthresh its slow-start bound lets
+    // two segments out per segment delivered, so both remaining holes go.
+    let rtx: Vec<SeqNum> = h.output().iter().map(|o| o.tcp.seq).collect();
+    assert_eq!(rtx, vec![una]);
+    let blocks = [(una + 5000, una + 10_000), (una + 3000, una + 4000)];
+    h.peer_ack = una + 2000;
+    sack_ack(&mut h, &blocks);
+    let rtx: Vec<SeqNum> = h.output().iter().map(|o| o.tcp.seq).collect();
+    assert_eq!(rtx, vec![una + 2000, una + 4000]);
     // Each retransmission happens once: more SACKs bring nothing new.
     sack_ack(&mut h, &[(una + 5000, una + 10_000)]);
     assert!(h.output().is_empty());
