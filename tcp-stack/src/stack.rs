@@ -429,18 +429,7 @@ impl Stack {
         };
         let repr = match Ipv4Repr::parse(&ip) {
             Ok(r) => r,
-            Err(WireError::Fragmented) => {
-                self.stats.drop_fragment += 1;
-                return;
-            }
-            Err(WireError::BadChecksum) => {
-                self.stats.drop_checksum += 1;
-                return;
-            }
-            Err(_) => {
-                self.stats.drop_malformed += 1;
-                return;
-            }
+            Err(e) => return self.count_drop(e),
         };
         if !self.cfg.addrs.contains(&repr.dst) {
             self.stats.drop_not_ours += 1;
@@ -454,17 +443,19 @@ impl Stack {
         }
     }
 
+    /// Counts a packet dropped for a wire-format error.
+    fn count_drop(&mut self, e: WireError) {
+        match e {
+            WireError::Fragmented => self.stats.drop_fragment += 1,
+            WireError::BadChecksum => self.stats.drop_checksum += 1,
+            WireError::Truncated | WireError::Malformed => self.stats.drop_malformed += 1,
+        }
+    }
+
     fn handle_tcp(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8]) {
         let (tcp, data) = match TcpRepr::parse(payload, ip.src, ip.dst, self.cfg.verify_checksums) {
             Ok(x) => x,
-            Err(WireError::BadChecksum) => {
-                self.stats.drop_checksum += 1;
-                return;
-            }
-            Err(_) => {
-                self.stats.drop_malformed += 1;
-                return;
-            }
+            Err(e) => return self.count_drop(e),
         };
         if tcp.src_port == 0
             || tcp.dst_port == 0
@@ -704,14 +695,7 @@ impl Stack {
         self.stats.icmp_in += 1;
         let msg = match IcmpRepr::parse(payload) {
             Ok(m) => m,
-            Err(WireError::BadChecksum) => {
-                self.stats.drop_checksum += 1;
-                return;
-            }
-            Err(_) => {
-                self.stats.drop_malformed += 1;
-                return;
-            }
+            Err(e) => return self.count_drop(e),
         };
         match msg {
             IcmpRepr::EchoRequest { ident, seq, data } => {

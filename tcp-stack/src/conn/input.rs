@@ -87,11 +87,7 @@ impl Conn {
         self.last_recv = env.now;
         if f.ack() {
             // Our SYN is acknowledged: SYN-SENT -> ESTABLISHED.
-            self.snd_una = seg.ack;
-            self.update_window_from_syn(seg);
-            self.take_rtt_sample(env.now, seg, true);
-            self.handshake_done(env.now);
-            self.set_state(State::Established);
+            self.enter_established(env, seg, true);
             self.raise(ev::CONNECTED | ev::WRITABLE);
             self.ack_now = true;
             if !seg.payload.is_empty() {
@@ -112,6 +108,30 @@ impl Conn {
                 self.accept_text(env, seg.seq + 1, seg.payload);
             }
         }
+    }
+
+    /// `seg` acknowledged our SYN: ESTABLISHED, or FIN-WAIT-1 if the
+    /// application closed meanwhile (RFC 9293 3.10.4: the queued FIN goes
+    /// once established). `syn_window`: `seg` is a SYN, whose window is
+    /// never scaled (RFC 7323 2.2).
+    fn enter_established(&mut self, env: &mut Env, seg: &SegmentIn, syn_window: bool) {
+        self.snd_una = seg.ack;
+        if syn_window {
+            self.update_window_from_syn(seg);
+        } else {
+            self.snd_wnd = usize::from(seg.window) << self.snd_wscale;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+        }
+        self.take_rtt_sample(env.now, seg, true);
+        self.handshake_done(env.now);
+        self.set_state(if self.fin_queued {
+            State::FinWait1
+        } else {
+            State::Established
+        });
+        self.arm_keepalive(env.now);
     }
 
     /// The handshake finished: RTO bookkeeping (RFC 6298 5.7) and congestion state.
@@ -143,14 +163,9 @@ impl Conn {
             && seg.ack == self.snd_max
             && self.listener.is_none()
         {
-            self.snd_una = seg.ack;
-            self.update_window_from_syn(seg);
-            self.take_rtt_sample(env.now, seg, true);
-            self.handshake_done(env.now);
-            self.set_state(State::Established);
+            self.enter_established(env, seg, true);
             self.raise(ev::CONNECTED | ev::WRITABLE);
             self.ack_now = true;
-            self.arm_keepalive(env.now);
             return Disposition::Keep;
         }
         // A retransmitted SYN in SYN-RECEIVED: our SYN,ACK was lost; send it again.
@@ -242,18 +257,7 @@ impl Conn {
         if self.state == State::SynReceived {
             // RFC 9293: if SND.UNA < SEG.ACK =< SND.NXT, enter ESTABLISHED.
             if seg.ack.diff(self.snd_una) > 0 && seg.ack.diff(self.snd_max) <= 0 {
-                self.snd_una = seg.ack;
-                self.snd_wnd = usize::from(seg.window) << self.snd_wscale;
-                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = seg.seq;
-                self.snd_wl2 = seg.ack;
-                self.take_rtt_sample(env.now, seg, true);
-                self.handshake_done(env.now);
-                self.set_state(State::Established);
-                if self.fin_queued {
-                    self.set_state(State::FinWait1);
-                }
-                self.arm_keepalive(env.now);
+                self.enter_established(env, seg, false);
                 if self.listener.is_some() {
                     disposition = Disposition::Established;
                 } else {
