@@ -368,3 +368,10 @@ fn test_recv_ring_two_threads_in_order() {
     producer.join().unwrap();
     assert!(r.is_empty());
 }
+
+/// Two cache lines: `head` alone, `tail` with the rest (part of the heap
+/// cost of every connection, see `tests/memory.rs`).
+#[test]
+fn ring_state_is_two_cache_lines() {
+    assert_eq!(std::mem::size_of::<super::Ring>(), 128);
+}

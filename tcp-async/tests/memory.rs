@@ -1,0 +1,151 @@
+//! Heap memory per idle established connection, measured with a counting
+//! global allocator: two stacks over an in-memory cable, N connections from
+//! one to a listener on the other, all accepted and kept open.
+//!
+//! Run with `--nocapture` to see the numbers.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicI64, Ordering};
+use tcp_async::device::MemoryDevice;
+use tcp_async::{Stack, TcpListener, TcpStream};
+use tcp_stack::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Counting;
+
+/// Live heap bytes, all threads (the runtime below has one).
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator (which gets
+        // fresh pages zeroed without touching them).
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const PORT: u16 = 80;
+/// Connections opened.
+const N: usize = 2_000;
+
+/// The project target for an idle established connection end.
+const IDLE_TARGET: i64 = 4096;
+
+fn live() -> i64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Lets both drivers run until nothing is left to do.
+async fn settle() {
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[test]
+fn idle_connection_heap_per_end() {
+    // One thread: the drivers and this task take turns, so the counts are
+    // not disturbed by work in flight elsewhere.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (da, db) = MemoryDevice::pair(1500);
+        let a = Stack::builder(da)
+            .config(Config {
+                seed: 1,
+                ..Config::with_addr(A)
+            })
+            .build()
+            .unwrap();
+        let b = Stack::builder(db)
+            .config(Config {
+                seed: 2,
+                ..Config::with_addr(B)
+            })
+            .build()
+            .unwrap();
+        let target = SocketAddr::V4(SocketAddrV4::new(A, PORT));
+        let listener = TcpListener::bind_with(&a, target).await.unwrap();
+        // Warm up: one connection opened and closed, so lazily created
+        // runtime and driver state is not charged to the measured ones.
+        {
+            let (c, s) = tokio::join!(TcpStream::connect_with(&b, target), listener.accept());
+            drop((c.unwrap(), s.unwrap()));
+            settle().await;
+        }
+        let mut clients = Vec::with_capacity(N);
+        let mut servers = Vec::with_capacity(N);
+        settle().await;
+        let before = live();
+        for _ in 0..N {
+            let (c, s) = tokio::join!(TcpStream::connect_with(&b, target), listener.accept());
+            clients.push(c.unwrap());
+            servers.push(s.unwrap().0);
+        }
+        settle().await;
+        let idle = live() - before;
+        let idle_per_end = idle / (2 * N as i64);
+        println!(
+            "idle: {idle} bytes for {N} connections = {idle_per_end} bytes per connection end"
+        );
+
+        // One byte each way: both rings of both ends get their storage.
+        let mut byte = [0u8; 1];
+        for (c, s) in clients.iter_mut().zip(servers.iter_mut()) {
+            c.write_all(b"x").await.unwrap();
+            s.read_exact(&mut byte).await.unwrap();
+            s.write_all(b"y").await.unwrap();
+            c.read_exact(&mut byte).await.unwrap();
+        }
+        settle().await;
+        let used = live() - before;
+        let used_per_end = used / (2 * N as i64);
+        println!(
+            "after 1 byte each way: {used_per_end} bytes per connection end \
+             ({} more: the ring storage, allocated at full capacity on first \
+             write; send_buffer {} + recv_buffer {})",
+            used_per_end - idle_per_end,
+            a.config().send_buffer,
+            a.config().recv_buffer,
+        );
+        assert!(
+            idle_per_end < IDLE_TARGET,
+            "{idle_per_end} heap bytes per idle connection end (target < {IDLE_TARGET})"
+        );
+        // The rings allocate their whole capacity on first write (not
+        // growing on demand), so a used connection costs about that much.
+        let rings = (a.config().send_buffer + a.config().recv_buffer) as i64;
+        assert!(
+            used_per_end < rings + IDLE_TARGET,
+            "{used_per_end} heap bytes per used connection end"
+        );
+
+        drop((clients, servers, listener));
+        a.shutdown().await;
+        b.shutdown().await;
+    });
+}
