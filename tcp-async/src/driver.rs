@@ -5,11 +5,13 @@
 //! 2. the dirty queue: `notify_send` / `notify_recv` for connections whose
 //!    rings the application touched (bounded batch);
 //! 3. up to [`RECV_BATCH`] packets from the device into `handle_packet`;
-//! 4. `handle_timeout` if the core's deadline has passed on the clock;
+//! 4. `handle_timeout` (only a peek at the timer heap when nothing is due);
 //! 5. `poll_event` until empty, waking the application tasks;
-//! 6. `poll_transmit` into the device until the core has nothing or the
-//!    device is full (the packet is kept and retried when it has room);
-//! 7. re-arm the sleep if the core's deadline moved.
+//! 6. `poll_transmit` into the device until the core has nothing, the
+//!    device is full (the packet is kept and retried when it has room) or
+//!    [`SEND_BATCH`] packets went out;
+//! 7. re-arm the sleep if the core's deadline moved earlier or the sleep
+//!    fired (a later deadline keeps the earlier sleep: one empty round).
 //!
 //! A round that hit a batch bound, or whose sleep already elapsed, is
 //! followed by another; after [`MAX_ROUNDS`] the task wakes itself and
@@ -38,6 +40,8 @@ use tracing::{debug, debug_span, trace, warn, Span};
 
 /// Packets read from the device per round.
 const RECV_BATCH: usize = 64;
+/// Packets written to the device per round.
+const SEND_BATCH: usize = 128;
 /// Commands and dirty notifications handled per round.
 const CMD_BATCH: usize = 256;
 /// Rounds per poll before yielding to the runtime.
@@ -122,7 +126,8 @@ pub(crate) struct Driver<D> {
     /// Length of a datagram in `tx_buf` the device had no room for yet.
     tx_pending: Option<usize>,
     sleep: Pin<Box<Sleep>>,
-    /// The deadline `sleep` is armed for.
+    /// The time (whole milliseconds) `sleep` is armed for; may be earlier
+    /// than the core's deadline, see [`Driver::poll_timer`].
     armed: Option<tcp_stack::Instant>,
     /// Sweep unclaimed ring halves once the factory holds more than this.
     prune_at: usize,
@@ -177,20 +182,20 @@ impl<D: Device> Driver<D> {
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         for _ in 0..MAX_ROUNDS {
+            // One clock read per round: the round takes microseconds.
+            let now = self.now();
             let mut more = self.poll_commands(cx);
             more |= self.poll_dirty(cx);
-            more |= self.poll_device(cx);
-            let now = self.now();
-            if self.stack.poll_timeout().is_some_and(|d| d <= now) {
-                self.stack.handle_timeout(now);
-            }
+            more |= self.poll_device(cx, now);
+            // Cheap when nothing is due: it only peeks at the timer heap.
+            self.stack.handle_timeout(now);
             self.drain_events();
-            self.flush(cx);
+            more |= self.flush(cx, now);
             self.trace_states();
             if self.stopping {
                 return Poll::Ready(());
             }
-            let timer_due = self.poll_timer(cx);
+            let timer_due = self.poll_timer(cx, now);
             if !more && !timer_due {
                 return Poll::Pending;
             }
@@ -242,11 +247,10 @@ impl<D: Device> Driver<D> {
     }
 
     /// Feeds device packets to the core; true if the batch bound was hit.
-    fn poll_device(&mut self, cx: &mut Context<'_>) -> bool {
+    fn poll_device(&mut self, cx: &mut Context<'_>, now: tcp_stack::Instant) -> bool {
         if self.recv_failed {
             return false;
         }
-        let now = self.now();
         let mut received = 0;
         let mut more = true;
         while more {
@@ -332,51 +336,65 @@ impl<D: Device> Driver<D> {
             .copied()
     }
 
-    /// Sends what the core has due; keeps a packet the device cannot take yet.
-    fn flush(&mut self, cx: &mut Context<'_>) {
-        let now = self.now();
-        loop {
+    /// Sends what the core has due, up to [`SEND_BATCH`] packets; keeps a
+    /// packet the device cannot take yet. True if the batch bound was hit:
+    /// the next round reads the device first, so a long burst cannot fill
+    /// the device's queue of packets for us (ACKs) until the kernel drops
+    /// them.
+    fn flush(&mut self, cx: &mut Context<'_>, now: tcp_stack::Instant) -> bool {
+        for _ in 0..SEND_BATCH {
             if let Some(len) = self.tx_pending {
                 match self.device.poll_send(cx, &self.tx_buf[..len]) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => {
                         trace!(error = %e, len, "device send failed; packet dropped")
                     }
-                    Poll::Pending => return,
+                    Poll::Pending => return false,
                 }
                 self.tx_pending = None;
             }
             match self.stack.poll_transmit(now, &mut self.tx_buf) {
                 Some(len) => self.tx_pending = Some(len.min(self.tx_buf.len())),
-                None => return,
+                None => return false,
             }
         }
+        true
     }
 
     /// Arms the sleep for the core's deadline; true if it is already due.
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+    ///
+    /// A sleep armed for an earlier time than the core now wants is kept
+    /// (retransmission deadlines move later with every ACK): when it fires
+    /// early the round finds nothing due and re-arms it. So the timer is
+    /// reset about once per deadline rather than once per packet.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, now: tcp_stack::Instant) -> bool {
         let deadline = self
             .stack
             .poll_timeout()
             .filter(|d| *d != tcp_stack::Instant::MAX);
         let Some(deadline) = deadline else {
-            self.armed = None;
+            // An armed sleep may still fire once: a harmless empty round.
             return false;
         };
         // Check the clock before trusting the sleep.
-        if deadline <= self.now() {
+        if deadline <= now {
             return true;
         }
-        if self.armed != Some(deadline) {
-            // Round up to the timer wheel's millisecond, so that once the
-            // sleep fires the clock is past the deadline.
-            let ms = deadline.total_micros().div_ceil(1000);
+        // Round up to the timer wheel's millisecond, so that once the sleep
+        // fires the clock is past the deadline.
+        let ms = deadline.total_micros().div_ceil(1000);
+        let target = tcp_stack::Instant::from_micros(ms.saturating_mul(1000));
+        let rearm = match self.armed {
+            None => true,
+            Some(armed) => target < armed || self.sleep.is_elapsed(),
+        };
+        if rearm {
             let at = self
                 .base
                 .checked_add(Duration::from_millis(ms))
                 .unwrap_or_else(|| self.base + Duration::from_secs(86400 * 365));
             self.sleep.as_mut().reset(at);
-            self.armed = Some(deadline);
+            self.armed = Some(target);
         }
         self.sleep.as_mut().poll(cx).is_ready()
     }

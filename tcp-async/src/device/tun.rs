@@ -73,6 +73,13 @@ impl Device for TunDevice {
     }
 
     fn poll_send(&mut self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
+        // A TUN write almost never blocks (the kernel takes the packet into
+        // its receive path at once), so write first and consult the reactor
+        // only after `WouldBlock`: no readiness bookkeeping per packet.
+        match self.fd.get_ref().send(packet) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            result => return Poll::Ready(result.map(drop)),
+        }
         loop {
             let mut guard = ready!(self.fd.poll_write_ready(cx))?;
             if let Ok(result) = guard.try_io(|tun| tun.get_ref().send(packet)) {
