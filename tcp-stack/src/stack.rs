@@ -851,6 +851,15 @@ impl Stack {
     /// The earliest instant at which [`handle_timeout`](Stack::handle_timeout) must be called.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         while let Some(&Reverse((t, index, generation))) = self.timers.peek() {
+            // The common case: the top entry is current; leave the heap alone.
+            if let Some(slot) = self.slots.get(index as usize) {
+                if slot.generation == generation
+                    && slot.scheduled == Some(t)
+                    && slot.conn.as_deref().and_then(|c| c.timers.next()) == Some(t)
+                {
+                    return Some(t);
+                }
+            }
             self.timers.pop();
             let Some(slot) = self.slots.get_mut(index as usize) else {
                 continue;
