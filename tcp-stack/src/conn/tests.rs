@@ -1168,6 +1168,25 @@ fn test_established_paws_drops_old_timestamp() {
     assert_eq!(&buf[..3], b"new");
 }
 
+/// An IPv4 datagram from the peer carrying `msg`.
+fn icmp_packet(msg: &crate::wire::IcmpRepr) -> Vec<u8> {
+    let len = msg.buffer_len();
+    let mut pkt = vec![0u8; 20 + len];
+    Ipv4Repr {
+        src: REMOTE_IP,
+        dst: LOCAL_IP,
+        protocol: IpProtocol::Icmp,
+        payload_len: len,
+        ttl: 64,
+        tos: 0,
+        ident: 3,
+        dont_frag: false,
+    }
+    .emit(&mut pkt);
+    msg.emit(&mut pkt[20..]);
+    pkt
+}
+
 #[test]
 fn test_icmp_port_unreachable_refuses_connect() {
     let (mut h, iss) = socket_syn_sent();
@@ -1185,22 +1204,7 @@ fn test_icmp_port_unreachable_refuses_connect() {
         next_hop_mtu: 0,
         data: &quoted[..28],
     };
-    let mut icmp = vec![0u8; msg.buffer_len()];
-    msg.emit(&mut icmp);
-    let mut pkt = vec![0u8; 20 + icmp.len()];
-    Ipv4Repr {
-        src: REMOTE_IP,
-        dst: LOCAL_IP,
-        protocol: IpProtocol::Icmp,
-        payload_len: icmp.len(),
-        ttl: 64,
-        tos: 0,
-        ident: 3,
-        dont_frag: false,
-    }
-    .emit(&mut pkt);
-    pkt[20..].copy_from_slice(&icmp);
-    h.stack.handle_packet(h.now, &pkt);
+    h.stack.handle_packet(h.now, &icmp_packet(&msg));
     assert_eq!(h.state(), State::Closed);
     assert_eq!(h.stack.error(h.id()), Some(Error::ConnectionRefused));
 }
@@ -1213,22 +1217,7 @@ fn test_icmp_echo_request_answered() {
         seq: 1,
         data: b"ping",
     };
-    let mut icmp = vec![0u8; msg.buffer_len()];
-    msg.emit(&mut icmp);
-    let mut pkt = vec![0u8; 20 + icmp.len()];
-    Ipv4Repr {
-        src: REMOTE_IP,
-        dst: LOCAL_IP,
-        protocol: IpProtocol::Icmp,
-        payload_len: icmp.len(),
-        ttl: 64,
-        tos: 0,
-        ident: 3,
-        dont_frag: false,
-    }
-    .emit(&mut pkt);
-    pkt[20..].copy_from_slice(&icmp);
-    h.stack.handle_packet(h.now, &pkt);
+    h.stack.handle_packet(h.now, &icmp_packet(&msg));
     let mut buf = [0u8; 100];
     let n = h.stack.poll_transmit(h.now, &mut buf).unwrap();
     let ip = Ipv4Packet::new_checked(&buf[..n]).unwrap();
