@@ -569,13 +569,7 @@ impl Stack {
             self.stats.drop_listen_overflow += 1;
             return;
         }
-        let iss = self.isn.isn(now, local, remote);
-        let ts_offset = self.rng.next_u32();
-        let id_hint = self.next_id();
-        let (sb, rb) = self
-            .factory
-            .buffers(id_hint, self.cfg.send_buffer, self.cfg.recv_buffer);
-        let mut conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
+        let (id_hint, mut conn) = self.new_conn(now, local, remote);
         let mut env = Env {
             now,
             cfg: &self.cfg,
@@ -589,6 +583,25 @@ impl Stack {
             l.syn_queue += 1;
         }
         self.after(id, true);
+    }
+
+    /// A CLOSED connection for the tuple, with its ISN (RFC 6528),
+    /// timestamp offset and buffers from the factory; also the id the next
+    /// `insert` will give it.
+    fn new_conn(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> (ConnId, Conn) {
+        let iss = self.isn.isn(now, local, remote);
+        let ts_offset = self.rng.next_u32();
+        let id = self.next_id();
+        let (sb, rb) = self
+            .factory
+            .buffers(id, self.cfg.send_buffer, self.cfg.recv_buffer);
+        let conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
+        (id, conn)
     }
 
     /// The id the next `insert` will return.
@@ -1112,15 +1125,10 @@ impl Stack {
             }
             l
         };
-        let iss = self.isn.isn(now, local, remote);
-        let ts_offset = self.rng.next_u32();
-        let id_hint = self.next_id();
-        let (sb, rb) = self
-            .factory
-            .buffers(id_hint, self.cfg.send_buffer, self.cfg.recv_buffer);
-        let mut conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
+        let (id_hint, mut conn) = self.new_conn(now, local, remote);
         conn.open_active();
         let id = self.insert(conn, true);
+        debug_assert_eq!(id, id_hint);
         self.stats.connections_opened += 1;
         self.after(id, true);
         Ok(id)

@@ -183,10 +183,8 @@ impl Conn {
     ) -> usize {
         let data_len = self.send_buf.len();
         let offset = seq.since(self.data_start()).min(data_len);
-        let len = self
-            .payload_room(env, buf.len())
-            .min(data_len - offset)
-            .min(max_len);
+        let (room, options) = self.payload_room(env, buf.len());
+        let len = room.min(data_len - offset).min(max_len);
         let fin = self.fin_queued && offset + len == data_len && self.fin_sent();
         let mut flags = TcpFlags::ACK;
         if fin {
@@ -195,7 +193,7 @@ impl Conn {
         if len > 0 && offset + len == data_len {
             flags |= TcpFlags::PSH;
         }
-        let n = self.emit(env, buf, seq, flags, offset, len);
+        let n = self.emit_with(buf, seq, flags, offset, len, options);
         let end = seq + len + usize::from(fin);
         if self.high_rxt.diff(end) < 0 {
             self.high_rxt = end;
@@ -243,7 +241,7 @@ impl Conn {
             self.cc.on_idle_restart(now);
         }
         let mss = self.send_mss();
-        let room = self.payload_room(env, buf.len());
+        let (room, options) = self.payload_room(env, buf.len());
         let wnd_avail = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
         // RFC 3042 limited transmit: the first two duplicate ACKs each let
         // one new segment out.
@@ -301,7 +299,7 @@ impl Conn {
             flags |= TcpFlags::PSH;
         }
         let seq = self.snd_nxt;
-        let n = self.emit(env, buf, seq, flags, sent, len);
+        let n = self.emit_with(buf, seq, flags, sent, len, options);
         if is_retx {
             self.stats.retransmits += 1;
             env.stats.retransmits += 1;
@@ -361,9 +359,24 @@ impl Conn {
         offset: usize,
         len: usize,
     ) -> usize {
+        let options = self.options_for(env, flags);
+        self.emit_with(buf, seq, flags, offset, len, options)
+    }
+
+    /// `emit` with the options already computed (the data paths size the
+    /// payload from them, so they are built once per segment).
+    #[allow(clippy::too_many_arguments)]
+    fn emit_with(
+        &mut self,
+        buf: &mut [u8],
+        seq: SeqNum,
+        flags: TcpFlags,
+        offset: usize,
+        len: usize,
+        options: TcpOptions,
+    ) -> usize {
         let syn = flags.syn();
         let rst = flags.rst();
-        let options = self.options_for(env, flags);
         let mut flags = flags;
         self.out_ecn = 0;
         if self.ecn_enabled && !syn && !rst {
@@ -476,12 +489,15 @@ impl Conn {
     /// Largest payload of a data segment sent now into a buffer of
     /// `buf_len` bytes: the MSS less the options actually carried (RFC 9293
     /// 3.7.1; SACK blocks make the header grow), and what fits the buffer.
-    fn payload_room(&self, env: &Env, buf_len: usize) -> usize {
-        let opt_len = self.options_for(env, TcpFlags::ACK).len();
+    /// Returns the room and the options of that segment.
+    fn payload_room(&self, env: &Env, buf_len: usize) -> (usize, TcpOptions) {
+        let options = self.options_for(env, TcpFlags::ACK);
         let mss = self.peer_mss.min(self.our_mss);
-        mss.min(buf_len.saturating_sub(20))
-            .saturating_sub(opt_len)
-            .max(1)
+        let room = mss
+            .min(buf_len.saturating_sub(20))
+            .saturating_sub(options.len())
+            .max(1);
+        (room, options)
     }
 
     /// RFC 2018 4: the first block holds the most recently received segment,
