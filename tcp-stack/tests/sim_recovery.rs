@@ -11,6 +11,15 @@ struct Bulk {
     server: Option<ConnId>,
     sent: u64,
     received: u64,
+    /// Bytes received in each second of the run.
+    per_second: Vec<u64>,
+}
+
+impl Bulk {
+    /// Goodput in bits per second over second `i` of the run.
+    fn rate_in_second(&self, i: usize) -> f64 {
+        self.per_second[i] as f64 * 8.0
+    }
 }
 
 /// A client that keeps its send buffer full and a server that reads
@@ -18,34 +27,38 @@ struct Bulk {
 fn bulk(sim: &mut Sim, c: NodeId, s: NodeId, secs: u64) -> Bulk {
     let addr = SocketAddrV4::new(sim.addr(s), 80);
     let l = sim.stack_mut(s).listen(addr, 8).unwrap();
-    let now = sim.now();
-    let client = sim.stack_mut(c).connect(now, None, addr).unwrap();
+    let start = sim.now();
+    let client = sim.stack_mut(c).connect(start, None, addr).unwrap();
     let mut b = Bulk {
         client,
         server: None,
         sent: 0,
         received: 0,
+        per_second: Vec::new(),
     };
     let chunk = vec![0x5au8; 64 * 1024];
     let mut rbuf = vec![0u8; 256 * 1024];
-    let deadline = now + Duration::from_secs(secs);
-    sim.run_until(deadline, |sim| {
-        if b.server.is_none() {
-            b.server = sim.stack_mut(s).accept(l);
-        }
-        while let Ok(n) = sim.stack_mut(c).send(b.client, &chunk) {
-            b.sent += n as u64;
-        }
-        if let Some(sc) = b.server {
-            while let Ok(n) = sim.stack_mut(s).recv(sc, &mut rbuf) {
-                if n == 0 {
-                    break;
-                }
-                b.received += n as u64;
+    for second in 1..=secs {
+        let before = b.received;
+        sim.run_until(start + Duration::from_secs(second), |sim| {
+            if b.server.is_none() {
+                b.server = sim.stack_mut(s).accept(l);
             }
-        }
-        false
-    });
+            while let Ok(n) = sim.stack_mut(c).send(b.client, &chunk) {
+                b.sent += n as u64;
+            }
+            if let Some(sc) = b.server {
+                while let Ok(n) = sim.stack_mut(s).recv(sc, &mut rbuf) {
+                    if n == 0 {
+                        break;
+                    }
+                    b.received += n as u64;
+                }
+            }
+            false
+        });
+        b.per_second.push(b.received - before);
+    }
     b
 }
 
@@ -60,9 +73,13 @@ fn big_buffers(cfg: &mut tcp_stack::Config) {
 }
 
 fn report(name: &str, secs: u64, b: &Bulk, st: &Stats, link: &impl std::fmt::Debug) {
+    let per_second: Vec<String> = (0..b.per_second.len())
+        .map(|i| format!("{:.0}", b.rate_in_second(i) / 1e6))
+        .collect();
     eprintln!(
-        "{name}: {:.1} Mbit/s goodput over {secs} s, {} retransmits ({} fast), {} RTOs; link {link:?}",
+        "{name}: {:.1} Mbit/s goodput over {secs} s (per second: {}), {} retransmits ({} fast), {} RTOs; link {link:?}",
         b.received as f64 * 8.0 / secs as f64 / 1e6,
+        per_second.join(" "),
         st.retransmits,
         st.fast_retransmits,
         st.rto_expirations,
@@ -86,11 +103,10 @@ fn random_loss_one_percent_recovers_without_rtos() {
         "{} retransmits for {dropped} drops",
         st.retransmits
     );
-    // Isolated losses are repaired by SACK recovery and probes, not timeouts.
-    // A retransmission that is itself lost (1% of ~200) still needs the
-    // RTO: loss detection is DupThresh-based, RACK would catch it.
+    // Isolated losses are repaired by SACK recovery and probes, not timeouts;
+    // RACK also finds a lost retransmission (1% of ~200) without one.
     assert!(
-        st.rto_expirations <= 2,
+        st.rto_expirations == 0,
         "{} RTOs for {dropped} drops",
         st.rto_expirations
     );
@@ -112,19 +128,22 @@ fn reordering_causes_few_spurious_retransmissions() {
     report("reordering", secs, &b, &st, &ls);
     assert!(ls.reordered > 100, "{ls:?}");
     assert_eq!(ls.lost, 0);
-    // Slow start may overflow the bottleneck queue once or twice.
-    assert!(ls.queue_drops < 20, "{ls:?}");
+    // Slow start overflows the bottleneck queue (HyStart++'s conservative
+    // phase still grows 25% per round); those drops are real losses. Any
+    // retransmission beyond them was caused by reordering.
+    let drops = ls.queue_drops;
     let segments = st.packets_out;
-    let spurious = st.retransmits as f64 / segments as f64;
+    let spurious = st.retransmits.saturating_sub(drops) as f64 / segments as f64;
     eprintln!(
-        "spurious retransmissions: {:.3}% of {segments} segments",
-        spurious * 100.0
+        "spurious retransmissions: {:.3}% of {segments} segments ({} retransmits, {drops} drops)",
+        spurious * 100.0,
+        st.retransmits
     );
     assert!(spurious < 0.01, "{spurious}");
-    // Issue 4 asks for 90% of the link; this measures 80% (slow start and
-    // CUBIC's growth after the single queue overflow), asserted at 75%.
+    // RACK learns the reordering from the first late segment (RFC 8985 6.2
+    // step 3) and waits min_rtt / 4 before marking anything lost.
     let goodput = b.received as f64 * 8.0 / secs as f64;
-    assert!(goodput > 0.75 * 100e6, "{goodput}");
+    assert!(goodput > 0.9 * 100e6, "{goodput}");
 }
 
 /// A response whose last two segments are dropped is repaired by a tail
@@ -217,8 +236,10 @@ fn long_fat_path_filled_thanks_to_autotuning() {
     eprintln!("server window {} bytes", info.recv_window);
     // Without auto-tuning a 256 KiB window caps this at 42 Mbit/s.
     assert!(info.recv_window > 1 << 20, "{info:?}");
-    // Issue 4 asks for 90% of the link within 5 s; the average over the
-    // first 5 s (slow start and one queue overflow included) is 80%.
+    // Issue 4: the connection reaches 90% of the link within 5 s (the
+    // goodput of the fifth second; the average includes slow start).
+    let fifth = b.rate_in_second(4);
+    assert!(fifth > 0.9 * bps as f64, "{fifth}");
     let goodput = b.received as f64 * 8.0 / secs as f64;
     assert!(goodput > 0.7 * bps as f64, "{goodput}");
 }

@@ -80,9 +80,22 @@ pub struct Cubic {
     /// RFC 9438 4.8: the next congestion avoidance stage follows a timeout.
     after_timeout: bool,
     hystart: HyStart,
+    /// The state before the last congestion event (RFC 9438 4.9 undo).
+    prior: Option<Prior>,
     /// Set by the first event that changes the window; until then
     /// [`set_mss`](CongestionController::set_mss) may recompute IW.
     touched: bool,
+}
+
+/// RFC 9438 4.9: what a spurious congestion event's undo restores.
+#[derive(Debug, Clone)]
+struct Prior {
+    cwnd: usize,
+    ssthresh: usize,
+    w_max: f64,
+    cwnd_prior: f64,
+    epoch: Option<Epoch>,
+    phase: Phase,
 }
 
 /// RFC 9438 4.1.2 state of one congestion avoidance stage.
@@ -189,6 +202,7 @@ impl Cubic {
             epoch: None,
             after_timeout: false,
             hystart: HyStart::new(),
+            prior: None,
             touched: false,
         }
     }
@@ -434,6 +448,14 @@ impl CongestionController for Cubic {
 
     fn on_congestion_event(&mut self, _now: Instant, flight_size: usize) {
         self.touched = true;
+        self.prior = Some(Prior {
+            cwnd: self.cwnd,
+            ssthresh: self.ssthresh,
+            w_max: self.w_max,
+            cwnd_prior: self.cwnd_prior,
+            epoch: self.epoch.clone(),
+            phase: self.hystart.phase,
+        });
         // RFC 9406 4.2: "If loss or ECN-marking is observed anytime during
         // standard slow start or CSS, enter congestion avoidance"
         // (through the reduction below).
@@ -460,8 +482,24 @@ impl CongestionController for Cubic {
         self.epoch = None;
     }
 
+    fn undo_congestion_event(&mut self) {
+        // RFC 9438 4.9: "cwnd = cwnd_prior", "ssthresh = ssthresh_prior",
+        // "W_max = W_max_prior", and the congestion avoidance stage (K,
+        // t_epoch, W_est) as it was.
+        if let Some(p) = self.prior.take() {
+            self.cwnd = self.cwnd.max(p.cwnd);
+            self.ssthresh = self.ssthresh.max(p.ssthresh);
+            self.w_max = p.w_max;
+            self.cwnd_prior = p.cwnd_prior;
+            self.epoch = p.epoch;
+            self.hystart.phase = p.phase;
+            self.frac = 0.0;
+        }
+    }
+
     fn on_rto(&mut self, _now: Instant, flight_size: usize, first_timeout: bool) {
         self.touched = true;
+        self.prior = None;
         self.hystart.phase = Phase::Done;
         // RFC 9438 4.8: "In the case of a timeout, CUBIC follows Reno to
         // reduce cwnd [RFC5681] but sets ssthresh using beta_cubic (same as
@@ -549,6 +587,34 @@ mod tests {
         c.set_window(segments * MSS);
         c.on_congestion_event(Instant::ZERO, segments * MSS);
         c
+    }
+
+    /// RFC 9438 4.9: an undo restores cwnd, ssthresh and W_max, and slow
+    /// start if that is where the spurious event struck; not after a timeout.
+    #[test]
+    fn undo_restores_the_state_before_a_spurious_event() {
+        let mut c = Cubic::new(MSS, 10);
+        c.on_congestion_event(Instant::ZERO, 10 * MSS);
+        assert_eq!(c.window(), 7 * MSS);
+        c.undo_congestion_event();
+        assert_eq!((c.window(), c.ssthresh()), (10 * MSS, usize::MAX));
+        // Slow start again: one SMSS per SMSS acknowledged.
+        c.on_ack(Instant::ZERO + MS, MSS, Some(MS), false);
+        assert_eq!(c.window(), 11 * MSS);
+        // In congestion avoidance W_max comes back too.
+        let mut c = after_loss(100);
+        let w_max = c.w_max;
+        c.on_congestion_event(Instant::ZERO, 70 * MSS);
+        assert!(c.w_max < w_max);
+        c.undo_congestion_event();
+        assert_eq!((c.window(), c.w_max), (70 * MSS, w_max));
+        // Only once, and never across a timeout.
+        c.undo_congestion_event();
+        assert_eq!(c.window(), 70 * MSS);
+        c.on_congestion_event(Instant::ZERO, 70 * MSS);
+        c.on_rto(Instant::ZERO, 49 * MSS, true);
+        c.undo_congestion_event();
+        assert_eq!(c.window(), MSS);
     }
 
     /// Feeds ACKs of one SMSS each, window-limited, for `span` starting at

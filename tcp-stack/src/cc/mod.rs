@@ -68,6 +68,12 @@ pub trait CongestionController: core::fmt::Debug + Send {
     /// Overrides cwnd (used by the recovery logic, e.g. NewReno
     /// inflation/deflation).
     fn set_window(&mut self, cwnd: usize);
+    /// The last congestion event proved spurious (D-SACKs reported every
+    /// retransmission of its recovery as a duplicate: RFC 2883, RFC 9438
+    /// 4.9): restore the state from before that event's reduction
+    /// (cwnd, ssthresh, and the controller's own). Nothing happens if
+    /// there was no such event, or a timeout came since.
+    fn undo_congestion_event(&mut self);
     /// A new round trip begins (RFC 9406 4.2: the ACK for `windowEnd`, the
     /// SND.NXT recorded when the previous round began, has arrived; the
     /// caller then records the current SND.NXT as the next `windowEnd`).

@@ -17,6 +17,8 @@ pub struct NewReno {
     ssthresh: usize,
     /// RFC 3465 2.1 congestion-avoidance byte counter ("bytes_acked").
     bytes_acked: usize,
+    /// cwnd and ssthresh before the last congestion event (for an undo).
+    prior: Option<(usize, usize)>,
     /// Set by the first event that changes the window; until then
     /// [`set_mss`](CongestionController::set_mss) may recompute IW.
     touched: bool,
@@ -34,6 +36,7 @@ impl NewReno {
             cwnd: initial_window(mss, initial_window_segments),
             ssthresh: usize::MAX,
             bytes_acked: 0,
+            prior: None,
             touched: false,
         }
     }
@@ -105,13 +108,22 @@ impl CongestionController for NewReno {
         // step 3 would set cwnd = ssthresh + 3*SMSS, but the inflation is
         // the caller's (RFC 6582 3.2 step 2 allows either).
         self.touched = true;
+        self.prior = Some((self.cwnd, self.ssthresh));
         self.ssthresh = self.halve(flight_size);
         self.cwnd = self.ssthresh;
         self.bytes_acked = 0;
     }
 
+    fn undo_congestion_event(&mut self) {
+        if let Some((cwnd, ssthresh)) = self.prior.take() {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = self.ssthresh.max(ssthresh);
+        }
+    }
+
     fn on_rto(&mut self, _now: Instant, flight_size: usize, first_timeout: bool) {
         self.touched = true;
+        self.prior = None;
         // RFC 5681 3.1: "When a TCP sender detects segment loss using the
         // retransmission timer and the given segment has not yet been resent
         // by way of the retransmission timer, the value of ssthresh MUST be
@@ -182,6 +194,19 @@ mod tests {
 
     fn ack(c: &mut NewReno, n: usize) {
         c.on_ack(T, n, None, false);
+    }
+
+    #[test]
+    fn undo_restores_cwnd_and_ssthresh_once() {
+        let mut c = cc();
+        c.on_congestion_event(T, 10 * MSS);
+        assert_eq!((c.window(), c.ssthresh()), (5 * MSS, 5 * MSS));
+        c.undo_congestion_event();
+        assert_eq!((c.window(), c.ssthresh()), (10 * MSS, usize::MAX));
+        c.on_congestion_event(T, 10 * MSS);
+        c.on_rto(T, 10 * MSS, true);
+        c.undo_congestion_event();
+        assert_eq!(c.window(), MSS, "a timeout is not undone");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! SEGMENT ARRIVES (RFC 9293 3.10.7) for a connection that exists.
 
-use super::sack::DUP_THRESH;
+use super::rack::DUP_THRESH;
+use super::sent::SentLog;
 use super::{ev, Conn, Disposition, Env, Timer};
 use crate::error::Error;
 use crate::seq::SeqNum;
@@ -411,7 +412,8 @@ impl Conn {
 
         let acked = ack.since(self.snd_una);
         let old_wnd = self.snd_wnd;
-        let sacked_before = self.scoreboard.sacked_bytes();
+        let sacked_before = self.sent.sacked_bytes();
+        let was_in_recovery = self.recover.is_some();
         // RFC 3168 6.1.2: ECE means congestion; react once per window of data.
         if self.ecn_enabled
             && seg.flags.contains(TcpFlags::ECE)
@@ -419,7 +421,7 @@ impl Conn {
             && self.snd_una.diff(self.ecn_recover) >= 0
             && self.snd_max != self.snd_una
         {
-            let flight = self.flight_size();
+            let flight = self.congestion_flight();
             self.cc.on_congestion_event(env.now, flight);
             self.ecn_recover = self.snd_max;
             self.cwr_pending = true;
@@ -441,6 +443,7 @@ impl Conn {
             self.probe_pending = false;
         }
 
+        let mut dsack_seen = false;
         if self.sack_enabled {
             for (i, &(l, r)) in seg.options.sack.as_slice().iter().enumerate() {
                 // RFC 2883 4: a first block below the cumulative ACK, or
@@ -454,9 +457,15 @@ impl Conn {
                             .get(1)
                             .is_some_and(|&(l2, r2)| l.diff(l2) >= 0 && r.diff(r2) <= 0));
                 if dsack {
+                    dsack_seen = true;
                     self.on_dsack();
                 } else {
-                    self.scoreboard.add(l, r, self.snd_una, self.snd_max);
+                    // No TSecr test for SACKed data: the receiver echoes
+                    // TS.Recent, which out-of-order segments do not update
+                    // (RFC 7323 4.3), so it would predate a retransmission
+                    // that did arrive. The min-RTT test remains (as Linux).
+                    let (rack, now) = (&mut self.rack, env.now);
+                    self.sent.on_sack(l, r, |d| rack.on_delivered(now, None, d));
                 }
             }
         }
@@ -473,22 +482,23 @@ impl Conn {
             self.on_dup_ack(env);
         }
 
-        // RFC 8985 7.4: the tail loss probe's fate. Delivered while data
-        // below it is still missing: that data (sent at least 2*SRTT before
-        // the probe) is lost.
+        // RFC 8985 7.4: the tail loss probe's episode ends once the probe
+        // is acknowledged or SACKed; RACK (below) then marks whatever was
+        // sent before it and is still missing.
         if let Some(high) = self.tlp_high {
-            if ack.diff(high) >= 0 {
+            if ack.diff(high) >= 0 || self.sent.is_sacked(high - 1) {
                 self.tlp_high = None;
-            } else if self.scoreboard.contains(high - 1) {
-                self.tlp_high = None;
-                if self.tlp_seq.diff(self.snd_una) > 0 {
-                    self.lost_override = self.tlp_seq;
-                }
             }
+        }
+        if self.sack_enabled {
+            let left_recovery = was_in_recovery && self.recover.is_none();
+            self.rack
+                .end_ack(dsack_seen, self.snd_una, self.snd_nxt, left_recovery);
+            self.rack_detect_loss(env.now);
         }
         if self.sack_enabled && self.recover.is_some() {
             // RFC 6937 DeliveredData: change in SND.UNA plus change in SACKed bytes.
-            let delivered = (acked + self.scoreboard.sacked_bytes()).saturating_sub(sacked_before);
+            let delivered = (acked + self.sent.sacked_bytes()).saturating_sub(sacked_before);
             self.prr_on_ack(delivered);
         }
         self.maybe_enter_sack_recovery(env);
@@ -529,9 +539,11 @@ impl Conn {
         self.take_rtt_sample(env.now, seg, true);
         self.rtt.reset_backoff();
         self.persist_backoff = 0;
-        self.scoreboard.advance(ack);
-        if self.high_rxt.diff(ack) < 0 {
-            self.high_rxt = ack;
+        if self.sack_enabled {
+            let echo = self.echo_millis(seg);
+            let (rack, now) = (&mut self.rack, env.now);
+            self.sent
+                .on_cumulative_ack(ack, |d| rack.on_delivered(now, echo, d));
         }
 
         // Congestion control and NewReno recovery (RFC 6582 3.2).
@@ -636,55 +648,60 @@ impl Conn {
         }
     }
 
-    /// RFC 6675 5: with SACK, enter loss recovery on DupThresh duplicate
-    /// ACKs or as soon as the scoreboard says SND.UNA is lost. Once the path
-    /// has shown reordering (D-SACKs), wait a reordering window first
-    /// (RFC 8985 6.2: min_rtt / 4) in case the "lost" data is only late.
+    /// The ACK's TSecr as our clock in milliseconds (RFC 8985 6.2 step 2
+    /// compares it with send times).
+    fn echo_millis(&self, seg: &SegmentIn) -> Option<u32> {
+        if !self.ts_enabled {
+            return None;
+        }
+        seg.options
+            .timestamps
+            .map(|(_, ecr)| ecr.wrapping_sub(self.ts_offset))
+    }
+
+    /// RFC 6675 5 with RACK-TLP (RFC 8985 6.2): enter loss recovery once
+    /// RACK deems a segment lost. A peer that sends duplicate ACKs without
+    /// SACK blocks gets the RFC 6675 DupThresh rule, the head marked lost.
     pub(super) fn maybe_enter_sack_recovery(&mut self, env: &mut Env) {
-        let lost = self.sack_enabled
-            && self.recover.is_none()
-            && self.snd_max != self.snd_una
-            && self.snd_una.diff(self.recover_high) >= 0
-            && (self.dup_acks as usize >= DUP_THRESH || self.lost_limit().diff(self.snd_una) > 0);
-        if !lost {
-            self.loss_seen_at = None;
-            self.timers.clear(Timer::Reorder);
+        if !self.sack_enabled
+            || self.recover.is_some()
+            || self.snd_max == self.snd_una
+            || self.snd_una.diff(self.recover_high) < 0
+        {
             return;
         }
-        if self.reordering && self.lost_override.diff(self.snd_una) <= 0 {
-            let reo_wnd = self
-                .rtt
-                .min_rtt()
-                .map_or(Duration::from_millis(1), |m| m / 4)
-                .max(Duration::from_micros(500));
-            let since = *self.loss_seen_at.get_or_insert(env.now);
-            if env.now < since + reo_wnd {
-                self.timers.set(Timer::Reorder, since + reo_wnd);
-                return;
-            }
+        if self.dup_acks as usize >= DUP_THRESH && self.sent.sacked_bytes() == 0 {
+            let una = self.snd_una;
+            self.sent.mark_with(|rec, lost| {
+                if rec.start.diff(una) <= 0 {
+                    SentLog::mark_lost(rec, lost);
+                }
+                false
+            });
         }
-        self.loss_seen_at = None;
-        self.timers.clear(Timer::Reorder);
-        let flight = self.flight_size();
+        if self.sent.lost_bytes() == 0 {
+            return;
+        }
         // RFC 6937 initialization.
-        self.prr_recover_fs = flight.max(1);
+        self.prr_recover_fs = self.flight_size().max(1);
         self.prr_delivered = 0;
         self.prr_out = 0;
-        self.prr_allow = 0;
-        // Remember the window for an undo if this proves spurious (RFC 2883).
-        self.undo_cwnd = Some(self.cc.window());
+        // RFC 6675 5 step (C): retransmit the first segment deemed lost at
+        // once, whatever pipe says.
+        self.prr_allow = self.send_mss();
+        // The reduction is undone if this proves spurious (RFC 2883).
+        self.undo_armed = true;
         self.recovery_rtx = 0;
         self.recovery_dsacks = 0;
+        let flight = self.congestion_flight();
         self.cc.on_congestion_event(env.now, flight);
         self.recover = Some(self.snd_max);
         self.recover_high = self.snd_max;
-        self.high_rxt = self.snd_una;
         self.inflation = 0;
         self.rtt_seq = None;
-        // RFC 6675 5 step (C): retransmit the first segment presumed
-        // lost at once, whatever pipe says.
-        self.rtx_one = true;
         env.stats.fast_retransmits += 1;
+        // In recovery the reordering window may differ (RFC 8985 6.2 step 4).
+        self.rack_detect_loss(env.now);
     }
 
     /// A D-SACK block (RFC 2883): something arrived twice at the peer. After
@@ -692,14 +709,17 @@ impl Conn {
     /// Once every retransmission of the last recovery is reported so, undo
     /// its window reduction.
     fn on_dsack(&mut self) {
-        self.reordering = true;
         self.recovery_dsacks += 1;
-        if let Some(prior) = self.undo_cwnd {
-            if self.recovery_rtx > 0 && self.recovery_dsacks >= self.recovery_rtx {
-                if self.cc.window() < prior {
-                    self.cc.set_window(prior);
-                }
-                self.undo_cwnd = None;
+        if self.undo_armed && self.recovery_rtx > 0 && self.recovery_dsacks >= self.recovery_rtx {
+            self.cc.undo_congestion_event();
+            self.undo_armed = false;
+            // Nothing was lost after all: leave recovery without the exit's
+            // window moderation (as Linux's D-SACK undo does), unless RACK
+            // still holds segments it deems lost.
+            if self.recover.is_some() && self.sent.lost_bytes() == 0 {
+                self.recover = None;
+                self.recover_high = self.snd_una;
+                self.inflation = 0;
             }
         }
     }

@@ -8,7 +8,8 @@
 
 mod input;
 mod output;
-mod sack;
+mod rack;
+mod sent;
 mod timer;
 
 #[cfg(test)]
@@ -27,7 +28,8 @@ use crate::seq::SeqNum;
 use crate::stack::{Stats, TcpInfo};
 use crate::state::{ListenerId, State};
 use crate::time::{Duration, Instant};
-use sack::Scoreboard;
+use rack::Rack;
+use sent::SentLog;
 use std::net::SocketAddrV4;
 
 /// Largest window shift (RFC 7323 2.3).
@@ -223,22 +225,16 @@ pub(crate) struct Conn {
     pub recover_high: SeqNum,
     /// Window inflation during NewReno fast recovery (bytes).
     pub inflation: usize,
-    /// What the peer SACKed above SND.UNA (RFC 6675).
-    pub scoreboard: Scoreboard,
-    /// Highest sequence number retransmitted in the current recovery (HighRxt).
-    pub high_rxt: SeqNum,
+    /// The segments in flight: SACK marks, loss marks, send times (RFC 6675, RFC 8985).
+    pub sent: SentLog,
+    /// RACK loss detection (RFC 8985 6).
+    pub rack: Rack,
     /// Send a tail loss probe on the next output (RFC 8985 7.3).
     pub tlp_pending: bool,
     /// The probe being sent is new data: ignore cwnd and Nagle for it.
     pub probe_new_data: bool,
     /// SND.MAX when the outstanding tail loss probe went out.
     pub tlp_high: Option<SeqNum>,
-    /// First sequence number of the outstanding probe.
-    pub tlp_seq: SeqNum,
-    /// Everything unSACKed below this is lost: set when a tail loss probe,
-    /// sent after all of it, is delivered (the RACK rule of RFC 8985 6.2 for
-    /// the probe, which left at least 2*SRTT after those segments).
-    pub lost_override: SeqNum,
     /// Proportional Rate Reduction (RFC 6937) during SACK recovery:
     /// FlightSize at the start, data delivered and sent since, and what may
     /// be sent now.
@@ -246,12 +242,8 @@ pub(crate) struct Conn {
     pub prr_delivered: usize,
     pub prr_out: usize,
     pub prr_allow: usize,
-    /// The path reorders (D-SACKs seen): loss marking waits a reordering window.
-    pub reordering: bool,
-    /// When the scoreboard first said "lost" (for the reordering window).
-    pub loss_seen_at: Option<Instant>,
-    /// cwnd before the last recovery, for an undo on D-SACK (RFC 2883).
-    pub undo_cwnd: Option<usize>,
+    /// The last recovery's reduction may still be undone on D-SACKs (RFC 2883).
+    pub undo_armed: bool,
     /// Retransmissions, and D-SACKs received, since the last recovery began.
     pub recovery_rtx: u32,
     pub recovery_dsacks: u32,
@@ -380,20 +372,16 @@ impl Conn {
             recover: None,
             recover_high: iss,
             inflation: 0,
-            scoreboard: Scoreboard::default(),
-            high_rxt: iss,
+            sent: SentLog::default(),
+            rack: Rack::default(),
             tlp_pending: false,
             probe_new_data: false,
             tlp_high: None,
-            tlp_seq: iss,
-            lost_override: iss,
             prr_recover_fs: 1,
             prr_delivered: 0,
             prr_out: 0,
             prr_allow: 0,
-            reordering: false,
-            loss_seen_at: None,
-            undo_cwnd: None,
+            undo_armed: false,
             recovery_rtx: 0,
             recovery_dsacks: 0,
             rtx_one: false,
@@ -500,15 +488,34 @@ impl Conn {
         self.cc = cc;
     }
 
-    /// Below this, unSACKed data is deemed lost (RFC 6675 IsLost, or a
-    /// delivered tail loss probe).
-    pub fn lost_limit(&self) -> SeqNum {
-        let sb = self.scoreboard.lost_limit(self.snd_una, self.send_mss());
-        if self.lost_override.diff(sb) > 0 && self.lost_override.diff(self.snd_max) <= 0 {
-            self.lost_override
-        } else {
-            sb
+    /// In fast recovery, or retransmitting after a timeout (RFC 8985 6.2 step 4).
+    pub fn in_recovery(&self) -> bool {
+        self.recover.is_some() || self.snd_una.diff(self.recover_high) < 0
+    }
+
+    /// RFC 8985 6.2 step 4: the reordering window now.
+    pub fn reo_wnd(&self) -> Duration {
+        self.rack.reo_wnd(
+            self.in_recovery(),
+            self.sent.sacked_segments(),
+            self.rtt.srtt(),
+        )
+    }
+
+    /// RFC 8985 6.2 step 5 and 6.3: marks the segments RACK deems lost and
+    /// arms the reordering timer for those not yet overdue. Returns whether
+    /// any was newly marked.
+    pub fn rack_detect_loss(&mut self, now: Instant) -> bool {
+        if !self.sack_enabled {
+            return false;
         }
+        let reo_wnd = self.reo_wnd();
+        let (lost, timeout) = self.rack.detect_loss(&mut self.sent, now, reo_wnd);
+        match timeout {
+            Some(at) => self.timers.set(Timer::Reorder, at),
+            None => self.timers.clear(Timer::Reorder),
+        }
+        lost
     }
 
     /// RFC 6937 3: on each ACK in recovery, how much may be sent.
@@ -542,10 +549,12 @@ impl Conn {
         }
     }
 
-    /// RFC 6675 SetPipe.
+    /// RFC 6675 SetPipe, with RACK's loss marks for IsLost (RFC 8985 9.1):
+    /// the bytes sent and neither SACKed nor deemed lost. A retransmission
+    /// clears its segment's mark, so it counts again once.
     pub fn pipe(&self) -> usize {
-        self.scoreboard
-            .pipe(self.snd_una, self.snd_max, self.high_rxt, self.lost_limit())
+        self.flight_size()
+            .saturating_sub(self.sent.sacked_bytes() + self.sent.lost_bytes())
     }
 
     /// RFC 8985 7.2: schedule a probe timeout 2*SRTT after new data or a
@@ -637,6 +646,15 @@ impl Conn {
     /// Bytes sent and not yet acknowledged.
     pub fn flight_size(&self) -> usize {
         self.snd_max.since(self.snd_una)
+    }
+
+    /// The FlightSize a congestion response halves (RFC 5681 3.1 eq. 4,
+    /// RFC 9438 4.6): bytes outstanding, but never above cwnd. Above SND.UNA
+    /// a hole can hold back a cumulative ACK while the peer SACKs far past
+    /// it; counting those SACKed bytes would set ssthresh above the window
+    /// that caused the loss (Linux bases ssthresh on cwnd for that reason).
+    pub fn congestion_flight(&self) -> usize {
+        self.flight_size().min(self.cc.window())
     }
 
     /// Our TSval at `now` (RFC 7323 5.4: 1 ms ticks).

@@ -120,13 +120,12 @@ impl Conn {
             .len()
             .saturating_sub(self.snd_max.since(data_start));
         let wnd_avail = (self.snd_una + self.snd_wnd).since(self.snd_max);
-        let (seq, n) = if unsent > 0 && wnd_avail > 0 && self.snd_nxt == self.snd_max {
-            let seq = self.snd_nxt;
+        let n = if unsent > 0 && wnd_avail > 0 && self.snd_nxt == self.snd_max {
             // One new segment, past cwnd and Nagle.
             self.probe_new_data = true;
             let n = self.send_data(env, buf);
             self.probe_new_data = false;
-            (seq, n?)
+            n?
         } else {
             let data_end = if self.fin_sent() {
                 self.fin_at
@@ -134,10 +133,8 @@ impl Conn {
                 self.snd_max
             };
             let len = self.send_mss().min(data_end.since(self.snd_una));
-            let seq = data_end - len;
-            (seq, self.retransmit_at(env, buf, seq, len.max(1)))
+            self.retransmit_at(env, buf, data_end - len, len.max(1))
         };
-        self.tlp_seq = seq;
         self.tlp_high = Some(self.snd_max);
         self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
         Some(n)
@@ -153,14 +150,12 @@ impl Conn {
         Some(self.retransmit_at(env, buf, seq, outstanding))
     }
 
-    /// RFC 6675 NextSeg/SetPipe: during SACK recovery, send while
-    /// cwnd - pipe >= 1 SMSS, first the holes deemed lost above HighRxt.
+    /// RFC 6675 NextSeg/SetPipe: during SACK recovery, send while PRR
+    /// allows, first the segments deemed lost (RACK's marks, RFC 8985 6.2).
     /// Returns `Err(())` when the window is full (nothing else may go).
     fn sack_recovery_output(&mut self, env: &mut Env, buf: &mut [u8]) -> Result<Option<usize>, ()> {
         let mss = self.send_mss();
-        let limit = self.lost_limit();
-        let from = self.high_rxt.max(self.snd_una);
-        let hole = self.scoreboard.next_hole(from, limit);
+        let hole = self.sent.first_lost();
         // RFC 6937: send only what PRR allows, a whole segment at a time.
         let want = hole.map_or(mss, |(a, b)| b.since(a).min(mss));
         if self.prr_allow < want {
@@ -194,9 +189,9 @@ impl Conn {
             flags |= TcpFlags::PSH;
         }
         let n = self.emit_with(buf, seq, flags, offset, len, options);
-        let end = seq + len + usize::from(fin);
-        if self.high_rxt.diff(end) < 0 {
-            self.high_rxt = end;
+        if self.sack_enabled {
+            self.sent
+                .on_send(seq, seq + len + usize::from(fin), env.now, true);
         }
         self.recovery_rtx += 1;
         self.prr_sent(len + usize::from(fin));
@@ -213,7 +208,7 @@ impl Conn {
         let now = env.now;
         // Resending after a timeout: skip what the peer has SACKed.
         while self.snd_nxt.diff(self.snd_max) < 0 {
-            match self.scoreboard.range_end_containing(self.snd_nxt) {
+            match self.sent.sacked_run_end(self.snd_nxt) {
                 Some(end) => self.snd_nxt = end.min(self.snd_max),
                 None => break,
             }
@@ -265,7 +260,7 @@ impl Conn {
         let mut len = unsent.min(room).min(wnd_avail).min(cwnd_avail);
         if is_retx {
             // Do not run into data the peer already holds.
-            if let Some(next) = self.scoreboard.next_start_after(self.snd_nxt) {
+            if let Some(next) = self.sent.next_sacked_after(self.snd_nxt) {
                 len = len.min(next.since(self.snd_nxt));
             }
         }
@@ -311,6 +306,10 @@ impl Conn {
         }
         if sack_recovery {
             self.prr_sent(len + usize::from(fin));
+        }
+        if self.sack_enabled {
+            self.sent
+                .on_send(seq, seq + len + usize::from(fin), now, is_retx);
         }
         self.snd_nxt = seq + len + usize::from(fin);
         self.snd_max = self.snd_max.max(self.snd_nxt);
@@ -555,7 +554,12 @@ impl Conn {
         {
             self.tlp_pending = true;
         }
-        if self.timers.take_due(Timer::Reorder, now) {
+        if self.timers.take_due(Timer::Reorder, now) && self.rack_detect_loss(now) {
+            // RFC 8985 6.3: the reordering timer expired: what is now
+            // overdue is lost; recover (or let PRR send it within recovery).
+            if self.recover.is_some() {
+                self.prr_on_ack(0);
+            }
             self.maybe_enter_sack_recovery(env);
         }
         if self.timers.take_due(Timer::DelayedAck, now) {
@@ -610,7 +614,7 @@ impl Conn {
         if self.user_timed_out(env) {
             return;
         }
-        let flight = self.flight_size();
+        let flight = self.congestion_flight();
         let first = self.rtt.backoff_count() == 0;
         self.cc.on_rto(now, flight, first);
         self.rtt.backoff();
@@ -625,11 +629,13 @@ impl Conn {
         // second one in a row suggests the receiver reneged (RFC 2018 8), so
         // then the scoreboard is dropped and everything goes again.
         if !first {
-            self.scoreboard.clear();
+            self.sent.clear_sacks();
         }
-        self.undo_cwnd = None;
-        self.high_rxt = self.snd_una;
-        self.lost_override = self.snd_una;
+        // RFC 8985 6.3: the head, and whatever RACK finds overdue, is lost.
+        let reo_wnd = self.reo_wnd();
+        self.rack
+            .mark_losses_on_rto(&mut self.sent, self.snd_una, now, reo_wnd);
+        self.undo_armed = false;
         self.tlp_high = None;
         self.tlp_pending = false;
         self.timers.clear(Timer::Probe);

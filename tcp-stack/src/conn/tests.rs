@@ -1586,7 +1586,8 @@ fn test_established_sack_retransmits_several_holes() {
     h.stack.send(h.id(), &[5u8; 10_000]).unwrap();
     assert_eq!(h.output().len(), 10);
     let una = h.peer_ack;
-    // Segments 1, 3 and 5 lost; 2, 4, 6..10 arrive.
+    // Segments 1, 3 and 5 lost; 2, 4, 6..10 arrive one RTT later.
+    h.advance(Duration::from_millis(10));
     sack_ack(
         &mut h,
         &[
@@ -1601,6 +1602,7 @@ fn test_established_sack_retransmits_several_holes() {
     let rtx: Vec<SeqNum> = h.output().iter().map(|o| o.tcp.seq).collect();
     assert_eq!(rtx, vec![una]);
     let blocks = [(una + 5000, una + 10_000), (una + 3000, una + 4000)];
+    h.advance(Duration::from_millis(10));
     h.peer_ack = una + 2000;
     sack_ack(&mut h, &blocks);
     let rtx: Vec<SeqNum> = h.output().iter().map(|o| o.tcp.seq).collect();
@@ -1609,6 +1611,93 @@ fn test_established_sack_retransmits_several_holes() {
     sack_ack(&mut h, &[(una + 5000, una + 10_000)]);
     assert!(h.output().is_empty());
     assert_eq!(h.stack.stats().rto_expirations, 0);
+}
+
+// ---------------------------------------------------------------------
+// RACK-TLP time-based loss detection (RFC 8985)
+// ---------------------------------------------------------------------
+
+/// RFC 8985 6.2: a retransmission that is lost again is found once a
+/// segment sent after it is delivered, without waiting for the RTO.
+#[test]
+fn test_established_rack_detects_lost_retransmission_without_rto() {
+    let mut h = socket_established_sack();
+    h.stack.send(h.id(), &[5u8; 12_000]).unwrap();
+    assert_eq!(h.output().len(), 10);
+    let una = h.peer_ack;
+    // Segment 1 lost; 2..10 SACKed one RTT later: RACK marks segment 1.
+    h.advance(Duration::from_millis(10));
+    sack_ack(&mut h, &[(una + 1000, una + 10_000)]);
+    let rtx: Vec<SeqNum> = h.output().iter().map(|o| o.tcp.seq).collect();
+    assert_eq!(rtx, vec![una], "fast retransmit");
+    // A further duplicate ACK lets PRR send one new segment, after the
+    // retransmission.
+    h.advance(Duration::from_millis(1));
+    sack_ack(&mut h, &[(una + 1000, una + 10_000)]);
+    let new: Vec<SeqNum> = h.output().iter().map(|o| o.tcp.seq).collect();
+    assert_eq!(new, vec![una + 10_000]);
+    // The new segment is SACKed, the retransmission never arrives: lost
+    // again, and sent again at once.
+    h.advance(Duration::from_millis(10));
+    sack_ack(&mut h, &[(una + 1000, una + 11_000)]);
+    let again: Vec<SeqNum> = h.output().iter().map(|o| o.tcp.seq).collect();
+    assert_eq!(again.first(), Some(&una), "{again:?}");
+    assert_eq!(h.stack.stats().rto_expirations, 0);
+    assert_eq!(h.stack.info(h.id()).unwrap().retransmits, 2);
+}
+
+/// RFC 8985 6.2 step 3: a segment delivered out of order (never
+/// retransmitted) shows reordering; from then on, the reordering window
+/// (min_rtt / 4) delays loss marking, and the reordering timer marks the
+/// segment once it has passed.
+#[test]
+fn test_established_rack_waits_reordering_window_once_reordering_seen() {
+    let mut h = socket_established_sack();
+    h.stack.send(h.id(), &[5u8; 10_000]).unwrap();
+    assert_eq!(h.output().len(), 10);
+    let una = h.peer_ack;
+    // Segment 1 arrives after segment 2, 1 ms later (before the 2 ms probe
+    // timeout): reordering, no retransmission.
+    h.advance(Duration::from_millis(1));
+    sack_ack(&mut h, &[(una + 1000, una + 2000)]);
+    assert!(h.output().is_empty());
+    h.peer_ack = una + 2000;
+    h.send(TcpFlags::EMPTY, &[]);
+    assert!(h.output().is_empty());
+    // Now segment 3 is missing while 4..10 are SACKed: with reordering seen,
+    // RACK waits RACK.rtt + min_rtt / 4 = 1.25 ms after its send time.
+    sack_ack(&mut h, &[(una + 3000, una + 10_000)]);
+    assert!(h.output().is_empty(), "inside the reordering window");
+    assert_eq!(h.stack.stats().fast_retransmits, 0);
+    let at = h.stack.poll_timeout().unwrap();
+    assert_eq!(at, h.now + Duration::from_micros(250));
+    h.advance(Duration::from_micros(250));
+    let rtx: Vec<SeqNum> = h.output().iter().map(|o| o.tcp.seq).collect();
+    assert_eq!(rtx, vec![una + 2000]);
+    assert_eq!(h.stack.stats().rto_expirations, 0);
+}
+
+/// RFC 2883 / RFC 9438 4.9: when D-SACKs show every retransmission of a
+/// recovery was spurious, cwnd and ssthresh return to their prior values.
+#[test]
+fn test_established_dsack_undoes_spurious_recovery() {
+    let mut h = socket_established_sack();
+    h.stack.send(h.id(), &[5u8; 10_000]).unwrap();
+    assert_eq!(h.output().len(), 10);
+    let una = h.peer_ack;
+    let before = h.stack.info(h.id()).unwrap();
+    h.advance(Duration::from_millis(10));
+    sack_ack(&mut h, &[(una + 1000, una + 10_000)]);
+    assert_eq!(h.output().len(), 1);
+    let during = h.stack.info(h.id()).unwrap();
+    assert!(during.cwnd < before.cwnd && during.ssthresh < before.ssthresh);
+    // The original arrives late, then the retransmission: a D-SACK.
+    h.advance(Duration::from_millis(10));
+    h.peer_ack = una + 10_000;
+    sack_ack(&mut h, &[(una, una + 1000)]);
+    let after = h.stack.info(h.id()).unwrap();
+    assert_eq!(after.ssthresh, before.ssthresh, "{after:?}");
+    assert!(after.cwnd >= before.cwnd, "{after:?} vs {before:?}");
 }
 
 #[test]
