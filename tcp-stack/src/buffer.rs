@@ -34,6 +34,12 @@ pub trait SendBuffer: Any + Send {
     fn peek(&self, offset: usize, dst: &mut [u8]) -> usize;
     /// Drops `n` acknowledged bytes from the front.
     fn consume(&mut self, n: usize);
+    /// Raises the capacity to `capacity` keeping every byte; returns false
+    /// if this buffer cannot grow.
+    fn grow(&mut self, capacity: usize) -> bool {
+        let _ = capacity;
+        false
+    }
 }
 
 /// The TCP receive buffer: readable bytes, then space where out-of-order
@@ -119,6 +125,11 @@ impl SendBuffer for VecSendBuffer {
             off = 0;
         }
         copied
+    }
+    fn grow(&mut self, capacity: usize) -> bool {
+        // Memory is still allocated on demand: only the limit moves.
+        self.capacity = self.capacity.max(capacity);
+        true
     }
     fn consume(&mut self, n: usize) {
         let n = n.min(self.data.len());

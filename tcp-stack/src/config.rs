@@ -30,6 +30,11 @@ pub struct Config {
     /// twice the data delivered per round trip, up to this many bytes.
     /// Equal to `recv_buffer` to disable auto-tuning.
     pub recv_buffer_max: usize,
+    /// Send buffer auto-sizing cap: while the application keeps the buffer
+    /// full, it grows toward twice the congestion window (a window in
+    /// flight plus the next one queued), up to this many bytes. Equal to
+    /// `send_buffer` to disable.
+    pub send_buffer_max: usize,
     /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 3.4.2).
     pub msl: Duration,
     /// How long an orphaned connection (closed by the application) may stay
@@ -93,6 +98,7 @@ impl Default for Config {
             send_buffer: 256 * 1024,
             recv_buffer: 256 * 1024,
             recv_buffer_max: 8 * 1024 * 1024,
+            send_buffer_max: 8 * 1024 * 1024,
             msl: Duration::from_secs(30),
             fin_wait2_timeout: Duration::from_secs(60),
             keepalive_idle: Duration::from_secs(7200),

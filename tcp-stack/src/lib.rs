@@ -53,7 +53,8 @@
 //!   window; RFC 5681 4.1 idle restart.
 //! - RFC 3168: ECN negotiation, ECT(0) on new data, ECE/CWR.
 //! - Receive buffer auto-tuning (dynamic right-sizing up to
-//!   [`Config::recv_buffer_max`]).
+//!   [`Config::recv_buffer_max`]) and send buffer auto-sizing (twice cwnd,
+//!   up to [`Config::send_buffer_max`]).
 //! - RFC 6056: ephemeral ports (algorithm 4).
 //! - RFC 1191: ICMP "fragmentation needed" lowers the segment size.
 //! - RFC 791/792: IPv4 (options tolerated, never emitted; fragments dropped

@@ -216,16 +216,16 @@ fn tail_drop_recovered_by_probe_before_rto() {
     assert!(elapsed < Duration::from_millis(120), "{elapsed:?}");
 }
 
-/// 1 Gbit/s, 50 ms RTT, no loss: receive buffer auto-tuning lets one
-/// connection fill the path although it starts with a 256 KiB buffer.
+/// 1 Gbit/s, 50 ms RTT, no loss: with the default buffers (256 KiB each),
+/// receive auto-tuning and send buffer auto-sizing let one connection fill
+/// the path.
 #[test]
 fn long_fat_path_filled_thanks_to_autotuning() {
     let bps = 1_000_000_000;
     let link = fast_link(bps, Duration::from_millis(25));
     let (mut sim, c, s) = Sim::pair(0xfa7, link, |cfg| {
-        cfg.send_buffer = 16 << 20;
-        cfg.recv_buffer = 256 << 10;
-        cfg.recv_buffer_max = 16 << 20;
+        assert_eq!(cfg.send_buffer, 256 << 10);
+        assert_eq!(cfg.recv_buffer, 256 << 10);
     });
     let secs = 5;
     let b = bulk(&mut sim, c, s, secs);
@@ -234,8 +234,12 @@ fn long_fat_path_filled_thanks_to_autotuning() {
     report("1 Gbit/s 50 ms", secs, &b, &st, &ls);
     let info = sim.stack(s).info(b.server.unwrap()).unwrap();
     eprintln!("server window {} bytes", info.recv_window);
-    // Without auto-tuning a 256 KiB window caps this at 42 Mbit/s.
+    // Without auto-tuning a 256 KiB window caps this at 42 Mbit/s; so does
+    // a 256 KiB send buffer.
     assert!(info.recv_window > 1 << 20, "{info:?}");
+    let sndbuf = sim.stack(c).send_buffer(b.client).unwrap().capacity();
+    eprintln!("client send buffer {sndbuf} bytes");
+    assert!(sndbuf > 4 << 20, "{sndbuf}");
     // Issue 4: the connection reaches 90% of the link within 5 s (the
     // goodput of the fifth second; the average includes slow start).
     let fifth = b.rate_in_second(4);

@@ -529,6 +529,7 @@ impl Conn {
         let ack = seg.ack;
         // Bytes of data acknowledged (the FIN occupies a sequence number, not a byte).
         let data_acked = acked.min(self.send_buf.len());
+        let send_buf_full = self.send_buf.free() < self.send_mss();
         self.send_buf.consume(data_acked);
         self.stats.bytes_acked += data_acked as u64;
         self.snd_una = ack;
@@ -580,6 +581,7 @@ impl Conn {
             let rtt = self.last_rtt.or(self.rtt.srtt());
             self.cc.on_ack(env.now, data_acked.max(1), rtt, app_limited);
         }
+        self.size_send_buffer(send_buf_full);
 
         // RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
         if self.snd_una == self.snd_max {

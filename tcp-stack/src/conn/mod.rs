@@ -198,6 +198,7 @@ pub(crate) struct Conn {
     pub drs_start: Instant,
     pub drs_bytes: usize,
     pub recv_buffer_max: usize,
+    pub send_buffer_max: usize,
     /// The peer's FIN was received in order (remembered after CLOSED for `recv`).
     pub fin_was_received: bool,
     /// The application shut down the write side: FIN follows the queued data.
@@ -356,6 +357,7 @@ impl Conn {
             drs_start: now,
             drs_bytes: 0,
             recv_buffer_max: cfg.recv_buffer_max,
+            send_buffer_max: cfg.send_buffer_max,
             fin_queued: false,
             fin_at: iss,
             user_closed: false,
@@ -702,6 +704,23 @@ impl Conn {
         }
         self.drs_start = now;
         self.drs_bytes = 0;
+    }
+
+    /// Send buffer auto-sizing (as Linux's `tcp_sndbuf_expand`): when the
+    /// application had filled the buffer, let it hold twice the congestion
+    /// window, so a full window can be in flight while the next is queued.
+    /// Grows at least twofold at a time; bounded by `send_buffer_max`.
+    pub fn size_send_buffer(&mut self, was_full: bool) {
+        let cap = self.send_buf.capacity();
+        let want = self.cc.window().saturating_mul(2).min(self.send_buffer_max);
+        if was_full && want > cap {
+            let new = cap
+                .saturating_mul(2)
+                .clamp(want, self.send_buffer_max.max(want));
+            if self.send_buf.grow(new) {
+                self.raise(ev::WRITABLE);
+            }
+        }
     }
 
     /// The application read or the buffer grew: decide whether a window update is due.
