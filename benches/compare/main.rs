@@ -14,7 +14,8 @@
 //! end (and by the next run if this one was killed). Environment:
 //! `UBN_SECS` (seconds per measurement, default 3), `UBN_IDLE` (idle
 //! connections, default 10000), `UBN_JSON` (output path, default
-//! `target/bench-compare.json` under the workspace).
+//! `target/bench-compare.json` under the workspace), `UBN_OFFLOAD=0` (B:
+//! our TUN without checksum/TSO offloads; default on).
 
 mod client;
 mod kserver;
@@ -465,10 +466,12 @@ fn setup_a(p: &Params) -> (Setup, Setup) {
 
 /// B: kernel client <-> our stack over TUN.
 fn setup_b(p: &Params) -> Setup {
-    let mut s = Setup::new(
-        "B_ours_tun",
-        "B: kernel client<->our stack (tcp_async) over TUN",
-    );
+    let label = if ours::offload() {
+        "B: kernel client<->our stack (tcp_async) over TUN, offloads (TSO, checksum)"
+    } else {
+        "B: kernel client<->our stack (tcp_async) over TUN, no offloads (UBN_OFFLOAD=0)"
+    };
+    let mut s = Setup::new("B_ours_tun", label);
     let r = (|| -> io::Result<_> {
         let ns = Arc::new(Netns::create("t")?);
         let name = ns.name.clone();

@@ -18,15 +18,25 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Socket buffers of our stack in every run (the same as smoltcp's).
 pub const BUFFER: usize = 1 << 20;
 
+/// Whether our TUN uses offloads (checksum, TSO): on unless
+/// `UBN_OFFLOAD=0`.
+pub fn offload() -> bool {
+    std::env::var("UBN_OFFLOAD").map_or(true, |v| v != "0")
+}
+
 /// Creates a TUN device in the calling thread's namespace with the kernel
-/// side at `kernel`/24, MTU 1500, up.
+/// side at `kernel`/24, MTU 1500, up, with offloads per [`offload`] (a
+/// kernel refusing them gets a plain device).
 pub fn open_tun(name: &str, kernel: Ipv4Addr) -> io::Result<tcp_tun::Tun> {
-    tcp_tun::TunBuilder::new()
+    let builder = tcp_tun::TunBuilder::new()
         .name(name)
         .mtu(1500)
         .address(kernel, 24)
-        .up(true)
-        .build()
+        .up(true);
+    match builder.clone().offload(offload()).build() {
+        Err(e) if offload() && e.kind() == io::ErrorKind::InvalidInput => builder.build(),
+        result => result,
+    }
 }
 
 pub fn config(addr: Ipv4Addr, seed: u64) -> Config {

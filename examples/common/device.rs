@@ -28,17 +28,34 @@ pub fn tun_unavailable() -> Option<String> {
 
 /// Creates TUN device `name` (non-persistent: it disappears when dropped),
 /// gives the kernel side `peer/prefix` when `peer` is set, sets the MTU and
-/// brings the link up. Call inside the Tokio runtime.
+/// brings the link up, with offloads (checksum, TSO) when the kernel
+/// supports them. Call inside the Tokio runtime.
 pub fn open_tun(
     name: &str,
     peer: Option<Ipv4Addr>,
     prefix: u8,
     mtu: usize,
 ) -> io::Result<TunDevice> {
+    open_tun_with(name, peer, prefix, mtu, true)
+}
+
+/// [`open_tun`] choosing offloads; with `offload`, a kernel refusing them
+/// (`InvalidInput`) gets a plain device instead.
+pub fn open_tun_with(
+    name: &str,
+    peer: Option<Ipv4Addr>,
+    prefix: u8,
+    mtu: usize,
+    offload: bool,
+) -> io::Result<TunDevice> {
     let mtu = u32::try_from(mtu).map_err(|_| io::Error::other("MTU out of range"))?;
     let mut builder = tcp_tun::TunBuilder::new().name(name).mtu(mtu).up(true);
     if let Some(peer) = peer {
         builder = builder.address(peer, prefix);
     }
-    TunDevice::new(builder.build()?)
+    let tun = match builder.clone().offload(offload).build() {
+        Err(e) if offload && e.kind() == io::ErrorKind::InvalidInput => builder.build()?,
+        result => result?,
+    };
+    TunDevice::new(tun)
 }

@@ -1,7 +1,7 @@
 //! Shared flag parsing and device setup for the examples.
 //!
 //! Device flags: `--tun NAME --addr IP --peer IP --prefix N --port N
-//! [--mtu N] [--pcap FILE] [--memory]`. Without `/dev/net/tun` or
+//! [--mtu N] [--pcap FILE] [--memory] [--no-offload]`. Without `/dev/net/tun` or
 //! CAP_NET_ADMIN, or with `--memory`, the examples run an in-process demo
 //! over `MemoryDevice::pair`: two user-space stacks, the example's server on
 //! one and a demo client on the other.
@@ -34,6 +34,8 @@ pub struct Opts {
     pub pcap: Option<PathBuf>,
     /// Force the in-memory demo.
     pub memory: bool,
+    /// Open the TUN without offloads (checksum, TSO).
+    pub no_offload: bool,
     extra: HashMap<String, String>,
 }
 
@@ -45,7 +47,8 @@ const DEVICE_USAGE: &str = "device flags:
   --port N         TCP port
   --mtu N          link MTU (default 1500)
   --pcap FILE      write every packet of the stack's device to FILE
-  --memory         run the in-memory demo instead of using a TUN device";
+  --memory         run the in-memory demo instead of using a TUN device
+  --no-offload     open the TUN without checksum/TSO offloads (default: with them)";
 
 fn usage_exit(usage: &str, err: Option<String>) -> ! {
     if let Some(err) = &err {
@@ -78,6 +81,7 @@ impl Opts {
             mtu: 1500,
             pcap: None,
             memory: false,
+            no_offload: false,
             extra: HashMap::new(),
         };
         let mut args = args.into_iter();
@@ -95,6 +99,10 @@ impl Opts {
                 "help" => return Err(None),
                 "memory" => {
                     o.memory = true;
+                    continue;
+                }
+                "no-offload" => {
+                    o.no_offload = true;
                     continue;
                 }
                 _ => {}
@@ -214,7 +222,8 @@ pub fn setup(opts: &Opts) -> io::Result<Net> {
         println!("no TUN device ({why}): running the in-memory demo over MemoryDevice::pair");
         return setup_memory(opts);
     }
-    let tun = match device::open_tun(&opts.tun, opts.peer, opts.prefix, opts.mtu) {
+    let offload = !opts.no_offload;
+    let tun = match device::open_tun_with(&opts.tun, opts.peer, opts.prefix, opts.mtu, offload) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             println!(

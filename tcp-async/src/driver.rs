@@ -18,7 +18,7 @@
 //! yields, so the runtime (and other connections' application tasks) get a
 //! turn even under a flood.
 
-use crate::device::Device;
+use crate::device::{Device, RxChecksum, RxPacket};
 use crate::factory::{Halves, RingFactory};
 use crate::shared::{
     CachedOpts, ListenerShared, Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND,
@@ -123,8 +123,13 @@ pub(crate) struct Driver<D> {
     listener_sizes: HashMap<SocketAddrV4, (usize, usize)>,
     rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
-    /// Length of a datagram in `tx_buf` the device had no room for yet.
-    tx_pending: Option<usize>,
+    /// A datagram in `tx_buf` the device had no room for yet.
+    tx_pending: Option<tcp_stack::Transmit>,
+    /// The device takes super-packets: `tx_buf` is sized for them and the
+    /// core may make them.
+    gso: bool,
+    /// The device's receive metadata is used (checksums it vouches for).
+    rx_meta: bool,
     sleep: Pin<Box<Sleep>>,
     /// The time (whole milliseconds) `sleep` is armed for; may be earlier
     /// than the core's deadline, see [`Driver::poll_timer`].
@@ -137,7 +142,26 @@ pub(crate) struct Driver<D> {
 }
 
 impl<D: Device> Driver<D> {
-    pub(crate) fn new(device: D, config: Config, cmd_rx: mpsc::UnboundedReceiver<Command>) -> Self {
+    /// A driver for `device`; with `offloads`, the device's offloads (if
+    /// any) are used: super-packets out, trusted checksums in.
+    pub(crate) fn new(
+        device: D,
+        config: Config,
+        offloads: bool,
+        cmd_rx: mpsc::UnboundedReceiver<Command>,
+    ) -> Self {
+        let caps = if offloads {
+            device.offloads()
+        } else {
+            Default::default()
+        };
+        let gso = caps.tso_max > config.mtu;
+        // One buffer per driver, whatever the number of connections.
+        let tx_len = if gso {
+            caps.tso_max.min(usize::from(u16::MAX))
+        } else {
+            config.mtu.max(576)
+        };
         let mut stack = tcp_stack::Stack::new(config.clone());
         let halves = Halves::default();
         stack.set_buffer_factory(Box::new(RingFactory {
@@ -148,7 +172,9 @@ impl<D: Device> Driver<D> {
         Driver {
             device,
             stack,
-            tx_buf: vec![0; config.mtu.max(576)],
+            tx_buf: vec![0; tx_len],
+            gso,
+            rx_meta: caps.rx_max > 0,
             config,
             base,
             cmd_rx,
@@ -170,7 +196,7 @@ impl<D: Device> Driver<D> {
     }
 
     pub(crate) async fn run(mut self) {
-        debug!(addrs = ?self.config.addrs, mtu = self.config.mtu, "tcp driver started");
+        debug!(addrs = ?self.config.addrs, mtu = self.config.mtu, gso = self.gso, rx_meta = self.rx_meta, "tcp driver started");
         std::future::poll_fn(|cx| self.poll_drive(cx)).await;
         self.finish();
     }
@@ -257,16 +283,29 @@ impl<D: Device> Driver<D> {
             if received == RECV_BATCH {
                 break;
             }
-            match self.device.poll_recv(cx, &mut self.rx_buf) {
-                Poll::Ready(Ok(0)) => {}
-                Poll::Ready(Ok(n)) => {
+            let polled = if self.rx_meta {
+                self.device.poll_recv_meta(cx, &mut self.rx_buf)
+            } else {
+                self.device
+                    .poll_recv(cx, &mut self.rx_buf)
+                    .map_ok(|len| RxPacket {
+                        len,
+                        checksum: RxChecksum::Unverified,
+                    })
+            };
+            match polled {
+                Poll::Ready(Ok(RxPacket { len: 0, .. })) => {}
+                Poll::Ready(Ok(RxPacket { len: n, checksum })) => {
                     received += 1;
                     let n = n.min(self.rx_buf.len());
                     let sizes = self.syn_buffer_sizes(&self.rx_buf[..n]);
                     if sizes.is_some() {
                         self.halves.set_next_sizes(sizes);
                     }
-                    self.stack.handle_packet(now, &self.rx_buf[..n]);
+                    let meta = tcp_stack::RxMeta {
+                        checksum_verified: checksum.is_trusted(),
+                    };
+                    self.stack.handle_packet_meta(now, &self.rx_buf[..n], meta);
                     if sizes.is_some() {
                         self.halves.set_next_sizes(None);
                     }
@@ -343,18 +382,36 @@ impl<D: Device> Driver<D> {
     /// them.
     fn flush(&mut self, cx: &mut Context<'_>, now: tcp_stack::Instant) -> bool {
         for _ in 0..SEND_BATCH {
-            if let Some(len) = self.tx_pending {
-                match self.device.poll_send(cx, &self.tx_buf[..len]) {
+            if let Some(t) = self.tx_pending {
+                let packet = &self.tx_buf[..t.len];
+                let sent = match t.segment_size {
+                    Some(size) => self.device.poll_send_gso(cx, packet, size),
+                    None => self.device.poll_send(cx, packet),
+                };
+                match sent {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => {
-                        trace!(error = %e, len, "device send failed; packet dropped")
+                        trace!(error = %e, len = t.len, "device send failed; packet dropped")
                     }
                     Poll::Pending => return false,
                 }
                 self.tx_pending = None;
             }
-            match self.stack.poll_transmit(now, &mut self.tx_buf) {
-                Some(len) => self.tx_pending = Some(len.min(self.tx_buf.len())),
+            let next = if self.gso {
+                self.stack.poll_transmit_gso(now, &mut self.tx_buf)
+            } else {
+                self.stack
+                    .poll_transmit(now, &mut self.tx_buf)
+                    .map(|len| tcp_stack::Transmit {
+                        len,
+                        segment_size: None,
+                    })
+            };
+            match next {
+                Some(mut t) => {
+                    t.len = t.len.min(self.tx_buf.len());
+                    self.tx_pending = Some(t);
+                }
                 None => return false,
             }
         }

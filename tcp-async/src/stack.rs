@@ -58,12 +58,14 @@ impl fmt::Debug for Stack {
 pub struct Builder<D> {
     device: D,
     config: Config,
+    offloads: bool,
 }
 
 impl<D: Device> fmt::Debug for Builder<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("config", &self.config)
+            .field("offloads", &self.offloads)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +78,17 @@ impl<D: Device> Builder<D> {
         self
     }
 
+    /// Use the device's [`Offloads`](crate::device::Offloads) (default
+    /// `true`): TCP super-packets to a device with segmentation offload,
+    /// checksums the device vouches for not checked again. `false` makes
+    /// the driver treat the device as a plain one (packets of up to the MTU
+    /// out, every checksum checked); a TUN opened with offloads may still
+    /// deliver super-packets, which the stack accepts either way.
+    pub fn offloads(mut self, offloads: bool) -> Self {
+        self.offloads = offloads;
+        self
+    }
+
     /// Starts the driver task on the current Tokio runtime.
     ///
     /// # Errors
@@ -83,7 +96,11 @@ impl<D: Device> Builder<D> {
     /// `InvalidInput` if the configuration has no address; `Other` if called
     /// outside a Tokio runtime.
     pub fn build(self) -> io::Result<Stack> {
-        let Builder { device, mut config } = self;
+        let Builder {
+            device,
+            mut config,
+            offloads,
+        } = self;
         if config.addrs.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -93,7 +110,7 @@ impl<D: Device> Builder<D> {
         config.mtu = config.mtu.min(device.mtu());
         let handle = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let driver = Driver::new(device, config.clone(), cmd_rx);
+        let driver = Driver::new(device, config.clone(), offloads, cmd_rx);
         handle.spawn(driver.run());
         Ok(Stack {
             inner: Arc::new(Inner { cmd_tx, config }),
@@ -107,6 +124,7 @@ impl Stack {
         Builder {
             device,
             config: Config::default(),
+            offloads: true,
         }
     }
 

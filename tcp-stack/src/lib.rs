@@ -87,6 +87,6 @@ pub use buffer::{BufferFactory, RecvBuffer, SendBuffer, VecRecvBuffer, VecSendBu
 pub use config::{Config, CongestionControl};
 pub use error::{Error, Result};
 pub use seq::SeqNum;
-pub use stack::{SockOpt, Stack, Stats, TcpInfo};
+pub use stack::{RxMeta, SockOpt, Stack, Stats, TcpInfo, Transmit};
 pub use state::{ConnId, Event, ListenerId, State};
 pub use time::{Duration, Instant};

@@ -9,7 +9,7 @@ use crate::rng::Rng;
 use crate::seq::SeqNum;
 use crate::state::{ConnId, Event, ListenerId, State};
 use crate::time::{Duration, Instant};
-use crate::wire::tcp::fill_checksum;
+use crate::wire::tcp::{fill_checksum, fill_partial_checksum};
 use crate::wire::{
     IcmpRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpOptions, TcpRepr, WireError,
 };
@@ -50,6 +50,33 @@ pub struct Stats {
     pub icmp_echo_replies: u64,
     pub connections_opened: u64,
     pub connections_accepted: u64,
+}
+
+/// What the device knows about a received datagram
+/// ([`Stack::handle_packet_meta`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// Skip the TCP checksum check: the device verified it, or the packet
+    /// never crossed a wire (a Linux TUN's "checksum partial" packet, made
+    /// by the local kernel, whose checksum field holds only the
+    /// pseudo-header sum). The IPv4 header checksum is still checked (20
+    /// bytes, always complete).
+    pub checksum_verified: bool,
+}
+
+/// One datagram written by [`Stack::poll_transmit_gso`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Bytes of the IPv4 datagram.
+    pub len: usize,
+    /// `Some(n)`: a TCP super-segment (TSO/GSO) to be cut into parts of `n`
+    /// payload bytes (the last part may be shorter), each with a copy of
+    /// the IP and TCP headers, as a NIC or the Linux kernel does it. Its IP
+    /// total length covers the whole super-segment; its TCP checksum field
+    /// holds the pseudo-header sum over the whole TCP length, folded and not
+    /// complemented (Linux `CHECKSUM_PARTIAL`), for whoever cuts it to
+    /// complete per part. `None`: an ordinary datagram, checksums complete.
+    pub segment_size: Option<u16>,
 }
 
 /// A `tcp_info`-like snapshot of one connection.
@@ -406,6 +433,8 @@ impl Stack {
                 cfg: &self.cfg,
                 stats: &mut self.stats,
                 challenge: &mut self.challenge,
+                gso: false,
+                gso_size: None,
             },
             &mut self.slots,
         )
@@ -419,6 +448,14 @@ impl Stack {
 
     /// Processes one IPv4 datagram. Bad input is dropped and counted in [`Stats`].
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet_meta(now, packet, RxMeta::default());
+    }
+
+    /// [`handle_packet`](Stack::handle_packet) with what the device knows
+    /// about the datagram. A TCP segment may be larger than the MSS (a
+    /// GRO/TSO super-segment of up to 64 KB from a device with offloads):
+    /// it is handled as one segment.
+    pub fn handle_packet_meta(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
         self.stats.packets_in += 1;
         let ip = match Ipv4Packet::new_checked(packet) {
             Ok(p) => p,
@@ -437,7 +474,10 @@ impl Stack {
         }
         let payload = ip.payload();
         match repr.protocol {
-            IpProtocol::Tcp => self.handle_tcp(now, &repr, payload),
+            IpProtocol::Tcp => {
+                let verify = self.cfg.verify_checksums && !meta.checksum_verified;
+                self.handle_tcp(now, &repr, payload, verify)
+            }
             IpProtocol::Icmp => self.handle_icmp(now, &repr, payload),
             _ => self.stats.drop_protocol += 1,
         }
@@ -452,8 +492,8 @@ impl Stack {
         }
     }
 
-    fn handle_tcp(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8]) {
-        let (tcp, data) = match TcpRepr::parse(payload, ip.src, ip.dst, self.cfg.verify_checksums) {
+    fn handle_tcp(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8], verify: bool) {
+        let (tcp, data) = match TcpRepr::parse(payload, ip.src, ip.dst, verify) {
             Ok(x) => x,
             Err(e) => return self.count_drop(e),
         };
@@ -575,6 +615,8 @@ impl Stack {
             cfg: &self.cfg,
             stats: &mut self.stats,
             challenge: &mut self.challenge,
+            gso: false,
+            gso_size: None,
         };
         conn.open_passive(&mut env, seg, ListenerId(lidx));
         let id = self.insert(conn, false);
@@ -810,17 +852,43 @@ impl Stack {
     /// recommended) and returns its length, or `None` if nothing is due.
     /// Connections take turns, one segment each.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.transmit(now, buf, false).map(|t| t.len)
+    }
+
+    /// [`poll_transmit`](Stack::poll_transmit) for a device with TCP
+    /// segmentation offload: new in-order data may go as one super-segment
+    /// of several full-MSS parts (see [`Transmit::segment_size`]) filling
+    /// `buf` up to 65535 bytes, within the congestion and peer windows and
+    /// Nagle's rule. Retransmissions, probes, SYN/RST and segments with CWR
+    /// stay single segments. With a `buf` of at most `mtu` bytes this is
+    /// `poll_transmit`.
+    pub fn poll_transmit_gso(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.transmit(now, buf, true)
+    }
+
+    fn transmit(&mut self, now: Instant, buf: &mut [u8], gso: bool) -> Option<Transmit> {
+        let plain = |len| {
+            Some(Transmit {
+                len,
+                segment_size: None,
+            })
+        };
         if let Some(pkt) = self.control.front() {
             if pkt.len() <= buf.len() {
                 let pkt = self.control.pop_front()?;
                 buf[..pkt.len()].copy_from_slice(&pkt);
                 self.stats.packets_out += 1;
-                return Some(pkt.len());
+                return plain(pkt.len());
             }
             // Caller's buffer too small: drop it rather than wedge the queue.
             self.control.pop_front();
         }
-        let limit = buf.len().min(self.cfg.mtu);
+        let limit = if gso && buf.len() > self.cfg.mtu {
+            buf.len().min(usize::from(u16::MAX))
+        } else {
+            buf.len().min(self.cfg.mtu)
+        };
+        let gso = limit > self.cfg.mtu;
         if limit < Ipv4Repr::HEADER_LEN + 60 {
             return None;
         }
@@ -833,11 +901,13 @@ impl Stack {
             }
             slot.in_dirty = false;
             let (mut env, slots) = self.env_parts(now);
+            env.gso = gso;
             let Some(conn) = slots[id.index as usize].conn.as_deref_mut() else {
                 continue;
             };
             let seg_buf = &mut buf[Ipv4Repr::HEADER_LEN..limit];
             let produced = conn.poll_segment(&mut env, seg_buf);
+            let segment_size = env.gso_size;
             match produced {
                 Some(n) => {
                     let (src, dst, ttl) = (*conn.local.ip(), *conn.remote.ip(), conn.opts.ttl);
@@ -850,10 +920,22 @@ impl Stack {
                     if tos != 0 {
                         set_ecn(buf, tos);
                     }
+                    let len = Ipv4Repr::HEADER_LEN + n;
                     self.stats.packets_out += 1;
+                    if let Some(size) = segment_size {
+                        let segment = &mut buf[Ipv4Repr::HEADER_LEN..len];
+                        fill_partial_checksum(segment, src, dst);
+                        // Count the datagrams the super-segment becomes.
+                        let hl = usize::from(segment[12] >> 4) * 4;
+                        let parts = (n - hl).div_ceil(usize::from(size));
+                        self.stats.packets_out += parts as u64 - 1;
+                        // The parts take consecutive IP ids (Linux GSO).
+                        let extra = u16::try_from(parts - 1).unwrap_or(u16::MAX);
+                        self.ip_ident = self.ip_ident.wrapping_add(extra);
+                    }
                     // Round robin: back of the queue if it has more.
                     self.after(id, true);
-                    return Some(Ipv4Repr::HEADER_LEN + n);
+                    return Some(Transmit { len, segment_size });
                 }
                 None => self.after(id, false),
             }

@@ -286,3 +286,68 @@ pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: c_int) -> io::Result
     let n = cvt(unsafe { libc::poll(&mut pfd, 1, timeout_ms) })?;
     Ok(n > 0 && pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0)
 }
+
+/// `TUNSETVNETHDRSZ`: the size of the virtio-net header in front of every
+/// packet (only meaningful with `IFF_VNET_HDR`).
+pub(crate) fn tun_set_vnet_hdr_sz(fd: BorrowedFd<'_>, size: c_int) -> io::Result<()> {
+    // SAFETY: `fd` is a live TUN descriptor; the request reads one `int`
+    // through the pointer, which points to a live local for the call.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETVNETHDRSZ, &size as *const c_int) })
+        .map(drop)
+}
+
+/// `TUNSETVNETLE`: little-endian virtio-net header fields (1) or the
+/// default legacy rule, host byte order (0).
+pub(crate) fn tun_set_vnet_le(fd: BorrowedFd<'_>, le: bool) -> io::Result<()> {
+    let arg = c_int::from(le);
+    // SAFETY: as for `tun_set_vnet_hdr_sz`: one `int` read through a
+    // pointer to a live local.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETVNETLE, &arg as *const c_int) }).map(drop)
+}
+
+/// `TUNSETOFFLOAD`: which `TUN_F_*` offloads the kernel may hand us
+/// (checksum-partial packets, TSO super-packets).
+pub(crate) fn tun_set_offload(fd: BorrowedFd<'_>, flags: libc::c_uint) -> io::Result<()> {
+    // TUNSETOFFLOAD takes its argument by value, not through a pointer.
+    let arg = c_ulong::from(flags);
+    // SAFETY: `fd` is a live TUN descriptor; the request takes an integer
+    // argument and dereferences no memory of ours.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD, arg) }).map(drop)
+}
+
+/// `readv(2)` into a header buffer then a packet buffer; returns the total
+/// bytes read (header included).
+pub(crate) fn read2(fd: BorrowedFd<'_>, head: &mut [u8], body: &mut [u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec {
+            iov_base: head.as_mut_ptr() as *mut c_void,
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: body.as_mut_ptr() as *mut c_void,
+            iov_len: body.len(),
+        },
+    ];
+    // SAFETY: both iovecs describe buffers valid for writes of their
+    // lengths for the whole call (exclusive borrows), `iov` holds exactly
+    // 2 entries, and `fd` is a live descriptor.
+    cvt_size(unsafe { libc::readv(fd.as_raw_fd(), iov.as_ptr(), 2) })
+}
+
+/// `writev(2)` of a header then a packet; returns the total bytes written.
+pub(crate) fn write2(fd: BorrowedFd<'_>, head: &[u8], body: &[u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec {
+            iov_base: head.as_ptr() as *mut c_void,
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: body.as_ptr() as *mut c_void,
+            iov_len: body.len(),
+        },
+    ];
+    // SAFETY: both iovecs describe buffers valid for reads of their lengths
+    // for the whole call (the kernel only reads through them despite the
+    // `*mut` in `iovec`), `iov` holds 2 entries, `fd` is live.
+    cvt_size(unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), 2) })
+}

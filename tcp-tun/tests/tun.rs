@@ -630,3 +630,73 @@ fn short_buffer_truncates_the_packet() {
     }));
     assert!(found);
 }
+
+/// With offloads, packets carry a virtio-net header both ways: the kernel's
+/// UDP comes checksum-partial (it never crossed a wire), and a plain header
+/// in front of our complete packet is accepted.
+#[test]
+fn offload_device_exchanges_udp_with_vnet_headers() {
+    let name = unique_name();
+    let net = reserve_subnet();
+    let Some(tun) = build_or_skip(
+        TunBuilder::new()
+            .name(&name)
+            .address(net.kernel(), 24)
+            .offload(true)
+            .up(true),
+    ) else {
+        return;
+    };
+    assert!(tun.has_offload());
+    let sock = UdpSocket::bind((net.kernel(), 0)).unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let payload = b"kernel to tun, offloaded";
+    sock.send_to(payload, (net.peer(), 9999)).unwrap();
+
+    let deadline = Instant::now() + TIMEOUT;
+    let mut buf = vec![0u8; tcp_tun::MAX_PACKET];
+    let (hdr, packet) = loop {
+        match tun.recv_vnet(&mut buf) {
+            Ok((hdr, n)) => {
+                if matches!(parse_ipv4(&buf[..n]), Some((_, dst, 17, _)) if dst == net.peer()) {
+                    break (hdr, buf[..n].to_vec());
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "no UDP packet from the kernel");
+                sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("recv_vnet: {e}"),
+        }
+    };
+    let (_, _, _, udp) = parse_ipv4(&packet).unwrap();
+    assert_eq!(&udp[8..], payload);
+    assert!(!hdr.is_gso(), "{hdr:?}");
+    if hdr.needs_csum() {
+        assert_eq!(usize::from(hdr.csum_start), packet.len() - udp.len());
+        assert_eq!(hdr.csum_offset, 6, "UDP checksum field");
+    }
+
+    let dst = SocketAddrV4::new(net.kernel(), sock.local_addr().unwrap().port());
+    let src = SocketAddrV4::new(net.peer(), 40000);
+    let out = udp_packet(src, dst, b"tun to kernel, offloaded");
+    assert_eq!(
+        tun.send_vnet(&tcp_tun::VirtioNetHdr::plain(), &out)
+            .unwrap(),
+        out.len()
+    );
+    let mut rbuf = [0u8; 1500];
+    let mut got = None;
+    assert!(
+        eventually(|| match sock.recv_from(&mut rbuf) {
+            Ok((n, _)) => {
+                got = Some(rbuf[..n].to_vec());
+                true
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+            Err(e) => panic!("recv_from: {e}"),
+        }),
+        "kernel socket did not receive the datagram written with a vnet header"
+    );
+    assert_eq!(got.unwrap(), b"tun to kernel, offloaded");
+}

@@ -101,6 +101,15 @@ pub fn kernel_net_with<F>(wrap: F) -> Option<KernelNet>
 where
     F: FnOnce(tcp_async::device::tun::TunDevice) -> io::Result<Stackable>,
 {
+    kernel_net_opts(true, wrap)
+}
+
+/// [`kernel_net_with`] choosing whether the TUN has offloads (checksum,
+/// TSO; the default is on).
+pub fn kernel_net_opts<F>(offload: bool, wrap: F) -> Option<KernelNet>
+where
+    F: FnOnce(tcp_async::device::tun::TunDevice) -> io::Result<Stackable>,
+{
     if skip_reason().is_some() {
         return None;
     }
@@ -110,7 +119,7 @@ where
     assert!(name.len() < 16, "TUN name too long: {name}");
     let kernel = Ipv4Addr::new(10, 210, octet, 1);
     let ours = Ipv4Addr::new(10, 210, octet, 2);
-    let tun = device::open_tun(&name, Some(kernel), 24, MTU)
+    let tun = device::open_tun_with(&name, Some(kernel), 24, MTU, offload)
         .unwrap_or_else(|e| panic!("creating TUN {name}: {e}"));
     let config = Config {
         mtu: MTU,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use super::Device;
+use super::{Device, Offloads, RxChecksum, RxPacket};
 
 /// Which packets a [`FaultInjector`] applies its faults to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -485,6 +485,59 @@ impl<D: Device> Device for FaultInjector<D> {
 
     fn mtu(&self) -> usize {
         self.inner.mtu()
+    }
+
+    /// The inner device's offloads in the directions without faults. Faults
+    /// act on whole packets with complete checksums, so that a corrupted
+    /// packet is caught by the stack: with receive faults nothing is
+    /// vouched for (the inner device completes partial checksums in plain
+    /// `poll_recv`), with send faults no super-packets are taken.
+    fn offloads(&self) -> Offloads {
+        let inner = self.inner.offloads();
+        Offloads {
+            rx_max: if self.faults.apply_to.includes(Direction::Recv) {
+                0
+            } else {
+                inner.rx_max
+            },
+            tso_max: if self.faults.apply_to.includes(Direction::Send) {
+                0
+            } else {
+                inner.tso_max
+            },
+        }
+    }
+
+    fn poll_recv_meta(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<RxPacket>> {
+        if self.faults.apply_to.includes(Direction::Recv) {
+            return self.poll_recv(cx, buf).map_ok(|len| RxPacket {
+                len,
+                checksum: RxChecksum::Unverified,
+            });
+        }
+        // Held packets of the send direction still need the timer serviced.
+        self.service(cx);
+        self.inner.poll_recv_meta(cx, buf)
+    }
+
+    fn poll_send_gso(
+        &mut self,
+        cx: &mut Context<'_>,
+        packet: &[u8],
+        segment_size: u16,
+    ) -> Poll<io::Result<()>> {
+        if self.faults.apply_to.includes(Direction::Send) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a fault injector on the send path takes no super-packets",
+            )));
+        }
+        self.service(cx);
+        self.inner.poll_send_gso(cx, packet, segment_size)
     }
 }
 

@@ -33,10 +33,63 @@ pub use pcap::PcapWriter;
 use std::io;
 use std::task::{Context, Poll};
 
+/// What a device does beyond moving packets of at most [`Device::mtu`]
+/// bytes with complete checksums (the default: nothing).
+///
+/// Like a NIC's offloads, these are about packets, never connections: a
+/// device may look at IP and TCP header lengths, nothing more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offloads {
+    /// [`Device::poll_recv_meta`] reports checksums the device verified or
+    /// that are partial (see [`RxChecksum`]), and may deliver TCP/IPv4
+    /// super-packets larger than the MTU (GRO, or TSO of a local sender),
+    /// up to this many bytes. 0: neither.
+    pub rx_max: usize,
+    /// [`Device::poll_send_gso`] takes TCP/IPv4 super-packets up to this
+    /// many bytes and cuts them into segments of the given payload size
+    /// (TSO). 0: not supported.
+    pub tso_max: usize,
+}
+
+/// The state of a received packet's transport checksum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// Not checked: the stack verifies it.
+    #[default]
+    Unverified,
+    /// The device verified it.
+    Verified,
+    /// Partial ("needs checksum"): the packet comes from the local host's
+    /// own stack and never crossed a wire, so it cannot have been
+    /// corrupted in transit; the checksum field holds only the pseudo-header
+    /// sum. Linux hands such packets through a TUN with offloads. To be
+    /// treated as verified.
+    Partial,
+}
+
+impl RxChecksum {
+    /// Whether the stack may skip the check ([`Verified`](Self::Verified)
+    /// or [`Partial`](Self::Partial)).
+    pub fn is_trusted(self) -> bool {
+        self != RxChecksum::Unverified
+    }
+}
+
+/// A packet received by [`Device::poll_recv_meta`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxPacket {
+    /// Bytes written to the buffer.
+    pub len: usize,
+    /// Its checksum state.
+    pub checksum: RxChecksum,
+}
+
 /// A network device that carries IP packets.
 ///
-/// The driver calls both methods from its one task; each returns `Pending`
-/// only after arranging for that task to be woken.
+/// The driver calls these methods from its one task; each returns `Pending`
+/// only after arranging for that task to be woken. The offload methods have
+/// defaults, so a device that moves plain packets implements only
+/// `poll_recv`, `poll_send` and `mtu`.
 pub trait Device: Send + 'static {
     /// Receives one IP packet into `buf`; Pending (waker registered) when none is ready.
     ///
@@ -48,6 +101,42 @@ pub trait Device: Send + 'static {
 
     /// Largest IP packet the device carries.
     fn mtu(&self) -> usize;
+
+    /// The offloads this device supports (default: none).
+    fn offloads(&self) -> Offloads {
+        Offloads::default()
+    }
+
+    /// [`poll_recv`](Self::poll_recv) with the packet's checksum state.
+    /// The default reports [`RxChecksum::Unverified`]. Plain `poll_recv`
+    /// always delivers complete checksums, even on a device with offloads.
+    fn poll_recv_meta(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<RxPacket>> {
+        self.poll_recv(cx, buf).map_ok(|len| RxPacket {
+            len,
+            checksum: RxChecksum::Unverified,
+        })
+    }
+
+    /// Sends a TCP/IPv4 super-packet (see `tcp_stack::Transmit`) to be cut
+    /// into segments of `segment_size` payload bytes; its TCP checksum field
+    /// holds the pseudo-header sum. Only called when
+    /// [`offloads`](Self::offloads) advertises `tso_max`; the default fails
+    /// with `Unsupported`.
+    fn poll_send_gso(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _packet: &[u8],
+        _segment_size: u16,
+    ) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this device has no segmentation offload",
+        )))
+    }
 }
 
 impl<D: Device + ?Sized> Device for Box<D> {
@@ -61,6 +150,27 @@ impl<D: Device + ?Sized> Device for Box<D> {
 
     fn mtu(&self) -> usize {
         (**self).mtu()
+    }
+
+    fn offloads(&self) -> Offloads {
+        (**self).offloads()
+    }
+
+    fn poll_recv_meta(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<RxPacket>> {
+        (**self).poll_recv_meta(cx, buf)
+    }
+
+    fn poll_send_gso(
+        &mut self,
+        cx: &mut Context<'_>,
+        packet: &[u8],
+        segment_size: u16,
+    ) -> Poll<io::Result<()>> {
+        (**self).poll_send_gso(cx, packet, segment_size)
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::Device;
+use super::{Device, Offloads, RxPacket};
 
 /// Classic pcap: magic, version 2.4, microsecond timestamps.
 const MAGIC: u32 = 0xa1b2_c3d4;
@@ -142,6 +142,40 @@ impl<D: Device> Device for PcapWriter<D> {
 
     fn mtu(&self) -> usize {
         self.inner.mtu()
+    }
+
+    fn offloads(&self) -> Offloads {
+        self.inner.offloads()
+    }
+
+    /// Records the packet as received: a super-packet as one record larger
+    /// than the MTU, a partial checksum as is (Wireshark flags it bad), as
+    /// `tcpdump` on the interface shows them.
+    fn poll_recv_meta(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<RxPacket>> {
+        let res = self.inner.poll_recv_meta(cx, buf);
+        if let Poll::Ready(Ok(p)) = res {
+            self.record(&buf[..p.len]);
+        }
+        res
+    }
+
+    /// Records the super-packet as one record, before segmentation, with
+    /// its partial checksum (as `tcpdump` on a TSO interface shows it).
+    fn poll_send_gso(
+        &mut self,
+        cx: &mut Context<'_>,
+        packet: &[u8],
+        segment_size: u16,
+    ) -> Poll<io::Result<()>> {
+        let res = self.inner.poll_send_gso(cx, packet, segment_size);
+        if let Poll::Ready(Ok(())) = res {
+            self.record(packet);
+        }
+        res
     }
 }
 

@@ -1,10 +1,31 @@
 //! [`TunDevice`]: a Linux TUN interface as a [`Device`].
 
-use super::Device;
+use super::{Device, Offloads, RxChecksum, RxPacket};
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use tcp_tun::Tun;
+use tcp_stack::wire::checksum;
+use tcp_tun::{Tun, VirtioNetHdr};
 use tokio::io::unix::AsyncFd;
+
+/// Largest packet a TUN with offloads exchanges (the IPv4 total length limit).
+const MAX_SUPER_PACKET: usize = 65535;
+
+/// Counters of a [`TunDevice`] opened with offloads, shared with whoever
+/// took them through [`TunDevice::counters`] (the device itself moves into
+/// the driver).
+#[derive(Debug, Default)]
+pub struct TunCounters {
+    /// Packets received larger than the MTU (GRO/TSO super-packets).
+    pub rx_super: AtomicU64,
+    /// Packets received with a partial checksum (vouched for, not checked).
+    pub rx_partial: AtomicU64,
+    /// Super-packets sent (`poll_send_gso`).
+    pub tx_super: AtomicU64,
+    /// Segments those super-packets hold.
+    pub tx_super_segments: AtomicU64,
+}
 
 /// A [`Device`] over a [`tcp_tun::Tun`] (non-blocking fd), driven by Tokio's
 /// readiness events.
@@ -27,10 +48,31 @@ use tokio::io::unix::AsyncFd;
 /// # drop(stack); Ok(())
 /// # }
 /// ```
+///
+/// # Offloads
+///
+/// On a [`Tun`] opened with [`tcp_tun::TunBuilder::offload`] every packet
+/// carries a [`VirtioNetHdr`], and the device advertises [`Offloads`] of
+/// 64 KB both ways:
+///
+/// - receive: a packet with `NEEDS_CSUM` comes from the local kernel's own
+///   stack and never crossed a wire, so nothing can have corrupted it; its
+///   checksum field holds only the pseudo-header sum. `poll_recv_meta`
+///   reports it as [`RxChecksum::Partial`] (`DATA_VALID` as
+///   [`RxChecksum::Verified`]) and the stack skips the check; plain
+///   `poll_recv` completes such checksums in software instead. Packets may
+///   be TSO super-packets larger than the MTU.
+/// - send: plain packets go with an all-zero header; `poll_send_gso` puts a
+///   `GSO_TCPV4` header in front (`gso_size` the segment size, `hdr_len`
+///   the IP + TCP header length, `NEEDS_CSUM` from the TCP header at
+///   offset 16, `GSO_ECN` if CWR is set) and the kernel segments it, or
+///   delivers it whole to its own TCP, like a GRO packet.
 #[derive(Debug)]
 pub struct TunDevice {
     fd: AsyncFd<Tun>,
     mtu: usize,
+    offload: bool,
+    counters: Arc<TunCounters>,
 }
 
 impl TunDevice {
@@ -46,8 +88,80 @@ impl TunDevice {
         // SAFETY: `Tun` owns its packet fd (an `OwnedFd` closed only when
         // the `Tun` drops) and `as_raw_fd` always returns that same fd, so
         // it stays open and unchanged for the `AsyncFd`'s whole life.
+        let offload = tun.has_offload();
         let fd = unsafe { AsyncFd::register(tun) }.map_err(io::Error::from)?;
-        Ok(TunDevice { fd, mtu })
+        Ok(TunDevice {
+            fd,
+            mtu,
+            offload,
+            counters: Arc::default(),
+        })
+    }
+
+    /// The offload counters (all zero without offloads).
+    pub fn counters(&self) -> Arc<TunCounters> {
+        self.counters.clone()
+    }
+
+    /// Reads one packet: with offloads its header, else a plain header.
+    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(VirtioNetHdr, usize)> {
+        let tun = self.fd.get_ref();
+        if self.offload {
+            let (hdr, len) = tun.recv_vnet(buf)?;
+            if len > self.mtu {
+                self.counters.rx_super.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok((hdr, len))
+        } else {
+            Ok((VirtioNetHdr::plain(), tun.recv(buf)?))
+        }
+    }
+
+    fn poll_recv_hdr(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(VirtioNetHdr, usize)>> {
+        loop {
+            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
+            // `try_io` clears the readiness on `WouldBlock`: poll again.
+            let this = &*self;
+            if let Ok(result) = guard.try_io(|_| this.recv_one(buf)) {
+                return Poll::Ready(result);
+            }
+        }
+    }
+
+    /// Writes one packet (with `hdr` when opened with offloads).
+    fn send_one(&self, hdr: &VirtioNetHdr, packet: &[u8]) -> io::Result<usize> {
+        let tun = self.fd.get_ref();
+        if self.offload {
+            tun.send_vnet(hdr, packet)
+        } else {
+            tun.send(packet)
+        }
+    }
+
+    fn poll_send_hdr(
+        &mut self,
+        cx: &mut Context<'_>,
+        hdr: &VirtioNetHdr,
+        packet: &[u8],
+    ) -> Poll<io::Result<()>> {
+        // A TUN write almost never blocks (the kernel takes the packet into
+        // its receive path at once), so write first and consult the reactor
+        // only after `WouldBlock`: no readiness bookkeeping per packet.
+        match self.send_one(hdr, packet) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            result => return Poll::Ready(result.map(drop)),
+        }
+        loop {
+            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
+            let this = &*self;
+            if let Ok(result) = guard.try_io(|_| this.send_one(hdr, packet)) {
+                return Poll::Ready(result.map(drop));
+            }
+        }
     }
 
     /// The TUN device.
@@ -61,34 +175,182 @@ impl TunDevice {
     }
 }
 
+/// Completes a partial checksum (`NEEDS_CSUM`) in software: the sum from
+/// `csum_start` to the end, with the pseudo-header sum already in the
+/// field, complemented (what a NIC does on transmit). Out-of-range offsets
+/// leave the packet alone (the stack then drops it as corrupt).
+fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) {
+    let start = usize::from(hdr.csum_start);
+    let field = start + usize::from(hdr.csum_offset);
+    if field + 2 > packet.len() {
+        return;
+    }
+    let sum = checksum::checksum(&packet[start..]);
+    packet[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// The virtio-net header of a TCP/IPv4 super-packet, from its header
+/// lengths (all a NIC looks at); `None` if the packet is not one.
+fn gso_header(packet: &[u8], segment_size: u16) -> Option<VirtioNetHdr> {
+    let first = *packet.first()?;
+    if first >> 4 != 4 || packet.get(9) != Some(&6) {
+        return None;
+    }
+    let ihl = usize::from(first & 0x0f) * 4;
+    let thl = usize::from(packet.get(ihl + 12)? >> 4) * 4;
+    if ihl < 20 || thl < 20 || packet.len() < ihl + thl {
+        return None;
+    }
+    let mut hdr = VirtioNetHdr::tcpv4_gso(ihl as u16, thl as u16, segment_size);
+    const CWR: u8 = 0x80;
+    if packet[ihl + 13] & CWR != 0 {
+        hdr.gso_type |= VirtioNetHdr::GSO_ECN;
+    }
+    Some(hdr)
+}
+
 impl Device for TunDevice {
     fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        loop {
-            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
-            // `try_io` clears the readiness on `WouldBlock`: poll again.
-            if let Ok(result) = guard.try_io(|tun| tun.get_ref().recv(buf)) {
-                return Poll::Ready(result);
-            }
+        let (hdr, len) = ready!(self.poll_recv_hdr(cx, buf))?;
+        if hdr.needs_csum() {
+            complete_checksum(&hdr, &mut buf[..len]);
         }
+        Poll::Ready(Ok(len))
     }
 
     fn poll_send(&mut self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
-        // A TUN write almost never blocks (the kernel takes the packet into
-        // its receive path at once), so write first and consult the reactor
-        // only after `WouldBlock`: no readiness bookkeeping per packet.
-        match self.fd.get_ref().send(packet) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            result => return Poll::Ready(result.map(drop)),
-        }
-        loop {
-            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
-            if let Ok(result) = guard.try_io(|tun| tun.get_ref().send(packet)) {
-                return Poll::Ready(result.map(drop));
-            }
-        }
+        self.poll_send_hdr(cx, &VirtioNetHdr::plain(), packet)
     }
 
     fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    fn offloads(&self) -> Offloads {
+        if self.offload {
+            Offloads {
+                rx_max: MAX_SUPER_PACKET,
+                tso_max: MAX_SUPER_PACKET,
+            }
+        } else {
+            Offloads::default()
+        }
+    }
+
+    fn poll_recv_meta(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<RxPacket>> {
+        let (hdr, len) = ready!(self.poll_recv_hdr(cx, buf))?;
+        let checksum = if hdr.needs_csum() {
+            self.counters.rx_partial.fetch_add(1, Ordering::Relaxed);
+            RxChecksum::Partial
+        } else if hdr.data_valid() {
+            RxChecksum::Verified
+        } else {
+            RxChecksum::Unverified
+        };
+        Poll::Ready(Ok(RxPacket { len, checksum }))
+    }
+
+    fn poll_send_gso(
+        &mut self,
+        cx: &mut Context<'_>,
+        packet: &[u8],
+        segment_size: u16,
+    ) -> Poll<io::Result<()>> {
+        let hdr = match gso_header(packet, segment_size) {
+            Some(hdr) if self.offload => hdr,
+            _ => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a TCP/IPv4 super-packet, or the TUN has no offloads",
+                )))
+            }
+        };
+        let res = ready!(self.poll_send_hdr(cx, &hdr, packet));
+        if res.is_ok() {
+            let payload = packet.len() - usize::from(hdr.hdr_len);
+            let c = &self.counters;
+            c.tx_super.fetch_add(1, Ordering::Relaxed);
+            let segs = payload.div_ceil(usize::from(segment_size.max(1)));
+            c.tx_super_segments
+                .fetch_add(segs as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use tcp_stack::wire::tcp::{fill_checksum, fill_partial_checksum};
+
+    /// An IPv4/TCP packet with a 32-byte TCP header and `payload` bytes.
+    fn tcp_packet(payload: usize, flags: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 20 + 32 + payload];
+        p[0] = 0x45;
+        let total = p.len() as u16;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        p[32] = 8 << 4;
+        p[33] = flags;
+        for (i, b) in p[52..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        p
+    }
+
+    #[test]
+    fn gso_header_from_header_lengths() {
+        let p = tcp_packet(5000, 0x10);
+        let h = gso_header(&p, 1448).unwrap();
+        assert_eq!(h, VirtioNetHdr::tcpv4_gso(20, 32, 1448));
+        assert_eq!(
+            (h.hdr_len, h.csum_start, h.csum_offset, h.gso_size),
+            (52, 20, 16, 1448)
+        );
+        assert_eq!(h.flags, VirtioNetHdr::NEEDS_CSUM);
+        let cwr = gso_header(&tcp_packet(5000, 0x90), 1448).unwrap();
+        assert_eq!(
+            cwr.gso_type,
+            VirtioNetHdr::GSO_TCPV4 | VirtioNetHdr::GSO_ECN
+        );
+        let mut udp = p.clone();
+        udp[9] = 17;
+        assert_eq!(gso_header(&udp, 1448), None);
+        assert_eq!(gso_header(&p[..40], 1448), None);
+        assert_eq!(gso_header(&[], 1448), None);
+    }
+
+    #[test]
+    fn partial_checksum_is_completed_in_software() {
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let mut full = tcp_packet(999, 0x18);
+        fill_checksum(&mut full[20..], src, dst);
+        let mut partial = full.clone();
+        fill_partial_checksum(&mut partial[20..], src, dst);
+        assert_ne!(partial, full);
+        let hdr = VirtioNetHdr {
+            flags: VirtioNetHdr::NEEDS_CSUM,
+            csum_start: 20,
+            csum_offset: 16,
+            ..VirtioNetHdr::plain()
+        };
+        complete_checksum(&hdr, &mut partial);
+        assert_eq!(partial, full);
+        // Offsets past the end are left alone.
+        let bad = VirtioNetHdr {
+            csum_start: 2000,
+            ..hdr
+        };
+        let before = partial.clone();
+        complete_checksum(&bad, &mut partial);
+        assert_eq!(partial, before);
     }
 }

@@ -779,10 +779,13 @@ impl Conn {
             // Estimate the peer's segment size from the largest segment seen
             // (Linux's rcv_mss); only full-sized segments count toward the
             // every-second-segment rule, smaller ones wait for the timer.
+            // A super-segment (GRO/TSO, larger than the MSS) counts as
+            // the full-sized segments it holds.
             self.rcv_mss = self.rcv_mss.max(stored.min(self.our_mss));
-            if stored >= self.rcv_mss {
-                self.unacked_segments += 1;
-            }
+            let full = stored / self.rcv_mss.max(1);
+            self.unacked_segments = self
+                .unacked_segments
+                .saturating_add(u32::try_from(full).unwrap_or(u32::MAX));
             if self.unacked_segments >= 2 {
                 self.ack_now = true;
             } else {

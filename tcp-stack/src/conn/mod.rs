@@ -6,6 +6,7 @@
 //! [`Stack`](crate::Stack) demultiplexes, and hands it an [`Env`] with the
 //! clock and the stack-wide limits.
 
+mod gso;
 mod input;
 mod output;
 mod rack;
@@ -41,6 +42,11 @@ pub(crate) struct Env<'a> {
     pub cfg: &'a Config,
     pub stats: &'a mut Stats,
     pub challenge: &'a mut RateLimiter,
+    /// In: new data may go as one super-segment of several MSS-sized parts
+    /// (see `Stack::poll_transmit_gso`).
+    pub gso: bool,
+    /// Out: the part size of the super-segment just produced, if it was one.
+    pub gso_size: Option<u16>,
 }
 
 /// RFC 5961 7: a stack-wide limit on challenge ACKs per second.

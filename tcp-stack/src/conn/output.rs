@@ -257,7 +257,9 @@ impl Conn {
         };
         let is_retx = self.snd_nxt.diff(self.snd_max) < 0;
         let probe = std::mem::take(&mut self.probe_pending);
-        let mut len = unsent.min(room).min(wnd_avail).min(cwnd_avail);
+        let single = is_retx || probe || self.probe_new_data || sack_recovery;
+        let max_len = self.gso_room(env, room, options.len(), buf.len(), single);
+        let mut len = unsent.min(max_len).min(wnd_avail).min(cwnd_avail);
         if is_retx {
             // Do not run into data the peer already holds.
             if let Some(next) = self.sent.next_sacked_after(self.snd_nxt) {
@@ -267,6 +269,7 @@ impl Conn {
         if probe && len == 0 && unsent > 0 && in_flight == 0 {
             return Some(self.send_window_probe(env, buf, sent));
         }
+        len = self.gso_trim(len, room, unsent, in_flight, fin_unsent);
         let fin = fin_unsent && len == unsent;
         // Sender silly window avoidance and Nagle (RFC 9293 3.8.6.2.1, RFC 1122 4.2.3.4).
         let send = if len == 0 {
@@ -295,6 +298,7 @@ impl Conn {
         }
         let seq = self.snd_nxt;
         let n = self.emit_with(buf, seq, flags, sent, len, options);
+        self.gso_sent(env, len, room);
         if is_retx {
             self.stats.retransmits += 1;
             env.stats.retransmits += 1;

@@ -567,6 +567,21 @@ pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
     segment[field::CHECKSUM].copy_from_slice(&checksum::finish(s).to_be_bytes());
 }
 
+/// Writes the "checksum partial" form into a TCP segment's checksum field:
+/// the pseudo-header sum over the whole segment length, folded but not
+/// complemented (Linux `CHECKSUM_PARTIAL`, virtio `NEEDS_CSUM`). Adding the
+/// one's complement sum of the segment (this field included) and
+/// complementing gives the real checksum; a segmentation offload does that
+/// per part after fixing the length.
+pub fn fill_partial_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    if segment.len() < MIN_HEADER_LEN {
+        return;
+    }
+    let pseudo = checksum::pseudo_header(src, dst, TCP_PROTOCOL, segment.len() as u32);
+    let folded = !checksum::finish(pseudo);
+    segment[field::CHECKSUM].copy_from_slice(&folded.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -954,6 +969,29 @@ mod tests {
         assert_eq!(a, sack(&[(1, 2)]));
         a.truncate(usize::MAX);
         assert_eq!(a.len(), 1);
+    }
+
+    #[test]
+    fn partial_checksum_completes_to_the_full_one() {
+        let mut seg = vec![0u8; 20];
+        TcpRepr {
+            src_port: 1,
+            dst_port: 2,
+            seq: SeqNum(7),
+            flags: TcpFlags::ACK,
+            window: 100,
+            ..TcpRepr::default()
+        }
+        .emit(&mut seg);
+        seg.extend_from_slice(b"some payload, odd length");
+        let mut full = seg.clone();
+        fill_checksum(&mut full, SYN_SRC, SYN_DST);
+        fill_partial_checksum(&mut seg, SYN_SRC, SYN_DST);
+        // What a NIC does with CHECKSUM_PARTIAL: sum from csum_start (the
+        // TCP header, partial sum in place) to the end, complement, store.
+        let done = checksum::checksum(&seg);
+        seg[16..18].copy_from_slice(&done.to_be_bytes());
+        assert_eq!(seg, full);
     }
 
     #[test]
