@@ -1623,14 +1623,14 @@ fn test_established_send_buffer_grows_when_the_application_fills_it() {
     // A small write, acknowledged: no growth.
     h.stack.send(h.id(), &[1u8; 100]).unwrap();
     let sent: usize = h.output().iter().map(|o| o.payload.len()).sum();
-    h.peer_ack = h.peer_ack + sent;
+    h.peer_ack += sent;
     h.send(TcpFlags::EMPTY, &[]);
     assert_eq!(cap(&h), 8192);
     // The application fills the buffer; the ACK of the first window lets
     // it grow to twice the (slow-start grown) window.
     assert_eq!(h.stack.send(h.id(), &[1u8; 20_000]), Ok(8192));
     let sent: usize = h.output().iter().map(|o| o.payload.len()).sum();
-    h.peer_ack = h.peer_ack + sent;
+    h.peer_ack += sent;
     h.send(TcpFlags::EMPTY, &[]);
     let cwnd = h.stack.info(h.id()).unwrap().cwnd;
     assert_eq!(cap(&h), 2 * cwnd);
