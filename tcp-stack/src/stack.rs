@@ -199,6 +199,9 @@ struct Listener {
     syn_queue: usize,
     accept_queue: VecDeque<ConnId>,
     in_events: bool,
+    /// Send and receive buffer sizes of the connections it accepts (the
+    /// configured ones unless set: [`Stack::set_listener_buffers`]).
+    buffers: (usize, usize),
 }
 
 #[derive(Clone, Copy)]
@@ -609,7 +612,8 @@ impl Stack {
             self.stats.drop_listen_overflow += 1;
             return;
         }
-        let (id_hint, mut conn) = self.new_conn(now, local, remote);
+        let buffers = l.buffers;
+        let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers);
         let mut env = Env {
             now,
             cfg: &self.cfg,
@@ -635,13 +639,12 @@ impl Stack {
         now: Instant,
         local: SocketAddrV4,
         remote: SocketAddrV4,
+        (send, recv): (usize, usize),
     ) -> (ConnId, Conn) {
         let iss = self.isn.isn(now, local, remote);
         let ts_offset = self.rng.next_u32();
         let id = self.next_id();
-        let (sb, rb) = self
-            .factory
-            .buffers(id, self.cfg.send_buffer, self.cfg.recv_buffer);
+        let (sb, rb) = self.factory.buffers(id, send, recv);
         let conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
         (id, conn)
     }
@@ -1102,6 +1105,7 @@ impl Stack {
             syn_queue: 0,
             accept_queue: VecDeque::new(),
             in_events: false,
+            buffers: (self.cfg.send_buffer, self.cfg.recv_buffer),
         };
         let idx = match self.listeners.iter().position(Option::is_none) {
             Some(i) => {
@@ -1184,6 +1188,20 @@ impl Stack {
         local: Option<SocketAddrV4>,
         remote: SocketAddrV4,
     ) -> crate::Result<ConnId> {
+        let buffers = (self.cfg.send_buffer, self.cfg.recv_buffer);
+        self.connect_with_buffers(now, local, remote, buffers)
+    }
+
+    /// [`connect`](Stack::connect) with send and receive buffers of the
+    /// given sizes instead of the configured ones (`SO_SNDBUF`/`SO_RCVBUF`
+    /// set before `connect`). The buffer factory is asked for them.
+    pub fn connect_with_buffers(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddrV4>,
+        remote: SocketAddrV4,
+        buffers: (usize, usize),
+    ) -> crate::Result<ConnId> {
         let rip = *remote.ip();
         if remote.port() == 0 || rip.is_unspecified() || rip.is_broadcast() || rip.is_multicast() {
             return Err(Error::InvalidInput);
@@ -1207,13 +1225,31 @@ impl Stack {
             }
             l
         };
-        let (id_hint, mut conn) = self.new_conn(now, local, remote);
+        let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers);
         conn.open_active();
         let id = self.insert(conn, true);
         debug_assert_eq!(id, id_hint);
         self.stats.connections_opened += 1;
         self.after(id, true);
         Ok(id)
+    }
+
+    /// Sets the send and receive buffer sizes of the connections
+    /// `listener` accepts from now on (`SO_SNDBUF`/`SO_RCVBUF` set on a
+    /// listening socket, which Linux passes on to accepted ones).
+    pub fn set_listener_buffers(
+        &mut self,
+        listener: ListenerId,
+        send: usize,
+        recv: usize,
+    ) -> crate::Result<()> {
+        match self.listeners.get_mut(listener.0 as usize) {
+            Some(Some(l)) => {
+                l.buffers = (send, recv);
+                Ok(())
+            }
+            _ => Err(Error::InvalidHandle),
+        }
     }
 
     /// SEND on a listening socket with a foreign socket given (RFC 9293

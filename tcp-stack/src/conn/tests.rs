@@ -1613,6 +1613,38 @@ fn test_established_sack_retransmits_several_holes() {
     assert_eq!(h.stack.stats().rto_expirations, 0);
 }
 
+/// Buffer sizes per listener and per active open (SO_SNDBUF/SO_RCVBUF set
+/// before listen or connect) reach the connections, and the windows they
+/// advertise.
+#[test]
+fn test_listen_and_connect_with_own_buffer_sizes() {
+    let mut h = socket_listen();
+    let lid = crate::ListenerId(0);
+    h.stack.set_listener_buffers(lid, 3000, 2000).unwrap();
+    assert_eq!(
+        h.stack.set_listener_buffers(crate::ListenerId(9), 1, 1),
+        Err(Error::InvalidHandle)
+    );
+    h.send_raw(h.peer_seq, None, TcpFlags::SYN, &[]);
+    let synack = h.expect_one();
+    assert_eq!(synack.tcp.window, 2000);
+    h.peer_seq += 1;
+    h.peer_ack = synack.tcp.seq + 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    let id = h.stack.accept(lid).unwrap();
+    assert_eq!(h.stack.send_buffer(id).unwrap().capacity(), 3000);
+    assert_eq!(h.stack.recv_buffer(id).unwrap().capacity(), 2000);
+
+    let mut h = Harness::new(config());
+    let local = SocketAddrV4::new(LOCAL_IP, 50000);
+    let id = h
+        .stack
+        .connect_with_buffers(h.now, Some(local), REMOTE, (5000, 1000))
+        .unwrap();
+    assert_eq!(h.expect_one().tcp.window, 1000);
+    assert_eq!(h.stack.send_buffer(id).unwrap().capacity(), 5000);
+}
+
 /// Send buffer auto-sizing: the buffer grows toward twice cwnd, but only
 /// once the application has filled it.
 #[test]
