@@ -15,7 +15,8 @@
 //! `UBN_SECS` (seconds per measurement, default 3), `UBN_IDLE` (idle
 //! connections, default 10000), `UBN_JSON` (output path, default
 //! `target/bench-compare.json` under the workspace), `UBN_OFFLOAD=0` (B:
-//! our TUN without checksum/TSO offloads; default on).
+//! our TUN without checksum/TSO offloads, D: our memory pair without
+//! super-packets; default on).
 
 mod client;
 mod kserver;
@@ -530,12 +531,20 @@ fn setup_c(p: &Params) -> Setup {
 fn setup_d(p: &Params) -> (Setup, Setup) {
     let mut mem = Setup::new(
         "D_ours_memory_pair",
-        "D: our stack<->our stack over MemoryDevice",
+        if ours::offload() {
+            "D: our stack<->our stack over MemoryDevice, offloads (super-packets whole, as lo's GSO)"
+        } else {
+            "D: our stack<->our stack over MemoryDevice, no offloads (UBN_OFFLOAD=0)"
+        },
     );
     let mut lo = Setup::new("D_kernel_loopback", "D: kernel loopback (lo, MTU 65536)");
     eprintln!("== {}", mem.label);
     let r = (|| -> io::Result<_> {
-        let (da, db) = tcp_async::device::MemoryDevice::pair(1500);
+        let (da, db) = if ours::offload() {
+            tcp_async::device::MemoryDevice::pair_with_offloads(1500)
+        } else {
+            tcp_async::device::MemoryDevice::pair(1500)
+        };
         let sa = Ipv4Addr::new(10, 0, 0, 1);
         let srv =
             ours::StackThread::start("ours-mem-srv", None, ours::config(sa, 1), move || Ok(da))?;

@@ -34,7 +34,7 @@ pub struct Opts {
     pub pcap: Option<PathBuf>,
     /// Force the in-memory demo.
     pub memory: bool,
-    /// Open the TUN without offloads (checksum, TSO).
+    /// No offloads (checksum, TSO) on the TUN or the in-memory pair.
     pub no_offload: bool,
     extra: HashMap<String, String>,
 }
@@ -48,7 +48,8 @@ const DEVICE_USAGE: &str = "device flags:
   --mtu N          link MTU (default 1500)
   --pcap FILE      write every packet of the stack's device to FILE
   --memory         run the in-memory demo instead of using a TUN device
-  --no-offload     open the TUN without checksum/TSO offloads (default: with them)";
+  --no-offload     no checksum/TSO offloads on the TUN or the in-memory pair
+                   (default: with them)";
 
 fn usage_exit(usage: &str, err: Option<String>) -> ! {
     if let Some(err) = &err {
@@ -255,7 +256,11 @@ pub fn setup(opts: &Opts) -> io::Result<Net> {
 }
 
 fn setup_memory(opts: &Opts) -> io::Result<Net> {
-    let (a, b) = MemoryDevice::pair(opts.mtu);
+    let (a, b) = if opts.no_offload {
+        MemoryDevice::pair(opts.mtu)
+    } else {
+        MemoryDevice::pair_with_offloads(opts.mtu)
+    };
     let server = build_stack(a, opts.config(opts.addr), opts.pcap.as_deref())?;
     let client = build_stack(b, opts.config(opts.demo_client_addr()), None)?;
     server.set_default();

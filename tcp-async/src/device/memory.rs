@@ -5,7 +5,18 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::Device;
+use super::{Device, Offloads, RxChecksum, RxPacket};
+
+/// Largest IPv4 datagram, the super-packet limit with offloads.
+const MAX_SUPER: usize = 65535;
+
+/// A packet on the cable, and whether its TCP checksum is partial (a
+/// super-packet sent with offloads: nothing can corrupt it in memory).
+#[derive(Debug)]
+struct Packet {
+    data: Vec<u8>,
+    partial: bool,
+}
 
 /// One end of an in-memory cable. Packets sent on one end are received by
 /// the other, in order.
@@ -14,11 +25,16 @@ use super::Device;
 /// queue drops the packet and counts it ([`dropped`](Self::dropped)); sending
 /// never blocks. When the other end is dropped, sends are discarded (and
 /// counted) and receives stay pending, as with an unplugged cable.
+///
+/// A pair made by [`pair_with_offloads`](Self::pair_with_offloads) also
+/// carries TCP super-packets whole, as two stacks on one host would (the
+/// Linux loopback device does the same with GSO): see [`Offloads`].
 #[derive(Debug)]
 pub struct MemoryDevice {
-    tx: mpsc::Sender<Vec<u8>>,
-    rx: mpsc::Receiver<Vec<u8>>,
+    tx: mpsc::Sender<Packet>,
+    rx: mpsc::Receiver<Packet>,
     mtu: usize,
+    offloads: bool,
     dropped: u64,
 }
 
@@ -53,6 +69,19 @@ impl MemoryDevice {
     /// # Panics
     /// If `queue_packets` is 0.
     pub fn pair_with_capacity(mtu: usize, queue_packets: usize) -> (MemoryDevice, MemoryDevice) {
+        Self::make_pair(mtu, queue_packets, false)
+    }
+
+    /// Like [`pair`](Self::pair), with segmentation offload both ways: a
+    /// stack may send TCP super-packets of up to 64 KiB
+    /// ([`Device::poll_send_gso`]), which arrive whole, their partial
+    /// checksums reported as such by [`Device::poll_recv_meta`] (and
+    /// completed in software for a plain [`Device::poll_recv`]).
+    pub fn pair_with_offloads(mtu: usize) -> (MemoryDevice, MemoryDevice) {
+        Self::make_pair(mtu, Self::DEFAULT_QUEUE_PACKETS, true)
+    }
+
+    fn make_pair(mtu: usize, queue_packets: usize, offloads: bool) -> (MemoryDevice, MemoryDevice) {
         assert!(queue_packets > 0, "a device queue needs room for a packet");
         let (a_tx, b_rx) = mpsc::channel(queue_packets);
         let (b_tx, a_rx) = mpsc::channel(queue_packets);
@@ -60,9 +89,36 @@ impl MemoryDevice {
             tx,
             rx,
             mtu,
+            offloads,
             dropped: 0,
         };
         (end(a_tx, a_rx), end(b_tx, b_rx))
+    }
+
+    /// Queues `packet`, or drops and counts it.
+    fn push(&mut self, packet: &[u8], partial: bool) {
+        let packet = Packet {
+            data: packet.to_vec(),
+            partial,
+        };
+        match self.tx.try_send(packet) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => self.dropped += 1,
+        }
+    }
+
+    /// Copies the next packet into `buf`.
+    fn poll_packet(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<(usize, bool)> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(packet)) => {
+                let n = packet.data.len().min(buf.len());
+                buf[..n].copy_from_slice(&packet.data[..n]);
+                Poll::Ready((n, packet.partial))
+            }
+            // The other end is gone and nothing will ever arrive; no waker is
+            // needed for a wake that cannot happen.
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Packets this end dropped on send: the other end's queue was full or
@@ -79,16 +135,64 @@ impl MemoryDevice {
 
 impl Device for MemoryDevice {
     fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(packet)) => {
-                let n = packet.len().min(buf.len());
-                buf[..n].copy_from_slice(&packet[..n]);
-                Poll::Ready(Ok(n))
+        self.poll_packet(cx, buf).map(|(n, partial)| {
+            if partial {
+                complete_tcp_checksum(&mut buf[..n]);
             }
-            // The other end is gone and nothing will ever arrive; no waker is
-            // needed for a wake that cannot happen.
-            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+            Ok(n)
+        })
+    }
+
+    fn offloads(&self) -> Offloads {
+        if self.offloads {
+            Offloads {
+                rx_max: MAX_SUPER,
+                tso_max: MAX_SUPER,
+            }
+        } else {
+            Offloads::default()
         }
+    }
+
+    fn poll_recv_meta(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<RxPacket>> {
+        self.poll_packet(cx, buf).map(|(len, partial)| {
+            let checksum = if partial {
+                RxChecksum::Partial
+            } else {
+                RxChecksum::Unverified
+            };
+            Ok(RxPacket { len, checksum })
+        })
+    }
+
+    /// Queues a super-packet whole (the receiving stack takes it as is).
+    ///
+    /// # Errors
+    /// `Unsupported` on a pair without offloads; `InvalidInput` beyond 64 KiB.
+    fn poll_send_gso(
+        &mut self,
+        _cx: &mut Context<'_>,
+        packet: &[u8],
+        _segment_size: u16,
+    ) -> Poll<io::Result<()>> {
+        if !self.offloads {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this memory pair has no segmentation offload",
+            )));
+        }
+        if packet.len() > MAX_SUPER {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("super-packet of {} bytes exceeds 64 KiB", packet.len()),
+            )));
+        }
+        self.push(packet, true);
+        Poll::Ready(Ok(()))
     }
 
     /// Always ready: a packet that does not fit in the queue is dropped.
@@ -102,16 +206,28 @@ impl Device for MemoryDevice {
                 format!("packet of {} bytes exceeds MTU {}", packet.len(), self.mtu),
             )));
         }
-        match self.tx.try_send(packet.to_vec()) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => self.dropped += 1,
-        }
+        self.push(packet, false);
         Poll::Ready(Ok(()))
     }
 
     fn mtu(&self) -> usize {
         self.mtu
     }
+}
+
+/// Turns the partial checksum of a TCP/IPv4 packet into the full one, as a
+/// NIC would: only the IP header's length and addresses are looked at.
+fn complete_tcp_checksum(packet: &mut [u8]) {
+    if packet.len() < 20 || packet[0] >> 4 != 4 || packet[9] != 6 {
+        return;
+    }
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    if packet.len() < ihl || ihl < 20 {
+        return;
+    }
+    let src = std::net::Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+    let dst = std::net::Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+    tcp_stack::wire::tcp::fill_checksum(&mut packet[ihl..], src, dst);
 }
 
 #[cfg(test)]
@@ -173,6 +289,54 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((n, small), (10, [7; 10]));
+    }
+
+    #[tokio::test]
+    async fn test_offload_pair_carries_super_packets_whole() {
+        use std::future::poll_fn;
+        use std::net::Ipv4Addr;
+        use tcp_stack::wire::tcp::{fill_checksum, fill_partial_checksum};
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        // IPv4 header (20 bytes) + TCP header (20) + 3000 bytes of payload.
+        let mut full = vec![0u8; 3040];
+        full[0] = 0x45;
+        full[9] = 6;
+        full[12..16].copy_from_slice(&src.octets());
+        full[16..20].copy_from_slice(&dst.octets());
+        full[32] = 5 << 4;
+        full[40..].fill(9);
+        fill_checksum(&mut full[20..], src, dst);
+        let mut partial = full.clone();
+        fill_partial_checksum(&mut partial[20..], src, dst);
+
+        let (mut plain, _other) = MemoryDevice::pair(1500);
+        assert_eq!(plain.offloads(), Offloads::default());
+        let err = poll_fn(|cx| plain.poll_send_gso(cx, &partial, 1460))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+
+        let (mut a, mut b) = MemoryDevice::pair_with_offloads(1500);
+        assert_eq!(a.offloads().tso_max, 65535);
+        let mut buf = vec![0u8; 65535];
+        // Seen with its metadata: partial, as sent.
+        poll_fn(|cx| a.poll_send_gso(cx, &partial, 1460))
+            .await
+            .unwrap();
+        let p = poll_fn(|cx| b.poll_recv_meta(cx, &mut buf)).await.unwrap();
+        assert_eq!(p.checksum, RxChecksum::Partial);
+        assert_eq!(&buf[..p.len], &partial[..]);
+        // Seen by a plain receive: completed.
+        poll_fn(|cx| a.poll_send_gso(cx, &partial, 1460))
+            .await
+            .unwrap();
+        let n = poll_fn(|cx| b.poll_recv(cx, &mut buf)).await.unwrap();
+        assert_eq!(&buf[..n], &full[..]);
+        // Ordinary packets stay unverified.
+        send(&mut a, &full[..1500]).await.unwrap();
+        let p = poll_fn(|cx| b.poll_recv_meta(cx, &mut buf)).await.unwrap();
+        assert_eq!((p.len, p.checksum), (1500, RxChecksum::Unverified));
+        assert_eq!(a.dropped(), 0);
     }
 
     #[tokio::test]
