@@ -2,13 +2,16 @@
 
 use tokio::io::ReadBuf;
 
+use std::marker::PhantomData;
+
 use super::sync::Arc;
 use super::Ring;
 
 /// Creates a receive ring that holds up to `capacity` bytes, readable and
 /// out-of-order together.
 ///
-/// Memory is allocated on the first write, without locks.
+/// Memory is allocated on the first write, without locks, and freed again
+/// by [`RecvWriter::release_if_idle`] once the ring stayed empty.
 ///
 /// # Panics
 /// If `capacity` exceeds `usize::MAX / 4`.
@@ -28,14 +31,41 @@ use super::Ring;
 /// ```
 pub fn recv_ring(capacity: usize) -> (RecvWriter, RecvReader) {
     let ring = Arc::new(Ring::new(capacity));
-    (RecvWriter { ring: ring.clone() }, RecvReader { ring })
+    (
+        RecvWriter {
+            ring: ring.clone(),
+            _not_sync: PhantomData,
+        },
+        RecvReader { ring },
+    )
 }
 
 /// The driver's half of a receive ring: the producer, as a
 /// [`tcp_stack::RecvBuffer`].
+///
+/// Not `Sync`: its `&self` methods (`peek`, `release_if_idle`) run on the
+/// one thread that holds it, so a `peek` never overlaps a release.
 #[derive(Debug)]
 pub struct RecvWriter {
     pub(super) ring: Arc<Ring>,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl RecvWriter {
+    /// Frees the ring's storage if the [`RecvReader`] has read every byte,
+    /// no out-of-order bytes are held, and nothing was published since the
+    /// previous call; the next write allocates again. Returns true when the
+    /// ring holds no storage afterwards.
+    ///
+    /// Meant to be called periodically: storage is freed only after a whole
+    /// period without new bytes, not at every moment the ring is empty.
+    pub fn release_if_idle(&self) -> bool {
+        let ring = &*self.ring;
+        if !ring.has_storage() {
+            return true;
+        }
+        ring.quiet_since_last_check() && ring.release()
+    }
 }
 
 impl tcp_stack::RecvBuffer for RecvWriter {
@@ -88,10 +118,8 @@ impl RecvReader {
     /// Moves readable bytes into `dst`; returns the count (0 when empty).
     pub fn read(&mut self, dst: &mut [u8]) -> usize {
         let ring = &*self.ring;
-        if !ring.guard.enter_owner() {
-            // `RecvWriter::read` is misused concurrently.
-            return 0;
-        }
+        // Waits out a concurrent (misused) `RecvWriter::read`.
+        ring.guard.enter_owner();
         let n = ring.peek_at(0, dst);
         ring.consume(n);
         ring.guard.exit_owner();
@@ -101,9 +129,7 @@ impl RecvReader {
     /// Copies readable bytes into `dst` without consuming them.
     pub fn peek(&self, dst: &mut [u8]) -> usize {
         let ring = &*self.ring;
-        if !ring.guard.enter_owner() {
-            return 0;
-        }
+        ring.guard.enter_owner();
         let n = ring.peek_at(0, dst);
         ring.guard.exit_owner();
         n
