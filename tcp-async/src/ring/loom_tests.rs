@@ -225,3 +225,34 @@ fn loom_send_release_races_write() {
         assert_eq!(b, [2]);
     });
 }
+
+#[test]
+fn loom_recv_grow_races_read() {
+    model(|| {
+        // The driver grows the ring from 2 to 4 bytes while the reader reads
+        // one byte at a time: the copy and the free of the old storage must
+        // not overlap a read, and the reader must pick up the new storage
+        // and capacity with the next bytes.
+        let (mut w, mut r) = recv_ring(2);
+        let producer = thread::spawn(move || {
+            assert_eq!(w.write_at(0, &[1, 2]), 2);
+            w.commit(1);
+            while !w.grow(4) {
+                thread::yield_now();
+            }
+            assert_eq!(w.write_at(1, &[3, 4]), 2);
+            w.commit(3);
+        });
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let mut b = [0u8; 1];
+            let n = r.read(&mut b);
+            got.extend_from_slice(&b[..n]);
+            if n == 0 {
+                thread::yield_now();
+            }
+        }
+        assert_eq!(got, [1, 2, 3, 4]);
+        producer.join().unwrap();
+    });
+}

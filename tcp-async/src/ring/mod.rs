@@ -69,7 +69,28 @@
 //!   borrows the producer role through the role guard (below), exactly like
 //!   `enqueue`; it is the consumer itself, so `head` is its own.
 //!
-//! //! # Memory ordering
+//! //! # Growing
+//!
+//! The receive ring grows on demand: the core's receive autotuning calls
+//! [`RecvWriter::grow`](tcp_stack::RecvBuffer::grow). The driver, already the
+//! producer, also takes the consumer role through the role guard (giving up
+//! if the application is inside a read), copies every byte from `head` to
+//! `tail + pending` into new storage whose `origin` is `head`, frees the old
+//! storage and stores the new capacity. Positions are not renumbered, so
+//! `head` stays the application's: growing is refused (and asked again
+//! later) while `tail < head`, i.e. the bytes straddle the end of the
+//! position space `2 * capacity`, which moves with the capacity. With
+//! `head <= tail` both positions mean the same under either capacity.
+//!
+//! The consumer loads the capacity after its `Acquire` load of `tail` and
+//! uses that one value for the whole operation: new bytes published after a
+//! grow bring the new capacity (and storage) with them, and with no new
+//! bytes the length `tail - head` is the same under either capacity. Its
+//! storage accesses happen inside its role, after an `Acquire` on the guard
+//! that pairs with the grow's `Release` on leaving it. The capacity never
+//! shrinks: the window offered to the peer never does either.
+//!
+//! # Memory ordering
 //!
 //! - The producer copies bytes in, then stores `tail` with `Release`; the
 //!   consumer loads `tail` with `Acquire` before copying them out. So every
@@ -175,7 +196,8 @@ impl RoleGuard {
 
 /// The state shared by the two halves of either ring.
 struct Ring {
-    capacity: usize,
+    /// Stored only by the receive ring's producer, in `grow`.
+    capacity: AtomicUsize,
     /// First byte the consumer has not released; stored only by the consumer.
     head: Padded<AtomicUsize>,
     /// End of the published bytes; stored only by the producer. Shares the
@@ -203,11 +225,11 @@ struct Ring {
 impl Ring {
     fn new(capacity: usize) -> Self {
         assert!(
-            capacity <= usize::MAX / 4,
+            capacity <= MAX_CAPACITY,
             "ring capacity {capacity} is too large"
         );
         Ring {
-            capacity,
+            capacity: AtomicUsize::new(capacity),
             head: Padded(AtomicUsize::new(0)),
             tail: AtomicUsize::new(0),
             buf: AtomicPtr::new(std::ptr::null_mut()),
@@ -219,55 +241,35 @@ impl Ring {
         }
     }
 
-    /// Bytes from position `from` to position `to`.
-    fn distance(&self, from: usize, to: usize) -> usize {
-        if to >= from {
-            to - from
-        } else {
-            to + 2 * self.capacity - from
-        }
+    /// The capacity, for getters and for the producer (its only writer).
+    /// The consumer's operations use the one [`Ring::consumer_len`] returns.
+    fn cap(&self) -> usize {
+        self.capacity.load(Ordering::Relaxed)
     }
 
-    /// Position `pos` moved on by `n <= capacity` bytes.
-    fn advance(&self, pos: usize, n: usize) -> usize {
-        let p = pos + n;
-        if p >= 2 * self.capacity {
-            p - 2 * self.capacity
-        } else {
-            p
-        }
-    }
-
-    /// Storage index of position `pos`, for storage whose index 0 is the
-    /// position `origin`.
-    fn index(&self, origin: usize, pos: usize) -> usize {
-        let d = self.distance(origin, pos);
-        if d >= self.capacity {
-            d - self.capacity
-        } else {
-            d
-        }
-    }
-
-    /// Published bytes, as seen by the producer.
-    fn producer_len(&self) -> usize {
+    /// Published bytes and the capacity, as seen by the producer.
+    fn producer_len(&self) -> (usize, usize) {
+        let cap = self.cap();
         let tail = self.tail.load(Ordering::Relaxed);
         let head = self.head.load(Ordering::Acquire);
-        self.distance(head, tail).min(self.capacity)
+        (distance(cap, head, tail).min(cap), cap)
     }
 
-    /// Published bytes, as seen by the consumer.
-    fn consumer_len(&self) -> usize {
+    /// Published bytes and the capacity, as seen by the consumer. The
+    /// capacity is loaded after `tail`, so it is the one the published bytes
+    /// were written under (see "Growing").
+    fn consumer_len(&self) -> (usize, usize) {
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Acquire);
-        self.distance(head, tail).min(self.capacity)
+        let cap = self.cap();
+        (distance(cap, head, tail).min(cap), cap)
     }
 
     /// Producer only: the storage, allocated (uninitialised) if there is none.
-    fn storage(&self) -> *mut Cell {
+    fn storage(&self, cap: usize) -> *mut Cell {
         let mut base = self.buf.load(Ordering::Relaxed);
         if base.is_null() {
-            base = sync::alloc(self.capacity);
+            base = sync::alloc(cap);
             self.origin
                 .store(self.tail.load(Ordering::Relaxed), Ordering::Relaxed);
             self.init.store(0, Ordering::Relaxed);
@@ -294,20 +296,21 @@ impl Ring {
     /// Producer only: copies `data` into free space `offset` bytes past the
     /// tail without publishing it; returns how many bytes fit.
     fn produce(&self, offset: usize, data: &[u8]) -> usize {
-        let free = self.capacity - self.producer_len();
+        let (len, cap) = self.producer_len();
+        let free = cap - len;
         if offset >= free || data.is_empty() {
             return 0;
         }
         let n = data.len().min(free - offset);
-        let base = self.storage();
+        let base = self.storage(cap);
         let origin = self.origin.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
-        let start = self.index(origin, self.advance(tail, offset));
-        let first = n.min(self.capacity - start);
+        let start = index(cap, origin, advance(cap, tail, offset));
+        let first = n.min(cap - start);
         // An out-of-order write past the initialised part: zero the gap.
         self.zero_to(base, start);
-        // SAFETY: `base` holds `capacity` cells and both ranges are inside
-        // it. They lie in `tail..tail + free`, which the consumer does not
+        // SAFETY: `base` holds `cap` cells and both ranges are inside it.
+        // They lie in `tail..tail + free`, which the consumer does not
         // touch: it stays behind `tail` until we publish, and the Acquire
         // load of `head` in `producer_len` ordered its last reads of this
         // space before our writes. We are the only producer (role owner, or
@@ -329,20 +332,21 @@ impl Ring {
     /// Producer only: makes the next `n` bytes (clamped to the free space)
     /// readable; returns how many.
     fn publish(&self, n: usize) -> usize {
-        let n = n.min(self.capacity - self.producer_len());
+        let (len, cap) = self.producer_len();
+        let n = n.min(cap - len);
         if n > 0 {
-            let base = self.storage();
+            let base = self.storage(cap);
             let origin = self.origin.load(Ordering::Relaxed);
             let tail = self.tail.load(Ordering::Relaxed);
             // Bytes never written (a `commit` past `write_at`) read as
             // zeroes, never as uninitialised memory. A no-op when they were
             // written; a wrapped part lies below a full `init`.
-            let start = self.index(origin, tail);
-            self.zero_to(base, (start + n).min(self.capacity));
+            let start = index(cap, origin, tail);
+            self.zero_to(base, (start + n).min(cap));
             let pending = self.pending.load(Ordering::Relaxed);
             self.pending
                 .store(pending.saturating_sub(n), Ordering::Relaxed);
-            self.tail.store(self.advance(tail, n), Ordering::Release);
+            self.tail.store(advance(cap, tail, n), Ordering::Release);
         }
         n
     }
@@ -350,7 +354,7 @@ impl Ring {
     /// Consumer only: copies published bytes from `offset` past the head
     /// into `dst`; returns the count.
     fn peek_at(&self, offset: usize, dst: &mut [u8]) -> usize {
-        let len = self.consumer_len();
+        let (len, cap) = self.consumer_len();
         if offset >= len || dst.is_empty() {
             return 0;
         }
@@ -359,8 +363,8 @@ impl Ring {
         debug_assert!(!base.is_null(), "published bytes without storage");
         let origin = self.origin.load(Ordering::Relaxed);
         let head = self.head.load(Ordering::Relaxed);
-        let start = self.index(origin, self.advance(head, offset));
-        let first = n.min(self.capacity - start);
+        let start = index(cap, origin, advance(cap, head, offset));
+        let first = n.min(cap - start);
         // SAFETY: published bytes exist, so the producer allocated `base`
         // (and set `origin`) before its Release store of `tail`, which our
         // Acquire load read; it cannot free it while they are unread. Both
@@ -377,10 +381,11 @@ impl Ring {
     /// Consumer only: releases `n` bytes (clamped to the published ones)
     /// from the head; returns how many.
     fn consume(&self, n: usize) -> usize {
-        let n = n.min(self.consumer_len());
+        let (len, cap) = self.consumer_len();
+        let n = n.min(len);
         if n > 0 {
             let head = self.head.load(Ordering::Relaxed);
-            self.head.store(self.advance(head, n), Ordering::Release);
+            self.head.store(advance(cap, head, n), Ordering::Release);
         }
         n
     }
@@ -415,11 +420,86 @@ impl Ring {
         // The consumer loads `buf` only after a later publish, which stores
         // the next allocation first (see the module docs).
         self.buf.store(std::ptr::null_mut(), Ordering::Relaxed);
-        // SAFETY: `base` came from `alloc(capacity)`. The consumer released
+        // SAFETY: `base` came from `alloc(cap)`. The consumer released
         // every byte and will not dereference `base` again (it needs a new
         // publish first); we are the only producer.
-        unsafe { sync::dealloc(base, self.capacity) };
+        unsafe { sync::dealloc(base, self.cap()) };
         true
+    }
+
+    /// Producer, also holding the consumer role (through the guard): moves
+    /// every byte, published and out-of-order, into storage of `new_cap`
+    /// bytes, at the same positions; false if it cannot now (see "Growing").
+    fn grow(&self, new_cap: usize) -> bool {
+        let cap = self.cap();
+        if new_cap <= cap || new_cap > MAX_CAPACITY {
+            return new_cap == cap;
+        }
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail < head {
+            // The bytes straddle the end of the position space (`2 * cap`),
+            // which moves with the capacity: try again later.
+            return false;
+        }
+        let old = self.buf.load(Ordering::Relaxed);
+        if !old.is_null() {
+            let n = (tail - head) + self.pending.load(Ordering::Relaxed);
+            let new = sync::alloc(new_cap);
+            let origin = self.origin.load(Ordering::Relaxed);
+            let start = index(cap, origin, head);
+            let first = n.min(cap - start);
+            // SAFETY: `head..tail + pending` is at most `cap` bytes, mapped
+            // to the two old ranges, all initialised (below `init`: every
+            // byte written or zeroed); the new ranges fit in `new_cap`. The
+            // consumer is excluded by the guard, so nobody else touches
+            // either storage, and `old` is not used after the free.
+            unsafe {
+                sync::copy(old, start, new, 0, first);
+                sync::copy(old, 0, new, first, n - first);
+                sync::dealloc(old, cap);
+            }
+            self.origin.store(head, Ordering::Relaxed);
+            self.init.store(n, Ordering::Relaxed);
+            self.buf.store(new, Ordering::Relaxed);
+        }
+        // The consumer reads these after entering its role (Acquire, paired
+        // with our guard release) or after a later publish.
+        self.capacity.store(new_cap, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Largest ring capacity: positions run up to `2 * capacity`.
+const MAX_CAPACITY: usize = usize::MAX / 4;
+
+/// Bytes from position `from` to position `to`, in a ring of `cap` bytes.
+fn distance(cap: usize, from: usize, to: usize) -> usize {
+    if to >= from {
+        to - from
+    } else {
+        to + 2 * cap - from
+    }
+}
+
+/// Position `pos` moved on by `n <= cap` bytes.
+fn advance(cap: usize, pos: usize, n: usize) -> usize {
+    let p = pos + n;
+    if p >= 2 * cap {
+        p - 2 * cap
+    } else {
+        p
+    }
+}
+
+/// Storage index of position `pos`, for storage of `cap` bytes whose index
+/// 0 is the position `origin`.
+fn index(cap: usize, origin: usize, pos: usize) -> usize {
+    let d = distance(cap, origin, pos);
+    if d >= cap {
+        d - cap
+    } else {
+        d
     }
 }
 
@@ -452,7 +532,7 @@ impl Drop for Ring {
         if !base.is_null() {
             // SAFETY: `base` came from `alloc(capacity)`; `&mut self` means
             // neither half can use it any more.
-            unsafe { sync::dealloc(base, self.capacity) }
+            unsafe { sync::dealloc(base, self.cap()) }
         }
     }
 }
@@ -460,7 +540,7 @@ impl Drop for Ring {
 impl std::fmt::Debug for Ring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ring")
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.cap())
             .field("head", &self.head.load(Ordering::Relaxed))
             .field("tail", &self.tail.load(Ordering::Relaxed))
             .finish_non_exhaustive()

@@ -70,11 +70,11 @@ impl RecvWriter {
 
 impl tcp_stack::RecvBuffer for RecvWriter {
     fn len(&self) -> usize {
-        self.ring.producer_len()
+        self.ring.producer_len().0
     }
 
     fn capacity(&self) -> usize {
-        self.ring.capacity
+        self.ring.cap()
     }
 
     fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
@@ -99,6 +99,22 @@ impl tcp_stack::RecvBuffer for RecvWriter {
         ring.consume(n);
         ring.guard.exit_borrowed();
         n
+    }
+
+    /// Moves every byte, readable and out-of-order, into new storage of
+    /// `capacity` bytes (the core's receive autotuning). Returns false, to
+    /// be asked again later, while the [`RecvReader`] is inside a read or
+    /// when the bytes straddle the end of the position space; allocates, but
+    /// only when it grows.
+    fn grow(&mut self, capacity: usize) -> bool {
+        let ring = &*self.ring;
+        // Takes the consumer role: the old storage is freed.
+        if !ring.guard.enter_borrowed() {
+            return false;
+        }
+        let grown = ring.grow(capacity);
+        ring.guard.exit_borrowed();
+        grown
     }
 
     /// Copies readable bytes without consuming them. Safe at any time: the
@@ -151,7 +167,7 @@ impl RecvReader {
 
     /// Readable bytes.
     pub fn len(&self) -> usize {
-        self.ring.consumer_len()
+        self.ring.consumer_len().0
     }
 
     /// True when nothing is readable.
@@ -161,6 +177,6 @@ impl RecvReader {
 
     /// Bytes the ring holds when full.
     pub fn capacity(&self) -> usize {
-        self.ring.capacity
+        self.ring.cap()
     }
 }

@@ -73,12 +73,15 @@ impl SendWriter {
 
     /// Bytes that can be written now.
     pub fn free(&self) -> usize {
-        self.ring.capacity - self.ring.producer_len()
+        {
+            let (len, cap) = self.ring.producer_len();
+            cap - len
+        }
     }
 
     /// Bytes held: written but not yet acknowledged.
     pub fn len(&self) -> usize {
-        self.ring.producer_len()
+        self.ring.producer_len().0
     }
 
     /// True when every written byte has been acknowledged.
@@ -88,7 +91,7 @@ impl SendWriter {
 
     /// Bytes the ring holds when full.
     pub fn capacity(&self) -> usize {
-        self.ring.capacity
+        self.ring.cap()
     }
 }
 
@@ -128,11 +131,11 @@ impl SendReader {
 
 impl tcp_stack::SendBuffer for SendReader {
     fn len(&self) -> usize {
-        self.ring.consumer_len()
+        self.ring.consumer_len().0
     }
 
     fn capacity(&self) -> usize {
-        self.ring.capacity
+        self.ring.cap()
     }
 
     /// Writes as the producer, for the stack's own `send` path.

@@ -57,6 +57,22 @@ mod imp {
         unsafe { std::ptr::write_bytes(base.add(from), 0, to - from) }
     }
 
+    /// Copies `len` cells from `from[at..]` to `to[to_at..]`.
+    ///
+    /// # Safety
+    /// Both ranges lie inside their (distinct) allocations and no other
+    /// thread accesses them during the call.
+    pub(crate) unsafe fn copy(
+        from: *const Cell,
+        at: usize,
+        to: *mut Cell,
+        to_at: usize,
+        len: usize,
+    ) {
+        // SAFETY: in bounds, distinct and exclusively ours, per the caller.
+        unsafe { std::ptr::copy_nonoverlapping(from.add(at), to.add(to_at), len) }
+    }
+
     /// Copies `base[at..at + dst.len()]` to `dst`.
     ///
     /// # Safety
@@ -103,6 +119,22 @@ mod imp {
         for i in from..to {
             // SAFETY: in bounds per the caller; loom checks the exclusivity.
             unsafe { (*base.add(i)).with_mut(|p| *p = Some(0)) }
+        }
+    }
+
+    pub(crate) unsafe fn copy(
+        from: *const Cell,
+        at: usize,
+        to: *mut Cell,
+        to_at: usize,
+        len: usize,
+    ) {
+        for i in 0..len {
+            // SAFETY: in bounds per the caller; loom checks the exclusivity.
+            let b = unsafe { (*from.add(at + i)).with(|p| *p) };
+            let b = b.expect("copy of a ring byte that was never written");
+            // SAFETY: as above.
+            unsafe { (*to.add(to_at + i)).with_mut(|p| *p = Some(b)) }
         }
     }
 

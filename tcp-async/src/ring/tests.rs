@@ -46,6 +46,7 @@ enum RecvOp {
     WriterRead(usize),
     WriterPeek(usize),
     Release,
+    Grow(usize),
 }
 
 fn recv_op() -> impl Strategy<Value = RecvOp> {
@@ -58,6 +59,7 @@ fn recv_op() -> impl Strategy<Value = RecvOp> {
         1 => (0usize..24).prop_map(RecvOp::WriterRead),
         1 => (0usize..24).prop_map(RecvOp::WriterPeek),
         1 => Just(RecvOp::Release),
+        1 => (0usize..8).prop_map(RecvOp::Grow),
     ]
 }
 
@@ -126,6 +128,7 @@ proptest! {
 
     #[test]
     fn recv_ring_matches_vecdeque(cap in 0usize..18, ops in prop::collection::vec(recv_op(), 0..80)) {
+        let mut cap = cap;
         let (mut w, mut r) = recv_ring(cap);
         // Readable bytes, then the out-of-order area (relative to the tail).
         let mut readable: VecDeque<Option<u8>> = VecDeque::new();
@@ -177,6 +180,17 @@ proptest! {
                         // Out-of-order bytes are only dropped with the storage
                         // when none are held; the model agrees.
                         pending.iter_mut().for_each(|b| *b = None);
+                    }
+                }
+                RecvOp::Grow(extra) => {
+                    let head = r.ring.head.load(Ordering::Relaxed);
+                    let tail = r.ring.tail.load(Ordering::Relaxed);
+                    let grown = w.grow(cap + extra);
+                    // Refused only when the bytes straddle the position wrap.
+                    prop_assert_eq!(grown, extra == 0 || head <= tail);
+                    if grown {
+                        cap += extra;
+                        pending.resize(cap, None);
                     }
                 }
             }
@@ -335,6 +349,67 @@ fn test_recv_ring_keeps_unread_and_out_of_order_bytes() {
     let mut all = [0; 16];
     assert_eq!(r.read(&mut all), 16);
     assert_eq!(&all, b"0123456789abcdef");
+}
+
+#[test]
+fn test_recv_ring_grows_keeping_every_byte() {
+    let (mut w, mut r) = recv_ring(8);
+    w.write_at(0, b"abcdef");
+    w.commit(6);
+    let mut buf = [0; 16];
+    assert_eq!(r.read(&mut buf[..4]), 4);
+    // Readable "ef", then out-of-order "XY" two bytes past the tail.
+    assert_eq!(w.write_at(2, b"XY"), 2);
+    assert!(w.grow(16));
+    assert_eq!((r.capacity(), RecvBuffer::capacity(&w)), (16, 16));
+    assert_eq!(RecvBuffer::free(&w), 14);
+    w.write_at(0, b"gh");
+    w.commit(4);
+    // Fill past the old capacity; the positions wrap at 32 now.
+    assert_eq!(w.write_at(0, b"0123456789"), 10);
+    w.commit(10);
+    assert_eq!(r.read(&mut buf), 16);
+    assert_eq!(&buf, b"efghXY0123456789");
+    for round in 0..5u8 {
+        let data = [round; 11];
+        assert_eq!(w.write_at(0, &data), 11);
+        w.commit(11);
+        assert_eq!(r.read(&mut buf), 11);
+        assert_eq!(buf[..11], data);
+    }
+    // Never shrinks; the same size is a no-op.
+    assert!(!w.grow(4));
+    assert!(w.grow(16));
+}
+
+#[test]
+fn test_recv_ring_grow_waits_for_the_reader_and_the_wrap() {
+    let (mut w, r) = recv_ring(4);
+    r.ring.guard.enter_owner();
+    assert!(!w.grow(8), "the reader is inside");
+    r.ring.guard.exit_owner();
+    assert!(w.grow(8));
+    // Without storage, only the capacity changes.
+    assert!(!r.ring.has_storage());
+    let (mut w, mut r) = recv_ring(4);
+    w.write_at(0, b"abc");
+    w.commit(3);
+    r.read(&mut [0; 3]);
+    w.write_at(0, b"defgh");
+    w.commit(4);
+    // head 3, tail 7: positions under capacity 4 wrap at 8.
+    r.read(&mut [0; 1]);
+    w.write_at(0, b"i");
+    w.commit(1);
+    assert!(
+        r.ring.tail.load(Ordering::Relaxed) < r.ring.head.load(Ordering::Relaxed),
+        "setup: the bytes straddle the wrap"
+    );
+    assert!(!w.grow(8));
+    let mut buf = [0; 4];
+    assert_eq!(r.read(&mut buf), 4);
+    assert_eq!(&buf, b"efgi");
+    assert!(w.grow(8));
 }
 
 #[test]
