@@ -332,7 +332,12 @@ fn idle_run(
         );
         let out = match r {
             Ok((conns, failure)) => {
-                std::thread::sleep(Duration::from_millis(500));
+                // Idle means idle for a while: our stack frees a ring's
+                // storage once it stayed empty for one 200 ms ring sweep
+                // period (so 200 to 400 ms after the last byte), and the
+                // last connection opened exchanged its byte just now. One
+                // second covers that for every stack (was 500 ms).
+                std::thread::sleep(Duration::from_millis(1000));
                 let opened = conns.len();
                 let rss1 = sys::rss();
                 let slab1 = sys::socket_slab_bytes();

@@ -11,7 +11,9 @@
 //!    device is full (the packet is kept and retried when it has room) or
 //!    [`SEND_BATCH`] packets went out;
 //! 7. re-arm the sleep if the core's deadline moved earlier or the sleep
-//!    fired (a later deadline keeps the earlier sleep: one empty round).
+//!    fired (a later deadline keeps the earlier sleep: one empty round);
+//! 8. every [`RING_SWEEP`], while some connection's rings hold storage, the
+//!    ring sweep (see [`Driver::sweep_rings`]).
 //!
 //! A round that hit a batch bound, or whose sleep already elapsed, is
 //! followed by another; after [`MAX_ROUNDS`] the task wakes itself and
@@ -50,6 +52,10 @@ const MAX_ROUNDS: usize = 8;
 const RX_BUF: usize = 65536;
 /// Unclaimed ring halves tolerated before the first sweep.
 const PRUNE_MIN: usize = 64;
+/// Period of the ring sweep: a ring's storage is freed once the ring stayed
+/// empty, with no new bytes, from one sweep to the next (so after 200 to
+/// 400 ms of idleness).
+pub(crate) const RING_SWEEP: Duration = Duration::from_millis(200);
 
 /// Socket options given at creation (by `TcpSocket`), `None` = stack default.
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,6 +103,8 @@ struct Entry {
     /// The connection's `tcp_conn` span, only when it was enabled: a disabled
     /// `Span` still takes 40 bytes in every map slot.
     span: Option<Box<Span>>,
+    /// In [`Driver::watched`]: its rings may hold storage.
+    watched: bool,
 }
 
 /// Stands in for the span of a connection opened while it was disabled.
@@ -136,6 +144,11 @@ pub(crate) struct Driver<D> {
     armed: Option<tcp_stack::Instant>,
     /// Sweep unclaimed ring halves once the factory holds more than this.
     prune_at: usize,
+    /// Connections whose rings may hold storage, for the ring sweep.
+    watched: Vec<ConnId>,
+    /// Fires the next ring sweep; armed while `watched` is not empty.
+    sweep: Pin<Box<Sleep>>,
+    sweep_armed: bool,
     recv_failed: bool,
     stopping: bool,
     stop_replies: Vec<oneshot::Sender<()>>,
@@ -189,6 +202,9 @@ impl<D: Device> Driver<D> {
             sleep: Box::pin(tokio::time::sleep_until(base)),
             armed: None,
             prune_at: PRUNE_MIN,
+            watched: Vec::new(),
+            sweep: Box::pin(tokio::time::sleep_until(base)),
+            sweep_armed: false,
             recv_failed: false,
             stopping: false,
             stop_replies: Vec::new(),
@@ -217,6 +233,7 @@ impl<D: Device> Driver<D> {
             self.stack.handle_timeout(now);
             self.drain_events();
             more |= self.flush(cx, now);
+            self.poll_sweep(cx);
             self.trace_states();
             if self.stopping {
                 return Poll::Ready(());
@@ -264,6 +281,9 @@ impl<D: Device> Driver<D> {
                     if bits & DIRTY_RECV != 0 {
                         self.stack.notify_recv(id);
                     }
+                    // The application wrote (allocating send storage, maybe)
+                    // or read.
+                    self.watch(id);
                 }
                 // The driver holds a sender itself, so `None` cannot happen.
                 Poll::Ready(None) | Poll::Pending => return false,
@@ -462,7 +482,11 @@ impl<D: Device> Driver<D> {
             match event {
                 Event::Incoming(l) => self.refill(l),
                 Event::Connected(c) => self.with_conn(c, |s| s.set_flags(CONNECTED)),
-                Event::Readable(c) => self.with_conn(c, |s| s.read_waker.wake()),
+                Event::Readable(c) => {
+                    // Bytes arrived: the receive ring holds storage.
+                    self.watch(c);
+                    self.with_conn(c, |s| s.read_waker.wake());
+                }
                 Event::Writable(c) => self.with_conn(c, |s| s.write_waker.wake()),
                 Event::PeerClosed(c) => self.with_conn(c, |s| s.set_flags(PEER_FIN)),
                 Event::Reset(c) => {
@@ -492,6 +516,63 @@ impl<D: Device> Driver<D> {
                 }
             }
         }
+    }
+
+    /// Adds `conn` to the ring sweep.
+    fn watch(&mut self, conn: ConnId) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            if !entry.watched {
+                entry.watched = true;
+                self.watched.push(conn);
+            }
+        }
+    }
+
+    /// Runs the ring sweep when it is due; keeps it armed while any
+    /// connection is watched.
+    fn poll_sweep(&mut self, cx: &mut Context<'_>) {
+        while !self.watched.is_empty() {
+            if !self.sweep_armed {
+                let at = tokio::time::Instant::now() + RING_SWEEP;
+                self.sweep.as_mut().reset(at);
+                self.sweep_armed = true;
+            }
+            if self.sweep.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            self.sweep_armed = false;
+            self.sweep_rings();
+        }
+    }
+
+    /// Frees the storage of rings that stayed empty and quiet since the last
+    /// sweep (see `ring::RecvWriter::release_if_idle` and
+    /// `ring::SendReader::release_if_idle`), and stops watching connections
+    /// whose rings hold none. An application write or a received segment
+    /// allocates again and brings the connection back (`watch`).
+    ///
+    /// Connections the application closed stay watched until their rings
+    /// are released or the core drops them (their unacknowledged data must
+    /// stay until then).
+    fn sweep_rings(&mut self) {
+        let stack = &self.stack;
+        let conns = &mut self.conns;
+        self.watched.retain(|&id| {
+            // A buffer the core dropped (or not one of ours) holds nothing.
+            let send = match stack.send_buffer(id).and_then(crate::ring::as_send_reader) {
+                Some(r) => r.release_if_idle(),
+                None => true,
+            };
+            let recv = match stack.recv_buffer(id).and_then(crate::ring::as_recv_writer) {
+                Some(w) => w.release_if_idle(),
+                None => true,
+            };
+            let keep = !(send && recv);
+            if let Some(entry) = conns.get_mut(&id) {
+                entry.watched = keep;
+            }
+            keep
+        });
     }
 
     fn with_conn(&self, conn: ConnId, f: impl FnOnce(&Shared)) {
@@ -669,6 +750,7 @@ impl<D: Device> Driver<D> {
                 shared: shared.clone(),
                 state,
                 span,
+                watched: false,
             },
         );
         Some(shared)

@@ -8,7 +8,9 @@
 //! - the core's connection (`tcp_stack`, see its `tests/no_alloc.rs`) and
 //!   its share of the core's maps: about 1,080;
 //! - two rings' shared state, `Arc<Ring>`: 2 x 192 (the storage itself is
-//!   allocated on the first write, at full capacity);
+//!   allocated, uninitialised, on the first write, at full capacity, and
+//!   freed again by the driver's ring sweep once the ring stayed empty and
+//!   quiet for a sweep period, 200 to 400 ms);
 //! - `Arc<Shared>` (wakers, flags, app halves of the rings): 144;
 //! - the driver's `HashMap<ConnId, Entry>` slot: 33 bytes a bucket, 1.1 to
 //!   2.3 buckets per connection (about 67 here);
@@ -123,24 +125,46 @@ fn idle_connection_heap_per_end() {
             "idle: {idle} bytes for {N} connections = {idle_per_end} bytes per connection end"
         );
 
-        // One byte each way: both rings of both ends get their storage.
-        let mut byte = [0u8; 1];
+        // Some bytes each way: both rings of both ends get their storage.
+        let mut buf = [0u8; 100];
         for (c, s) in clients.iter_mut().zip(servers.iter_mut()) {
-            c.write_all(b"x").await.unwrap();
-            s.read_exact(&mut byte).await.unwrap();
-            s.write_all(b"y").await.unwrap();
-            c.read_exact(&mut byte).await.unwrap();
+            c.write_all(&[b'x'; 100]).await.unwrap();
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&[b'y'; 10]).await.unwrap();
+            c.read_exact(&mut buf[..10]).await.unwrap();
         }
         settle().await;
         let used = live() - before;
         let used_per_end = used / (2 * N as i64);
         println!(
-            "after 1 byte each way: {used_per_end} bytes per connection end \
-             ({} more: the ring storage, allocated at full capacity on first \
+            "right after 100 bytes out, 10 back: {used_per_end} bytes per connection \
+             end ({} more: the ring storage, allocated at full capacity on first \
              write; send_buffer {} + recv_buffer {})",
             used_per_end - idle_per_end,
             a.config().send_buffer,
             a.config().recv_buffer,
+        );
+        // Then idle: the drivers' ring sweeps free the storage once every
+        // ring stayed empty for a sweep period. Waits on the real clock but
+        // asserts nothing about time: up to 10 s for a 400 ms process.
+        let mut after_use_per_end = used_per_end;
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            after_use_per_end = (live() - before) / (2 * N as i64);
+            if after_use_per_end < IDLE_TARGET {
+                break;
+            }
+        }
+        settle().await;
+        let after_use_per_end_now = (live() - before) / (2 * N as i64);
+        println!(
+            "idle after use: {after_use_per_end_now} bytes per connection end \
+             (idle before use: {idle_per_end})"
+        );
+        assert!(
+            after_use_per_end <= IDLE_TARGET && after_use_per_end_now <= IDLE_TARGET,
+            "{after_use_per_end_now} heap bytes per connection end idle after use \
+             (target <= {IDLE_TARGET})"
         );
         // The core alone takes over 1 KB: a smaller figure means the
         // counting missed the connections, not that they got cheaper.
@@ -150,7 +174,7 @@ fn idle_connection_heap_per_end() {
             "{idle_per_end} heap bytes per idle connection end (target < {IDLE_TARGET})"
         );
         // The rings allocate their whole capacity on first write (not
-        // growing on demand), so a used connection costs about that much.
+        // growing on demand), so a busy connection costs about that much.
         let rings = (a.config().send_buffer + a.config().recv_buffer) as i64;
         assert!(
             used_per_end < rings + IDLE_TARGET,

@@ -2,13 +2,16 @@
 
 use tokio::io::ReadBuf;
 
+use std::marker::PhantomData;
+
 use super::sync::Arc;
 use super::Ring;
 
 /// Creates a receive ring that holds up to `capacity` bytes, readable and
 /// out-of-order together.
 ///
-/// Memory is allocated on the first write, without locks.
+/// Memory is allocated on the first write, without locks, and freed again
+/// by [`RecvWriter::release_if_idle`] once the ring stayed empty.
 ///
 /// # Panics
 /// If `capacity` exceeds `usize::MAX / 4`.
@@ -28,23 +31,50 @@ use super::Ring;
 /// ```
 pub fn recv_ring(capacity: usize) -> (RecvWriter, RecvReader) {
     let ring = Arc::new(Ring::new(capacity));
-    (RecvWriter { ring: ring.clone() }, RecvReader { ring })
+    (
+        RecvWriter {
+            ring: ring.clone(),
+            _not_sync: PhantomData,
+        },
+        RecvReader { ring },
+    )
 }
 
 /// The driver's half of a receive ring: the producer, as a
 /// [`tcp_stack::RecvBuffer`].
+///
+/// Not `Sync`: its `&self` methods (`peek`, `release_if_idle`) run on the
+/// one thread that holds it, so a `peek` never overlaps a release.
 #[derive(Debug)]
 pub struct RecvWriter {
     pub(super) ring: Arc<Ring>,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl RecvWriter {
+    /// Frees the ring's storage if the [`RecvReader`] has read every byte,
+    /// no out-of-order bytes are held, and nothing was published since the
+    /// previous call; the next write allocates again. Returns true when the
+    /// ring holds no storage afterwards.
+    ///
+    /// Meant to be called periodically: storage is freed only after a whole
+    /// period without new bytes, not at every moment the ring is empty.
+    pub fn release_if_idle(&self) -> bool {
+        let ring = &*self.ring;
+        if !ring.has_storage() {
+            return true;
+        }
+        ring.quiet_since_last_check() && ring.release()
+    }
 }
 
 impl tcp_stack::RecvBuffer for RecvWriter {
     fn len(&self) -> usize {
-        self.ring.producer_len()
+        self.ring.producer_len().0
     }
 
     fn capacity(&self) -> usize {
-        self.ring.capacity
+        self.ring.cap()
     }
 
     fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
@@ -71,6 +101,22 @@ impl tcp_stack::RecvBuffer for RecvWriter {
         n
     }
 
+    /// Moves every byte, readable and out-of-order, into new storage of
+    /// `capacity` bytes (the core's receive autotuning). Returns false, to
+    /// be asked again later, while the [`RecvReader`] is inside a read or
+    /// when the bytes straddle the end of the position space; allocates, but
+    /// only when it grows.
+    fn grow(&mut self, capacity: usize) -> bool {
+        let ring = &*self.ring;
+        // Takes the consumer role: the old storage is freed.
+        if !ring.guard.enter_borrowed() {
+            return false;
+        }
+        let grown = ring.grow(capacity);
+        ring.guard.exit_borrowed();
+        grown
+    }
+
     /// Copies readable bytes without consuming them. Safe at any time: the
     /// bytes can only be overwritten by this half.
     fn peek(&self, dst: &mut [u8]) -> usize {
@@ -88,10 +134,8 @@ impl RecvReader {
     /// Moves readable bytes into `dst`; returns the count (0 when empty).
     pub fn read(&mut self, dst: &mut [u8]) -> usize {
         let ring = &*self.ring;
-        if !ring.guard.enter_owner() {
-            // `RecvWriter::read` is misused concurrently.
-            return 0;
-        }
+        // Waits out a concurrent (misused) `RecvWriter::read`.
+        ring.guard.enter_owner();
         let n = ring.peek_at(0, dst);
         ring.consume(n);
         ring.guard.exit_owner();
@@ -101,9 +145,7 @@ impl RecvReader {
     /// Copies readable bytes into `dst` without consuming them.
     pub fn peek(&self, dst: &mut [u8]) -> usize {
         let ring = &*self.ring;
-        if !ring.guard.enter_owner() {
-            return 0;
-        }
+        ring.guard.enter_owner();
         let n = ring.peek_at(0, dst);
         ring.guard.exit_owner();
         n
@@ -125,7 +167,7 @@ impl RecvReader {
 
     /// Readable bytes.
     pub fn len(&self) -> usize {
-        self.ring.consumer_len()
+        self.ring.consumer_len().0
     }
 
     /// True when nothing is readable.
@@ -135,6 +177,6 @@ impl RecvReader {
 
     /// Bytes the ring holds when full.
     pub fn capacity(&self) -> usize {
-        self.ring.capacity
+        self.ring.cap()
     }
 }

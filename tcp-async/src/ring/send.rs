@@ -2,12 +2,15 @@
 
 use std::io::IoSlice;
 
+use std::marker::PhantomData;
+
 use super::sync::Arc;
 use super::Ring;
 
 /// Creates a send ring that holds up to `capacity` bytes.
 ///
-/// Memory is allocated on the first write, without locks.
+/// Memory is allocated on the first write, without locks, and freed again
+/// by [`SendReader::release_if_idle`] once the ring stayed empty.
 ///
 /// # Panics
 /// If `capacity` exceeds `usize::MAX / 4`.
@@ -27,7 +30,13 @@ use super::Ring;
 /// ```
 pub fn send_ring(capacity: usize) -> (SendWriter, SendReader) {
     let ring = Arc::new(Ring::new(capacity));
-    (SendWriter { ring: ring.clone() }, SendReader { ring })
+    (
+        SendWriter { ring: ring.clone() },
+        SendReader {
+            ring,
+            _not_sync: PhantomData,
+        },
+    )
 }
 
 /// The application's half of a send ring: the producer.
@@ -47,11 +56,8 @@ impl SendWriter {
     /// The bytes become visible to the driver all at once.
     pub fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> usize {
         let ring = &*self.ring;
-        if !ring.guard.enter_owner() {
-            // `SendReader::enqueue` is misused concurrently; refuse rather
-            // than race.
-            return 0;
-        }
+        // Waits out a concurrent `SendReader::enqueue` or idle release.
+        ring.guard.enter_owner();
         let mut n = 0;
         for buf in bufs {
             let took = ring.produce(n, buf);
@@ -67,12 +73,15 @@ impl SendWriter {
 
     /// Bytes that can be written now.
     pub fn free(&self) -> usize {
-        self.ring.capacity - self.ring.producer_len()
+        {
+            let (len, cap) = self.ring.producer_len();
+            cap - len
+        }
     }
 
     /// Bytes held: written but not yet acknowledged.
     pub fn len(&self) -> usize {
-        self.ring.producer_len()
+        self.ring.producer_len().0
     }
 
     /// True when every written byte has been acknowledged.
@@ -82,24 +91,51 @@ impl SendWriter {
 
     /// Bytes the ring holds when full.
     pub fn capacity(&self) -> usize {
-        self.ring.capacity
+        self.ring.cap()
     }
 }
 
 /// The driver's half of a send ring: the consumer, as a
 /// [`tcp_stack::SendBuffer`].
+///
+/// Not `Sync`: its `&self` methods (`peek`, `release_if_idle`) run on the
+/// one thread that holds it.
 #[derive(Debug)]
 pub struct SendReader {
     pub(super) ring: Arc<Ring>,
+    _not_sync: PhantomData<std::cell::Cell<()>>,
+}
+
+impl SendReader {
+    /// Frees the ring's storage if every written byte was acknowledged, the
+    /// [`SendWriter`] wrote nothing since the previous call, and it is not
+    /// writing right now; the next write allocates again. Returns true when
+    /// the ring holds no storage afterwards.
+    ///
+    /// Meant to be called periodically: storage is freed only after a whole
+    /// period without writes, not at every moment the ring is empty.
+    pub fn release_if_idle(&self) -> bool {
+        let ring = &*self.ring;
+        if !ring.has_storage() {
+            return true;
+        }
+        if !ring.quiet_since_last_check() || !ring.guard.enter_borrowed() {
+            return false;
+        }
+        // We hold the producer role; `head` is our own.
+        let released = ring.release();
+        ring.guard.exit_borrowed();
+        released
+    }
 }
 
 impl tcp_stack::SendBuffer for SendReader {
     fn len(&self) -> usize {
-        self.ring.consumer_len()
+        self.ring.consumer_len().0
     }
 
     fn capacity(&self) -> usize {
-        self.ring.capacity
+        self.ring.cap()
     }
 
     /// Writes as the producer, for the stack's own `send` path.

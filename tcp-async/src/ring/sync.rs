@@ -1,23 +1,29 @@
 //! The primitives the rings are built from, swapped for loom's under
 //! `cfg(loom)` so the model checker sees every atomic and every byte access.
 //!
-//! Storage is a run of `Cell`s behind a raw pointer: plain bytes normally,
-//! one `loom::cell::UnsafeCell<u8>` per byte under loom, so that loom reports
-//! a producer and a consumer touching the same byte without ordering.
+//! Storage is a run of `Cell`s behind a raw pointer: uninitialised bytes
+//! normally, one `loom::cell::UnsafeCell<Option<u8>>` per byte under loom,
+//! so that loom reports a producer and a consumer touching the same byte
+//! without ordering (a free counts as a write of every byte), and a read of
+//! a byte never written fails the model.
 
 #[cfg(not(loom))]
 mod imp {
+    use std::mem::MaybeUninit;
+
     pub(crate) use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
 
-    /// One byte of ring storage.
-    pub(crate) type Cell = u8;
+    /// One byte of ring storage, initialised only once written.
+    pub(crate) type Cell = MaybeUninit<u8>;
 
-    /// Allocates `len` zeroed cells. Zeroed so that no path can ever expose
-    /// uninitialised memory, even if `commit` publishes bytes never written;
-    /// `alloc_zeroed` maps fresh pages lazily, so this costs little.
+    /// Allocates `len` uninitialised cells: nothing is written, so the
+    /// allocator's pages stay untouched (and non-resident) until used.
     pub(crate) fn alloc(len: usize) -> *mut Cell {
-        Box::into_raw(vec![0u8; len].into_boxed_slice()).cast()
+        let cells: Box<[Cell]> = std::iter::repeat_with(MaybeUninit::uninit)
+            .take(len)
+            .collect();
+        Box::into_raw(cells).cast()
     }
 
     /// Frees storage from [`alloc`].
@@ -37,18 +43,45 @@ mod imp {
     /// during the call.
     pub(crate) unsafe fn write(base: *mut Cell, at: usize, src: &[u8]) {
         // SAFETY: in bounds and exclusively ours, per the caller; `src` is a
-        // separate Rust slice, so the ranges cannot overlap.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(at), src.len()) }
+        // separate Rust slice, so the ranges cannot overlap. Writing a
+        // `MaybeUninit<u8>` through a `u8` pointer initialises it.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(at).cast(), src.len()) }
+    }
+
+    /// Zeroes `base[from..to]`.
+    ///
+    /// # Safety
+    /// As for [`write`].
+    pub(crate) unsafe fn zero(base: *mut Cell, from: usize, to: usize) {
+        // SAFETY: in bounds and exclusively ours, per the caller.
+        unsafe { std::ptr::write_bytes(base.add(from), 0, to - from) }
+    }
+
+    /// Copies `len` cells from `from[at..]` to `to[to_at..]`.
+    ///
+    /// # Safety
+    /// Both ranges lie inside their (distinct) allocations and no other
+    /// thread accesses them during the call.
+    pub(crate) unsafe fn copy(
+        from: *const Cell,
+        at: usize,
+        to: *mut Cell,
+        to_at: usize,
+        len: usize,
+    ) {
+        // SAFETY: in bounds, distinct and exclusively ours, per the caller.
+        unsafe { std::ptr::copy_nonoverlapping(from.add(at), to.add(to_at), len) }
     }
 
     /// Copies `base[at..at + dst.len()]` to `dst`.
     ///
     /// # Safety
-    /// The range lies inside the allocation, was initialised, and no thread
-    /// writes it during the call.
+    /// The range lies inside the allocation, was initialised (written or
+    /// zeroed), and no thread writes it during the call.
     pub(crate) unsafe fn read(base: *const Cell, at: usize, dst: &mut [u8]) {
-        // SAFETY: in bounds and not written concurrently, per the caller.
-        unsafe { std::ptr::copy_nonoverlapping(base.add(at), dst.as_mut_ptr(), dst.len()) }
+        // SAFETY: in bounds, initialised and not written concurrently, per
+        // the caller.
+        unsafe { std::ptr::copy_nonoverlapping(base.add(at).cast(), dst.as_mut_ptr(), dst.len()) }
     }
 }
 
@@ -57,14 +90,20 @@ mod imp {
     pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
 
-    pub(crate) type Cell = loom::cell::UnsafeCell<u8>;
+    /// `None` until written: reading it fails the model.
+    pub(crate) type Cell = loom::cell::UnsafeCell<Option<u8>>;
 
     pub(crate) fn alloc(len: usize) -> *mut Cell {
-        let cells: Box<[Cell]> = (0..len).map(|_| Cell::new(0)).collect();
+        let cells: Box<[Cell]> = (0..len).map(|_| Cell::new(None)).collect();
         Box::into_raw(cells).cast()
     }
 
     pub(crate) unsafe fn dealloc(ptr: *mut Cell, len: usize) {
+        // A free is a write of every byte: loom reports it racing a read.
+        for i in 0..len {
+            // SAFETY: in bounds per the caller; loom checks the exclusivity.
+            unsafe { (*ptr.add(i)).with_mut(|p| *p = None) }
+        }
         // SAFETY: as in the std version.
         drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) });
     }
@@ -72,14 +111,56 @@ mod imp {
     pub(crate) unsafe fn write(base: *mut Cell, at: usize, src: &[u8]) {
         for (i, &b) in src.iter().enumerate() {
             // SAFETY: in bounds per the caller; loom checks the exclusivity.
-            unsafe { (*base.add(at + i)).with_mut(|p| *p = b) }
+            unsafe { (*base.add(at + i)).with_mut(|p| *p = Some(b)) }
+        }
+    }
+
+    pub(crate) unsafe fn zero(base: *mut Cell, from: usize, to: usize) {
+        for i in from..to {
+            // SAFETY: in bounds per the caller; loom checks the exclusivity.
+            unsafe { (*base.add(i)).with_mut(|p| *p = Some(0)) }
+        }
+    }
+
+    pub(crate) unsafe fn copy(
+        from: *const Cell,
+        at: usize,
+        to: *mut Cell,
+        to_at: usize,
+        len: usize,
+    ) {
+        for i in 0..len {
+            // SAFETY: in bounds per the caller; loom checks the exclusivity.
+            let b = unsafe { (*from.add(at + i)).with(|p| *p) };
+            let b = b.expect("copy of a ring byte that was never written");
+            // SAFETY: as above.
+            unsafe { (*to.add(to_at + i)).with_mut(|p| *p = Some(b)) }
         }
     }
 
     pub(crate) unsafe fn read(base: *const Cell, at: usize, dst: &mut [u8]) {
         for (i, d) in dst.iter_mut().enumerate() {
             // SAFETY: in bounds per the caller; loom checks the exclusivity.
-            *d = unsafe { (*base.add(at + i)).with(|p| *p) };
+            let b = unsafe { (*base.add(at + i)).with(|p| *p) };
+            *d = b.expect("read of a ring byte that was never written");
+        }
+    }
+}
+
+/// Waits a moment for another thread to leave a short critical section.
+pub(crate) fn spin(spins: &mut u32) {
+    #[cfg(loom)]
+    {
+        let _ = spins;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        *spins += 1;
+        if *spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
         }
     }
 }

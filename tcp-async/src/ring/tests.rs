@@ -18,6 +18,7 @@ enum SendOp {
     Enqueue(Vec<u8>),
     Peek(usize, usize),
     Consume(usize),
+    Release,
 }
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -31,6 +32,7 @@ fn send_op() -> impl Strategy<Value = SendOp> {
         1 => bytes().prop_map(SendOp::Enqueue),
         2 => (0usize..24, 0usize..24).prop_map(|(o, n)| SendOp::Peek(o, n)),
         3 => (0usize..24).prop_map(SendOp::Consume),
+        1 => Just(SendOp::Release),
     ]
 }
 
@@ -43,6 +45,8 @@ enum RecvOp {
     ReadBuf(usize),
     WriterRead(usize),
     WriterPeek(usize),
+    Release,
+    Grow(usize),
 }
 
 fn recv_op() -> impl Strategy<Value = RecvOp> {
@@ -54,6 +58,8 @@ fn recv_op() -> impl Strategy<Value = RecvOp> {
         1 => (0usize..24).prop_map(RecvOp::ReadBuf),
         1 => (0usize..24).prop_map(RecvOp::WriterRead),
         1 => (0usize..24).prop_map(RecvOp::WriterPeek),
+        1 => Just(RecvOp::Release),
+        1 => (0usize..8).prop_map(RecvOp::Grow),
     ]
 }
 
@@ -104,6 +110,13 @@ proptest! {
                     r.consume(n);
                     model.drain(..n.min(model.len()));
                 }
+                SendOp::Release => {
+                    // Twice: the first call may only note the tail.
+                    r.release_if_idle();
+                    let released = r.release_if_idle();
+                    prop_assert_eq!(released, model.is_empty());
+                    prop_assert_eq!(r.ring.has_storage(), !released);
+                }
             }
             prop_assert_eq!(w.len(), model.len());
             prop_assert_eq!(SendBuffer::len(&r), model.len());
@@ -115,6 +128,7 @@ proptest! {
 
     #[test]
     fn recv_ring_matches_vecdeque(cap in 0usize..18, ops in prop::collection::vec(recv_op(), 0..80)) {
+        let mut cap = cap;
         let (mut w, mut r) = recv_ring(cap);
         // Readable bytes, then the out-of-order area (relative to the tail).
         let mut readable: VecDeque<Option<u8>> = VecDeque::new();
@@ -156,6 +170,28 @@ proptest! {
                     let n = if matches!(op, RecvOp::Peek(_)) { r.peek(&mut dst) } else { w.peek(&mut dst) };
                     prop_assert_eq!(n, len.min(readable.len()));
                     assert_matches(readable.iter().copied(), &dst[..n]);
+                }
+                RecvOp::Release => {
+                    w.release_if_idle();
+                    let released = w.release_if_idle();
+                    let ooo = pending.iter().any(Option::is_some);
+                    prop_assert_eq!(released, readable.is_empty() && !ooo);
+                    if released {
+                        // Out-of-order bytes are only dropped with the storage
+                        // when none are held; the model agrees.
+                        pending.iter_mut().for_each(|b| *b = None);
+                    }
+                }
+                RecvOp::Grow(extra) => {
+                    let head = r.ring.head.load(Ordering::Relaxed);
+                    let tail = r.ring.tail.load(Ordering::Relaxed);
+                    let grown = w.grow(cap + extra);
+                    // Refused only when the bytes straddle the position wrap.
+                    prop_assert_eq!(grown, extra == 0 || head <= tail);
+                    if grown {
+                        cap += extra;
+                        pending.resize(cap, None);
+                    }
                 }
             }
             prop_assert_eq!(r.len(), readable.len());
@@ -214,36 +250,186 @@ fn test_commit_of_unwritten_bytes_reads_zeroes() {
 #[test]
 fn test_borrowed_role_refuses_while_owner_is_inside() {
     let (mut w, mut r) = send_ring(8);
-    assert!(w.ring.guard.enter_owner());
+    w.ring.guard.enter_owner();
     assert_eq!(r.enqueue(b"abc"), 0);
     w.ring.guard.exit_owner();
     assert_eq!(r.enqueue(b"abc"), 3);
-    assert!(w.ring.guard.enter_borrowed());
-    assert_eq!(w.write(b"def"), 0);
-    w.ring.guard.exit_borrowed();
     assert_eq!(w.write(b"def"), 3);
 
     let (mut w, mut r) = recv_ring(8);
     w.write_at(0, b"abc");
     w.commit(3);
-    assert!(r.ring.guard.enter_owner());
+    r.ring.guard.enter_owner();
     assert_eq!(w.read(&mut [0; 3]), 0);
     assert_eq!(w.peek(&mut [0; 3]), 3);
     r.ring.guard.exit_owner();
-    assert!(r.ring.guard.enter_borrowed());
-    assert_eq!(r.read(&mut [0; 3]), 0);
-    assert_eq!(r.peek(&mut [0; 3]), 0);
-    r.ring.guard.exit_borrowed();
     assert_eq!(r.read(&mut [0; 3]), 3);
 }
 
 #[test]
-fn test_rings_are_send_and_sync() {
-    fn check<T: Send + Sync + 'static>() {}
-    check::<SendWriter>();
-    check::<SendReader>();
-    check::<RecvWriter>();
-    check::<RecvReader>();
+fn test_owner_waits_for_a_borrowed_use() {
+    let (mut w, r) = send_ring(8);
+    assert!(w.ring.guard.enter_borrowed());
+    let app = std::thread::spawn(move || w.write(b"abc"));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    r.ring.guard.exit_borrowed();
+    assert_eq!(app.join().unwrap(), 3);
+    assert_eq!(SendBuffer::len(&r), 3);
+}
+
+#[test]
+fn test_rings_are_send_and_app_halves_sync() {
+    fn send<T: Send + 'static>() {}
+    fn sync<T: Send + Sync + 'static>() {}
+    sync::<SendWriter>();
+    send::<SendReader>();
+    send::<RecvWriter>();
+    sync::<RecvReader>();
+}
+
+#[test]
+fn test_core_buffers_downcast_to_the_driver_halves() {
+    let (_w, r) = send_ring(4);
+    let boxed: Box<dyn SendBuffer> = Box::new(r);
+    assert!(as_send_reader(&*boxed).is_some());
+    assert!(as_send_reader(&tcp_stack::VecSendBuffer::new(4)).is_none());
+    let (w, _r) = recv_ring(4);
+    let boxed: Box<dyn RecvBuffer> = Box::new(w);
+    assert!(as_recv_writer(&*boxed).is_some());
+    assert!(as_recv_writer(&tcp_stack::VecRecvBuffer::new(4)).is_none());
+}
+
+#[test]
+fn test_send_ring_releases_after_a_quiet_period() {
+    let (mut w, mut r) = send_ring(1 << 20);
+    assert!(r.release_if_idle(), "nothing allocated yet");
+    assert_eq!(w.write(b"hello"), 5);
+    assert!(!r.release_if_idle(), "the tail moved since the last check");
+    assert!(!r.release_if_idle(), "unacknowledged bytes");
+    assert!(r.ring.has_storage());
+    r.consume(5);
+    assert!(r.release_if_idle());
+    assert!(!r.ring.has_storage());
+    // The next write allocates again; positions carry on.
+    assert_eq!(w.write(b"again"), 5);
+    let mut seg = [0; 5];
+    assert_eq!(r.peek(0, &mut seg), 5);
+    assert_eq!(&seg, b"again");
+    // Not while the application is writing.
+    r.consume(5);
+    r.release_if_idle();
+    w.ring.guard.enter_owner();
+    assert!(!r.release_if_idle());
+    w.ring.guard.exit_owner();
+    assert!(r.release_if_idle());
+}
+
+#[test]
+fn test_recv_ring_keeps_unread_and_out_of_order_bytes() {
+    let (mut w, mut r) = recv_ring(16);
+    w.write_at(0, b"ab");
+    w.commit(2);
+    w.release_if_idle();
+    assert!(!w.release_if_idle(), "unread bytes");
+    let mut buf = [0; 8];
+    assert_eq!(r.read(&mut buf), 2);
+    assert_eq!(w.write_at(3, b"late"), 4);
+    w.release_if_idle();
+    assert!(!w.release_if_idle(), "out-of-order bytes");
+    w.write_at(0, b"xyz");
+    w.commit(7);
+    assert_eq!(r.read(&mut buf), 7);
+    assert_eq!(&buf[..7], b"xyzlate");
+    w.release_if_idle();
+    assert!(w.release_if_idle());
+    assert!(!r.ring.has_storage());
+    // Re-allocated at the current tail: a wrapping write still reads back.
+    assert_eq!(w.write_at(0, b"0123456789abcdef"), 16);
+    w.commit(16);
+    let mut all = [0; 16];
+    assert_eq!(r.read(&mut all), 16);
+    assert_eq!(&all, b"0123456789abcdef");
+}
+
+#[test]
+fn test_recv_ring_grows_keeping_every_byte() {
+    let (mut w, mut r) = recv_ring(8);
+    w.write_at(0, b"abcdef");
+    w.commit(6);
+    let mut buf = [0; 16];
+    assert_eq!(r.read(&mut buf[..4]), 4);
+    // Readable "ef", then out-of-order "XY" two bytes past the tail.
+    assert_eq!(w.write_at(2, b"XY"), 2);
+    assert!(w.grow(16));
+    assert_eq!((r.capacity(), RecvBuffer::capacity(&w)), (16, 16));
+    assert_eq!(RecvBuffer::free(&w), 14);
+    w.write_at(0, b"gh");
+    w.commit(4);
+    // Fill past the old capacity; the positions wrap at 32 now.
+    assert_eq!(w.write_at(0, b"0123456789"), 10);
+    w.commit(10);
+    assert_eq!(r.read(&mut buf), 16);
+    assert_eq!(&buf, b"efghXY0123456789");
+    for round in 0..5u8 {
+        let data = [round; 11];
+        assert_eq!(w.write_at(0, &data), 11);
+        w.commit(11);
+        assert_eq!(r.read(&mut buf), 11);
+        assert_eq!(buf[..11], data);
+    }
+    // Never shrinks; the same size is a no-op.
+    assert!(!w.grow(4));
+    assert!(w.grow(16));
+}
+
+#[test]
+fn test_recv_ring_grow_waits_for_the_reader_and_the_wrap() {
+    let (mut w, r) = recv_ring(4);
+    r.ring.guard.enter_owner();
+    assert!(!w.grow(8), "the reader is inside");
+    r.ring.guard.exit_owner();
+    assert!(w.grow(8));
+    // Without storage, only the capacity changes.
+    assert!(!r.ring.has_storage());
+    let (mut w, mut r) = recv_ring(4);
+    w.write_at(0, b"abc");
+    w.commit(3);
+    r.read(&mut [0; 3]);
+    w.write_at(0, b"defgh");
+    w.commit(4);
+    // head 3, tail 7: positions under capacity 4 wrap at 8.
+    r.read(&mut [0; 1]);
+    w.write_at(0, b"i");
+    w.commit(1);
+    assert!(
+        r.ring.tail.load(Ordering::Relaxed) < r.ring.head.load(Ordering::Relaxed),
+        "setup: the bytes straddle the wrap"
+    );
+    assert!(!w.grow(8));
+    let mut buf = [0; 4];
+    assert_eq!(r.read(&mut buf), 4);
+    assert_eq!(&buf, b"efgi");
+    assert!(w.grow(8));
+}
+
+#[test]
+fn test_out_of_order_gap_is_zeroed_not_uninitialised() {
+    // Only bytes below `init` are ever read; a gap before an out-of-order
+    // write is zeroed, so even a bogus commit reads zeroes.
+    let (mut w, mut r) = recv_ring(8);
+    w.write_at(5, b"z");
+    assert_eq!(r.ring.init.load(Ordering::Relaxed), 6);
+    w.commit(6);
+    let mut dst = [1; 6];
+    assert_eq!(r.read(&mut dst), 6);
+    assert_eq!(dst, [0, 0, 0, 0, 0, b'z']);
+}
+
+#[test]
+fn test_storage_is_initialised_only_as_far_as_written() {
+    let (mut w, _r) = send_ring(1 << 20);
+    assert_eq!(w.write(b"x"), 1);
+    assert_eq!(w.ring.init.load(Ordering::Relaxed), 1);
 }
 
 /// The byte at stream position `i`: not periodic in any ring capacity.
@@ -313,6 +499,8 @@ fn test_send_ring_two_threads_in_order() {
         r.consume(ack);
         pos += ack;
         if ack == 0 {
+            // Frees whenever the writer paused across two calls.
+            r.release_if_idle();
             std::thread::yield_now();
         }
     }
@@ -336,6 +524,8 @@ fn test_recv_ring_two_threads_in_order() {
                 std::thread::yield_now();
                 continue;
             }
+            // Frees whenever the reader caught up across two calls.
+            w.release_if_idle();
             seg.clear();
             seg.extend((pos..pos + n).map(pattern));
             // The second half arrives first, then the hole is filled.

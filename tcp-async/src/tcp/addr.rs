@@ -107,9 +107,14 @@ impl<T: ToSocketAddrsPriv + ?Sized> ToSocketAddrsPriv for &T {
 pub(crate) async fn resolve_v4(
     addr: &(impl ToSocketAddrs + ?Sized),
 ) -> io::Result<Vec<SocketAddrV4>> {
-    let all = match addr.to_resolve() {
+    let all: Vec<SocketAddr> = match addr.to_resolve() {
         Resolve::Done(r) => r?,
+        #[cfg(not(loom))]
         Resolve::Lookup(host) => tokio::net::lookup_host(host).await?.collect(),
+        // Tokio leaves `net` out under `cfg(loom)`; only the ring models are
+        // built then, so a blocking lookup is fine.
+        #[cfg(loom)]
+        Resolve::Lookup(host) => std::net::ToSocketAddrs::to_socket_addrs(&host)?.collect(),
     };
     let v4: Vec<SocketAddrV4> = all
         .iter()
