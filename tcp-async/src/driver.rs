@@ -127,8 +127,6 @@ pub(crate) struct Driver<D> {
     halves: Halves,
     conns: HashMap<ConnId, Entry>,
     listeners: HashMap<ListenerId, Arc<ListenerShared>>,
-    /// Buffer sizes of listeners made by a `TcpSocket` with its own sizes.
-    listener_sizes: HashMap<SocketAddrV4, (usize, usize)>,
     rx_buf: Vec<u8>,
     tx_buf: Vec<u8>,
     /// A datagram in `tx_buf` the device had no room for yet.
@@ -196,7 +194,6 @@ impl<D: Device> Driver<D> {
             halves,
             conns: HashMap::new(),
             listeners: HashMap::new(),
-            listener_sizes: HashMap::new(),
             rx_buf: vec![0; RX_BUF],
             tx_pending: None,
             sleep: Box::pin(tokio::time::sleep_until(base)),
@@ -318,17 +315,10 @@ impl<D: Device> Driver<D> {
                 Poll::Ready(Ok(RxPacket { len: n, checksum })) => {
                     received += 1;
                     let n = n.min(self.rx_buf.len());
-                    let sizes = self.syn_buffer_sizes(&self.rx_buf[..n]);
-                    if sizes.is_some() {
-                        self.halves.set_next_sizes(sizes);
-                    }
                     let meta = tcp_stack::RxMeta {
                         checksum_verified: checksum.is_trusted(),
                     };
                     self.stack.handle_packet_meta(now, &self.rx_buf[..n], meta);
-                    if sizes.is_some() {
-                        self.halves.set_next_sizes(None);
-                    }
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
@@ -361,38 +351,6 @@ impl<D: Device> Driver<D> {
         self.halves
             .retain(|id| conns.contains_key(&id) || stack.state(id) != State::Closed);
         self.prune_at = (self.halves.len() * 2).max(PRUNE_MIN);
-    }
-
-    /// The buffer sizes for the connection `packet` may create: set when it
-    /// is a SYN to a listener with its own sizes. The core has no
-    /// per-listener sizes, but creates a passive connection (and asks the
-    /// buffer factory) while handling its SYN, so the driver tells the
-    /// factory just around that `handle_packet`.
-    fn syn_buffer_sizes(&self, packet: &[u8]) -> Option<(usize, usize)> {
-        if self.listener_sizes.is_empty() || packet.len() < 20 || packet[0] >> 4 != 4 {
-            return None;
-        }
-        let ihl = usize::from(packet[0] & 0x0f) * 4;
-        // TCP only, first fragment, header present.
-        let fragment_offset = u16::from_be_bytes([packet[6], packet[7]]) & 0x1fff;
-        if packet[9] != 6 || fragment_offset != 0 || packet.len() < ihl + 14 {
-            return None;
-        }
-        let flags = packet[ihl + 13];
-        const SYN: u8 = 0x02;
-        const ACK: u8 = 0x10;
-        if flags & (SYN | ACK) != SYN {
-            return None;
-        }
-        let ip = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-        let port = u16::from_be_bytes([packet[ihl + 2], packet[ihl + 3]]);
-        self.listener_sizes
-            .get(&SocketAddrV4::new(ip, port))
-            .or_else(|| {
-                self.listener_sizes
-                    .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
-            })
-            .copied()
     }
 
     /// Sends what the core has due, up to [`SEND_BATCH`] packets; keeps a
@@ -654,11 +612,10 @@ impl<D: Device> Driver<D> {
         remote: SocketAddrV4,
         opts: SocketOpts,
     ) -> io::Result<Arc<Shared>> {
-        let sizes = self.custom_sizes(&opts);
-        self.halves.set_next_sizes(sizes);
-        let result = self.stack.connect(self.now(), local, remote);
-        self.halves.set_next_sizes(None);
-        let id = result?;
+        let sizes = self.buffer_sizes(&opts);
+        let id = self
+            .stack
+            .connect_with_buffers(self.now(), local, remote, sizes)?;
         let cached = self.apply_opts(id, &opts);
         match self.adopt(id, cached) {
             Some(shared) => Ok(shared),
@@ -669,15 +626,12 @@ impl<D: Device> Driver<D> {
         }
     }
 
-    /// Buffer sizes when `opts` asks for non-default ones.
-    fn custom_sizes(&self, opts: &SocketOpts) -> Option<(usize, usize)> {
-        match (opts.send_buffer, opts.recv_buffer) {
-            (None, None) => None,
-            (s, r) => Some((
-                s.unwrap_or(self.config.send_buffer),
-                r.unwrap_or(self.config.recv_buffer),
-            )),
-        }
+    /// Send and receive buffer sizes: those `opts` asks for, else the configured ones.
+    fn buffer_sizes(&self, opts: &SocketOpts) -> (usize, usize) {
+        (
+            opts.send_buffer.unwrap_or(self.config.send_buffer),
+            opts.recv_buffer.unwrap_or(self.config.recv_buffer),
+        )
     }
 
     /// Sets the options that differ from the stack's defaults; returns the
@@ -791,9 +745,8 @@ impl<D: Device> Driver<D> {
                 opts.linger,
             ),
         });
-        if let Some(sizes) = self.custom_sizes(&opts) {
-            self.listener_sizes.insert(local, sizes);
-        }
+        let (send, recv) = self.buffer_sizes(&opts);
+        self.stack.set_listener_buffers(id, send, recv)?;
         debug!(%local, backlog, "listening");
         self.listeners.insert(id, listener.clone());
         Ok(listener)
@@ -839,7 +792,6 @@ impl<D: Device> Driver<D> {
         self.stack.close_listener(l);
         if let Some(listener) = self.listeners.remove(&l) {
             debug!(local = %listener.local, "listener closed");
-            self.listener_sizes.remove(&listener.local);
             listener.closed.store(true, Ordering::Release);
             let queued: Vec<_> = listener.queue().drain(..).collect();
             // Like a kernel listener, reset what was never accepted.

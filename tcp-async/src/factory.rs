@@ -11,9 +11,6 @@ use tcp_stack::{BufferFactory, ConnId, RecvBuffer, SendBuffer};
 #[derive(Default)]
 pub(crate) struct Pending {
     halves: HashMap<ConnId, (SendWriter, RecvReader)>,
-    /// Sizes for the next connection created (a `TcpSocket` with its own
-    /// buffer sizes); set by the driver just around `Stack::connect`.
-    next_sizes: Option<(usize, usize)>,
 }
 
 /// Shared between the factory (inside the core) and the driver. Only
@@ -40,11 +37,6 @@ impl Halves {
     pub(crate) fn len(&self) -> usize {
         self.lock().halves.len()
     }
-
-    /// Sizes for the connection created by the next `Stack::connect`.
-    pub(crate) fn set_next_sizes(&self, sizes: Option<(usize, usize)>) {
-        self.lock().next_sizes = sizes;
-    }
 }
 
 /// The [`BufferFactory`] installed in every stack this crate drives.
@@ -60,7 +52,6 @@ impl BufferFactory for RingFactory {
         recv: usize,
     ) -> (Box<dyn SendBuffer>, Box<dyn RecvBuffer>) {
         let mut pending = self.halves.lock();
-        let (send, recv) = pending.next_sizes.take().unwrap_or((send, recv));
         let (app_send, core_send) = send_ring(send.max(1));
         let (core_recv, app_recv) = recv_ring(recv.max(1));
         pending.halves.insert(conn, (app_send, app_recv));
