@@ -59,8 +59,18 @@ static GLOBAL: Counting = Counting;
 const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const PORT: u16 = 80;
-/// Connections opened.
-const N: usize = 2_000;
+/// Connections opened: 2,000, or `UTCP_IDLE_CONNS` (run by hand with
+/// 100000 to check that many concurrent connections work).
+fn connections() -> usize {
+    std::env::var("UTCP_IDLE_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000)
+}
+
+/// Connections per listening port: the client's ephemeral ports (about
+/// 28,000) bound how many it can open to one address and port.
+const PER_PORT: usize = 20_000;
 
 /// The project target for an idle established connection end.
 const IDLE_TARGET: i64 = 4096;
@@ -100,8 +110,15 @@ fn idle_connection_heap_per_end() {
             })
             .build()
             .unwrap();
-        let target = SocketAddr::V4(SocketAddrV4::new(A, PORT));
-        let listener = TcpListener::bind_with(&a, target).await.unwrap();
+        #[allow(non_snake_case)]
+        let N = connections();
+        let mut listeners = Vec::new();
+        for i in 0..N.div_ceil(PER_PORT).max(1) {
+            let port = PORT + i as u16;
+            let target = SocketAddr::V4(SocketAddrV4::new(A, port));
+            listeners.push((target, TcpListener::bind_with(&a, target).await.unwrap()));
+        }
+        let (target, listener) = (listeners[0].0, &listeners[0].1);
         // Warm up: one connection opened and closed, so lazily created
         // runtime and driver state is not charged to the measured ones.
         {
@@ -113,8 +130,9 @@ fn idle_connection_heap_per_end() {
         let mut servers = Vec::with_capacity(N);
         settle().await;
         let before = live();
-        for _ in 0..N {
-            let (c, s) = tokio::join!(TcpStream::connect_with(&b, target), listener.accept());
+        for i in 0..N {
+            let (target, listener) = &listeners[i / PER_PORT];
+            let (c, s) = tokio::join!(TcpStream::connect_with(&b, *target), listener.accept());
             clients.push(c.unwrap());
             servers.push(s.unwrap().0);
         }
@@ -181,7 +199,7 @@ fn idle_connection_heap_per_end() {
             "{used_per_end} heap bytes per used connection end"
         );
 
-        drop((clients, servers, listener));
+        drop((clients, servers, listeners));
         a.shutdown().await;
         b.shutdown().await;
     });
