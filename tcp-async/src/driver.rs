@@ -531,6 +531,12 @@ impl<D: Device> Driver<D> {
             }
             keep
         });
+        // Give back the list's memory after a burst (amortized: only when
+        // it shrank to a quarter).
+        let floor = self.watched.len().max(16);
+        if self.watched.capacity() > 4 * floor {
+            self.watched.shrink_to(2 * floor);
+        }
     }
 
     fn with_conn(&self, conn: ConnId, f: impl FnOnce(&Shared)) {
@@ -707,6 +713,9 @@ impl<D: Device> Driver<D> {
                 watched: false,
             },
         );
+        // Bytes that arrived before the accept may already hold storage,
+        // and reading them need not notify the driver.
+        self.watch(id);
         Some(shared)
     }
 

@@ -66,6 +66,15 @@
 //! uncontended compare-and-swap; only two application tasks using the same
 //! direction of one socket at once could ever contend, never the driver).
 //!
+//! **Memory on demand.** Ring storage is allocated, uninitialised, on a
+//! ring's first write. Every 200 ms, while some connection's rings hold
+//! storage, the driver sweeps them and frees the storage of rings that
+//! stayed empty and quiet since the previous sweep; the next write
+//! allocates again. The receive ring also grows when the core's receive
+//! autotuning asks (up to `recv_buffer_max`). An idle connection thus holds
+//! no ring storage, and a busy one allocates nothing per packet (a grow
+//! allocates once per step).
+//!
 //! **Control path.** Connect, listen, shutdown, close, options, `tcp_info`
 //! and statistics go through an unbounded command channel, with `oneshot`
 //! replies where an answer is needed. The factory's map from `ConnId` to the

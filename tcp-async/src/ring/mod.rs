@@ -15,8 +15,8 @@
 //! the consumer) and `tail` (owned by the producer). Positions run over
 //! `0..2 * capacity` and wrap there, so `tail - head` (mod `2 * capacity`)
 //! tells a full ring from an empty one without a spare slot and without a
-//! power-of-two capacity; a position maps to the storage index `pos` or
-//! `pos - capacity`. Bytes in `head..tail` belong to the consumer, the rest
+//! power-of-two capacity; a position maps to the storage index given by its
+//! distance from `origin` (below), mod `capacity`. Bytes in `head..tail` belong to the consumer, the rest
 //! to the producer, which may also fill free space past `tail` before
 //! publishing it (the receive side's out-of-order data).
 //!
@@ -69,7 +69,7 @@
 //!   borrows the producer role through the role guard (below), exactly like
 //!   `enqueue`; it is the consumer itself, so `head` is its own.
 //!
-//! //! # Growing
+//! # Growing
 //!
 //! The receive ring grows on demand: the core's receive autotuning calls
 //! [`RecvWriter::grow`](tcp_stack::RecvBuffer::grow). The driver, already the
@@ -114,12 +114,12 @@
 //! application half is idle or gone. To stay sound even if that is broken, a
 //! role guard (one atomic word) arbitrates: the application half registers
 //! each call with a `fetch_add`, the borrowed method claims the role with a
-//! `compare_exchange` from zero; whichever side finds the other inside does
-//! nothing. The borrowed use gives up (returns 0, or frees nothing) when the
-//! application half is inside; the application half instead waits for a
-//! borrowed use to finish, which is short (one copy or one free) and never
-//! waits itself, so an application write is never refused spuriously (it
-//! would look like a full ring, and nothing would wake it).
+//! `compare_exchange` from zero. The borrowed use gives up (returns 0, or
+//! frees or grows nothing) when the application half is inside; the
+//! application half instead waits for a borrowed use to finish, which is
+//! short (a copy, a free, or a grow's copy of the buffered bytes) and never
+//! waits itself, so an application call is never refused spuriously (an
+//! empty write would look like a full ring, and nothing would wake it).
 //! [`RecvWriter`]'s `peek` needs no guard: it only reads, and the only
 //! writer is itself.
 //!
