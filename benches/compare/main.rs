@@ -487,7 +487,13 @@ fn setup_b(p: &Params) -> Setup {
             "ours-tun",
             Some(ns.clone()),
             ours::config(ours_ip, 7),
-            move || tcp_async::device::tun::TunDevice::new(ours::open_tun(&name, kernel)?),
+            move || {
+                tcp_async::device::tun::TunDevice::new(ours::open_tun(
+                    &name,
+                    kernel,
+                    ours::offload(),
+                )?)
+            },
         )?;
         let server = ours::OursServer::start(st, SocketAddrV4::new(ours_ip, 5001))?;
         Ok((ns, server))

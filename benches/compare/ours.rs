@@ -25,16 +25,17 @@ pub fn offload() -> bool {
 }
 
 /// Creates a TUN device in the calling thread's namespace with the kernel
-/// side at `kernel`/24, MTU 1500, up, with offloads per [`offload`] (a
-/// kernel refusing them gets a plain device).
-pub fn open_tun(name: &str, kernel: Ipv4Addr) -> io::Result<tcp_tun::Tun> {
+/// side at `kernel`/24, MTU 1500, up; with offloads if `offloads` (a
+/// kernel refusing them gets a plain device). smoltcp gets a plain one: it
+/// knows nothing of virtio-net headers.
+pub fn open_tun(name: &str, kernel: Ipv4Addr, offloads: bool) -> io::Result<tcp_tun::Tun> {
     let builder = tcp_tun::TunBuilder::new()
         .name(name)
         .mtu(1500)
         .address(kernel, 24)
         .up(true);
-    match builder.clone().offload(offload()).build() {
-        Err(e) if offload() && e.kind() == io::ErrorKind::InvalidInput => builder.build(),
+    match builder.clone().offload(offloads).build() {
+        Err(e) if offloads && e.kind() == io::ErrorKind::InvalidInput => builder.build(),
         result => result,
     }
 }
