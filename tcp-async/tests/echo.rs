@@ -32,14 +32,20 @@ async fn echo_small() {
 #[tokio::test]
 async fn echo_large_both_ways_concurrently() {
     let (a, b) = stacks();
-    let (client, mut server) = connected(&a, &b, 7).await;
+    echo_large(&a, &b, 2 * 1024 * 1024 + 17, 3).await;
+}
+
+/// Echoes `len` bytes from `b` through a server on `a`, writing and reading
+/// concurrently; checks every byte and the server's count.
+async fn echo_large(a: &tcp_async::Stack, b: &tcp_async::Stack, len: usize, seed: u8) {
+    let (client, mut server) = connected(a, b, 7).await;
     let server_task = tokio::spawn(async move {
         let (mut r, mut w) = server.split();
         let n = tokio::io::copy(&mut r, &mut w).await.unwrap();
         w.shutdown().await.unwrap();
         n
     });
-    let data = pattern(2 * 1024 * 1024 + 17, 3);
+    let data = pattern(len, seed);
     let (mut r, mut w) = client.into_split();
     let sent = data.clone();
     within("large echo", async move {
@@ -287,28 +293,7 @@ async fn echo_large_over_offloaded_pair() {
         .config(config(B, 2))
         .build()
         .unwrap();
-    let (client, mut server) = connected(&a, &b, 7).await;
-    let server_task = tokio::spawn(async move {
-        let (mut r, mut w) = server.split();
-        let n = tokio::io::copy(&mut r, &mut w).await.unwrap();
-        w.shutdown().await.unwrap();
-        n
-    });
-    let data = pattern(4 * 1024 * 1024 + 5, 9);
-    let (mut r, mut w) = client.into_split();
-    let sent = data.clone();
-    within("offloaded echo", async move {
-        let writer = tokio::spawn(async move {
-            w.write_all(&sent).await.unwrap();
-            w.shutdown().await.unwrap();
-        });
-        let mut got = Vec::new();
-        r.read_to_end(&mut got).await.unwrap();
-        writer.await.unwrap();
-        assert!(got == data, "echoed bytes differ");
-        assert_eq!(server_task.await.unwrap(), data.len() as u64);
-    })
-    .await;
+    echo_large(&a, &b, 4 * 1024 * 1024 + 5, 9).await;
     let (supers_a, supers_b) = (sa.load(Ordering::Relaxed), sb.load(Ordering::Relaxed));
     assert!(supers_a > 0 && supers_b > 0, "{supers_a} {supers_b}");
     assert_eq!(a.stats().await.unwrap().drop_checksum, 0);

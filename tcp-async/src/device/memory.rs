@@ -7,9 +7,6 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::{Device, Offloads, RxChecksum, RxPacket};
 
-/// Largest IPv4 datagram, the super-packet limit with offloads.
-const MAX_SUPER: usize = 65535;
-
 /// A packet on the cable, and whether its TCP checksum is partial (a
 /// super-packet sent with offloads: nothing can corrupt it in memory).
 #[derive(Debug)]
@@ -144,14 +141,7 @@ impl Device for MemoryDevice {
     }
 
     fn offloads(&self) -> Offloads {
-        if self.offloads {
-            Offloads {
-                rx_max: MAX_SUPER,
-                tso_max: MAX_SUPER,
-            }
-        } else {
-            Offloads::default()
-        }
+        Offloads::super_packets(self.offloads)
     }
 
     fn poll_recv_meta(
@@ -185,7 +175,7 @@ impl Device for MemoryDevice {
                 "this memory pair has no segmentation offload",
             )));
         }
-        if packet.len() > MAX_SUPER {
+        if packet.len() > Offloads::MAX_SUPER_PACKET {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("super-packet of {} bytes exceeds 64 KiB", packet.len()),

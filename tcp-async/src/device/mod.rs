@@ -51,6 +51,24 @@ pub struct Offloads {
     pub tso_max: usize,
 }
 
+impl Offloads {
+    /// The largest IPv4 datagram: the super-packet limit.
+    pub const MAX_SUPER_PACKET: usize = 65535;
+
+    /// Super-packets up to [`MAX_SUPER_PACKET`](Self::MAX_SUPER_PACKET)
+    /// both ways if `on`, else none.
+    pub fn super_packets(on: bool) -> Offloads {
+        if on {
+            Offloads {
+                rx_max: Self::MAX_SUPER_PACKET,
+                tso_max: Self::MAX_SUPER_PACKET,
+            }
+        } else {
+            Offloads::default()
+        }
+    }
+}
+
 /// The state of a received packet's transport checksum.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RxChecksum {

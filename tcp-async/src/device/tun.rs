@@ -9,9 +9,6 @@ use tcp_stack::wire::checksum;
 use tcp_tun::{Tun, VirtioNetHdr};
 use tokio::io::unix::AsyncFd;
 
-/// Largest packet a TUN with offloads exchanges (the IPv4 total length limit).
-const MAX_SUPER_PACKET: usize = 65535;
-
 /// Counters of a [`TunDevice`] opened with offloads, shared with whoever
 /// took them through [`TunDevice::counters`] (the device itself moves into
 /// the driver).
@@ -227,14 +224,7 @@ impl Device for TunDevice {
     }
 
     fn offloads(&self) -> Offloads {
-        if self.offload {
-            Offloads {
-                rx_max: MAX_SUPER_PACKET,
-                tso_max: MAX_SUPER_PACKET,
-            }
-        } else {
-            Offloads::default()
-        }
+        Offloads::super_packets(self.offload)
     }
 
     fn poll_recv_meta(
