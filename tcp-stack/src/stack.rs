@@ -109,6 +109,11 @@ pub struct TcpInfo {
     pub window_scaling: bool,
     pub timestamps: bool,
     pub sack: bool,
+    /// Send buffer size in bytes (it grows with the window while the
+    /// application keeps it full, up to `Config::send_buffer_max`).
+    pub send_buffer: usize,
+    /// Receive buffer size in bytes (auto-tuned up to `Config::recv_buffer_max`).
+    pub recv_buffer: usize,
 }
 
 /// Per-connection options settable after creation.

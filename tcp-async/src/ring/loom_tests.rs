@@ -256,3 +256,41 @@ fn loom_recv_grow_races_read() {
         producer.join().unwrap();
     });
 }
+
+#[test]
+fn loom_send_grow_races_write() {
+    model(|| {
+        // The driver grows the send ring from 2 to 4 bytes while the
+        // application writes: the copy and the free of the old storage must
+        // not overlap a write, and the writer must use the new storage and
+        // capacity afterwards.
+        let (mut w, mut r) = send_ring(2);
+        let writer = thread::spawn(move || {
+            let data = [1u8, 2, 3, 4];
+            let mut n = 0;
+            while n < data.len() {
+                let k = w.write(&data[n..]);
+                n += k;
+                if k == 0 {
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut grown = false;
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            if !grown {
+                grown = r.grow(4);
+            }
+            let mut b = [0u8; 1];
+            let n = r.peek(0, &mut b);
+            got.extend_from_slice(&b[..n]);
+            r.consume(n);
+            if n == 0 {
+                thread::yield_now();
+            }
+        }
+        assert_eq!(got, [1, 2, 3, 4]);
+        writer.join().unwrap();
+    });
+}

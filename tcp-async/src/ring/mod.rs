@@ -71,10 +71,11 @@
 //!
 //! # Growing
 //!
-//! The receive ring grows on demand: the core's receive autotuning calls
-//! [`RecvWriter::grow`](tcp_stack::RecvBuffer::grow). The driver, already the
-//! producer, also takes the consumer role through the role guard (giving up
-//! if the application is inside a read), copies every byte from `head` to
+//! Both rings grow on demand: the core's receive autotuning calls
+//! [`RecvWriter::grow`](tcp_stack::RecvBuffer::grow), its send buffer
+//! auto-sizing [`SendReader::grow`](tcp_stack::SendBuffer::grow). The driver,
+//! holding one role, also takes the application's through the role guard
+//! (giving up if the application is inside a read or write), copies every byte from `head` to
 //! `tail + pending` into new storage whose `origin` is `head`, frees the old
 //! storage and stores the new capacity. Positions are not renumbered, so
 //! `head` stays the application's: growing is refused (and asked again
@@ -82,7 +83,12 @@
 //! position space `2 * capacity`, which moves with the capacity. With
 //! `head <= tail` both positions mean the same under either capacity.
 //!
-//! The consumer loads the capacity after its `Acquire` load of `tail` and
+//! On the send side the application is the producer: it loads the
+//! capacity inside its role (after the guard's `Acquire`) for a write, and
+//! outside it only to report `free()`, where an old capacity just
+//! under-reports the room.
+//!
+//! On the receive side the consumer loads the capacity after its `Acquire` load of `tail` and
 //! uses that one value for the whole operation: new bytes published after a
 //! grow bring the new capacity (and storage) with them, and with no new
 //! bytes the length `tail - head` is the same under either capacity. Its
@@ -427,9 +433,10 @@ impl Ring {
         true
     }
 
-    /// Producer, also holding the consumer role (through the guard): moves
-    /// every byte, published and out-of-order, into storage of `new_cap`
-    /// bytes, at the same positions; false if it cannot now (see "Growing").
+    /// Holding both roles (the driver's own and the application's, through
+    /// the guard): moves every byte, published and out-of-order, into
+    /// storage of `new_cap` bytes, at the same positions; false if it cannot
+    /// now (see "Growing").
     fn grow(&self, new_cap: usize) -> bool {
         let cap = self.cap();
         if new_cap <= cap || new_cap > MAX_CAPACITY {

@@ -161,4 +161,21 @@ impl tcp_stack::SendBuffer for SendReader {
     fn consume(&mut self, n: usize) {
         self.ring.consume(n);
     }
+
+    /// Moves every byte held (unacknowledged and unsent) into new storage of
+    /// `capacity` bytes (the core's send buffer auto-sizing). Returns false,
+    /// to be asked again later, while the [`SendWriter`] is inside a write
+    /// or when the bytes straddle the end of the position space; allocates,
+    /// but only when it grows.
+    fn grow(&mut self, capacity: usize) -> bool {
+        let ring = &*self.ring;
+        // Takes the producer role: the writer is excluded while the old
+        // storage is copied and freed.
+        if !ring.guard.enter_borrowed() {
+            return false;
+        }
+        let grown = ring.grow(capacity);
+        ring.guard.exit_borrowed();
+        grown
+    }
 }

@@ -413,6 +413,37 @@ fn test_recv_ring_grow_waits_for_the_reader_and_the_wrap() {
 }
 
 #[test]
+fn test_send_ring_grows_keeping_unacked_and_unsent_bytes() {
+    let (mut w, mut r) = send_ring(8);
+    assert_eq!(w.write(b"abcdefghij"), 8);
+    r.consume(3); // "abc" acknowledged
+    assert_eq!(w.write(b"ij"), 2);
+    assert_eq!(w.free(), 1);
+    // The writer inside its role: not now.
+    w.ring.guard.enter_owner();
+    assert!(!r.grow(16));
+    w.ring.guard.exit_owner();
+    assert!(r.grow(16));
+    assert_eq!((w.capacity(), SendBuffer::capacity(&r)), (16, 16));
+    assert_eq!(w.free(), 9);
+    let mut seg = [0; 7];
+    assert_eq!(r.peek(0, &mut seg), 7);
+    assert_eq!(&seg, b"defghij");
+    assert_eq!(w.write(b"0123456789"), 9);
+    let mut all = [0; 16];
+    assert_eq!(r.peek(0, &mut all), 16);
+    assert_eq!(&all, b"defghij012345678");
+    // Round the larger ring a few times.
+    for round in 0..5u8 {
+        r.consume(16);
+        assert_eq!(w.write(&[round; 16]), 16);
+        assert_eq!(r.peek(0, &mut all), 16);
+        assert_eq!(all, [round; 16]);
+    }
+    assert!(!r.grow(4), "never shrinks");
+}
+
+#[test]
 fn test_out_of_order_gap_is_zeroed_not_uninitialised() {
     // Only bytes below `init` are ever read; a gap before an out-of-order
     // write is zeroed, so even a bogus commit reads zeroes.

@@ -917,6 +917,8 @@ impl Conn {
             window_scaling: self.ws_enabled,
             timestamps: self.ts_enabled,
             sack: self.sack_enabled,
+            send_buffer: self.send_buf.capacity(),
+            recv_buffer: self.recv_buf.capacity(),
         }
     }
 }
