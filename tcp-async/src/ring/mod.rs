@@ -433,6 +433,17 @@ impl Ring {
         true
     }
 
+    /// The driver's half: takes the application's role through the guard
+    /// and grows; false while the application is inside its role.
+    fn grow_borrowing(&self, new_cap: usize) -> bool {
+        if !self.guard.enter_borrowed() {
+            return false;
+        }
+        let grown = self.grow(new_cap);
+        self.guard.exit_borrowed();
+        grown
+    }
+
     /// Holding both roles (the driver's own and the application's, through
     /// the guard): moves every byte, published and out-of-order, into
     /// storage of `new_cap` bytes, at the same positions; false if it cannot

@@ -107,14 +107,8 @@ impl tcp_stack::RecvBuffer for RecvWriter {
     /// when the bytes straddle the end of the position space; allocates, but
     /// only when it grows.
     fn grow(&mut self, capacity: usize) -> bool {
-        let ring = &*self.ring;
         // Takes the consumer role: the old storage is freed.
-        if !ring.guard.enter_borrowed() {
-            return false;
-        }
-        let grown = ring.grow(capacity);
-        ring.guard.exit_borrowed();
-        grown
+        self.ring.grow_borrowing(capacity)
     }
 
     /// Copies readable bytes without consuming them. Safe at any time: the

@@ -168,14 +168,8 @@ impl tcp_stack::SendBuffer for SendReader {
     /// or when the bytes straddle the end of the position space; allocates,
     /// but only when it grows.
     fn grow(&mut self, capacity: usize) -> bool {
-        let ring = &*self.ring;
         // Takes the producer role: the writer is excluded while the old
         // storage is copied and freed.
-        if !ring.guard.enter_borrowed() {
-            return false;
-        }
-        let grown = ring.grow(capacity);
-        ring.guard.exit_borrowed();
-        grown
+        self.ring.grow_borrowing(capacity)
     }
 }
