@@ -930,16 +930,19 @@ impl Stack {
                     }
                     let len = Ipv4Repr::HEADER_LEN + n;
                     self.stats.packets_out += 1;
-                    if let Some(size) = segment_size {
-                        let segment = &mut buf[Ipv4Repr::HEADER_LEN..len];
-                        fill_partial_checksum(segment, src, dst);
-                        // Count the datagrams the super-segment becomes.
-                        let hl = usize::from(segment[12] >> 4) * 4;
-                        let parts = (n - hl).div_ceil(usize::from(size));
-                        self.stats.packets_out += parts as u64 - 1;
-                        // The parts take consecutive IP ids (Linux GSO).
-                        let extra = u16::try_from(parts - 1).unwrap_or(u16::MAX);
-                        self.ip_ident = self.ip_ident.wrapping_add(extra);
+                    let segment = &mut buf[Ipv4Repr::HEADER_LEN..len];
+                    match segment_size {
+                        None => fill_checksum(segment, src, dst),
+                        Some(size) => {
+                            fill_partial_checksum(segment, src, dst);
+                            // Count the datagrams the super-segment becomes.
+                            let hl = usize::from(segment[12] >> 4) * 4;
+                            let parts = (n - hl).div_ceil(usize::from(size));
+                            self.stats.packets_out += parts as u64 - 1;
+                            // The parts take consecutive IP ids (Linux GSO).
+                            let extra = u16::try_from(parts - 1).unwrap_or(u16::MAX);
+                            self.ip_ident = self.ip_ident.wrapping_add(extra);
+                        }
                     }
                     // Round robin: back of the queue if it has more.
                     self.after(id, true);

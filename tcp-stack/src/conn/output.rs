@@ -5,7 +5,6 @@ use crate::error::Error;
 use crate::seq::SeqNum;
 use crate::state::State;
 use crate::time::Duration;
-use crate::wire::tcp::fill_checksum;
 use crate::wire::{SackBlocks, TcpFlags, TcpOptions, TcpRepr};
 
 /// Persist interval cap (Linux uses TCP_RTO_MAX for probes; 60 s keeps a
@@ -422,8 +421,9 @@ impl Conn {
         } else {
             0
         };
+        // The stack fills the checksum: complete, or partial for a
+        // super-segment (one pass over the bytes either way).
         let total = hl + copied;
-        fill_checksum(&mut buf[..total], *self.local.ip(), *self.remote.ip());
 
         if !rst {
             let shift = if syn || !self.ws_enabled {
