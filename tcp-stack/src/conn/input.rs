@@ -1,7 +1,7 @@
 //! SEGMENT ARRIVES (RFC 9293 3.10.7) for a connection that exists.
 
 use super::rack::DUP_THRESH;
-use super::sent::SentLog;
+use super::sent::Mark;
 use super::{ev, Conn, Disposition, Env, Timer};
 use crate::error::Error;
 use crate::seq::SeqNum;
@@ -674,11 +674,12 @@ impl Conn {
         }
         if self.dup_acks as usize >= DUP_THRESH && self.sent.sacked_bytes() == 0 {
             let una = self.snd_una;
-            self.sent.mark_with(|rec, lost| {
+            self.sent.mark_lost_where(|rec| {
                 if rec.start.diff(una) <= 0 {
-                    SentLog::mark_lost(rec, lost);
+                    Mark::Lost
+                } else {
+                    Mark::Stop
                 }
-                false
             });
         }
         if self.sent.lost_bytes() == 0 {

@@ -720,9 +720,7 @@ impl Conn {
         let cap = self.send_buf.capacity();
         let want = self.cc.window().saturating_mul(2).min(self.send_buffer_max);
         if was_full && want > cap {
-            let new = cap
-                .saturating_mul(2)
-                .clamp(want, self.send_buffer_max.max(want));
+            let new = cap.saturating_mul(2).clamp(want, self.send_buffer_max);
             if self.send_buf.grow(new) {
                 self.raise(ev::WRITABLE);
             }

@@ -8,7 +8,7 @@
 //! reordering is seen (so it acts like DupThresh), then a quarter of the
 //! minimum RTT, widened per round trip that brings D-SACKs (6.2 step 4).
 
-use super::sent::{Delivered, SentLog, LOST, RETRANS, SACKED};
+use super::sent::{Delivered, Mark, SentLog, RETRANS};
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 
@@ -171,30 +171,29 @@ impl Rack {
         let Some(rack_ts) = self.xmit_ts else {
             return (false, None);
         };
-        let mut newly_lost = false;
         let mut timeout: Option<Instant> = None;
         let wait = self.rtt + reo_wnd;
-        log.mark_with(|rec, lost| {
-            if rec.flags & (SACKED | LOST) != 0 {
-                return true;
-            }
+        let newly_lost = log.mark_lost_where(|rec| {
             if !sent_after(rack_ts, self.end_seq, rec.xmit, rec.end) {
                 // Sent after the newest delivered segment: not lost yet. Past
                 // the first such original transmission every later record was
                 // sent later still (new data goes out in sequence order, and a
                 // retransmission is later than its original), so stop there.
-                return rec.flags & RETRANS != 0;
+                return if rec.flags & RETRANS != 0 {
+                    Mark::Keep
+                } else {
+                    Mark::Stop
+                };
             }
             let due = rec.xmit + wait;
             if due <= now {
-                SentLog::mark_lost(rec, lost);
-                newly_lost = true;
+                Mark::Lost
             } else {
                 // RFC 8985: the timer waits for the last of them, so
                 // they are marked together.
                 timeout = Some(timeout.map_or(due, |t| t.max(due)));
+                Mark::Keep
             }
-            true
         });
         (newly_lost, timeout)
     }
@@ -209,11 +208,12 @@ impl Rack {
         reo_wnd: Duration,
     ) {
         let wait = self.rtt + reo_wnd;
-        log.mark_with(|rec, lost| {
+        log.mark_lost_where(|rec| {
             if rec.start.diff(snd_una) <= 0 || rec.xmit + wait <= now {
-                SentLog::mark_lost(rec, lost);
+                Mark::Lost
+            } else {
+                Mark::Keep
             }
-            true
         });
     }
 }

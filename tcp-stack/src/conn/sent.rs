@@ -51,6 +51,15 @@ impl Sent {
     }
 }
 
+/// [`SentLog::mark_lost_where`]'s verdict on one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    Lost,
+    Keep,
+    /// Neither this record nor any later one.
+    Stop,
+}
+
 /// What the ACK being processed newly delivered, for RACK (RFC 8985 6.2).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Delivered {
@@ -252,22 +261,26 @@ impl SentLog {
         self.sacked_segs = 0;
     }
 
-    /// Marks a record lost (RACK, or an RTO).
-    pub fn mark_lost(rec: &mut Sent, lost_bytes: &mut usize) {
-        if !rec.is(LOST) && !rec.is(SACKED) {
-            rec.flags |= LOST;
-            *lost_bytes += rec.len();
-        }
-    }
-
-    /// Runs `f` over the records with the lost-byte counter, for the
-    /// loss-marking loops of RACK.
-    pub fn mark_with(&mut self, mut f: impl FnMut(&mut Sent, &mut usize) -> bool) {
+    /// Walks the records neither SACKed nor already lost, in sequence
+    /// order, marking those `f` deems lost (RACK, an RTO) until it says
+    /// stop. Returns whether any was newly marked.
+    pub fn mark_lost_where(&mut self, mut f: impl FnMut(&Sent) -> Mark) -> bool {
+        let mut marked = false;
         for rec in self.segs.iter_mut() {
-            if !f(rec, &mut self.lost) {
-                break;
+            if rec.flags & (SACKED | LOST) != 0 {
+                continue;
+            }
+            match f(rec) {
+                Mark::Lost => {
+                    rec.flags |= LOST;
+                    self.lost += rec.len();
+                    marked = true;
+                }
+                Mark::Keep => {}
+                Mark::Stop => break,
             }
         }
+        marked
     }
 
     /// RFC 6675 NextSeg rule 1 (with RACK's marks for IsLost): the first
@@ -376,10 +389,7 @@ mod tests {
     #[test]
     fn retransmission_clears_lost_and_refreshes_time() {
         let mut log = log_of(3);
-        log.mark_with(|rec, lost| {
-            SentLog::mark_lost(rec, lost);
-            true
-        });
+        assert!(log.mark_lost_where(|_| Mark::Lost));
         assert_eq!(log.lost_bytes(), 300);
         assert_eq!(log.first_lost(), Some((s(0), s(100))));
         log.on_send(s(0), s(50), t(10), true);
