@@ -7,7 +7,7 @@ mod common;
 
 use common::{
     assert_pattern, bulk_len, kernel_net_opts, recv_pattern, report, send_pattern, within,
-    KernelNet, Stackable,
+    KernelNet, Received, Stackable,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::time::Instant;
 use tcp_async::device::tun::TunCounters;
 use tcp_async::device::Device;
 use tcp_async::TcpListener;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 const PORT: u16 = 5001;
 
@@ -31,6 +31,21 @@ fn net(offload: bool) -> Option<(KernelNet, Arc<TunCounters>)> {
     Some((net, counters.unwrap()))
 }
 
+/// Sends `len` pattern bytes on `w` (then half-closes) while receiving on
+/// `r`; returns the checksum sent and what arrived.
+async fn send_and_receive<R, W>(mut r: R, mut w: W, len: u64) -> std::io::Result<(u64, Received)>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let send = async {
+        let sum = send_pattern(&mut w, len).await?;
+        w.shutdown().await?;
+        std::io::Result::Ok(sum)
+    };
+    tokio::try_join!(send, recv_pattern(&mut r))
+}
+
 /// The kernel sends `len` bytes to our listener while our side sends `len`
 /// bytes back on the same connection; both sides check the pattern.
 async fn bulk_both_ways(net: &KernelNet, len: u64) {
@@ -39,25 +54,13 @@ async fn bulk_both_ways(net: &KernelNet, len: u64) {
         .unwrap();
     let kernel = async {
         let s = tokio::net::TcpStream::connect(net.our_addr(PORT)).await?;
-        let (mut r, mut w) = s.into_split();
-        let send = async {
-            let sum = send_pattern(&mut w, len).await?;
-            w.shutdown().await?;
-            std::io::Result::Ok(sum)
-        };
-        let (sum, got) = tokio::try_join!(send, recv_pattern(&mut r))?;
-        std::io::Result::Ok((sum, got))
+        let (r, w) = s.into_split();
+        send_and_receive(r, w, len).await
     };
     let ours = async {
         let (s, _) = listener.accept().await?;
-        let (mut r, mut w) = s.into_split();
-        let send = async {
-            let sum = send_pattern(&mut w, len).await?;
-            w.shutdown().await?;
-            std::io::Result::Ok(sum)
-        };
-        let (sum, got) = tokio::try_join!(send, recv_pattern(&mut r))?;
-        std::io::Result::Ok((sum, got))
+        let (r, w) = s.into_split();
+        send_and_receive(r, w, len).await
     };
     let ((k_sum, at_kernel), (o_sum, at_ours)) = tokio::try_join!(kernel, ours).unwrap();
     assert_eq!(at_ours.checksum, k_sum);

@@ -211,12 +211,11 @@ fn exchange(pair: &mut Pair, a_data: &[u8], b_data: &[u8]) -> (Vec<u8>, Vec<u8>)
     (at_a, at_b)
 }
 
-#[test]
-fn super_segments_split_into_valid_segments_the_peer_accepts() {
-    let mut pair = Pair::new(Path::Segmented);
-    let a_data = pattern(3_000_123, 0x5a);
-    let b_data = pattern(1_000_001, 0xa5);
-    let (at_a, at_b) = exchange(&mut pair, &a_data, &b_data);
+/// [`exchange`] of `(length, seed)` patterns each way, checked byte-exact.
+fn exchange_exact(pair: &mut Pair, a: (usize, u8), b: (usize, u8)) {
+    let a_data = pattern(a.0, a.1);
+    let b_data = pattern(b.0, b.1);
+    let (at_a, at_b) = exchange(pair, &a_data, &b_data);
     assert!(
         at_b == a_data,
         "A to B not byte-exact ({} bytes)",
@@ -227,6 +226,12 @@ fn super_segments_split_into_valid_segments_the_peer_accepts() {
         "B to A not byte-exact ({} bytes)",
         at_a.len()
     );
+}
+
+#[test]
+fn super_segments_split_into_valid_segments_the_peer_accepts() {
+    let mut pair = Pair::new(Path::Segmented);
+    exchange_exact(&mut pair, (3_000_123, 0x5a), (1_000_001, 0xa5));
     assert!(pair.supers > 10, "only {} super-segments", pair.supers);
     assert!(pair.parts > 2 * pair.supers);
     let stats = pair.a.stats();
@@ -237,19 +242,7 @@ fn super_segments_split_into_valid_segments_the_peer_accepts() {
 #[test]
 fn whole_super_segments_with_partial_checksums_are_received() {
     let mut pair = Pair::new(Path::Whole);
-    let a_data = pattern(2_000_000, 0x11);
-    let b_data = pattern(777_777, 0x22);
-    let (at_a, at_b) = exchange(&mut pair, &a_data, &b_data);
-    assert!(
-        at_b == a_data,
-        "A to B not byte-exact ({} bytes)",
-        at_b.len()
-    );
-    assert!(
-        at_a == b_data,
-        "B to A not byte-exact ({} bytes)",
-        at_a.len()
-    );
+    exchange_exact(&mut pair, (2_000_000, 0x11), (777_777, 0x22));
     assert!(pair.supers > 10, "only {} super-segments", pair.supers);
     assert!(pair.largest > 8 * MTU, "largest datagram {}", pair.largest);
     assert_eq!(
