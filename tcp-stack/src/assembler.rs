@@ -122,6 +122,12 @@ impl Assembler {
         self.ranges.get(i).is_some_and(|&(s, _)| s <= offset)
     }
 
+    /// The range holding byte `offset`, if it was received.
+    pub fn range_containing(&self, offset: usize) -> Option<(usize, usize)> {
+        let i = self.ranges.partition_point(|&(_, e)| e <= offset);
+        self.ranges.get(i).copied().filter(|&(s, _)| s <= offset)
+    }
+
     /// Forgets every range.
     pub fn clear(&mut self) {
         self.ranges.clear();
@@ -137,8 +143,7 @@ impl Assembler {
     /// block of data containing the segment which triggered this ACK".
     pub fn last_added(&self) -> Option<(usize, usize)> {
         let (s, _) = self.last?;
-        let i = self.ranges.partition_point(|&(_, e)| e <= s);
-        self.ranges.get(i).copied().filter(|&(rs, _)| rs <= s)
+        self.range_containing(s)
     }
 }
 

@@ -78,8 +78,15 @@ pub struct Config {
     /// Upper bound on connections (all states); beyond it SYNs are dropped and
     /// `connect` fails with `Exhausted`.
     pub max_connections: usize,
-    /// RFC 5961 7: at most this many challenge ACKs per second, stack-wide.
+    /// RFC 5961 7: a stack-wide ceiling on challenge ACKs per second. The
+    /// budget of each second is drawn at random from `[limit/2, 3*limit/2)`,
+    /// as Linux does since CVE-2016-5696, so that an off-path attacker
+    /// cannot use a shared, predictable counter to learn whether another
+    /// connection drew challenge ACKs. `u32::MAX` disables the ceiling.
     pub challenge_ack_limit: u32,
+    /// RFC 5961 7: per connection, at most one challenge ACK per interval
+    /// (Linux `tcp_invalid_ratelimit`, 500 ms).
+    pub challenge_ack_interval: Duration,
     /// First and last ephemeral port for `connect` without an explicit local port.
     pub ephemeral_ports: (u16, u16),
     /// Verify TCP checksums on input (turn off when the device did it).
@@ -120,6 +127,7 @@ impl Default for Config {
             ttl: 64,
             max_connections: 1 << 20,
             challenge_ack_limit: 1000,
+            challenge_ack_interval: Duration::from_millis(500),
             ephemeral_ports: (32768, 60999),
             verify_checksums: true,
             ecn: true,

@@ -40,6 +40,8 @@ pub struct Stats {
     pub rst_sent: u64,
     pub rst_received: u64,
     pub challenge_acks: u64,
+    /// ACKs that stopped at data the peer had SACKed (RFC 2018 8 reneging).
+    pub sack_reneging: u64,
     pub challenge_acks_suppressed: u64,
     pub retransmits: u64,
     pub fast_retransmits: u64,
@@ -252,13 +254,15 @@ impl Stack {
         let key = KeyedState(rng.next_u64());
         let port_key = rng.next_u64();
         let ip_ident = rng.next_u32() as u16;
+        // Its own stream, so the other draws stay as they were.
+        let challenge = RateLimiter::new(config.seed ^ 0x5961_5961_5961_5961);
         Stack {
             cfg: config,
             rng,
             isn,
             factory: Box::new(VecBufferFactory),
             stats: Stats::default(),
-            challenge: RateLimiter::default(),
+            challenge,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -400,6 +404,11 @@ impl Stack {
         let Some(conn) = slot.conn.as_deref_mut() else {
             return;
         };
+        debug_assert!(
+            conn.retransmission_timer_invariant(),
+            "unacknowledged data without a retransmission timer: {:?}",
+            conn.info()
+        );
         let owned = slot.owned;
         if conn.events != 0 {
             if owned && !conn.user_closed {
@@ -542,13 +551,17 @@ impl Stack {
                     self.after(id, true);
                 }
                 Disposition::ReopenFromTimeWait => {
+                    // RFC 1122 4.2.2.13: the new incarnation's ISS must be
+                    // above any sequence number the old one used (Linux:
+                    // the old SND.NXT + 65537, whatever the ISN clock says).
+                    let floor = conn.snd_max + 65537;
                     self.remove(id);
-                    self.handle_no_conn(now, local, remote, &seg);
+                    self.handle_no_conn(now, local, remote, &seg, Some(floor));
                 }
             }
             return;
         }
-        self.handle_no_conn(now, local, remote, &seg);
+        self.handle_no_conn(now, local, remote, &seg, None);
     }
 
     fn find_listener(&self, local: SocketAddrV4) -> Option<u32> {
@@ -567,6 +580,7 @@ impl Stack {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         seg: &SegmentIn,
+        iss_floor: Option<SeqNum>,
     ) {
         let f = seg.flags;
         if let Some(lidx) = self.find_listener(local) {
@@ -578,11 +592,15 @@ impl Stack {
                 self.queue_rst(local, remote, seg.ack, None);
                 return;
             }
-            if !f.syn() {
+            // A SYN+FIN is discarded, as Linux does (`tcp_rcv_state_process`
+            // in LISTEN). RFC 9293 3.10.7.2 would take the SYN and queue the
+            // FIN, but no client opens that way: it is a scanner's probe,
+            // and answering it only tells the scanner the port is open.
+            if !f.syn() || f.fin() {
                 self.stats.drop_segment += 1;
                 return;
             }
-            self.on_syn(now, lidx, local, remote, seg);
+            self.on_syn(now, lidx, local, remote, seg, iss_floor);
             return;
         }
         // CLOSED: never answer a RST; otherwise reset (RFC 9293 3.10.7.1).
@@ -603,6 +621,7 @@ impl Stack {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         seg: &SegmentIn,
+        iss_floor: Option<SeqNum>,
     ) {
         let Some(Some(l)) = self.listeners.get(lidx as usize) else {
             return;
@@ -618,7 +637,7 @@ impl Stack {
             return;
         }
         let buffers = l.buffers;
-        let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers);
+        let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers, iss_floor);
         let mut env = Env {
             now,
             cfg: &self.cfg,
@@ -645,8 +664,12 @@ impl Stack {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         (send, recv): (usize, usize),
+        iss_floor: Option<SeqNum>,
     ) -> (ConnId, Conn) {
-        let iss = self.isn.isn(now, local, remote);
+        let iss = match (self.isn.isn(now, local, remote), iss_floor) {
+            (clock, Some(floor)) if clock.diff(floor) < 0 => floor,
+            (clock, _) => clock,
+        };
         let ts_offset = self.rng.next_u32();
         let id = self.next_id();
         let (sb, rb) = self.factory.buffers(id, send, recv);
@@ -1233,7 +1256,7 @@ impl Stack {
             }
             l
         };
-        let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers);
+        let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers, None);
         conn.open_active();
         let id = self.insert(conn, true);
         debug_assert_eq!(id, id_hint);

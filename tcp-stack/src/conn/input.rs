@@ -169,17 +169,18 @@ impl Conn {
             self.ack_now = true;
             return Disposition::Keep;
         }
-        // A retransmitted SYN in SYN-RECEIVED: our SYN,ACK was lost; send it again.
-        if self.state == State::SynReceived && f.syn() && !f.ack() && !f.rst() {
-            if seg.seq == self.irs {
-                self.snd_nxt = self.iss;
-                self.syn_pending = true;
-            } else if self.listener.is_some() {
-                // RFC 9293 3.10.7.4 fourth: SYN in window from a passive open:
-                // return to LISTEN (drop this embryonic connection).
-                self.rst_pending = true;
-                self.enter_closed(None);
-            }
+        // A retransmitted SYN in SYN-RECEIVED: our SYN,ACK was lost; send it
+        // again. Any other SYN goes through the sequence check first (RFC
+        // 9293 3.10.7.4; Linux `tcp_check_req`): one outside the window is
+        // only ACKed, so a spoofer knowing the 4-tuple cannot reset the embryo.
+        if self.state == State::SynReceived
+            && f.syn()
+            && !f.ack()
+            && !f.rst()
+            && seg.seq == self.irs
+        {
+            self.snd_nxt = self.iss;
+            self.syn_pending = true;
             return Disposition::Keep;
         }
 
@@ -244,6 +245,14 @@ impl Conn {
         if f.syn() {
             if self.state == State::TimeWait {
                 return self.syn_in_time_wait(env, seg);
+            }
+            if self.state == State::SynReceived && self.listener.is_some() {
+                // RFC 9293 3.10.7.4 fourth, SYN-RECEIVED: a SYN in the window
+                // of a passive open returns it to LISTEN (this embryo goes;
+                // Linux resets it too).
+                self.rst_pending = true;
+                self.enter_closed(None);
+                return Disposition::Keep;
             }
             self.challenge_ack(env);
             return Disposition::Keep;
@@ -315,6 +324,13 @@ impl Conn {
                         self.enter_closed(None);
                         return disposition;
                     }
+                    if seg.seq == self.rcv_nxt {
+                        // RFC 1122 4.2.3.2: learn what full-sized means here.
+                        // (A super-segment counts as parts of our MSS.)
+                        let remnant = f.contains(TcpFlags::PSH) || f.fin();
+                        self.rcv_mss
+                            .measure(seg.payload.len(), remnant, self.our_mss);
+                    }
                     self.accept_text(env, seg.seq, seg.payload);
                 }
                 // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent
@@ -358,18 +374,26 @@ impl Conn {
                 seg.seq == nxt
             }
             _ => {
-                seg.seq.in_range(nxt, nxt + wnd)
-                    || (seg.seq + (len - 1)).in_range(nxt, nxt + wnd)
-                    // Overlaps the whole window from below.
-                    || (seg.seq.diff(nxt) < 0 && (seg.seq + len).diff(nxt + wnd) >= 0)
+                // RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND, or the segment's
+                // later bytes reach into the window: then it covers RCV.NXT
+                // itself. Both in unsigned distances modulo 2^32, so a
+                // sequence number 2^31 away (unordered) is never taken for
+                // one that overlaps.
+                seg.seq.in_range(nxt, nxt + wnd) || nxt.in_range(seg.seq, seg.seq + len)
             }
         }
     }
 
-    /// RFC 5961 7: a challenge ACK, rate-limited stack-wide.
+    /// RFC 5961 7: a challenge ACK, limited per connection (at most one
+    /// per `challenge_ack_interval`, as Linux's per-socket limit) and by a
+    /// randomised stack-wide ceiling (see `RateLimiter`).
     fn challenge_ack(&mut self, env: &mut Env) {
-        if env.challenge.allow(env.now, env.cfg.challenge_ack_limit) {
+        let recent = self.last_challenge.is_some_and(|at| {
+            env.now.saturating_duration_since(at) < env.cfg.challenge_ack_interval
+        });
+        if !recent && env.challenge.allow(env.now, env.cfg.challenge_ack_limit) {
             env.stats.challenge_acks += 1;
+            self.last_challenge = Some(env.now);
             self.challenge_pending = true;
         } else {
             env.stats.challenge_acks_suppressed += 1;
@@ -380,11 +404,14 @@ impl Conn {
     /// incarnation if it is newer than what the old one saw; otherwise challenge.
     fn syn_in_time_wait(&mut self, env: &mut Env, seg: &SegmentIn) -> Disposition {
         let newer_seq = seg.seq.diff(self.rcv_nxt) > 0;
-        let newer_ts = match (self.ts_enabled, seg.options.timestamps) {
+        // RFC 6191 2: timestamps decide only when both incarnations use
+        // them; a SYN without TSopt (timestamps will not be used) is judged
+        // by its sequence number, as Linux does.
+        let acceptable = match (self.ts_enabled, seg.options.timestamps) {
             (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
-            _ => false,
+            _ => newer_seq,
         };
-        if newer_ts || (!self.ts_enabled && newer_seq) {
+        if acceptable {
             Disposition::ReopenFromTimeWait
         } else {
             self.challenge_ack(env);
@@ -427,9 +454,13 @@ impl Conn {
             self.cwr_pending = true;
             env.stats.ecn_reductions += 1;
         }
-        // Window update (RFC 9293 3.10.7.4): SND.WL1 < SEG.SEQ, or equal and SND.WL2 =< SEG.ACK.
-        if self.snd_wl1.diff(seg.seq) < 0
-            || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0)
+        // Window update (RFC 9293 3.10.7.4): only "if SND.UNA =< SEG.ACK =<
+        // SND.NXT" (the upper bound was checked above; an older ACK, even
+        // on a newer segment, must not touch the window), and then if
+        // SND.WL1 < SEG.SEQ, or equal and SND.WL2 =< SEG.ACK.
+        if ack.diff(self.snd_una) >= 0
+            && (self.snd_wl1.diff(seg.seq) < 0
+                || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0))
         {
             self.snd_wnd = usize::from(seg.window) << self.snd_wscale;
             self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
@@ -437,10 +468,15 @@ impl Conn {
             self.snd_wl2 = ack;
         }
         if self.snd_wnd > 0 && old_wnd == 0 {
-            // The window opened: leave persist mode.
+            // The window opened: leave persist mode. A probe byte still
+            // unacknowledged is now ordinary data in flight: it gets the
+            // retransmission timer (RFC 6298 5.1).
             self.timers.clear(Timer::Persist);
             self.persist_backoff = 0;
             self.probe_pending = false;
+            if self.snd_max != self.snd_una && !self.timers.is_set(Timer::Retransmit) {
+                self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
+            }
         }
 
         let mut dsack_seen = false;
@@ -458,7 +494,7 @@ impl Conn {
                             .is_some_and(|&(l2, r2)| l.diff(l2) >= 0 && r.diff(r2) <= 0));
                 if dsack {
                     dsack_seen = true;
-                    self.on_dsack();
+                    self.on_dsack(l, r);
                 } else {
                     // No TSecr test for SACKed data: the receiver echoes
                     // TS.Recent, which out-of-order segments do not update
@@ -488,6 +524,24 @@ impl Conn {
         if let Some(high) = self.tlp_high {
             if ack.diff(high) >= 0 || self.sent.is_sacked(high - 1) {
                 self.tlp_high = None;
+            }
+        }
+        if self.sack_enabled && self.snd_una != self.snd_max && self.sent.is_sacked(self.snd_una) {
+            // RFC 2018 8: the ACK stops at data the peer SACKed: it
+            // reneged (discarded what it had SACKed), or SACKs in a way no
+            // receiver holding the data would. As Linux
+            // (`tcp_check_sack_reneging`), give it max(SRTT/2, 10 ms) for
+            // more ACKs to set this right; then the retransmission timeout
+            // forgets the SACKs and resends from the left edge.
+            env.stats.sack_reneging += 1;
+            let grace = self
+                .rtt
+                .srtt()
+                .map_or(Duration::ZERO, |s| s / 2)
+                .max(Duration::from_millis(10));
+            let at = env.now + grace;
+            if self.timers.get(Timer::Retransmit).is_none_or(|t| t > at) {
+                self.timers.set(Timer::Retransmit, at);
             }
         }
         if self.sack_enabled {
@@ -541,7 +595,7 @@ impl Conn {
         self.rtt.reset_backoff();
         self.persist_backoff = 0;
         if self.sack_enabled {
-            let echo = self.echo_millis(seg);
+            let echo = self.echo_millis(env.now, seg);
             let (rack, now) = (&mut self.rack, env.now);
             self.sent
                 .on_cumulative_ack(ack, |d| rack.on_delivered(now, echo, d));
@@ -629,15 +683,14 @@ impl Conn {
         // sample from TSecr (1 ms ticks); retransmission ambiguity does not
         // arise because TSecr echoes the TSval of the segment that arrived.
         if self.ts_enabled && advanced {
-            if let Some((_, tsecr)) = seg.options.timestamps {
-                let ms = self.ts_now(now).wrapping_sub(tsecr);
-                if ms < 1 << 31 {
-                    let rtt = Duration::from_millis(u64::from(ms));
-                    self.rtt.sample(rtt);
-                    self.last_rtt = Some(rtt);
-                    self.rtt_seq = None;
-                    return;
-                }
+            // An implausible echo (see `echo_age`) falls back to the
+            // Karn-timed segment below.
+            if let Some(ms) = self.echo_age(now, seg) {
+                let rtt = Duration::from_millis(u64::from(ms));
+                self.rtt.sample(rtt);
+                self.last_rtt = Some(rtt);
+                self.rtt_seq = None;
+                return;
             }
         }
         if let Some((seq, sent_at)) = self.rtt_seq {
@@ -650,12 +703,27 @@ impl Conn {
         }
     }
 
-    /// The ACK's TSecr as our clock in milliseconds (RFC 8985 6.2 step 2
-    /// compares it with send times).
-    fn echo_millis(&self, seg: &SegmentIn) -> Option<u32> {
-        if !self.ts_enabled {
+    /// How long ago (ms) we sent the TSval this segment echoes, if the echo
+    /// is plausible. RFC 7323 4.3 and RFC 6298: only an echo of a TSval we
+    /// sent recently may become an RTT sample. Linux ignores TSecr = 0,
+    /// and a value in the future, or older than the oldest data in flight
+    /// (`flight_start`), was never sent for what this ACK covers: one such
+    /// echo would otherwise set SRTT to hours and the RTO to its maximum.
+    fn echo_age(&self, now: Instant, seg: &SegmentIn) -> Option<u32> {
+        let (_, tsecr) = seg.options.timestamps?;
+        if !self.ts_enabled || tsecr == 0 {
             return None;
         }
+        let age = self.ts_now(now).wrapping_sub(tsecr);
+        // (+1: TSvals are whole milliseconds, truncated.)
+        let flight = now.saturating_duration_since(self.flight_start).as_millis() + 1;
+        (age < 1 << 31 && u128::from(age) <= flight).then_some(age)
+    }
+
+    /// The ACK's TSecr as our clock in milliseconds (RFC 8985 6.2 step 2
+    /// compares it with send times), if plausible (see `echo_age`).
+    fn echo_millis(&self, now: Instant, seg: &SegmentIn) -> Option<u32> {
+        self.echo_age(now, seg)?;
         seg.options
             .timestamps
             .map(|(_, ecr)| ecr.wrapping_sub(self.ts_offset))
@@ -694,6 +762,7 @@ impl Conn {
         self.prr_allow = self.send_mss();
         // The reduction is undone if this proves spurious (RFC 2883).
         self.undo_armed = true;
+        self.sent.forget_retransmissions();
         self.recovery_rtx = 0;
         self.recovery_dsacks = 0;
         let flight = self.congestion_flight();
@@ -707,11 +776,16 @@ impl Conn {
         self.rack_detect_loss(env.now);
     }
 
-    /// A D-SACK block (RFC 2883): something arrived twice at the peer. After
-    /// our retransmissions, that means they were spurious: the path reorders.
-    /// Once every retransmission of the last recovery is reported so, undo
-    /// its window reduction.
-    fn on_dsack(&mut self) {
+    /// A D-SACK block (RFC 2883): something arrived twice at the peer. If
+    /// it reports one of our retransmissions, that one was spurious: the
+    /// path reorders. Once every retransmission of the last recovery is
+    /// reported so, undo its window reduction. A D-SACK of data we never
+    /// retransmitted only shows the network duplicated a packet, and says
+    /// nothing about the recovery (RFC 3708 2, RFC 2883 5).
+    fn on_dsack(&mut self, left: SeqNum, right: SeqNum) {
+        if !self.sent.claim_dsack(left, right) {
+            return;
+        }
         self.recovery_dsacks += 1;
         if self.undo_armed && self.recovery_rtx > 0 && self.recovery_dsacks >= self.recovery_rtx {
             self.cc.undo_congestion_event();
@@ -754,6 +828,9 @@ impl Conn {
         }
         let had_holes = !self.assembler.is_empty();
         self.assembler.add(offset, stored);
+        if offset > 0 && self.sack_enabled {
+            self.note_sack_arrival();
+        }
         let ready = self.assembler.pop_front();
         if ready > 0 {
             self.recv_buf.commit(ready);
@@ -776,14 +853,11 @@ impl Conn {
             self.ack_now = true;
         } else {
             // RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: ACK at least every second
-            // full-sized segment; otherwise delay.
-            // Estimate the peer's segment size from the largest segment seen
-            // (Linux's rcv_mss); only full-sized segments count toward the
-            // every-second-segment rule, smaller ones wait for the timer.
-            // A super-segment (GRO/TSO, larger than the MSS) counts as
-            // the full-sized segments it holds.
-            self.rcv_mss = self.rcv_mss.max(stored.min(self.our_mss));
-            let full = stored / self.rcv_mss.max(1);
+            // full-sized segment; otherwise delay. Full-sized is the peer's
+            // segment size as learnt from what arrives (`RcvMss`); smaller
+            // segments wait for the timer. A super-segment (GRO/TSO,
+            // larger than the MSS) counts as the full-sized segments it holds.
+            let full = stored / self.rcv_mss.get().max(1);
             self.unacked_segments = self
                 .unacked_segments
                 .saturating_add(u32::try_from(full).unwrap_or(u32::MAX));

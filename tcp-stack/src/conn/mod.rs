@@ -10,6 +10,7 @@ mod gso;
 mod input;
 mod output;
 mod rack;
+mod rcv_mss;
 mod sent;
 mod timer;
 
@@ -30,6 +31,7 @@ use crate::stack::{Stats, TcpInfo};
 use crate::state::{ListenerId, State};
 use crate::time::{Duration, Instant};
 use rack::Rack;
+use rcv_mss::RcvMss;
 use sent::SentLog;
 use std::net::SocketAddrV4;
 
@@ -49,22 +51,43 @@ pub(crate) struct Env<'a> {
     pub gso_size: Option<u16>,
 }
 
-/// RFC 5961 7: a stack-wide limit on challenge ACKs per second.
-#[derive(Debug, Default)]
+/// RFC 5961 7: the stack-wide ceiling on challenge ACKs per second. Each
+/// second's budget is drawn at random from `[limit/2, 3*limit/2)` (Linux's
+/// answer to CVE-2016-5696): a fixed shared counter would let an off-path
+/// attacker count the challenge ACKs another connection drew, and so find
+/// its sequence numbers. The main limit is per connection (`Conn::challenge_ack`).
+#[derive(Debug)]
 pub(crate) struct RateLimiter {
-    window_start: Instant,
-    count: u32,
+    window_start: Option<Instant>,
+    remaining: u32,
+    rng: crate::rng::Rng,
 }
 
 impl RateLimiter {
+    pub fn new(seed: u64) -> RateLimiter {
+        RateLimiter {
+            window_start: None,
+            remaining: 0,
+            rng: crate::rng::Rng::new(seed),
+        }
+    }
+
     /// True if one more challenge ACK may be sent at `now`.
     pub fn allow(&mut self, now: Instant, limit: u32) -> bool {
-        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
-            self.window_start = now;
-            self.count = 0;
+        if limit == u32::MAX {
+            return true;
         }
-        if self.count < limit {
-            self.count += 1;
+        let fresh = self
+            .window_start
+            .is_none_or(|start| now.saturating_duration_since(start) >= Duration::from_secs(1));
+        if fresh {
+            self.window_start = Some(now);
+            let half = u64::from(limit).div_ceil(2);
+            let budget = self.rng.gen_range(half, half + u64::from(limit).max(1));
+            self.remaining = u32::try_from(budget).unwrap_or(u32::MAX);
+        }
+        if self.remaining > 0 {
+            self.remaining -= 1;
             true
         } else {
             false
@@ -273,20 +296,29 @@ pub(crate) struct Conn {
     pub last_recv: Instant,
     /// Last time we sent data (RFC 5681 4.1 idle restart).
     pub last_send: Instant,
+    /// When the oldest segment in flight was first sent: the flight began
+    /// (SND.MAX moved off SND.UNA). No RTT sample can be older (RFC 7323 4.3).
+    pub flight_start: Instant,
     /// Persist timer backoff count.
     pub persist_backoff: u32,
 
     // --- ACK generation ---
     /// An ACK must go out now.
     pub ack_now: bool,
-    /// Largest segment received so far (the peer's effective MSS estimate).
-    pub rcv_mss: usize,
+    /// The peer's segment size as seen from what arrives (full-sized
+    /// segments for the every-second-segment ACK rule).
+    pub rcv_mss: RcvMss,
     /// Full-size segments received since our last ACK (RFC 9293 3.8.6.3: ACK every second).
     pub unacked_segments: u32,
     /// A duplicate to report in the next ACK's first SACK block (RFC 2883).
     pub dsack: Option<(SeqNum, SeqNum)>,
-    /// Challenge ACK requested (RFC 5961), subject to the stack-wide limit.
+    /// Out-of-order blocks, most recently received first: the order the
+    /// next ACK reports them in (RFC 2018 4).
+    pub sack_recent: crate::wire::SackBlocks,
+    /// Challenge ACK requested (RFC 5961), subject to the limits.
     pub challenge_pending: bool,
+    /// When this connection last sent a challenge ACK (RFC 5961 7 limit).
+    pub last_challenge: Option<Instant>,
     /// RST to send (abort, or data after close).
     pub rst_pending: bool,
     /// `<SEQ=x><CTL=RST>` to send in reply to an unacceptable ACK.
@@ -402,12 +434,15 @@ impl Conn {
             keepalive_sent: 0,
             last_recv: now,
             last_send: now,
+            flight_start: now,
             persist_backoff: 0,
             ack_now: false,
             unacked_segments: 0,
-            rcv_mss: 536,
+            rcv_mss: RcvMss::default(),
             challenge_pending: false,
+            last_challenge: None,
             dsack: None,
+            sack_recent: Default::default(),
             rst_pending: false,
             rst_reply: None,
             timers: Timers::default(),
@@ -476,6 +511,7 @@ impl Conn {
             self.ts_enabled = false;
         }
         self.cc.set_mss(self.send_mss());
+        self.rcv_mss = RcvMss::init(self.send_mss(), self.our_mss, self.recv_buf.capacity());
     }
 
     fn update_window_from_syn(&mut self, seg: &SegmentIn) {
@@ -890,6 +926,20 @@ impl Conn {
             }
         }
         self.raise(ev::CLOSED | ev::READABLE | ev::WRITABLE);
+    }
+
+    /// RFC 6298 5.1 (and RFC 2018 8): while data is unacknowledged, a
+    /// retransmission timer runs (or the persist timer, while the peer's
+    /// window is shut). Checked after every call in debug builds.
+    pub fn retransmission_timer_invariant(&self) -> bool {
+        let unacked = self.snd_una != self.snd_max
+            && self.state.is_synchronized()
+            && self.state != State::TimeWait;
+        // (A window probe due on the next output re-arms the persist timer.)
+        !unacked
+            || self.timers.is_set(Timer::Retransmit)
+            || self.timers.is_set(Timer::Persist)
+            || self.probe_pending
     }
 
     pub fn info(&self) -> TcpInfo {

@@ -41,6 +41,9 @@ impl Conn {
                         TcpFlags::SYN | TcpFlags::ACK
                     };
                     let n = self.emit(env, buf, self.iss, flags, 0, 0);
+                    if self.snd_max == self.snd_una {
+                        self.flight_start = env.now;
+                    }
                     if self.syn_retries > 0 {
                         self.stats.retransmits += 1;
                         env.stats.retransmits += 1;
@@ -314,6 +317,9 @@ impl Conn {
             self.sent
                 .on_send(seq, seq + len + usize::from(fin), now, is_retx);
         }
+        if self.snd_max == self.snd_una {
+            self.flight_start = now;
+        }
         self.snd_nxt = seq + len + usize::from(fin);
         self.snd_max = self.snd_max.max(self.snd_nxt);
         self.last_send = now;
@@ -345,6 +351,9 @@ impl Conn {
     fn send_window_probe(&mut self, env: &mut Env, buf: &mut [u8], offset: usize) -> usize {
         let seq = self.snd_nxt;
         let n = self.emit(env, buf, seq, TcpFlags::ACK, offset, 1);
+        if self.snd_max == self.snd_una {
+            self.flight_start = env.now;
+        }
         self.snd_max = self.snd_max.max(seq + 1);
         self.arm_persist(env);
         n
@@ -401,7 +410,24 @@ impl Conn {
             self.recv_window().min(65535) as u16
         } else {
             let shift = if self.ws_enabled { self.rcv_wscale } else { 0 };
-            (self.recv_window() >> shift).min(65535) as u16
+            let mut units = self.recv_window() >> shift;
+            // RFC 9293 3.8.6 (SHLD-14): the right edge should not move
+            // left. The scaled field counts 2^shift-byte units; rounding the
+            // offered window down would pull the edge back by up to a
+            // unit, so round it up (as Linux does), even if that offers a
+            // little more than the buffer holds: what arrives beyond it is
+            // dropped and sent again later. Once the buffer is full the
+            // window closes instead, retreating over the bytes it cannot
+            // take (senders MUST be robust against that, RFC 9293 3.8.6):
+            // a window kept open there would draw data we drop, again and
+            // again, instead of zero-window probes.
+            let offered = self.rcv_adv.since(self.rcv_nxt);
+            if self.recv_buf.free() == 0 {
+                units = 0;
+            } else if units << shift < offered {
+                units = offered.div_ceil(1 << shift);
+            }
+            units.min(65535) as u16
         };
         let repr = TcpRepr {
             src_port: self.local.port(),
@@ -504,7 +530,8 @@ impl Conn {
     }
 
     /// RFC 2018 4: the first block holds the most recently received segment,
-    /// then the others (as many as the option space allows).
+    /// then the others in the order they were last reported (as many as
+    /// the option space allows; `TcpOptions` keeps what fits).
     fn sack_blocks(&self) -> SackBlocks {
         let mut blocks = SackBlocks::default();
         // RFC 2883 4: a D-SACK block, if any, comes first.
@@ -512,19 +539,55 @@ impl Conn {
             blocks.push(l, r);
         }
         let base = self.rcv_nxt;
-        let first = self.assembler.last_added();
-        if let Some((s, e)) = first {
-            blocks.push(base + s, base + e);
+        let held = |(_, r): (SeqNum, SeqNum)| {
+            // A block is still held if its last byte is beyond RCV.NXT and
+            // the assembler has it (it may have grown by merging).
+            let last = (r - 1).diff(base);
+            let (s, e) = self
+                .assembler
+                .range_containing(usize::try_from(last).ok()?)?;
+            Some((base + s, base + e))
+        };
+        let mut listed = SackBlocks::default();
+        for &b in self.sack_recent.as_slice() {
+            if let Some(b) = held(b) {
+                if !listed.as_slice().contains(&b) {
+                    listed.push(b.0, b.1);
+                }
+            }
         }
         for (s, e) in self.assembler.iter() {
-            if Some((s, e)) == first {
-                continue;
+            let b = (base + s, base + e);
+            if !listed.as_slice().contains(&b) && !listed.push(b.0, b.1) {
+                break;
             }
-            if !blocks.push(base + s, base + e) {
+        }
+        for &(l, r) in listed.as_slice() {
+            if !blocks.push(l, r) {
                 break;
             }
         }
         blocks
+    }
+
+    /// Out-of-order data just arrived: the block holding it moves to the
+    /// front of the reporting order, the others keep theirs (RFC 2018 4:
+    /// "repeat the most recently reported SACK blocks").
+    pub(super) fn note_sack_arrival(&mut self) {
+        let base = self.rcv_nxt;
+        let Some((s, e)) = self.assembler.last_added() else {
+            return;
+        };
+        let mut order = SackBlocks::default();
+        order.push(base + s, base + e);
+        for &(l, r) in self.sack_recent.as_slice() {
+            // Blocks that merged into the new one, or were acknowledged, go.
+            let inside = l.diff(base + s) >= 0 && r.diff(base + e) <= 0;
+            if !inside && r.diff(base) > 0 && !order.push(l, r) {
+                break;
+            }
+        }
+        self.sack_recent = order;
     }
 
     /// Runs this connection's timers that are due.
@@ -629,10 +692,14 @@ impl Conn {
         self.recover = None;
         self.recover_high = self.snd_max;
         self.inflation = 0;
-        // The SACKed data need not be sent again after a first timeout; a
-        // second one in a row suggests the receiver reneged (RFC 2018 8), so
-        // then the scoreboard is dropped and everything goes again.
-        if !first {
+        // RFC 2018 8: "after a retransmit timeout the data sender SHOULD
+        // turn off all of the SACKed bits" and MUST retransmit the segment
+        // at the left edge of the window. The SACKed data need not be sent
+        // again after a first timeout, unless the head itself is SACKed:
+        // then the receiver reneged (Linux `tcp_timeout_mark_lost`). A
+        // second timeout in a row suggests reneging too, so then the
+        // scoreboard is dropped and everything goes again.
+        if !first || self.sent.is_sacked(self.snd_una) {
             self.sent.clear_sacks();
         }
         // RFC 8985 6.3: the head, and whatever RACK finds overdue, is lost.
@@ -645,6 +712,10 @@ impl Conn {
         self.timers.clear(Timer::Probe);
         self.dup_acks = 0;
         self.rtx_one = false;
+        // RFC 6298 5.5-5.6: back off and restart the timer now, whatever
+        // the output finds to send, so unacknowledged data always has a
+        // retransmission timer.
+        self.timers.set(Timer::Retransmit, now + self.rtt.rto());
     }
 
     /// RFC 1122 4.2.3.6 keep-alive.

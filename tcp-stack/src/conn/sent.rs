@@ -23,6 +23,13 @@ pub(crate) const SACKED: u8 = 1 << 0;
 pub(crate) const LOST: u8 = 1 << 1;
 /// Retransmitted at least once (its ACK is ambiguous: RFC 8985 6.2 step 2).
 pub(crate) const RETRANS: u8 = 1 << 2;
+/// A D-SACK already reported this retransmission as spurious.
+const DSACKED: u8 = 1 << 3;
+
+/// How many retransmitted ranges below SND.UNA are remembered to match
+/// D-SACKs against (`SentLog::claim_dsack`); older ones are forgotten,
+/// which only makes an undo less likely.
+const ACKED_RTX: usize = 16;
 
 /// Splitting stops at this many records, so a peer SACKing every other
 /// byte cannot grow the log beyond it; an unsplit record just stays
@@ -71,6 +78,11 @@ pub(crate) struct Delivered {
 #[derive(Debug, Default)]
 pub(crate) struct SentLog {
     segs: VecDeque<Sent>,
+    /// Retransmitted ranges acknowledged cumulatively since
+    /// `forget_retransmissions`, newest at `acked_rtx_next - 1` (a ring;
+    /// empty slots are `None`). A D-SACK below SND.UNA is matched here.
+    acked_rtx: [Option<(SeqNum, SeqNum)>; ACKED_RTX],
+    acked_rtx_next: usize,
     /// Bytes in SACKED records, and how many such records.
     sacked: usize,
     sacked_segs: usize,
@@ -159,7 +171,8 @@ impl SentLog {
                 rec.flags &= !LOST;
             }
             rec.xmit = now;
-            rec.flags |= RETRANS;
+            // A fresh retransmission: a D-SACK may report this copy.
+            rec.flags = (rec.flags | RETRANS) & !DSACKED;
         }
         if end.diff(last_end) > 0 {
             self.segs.push_back(Sent {
@@ -181,6 +194,10 @@ impl SentLog {
             let partial = front.end.diff(ack) > 0;
             let end = if partial { ack } else { front.end };
             let len = end.since(front.start);
+            if front.is(RETRANS) && !front.is(DSACKED) {
+                self.acked_rtx[self.acked_rtx_next] = Some((front.start, end));
+                self.acked_rtx_next = (self.acked_rtx_next + 1) % ACKED_RTX;
+            }
             if front.is(SACKED) {
                 self.sacked -= len;
             } else {
@@ -250,6 +267,41 @@ impl SentLog {
             });
         }
         news
+    }
+
+    /// RFC 2883 / RFC 3708: whether the D-SACK block `[left, right)`
+    /// reports a retransmission (as opposed to a copy the network made),
+    /// each retransmission counted once. Only such a D-SACK shows that a
+    /// retransmission was spurious (Linux counts its undo budget down only
+    /// for retransmitted segments).
+    pub fn claim_dsack(&mut self, left: SeqNum, right: SeqNum) -> bool {
+        let overlaps = |(l, r): (SeqNum, SeqNum)| left.diff(r) < 0 && l.diff(right) < 0;
+        for slot in &mut self.acked_rtx {
+            if slot.is_some_and(overlaps) {
+                *slot = None;
+                return true;
+            }
+        }
+        let from = self.first_ending_after(left);
+        for rec in self.segs.range_mut(from..) {
+            if rec.start.diff(right) >= 0 {
+                break;
+            }
+            if rec.is(RETRANS) && !rec.is(DSACKED) {
+                rec.flags |= DSACKED;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A new recovery episode: D-SACKs for retransmissions before it no
+    /// longer count toward undoing it.
+    pub fn forget_retransmissions(&mut self) {
+        self.acked_rtx = [None; ACKED_RTX];
+        for rec in &mut self.segs {
+            rec.flags |= DSACKED;
+        }
     }
 
     /// Forgets every SACK (RFC 2018 8: the receiver may have reneged).

@@ -684,25 +684,45 @@ fn test_established_syn_gets_challenge_ack() {
     assert_eq!(ack.tcp.ack, h.peer_seq);
 }
 
+/// RFC 5961 7: challenge ACKs are limited per connection (one per
+/// `challenge_ack_interval`) and by a randomised stack-wide ceiling.
 #[test]
 fn test_established_challenge_acks_rate_limited() {
-    let mut cfg = config();
-    cfg.challenge_ack_limit = 3;
-    let mut h = Harness::new(cfg);
-    h.stack.listen(LOCAL, 4).unwrap();
-    h.send_raw(h.peer_seq, None, TcpFlags::SYN, &[]);
-    h.peer_seq += 1;
-    h.peer_ack = h.expect_one().tcp.seq + 1;
-    h.send(TcpFlags::EMPTY, &[]);
-    h.conn = h.stack.accept(crate::ListenerId(0));
+    let mut h = socket_established();
     let mut acks = 0;
     for i in 0..10 {
         let seq = h.peer_seq + 10 + i;
         h.send_raw(seq, None, TcpFlags::RST, &[]);
         acks += h.output().len();
     }
-    assert_eq!(acks, 3);
-    assert_eq!(h.stack.stats().challenge_acks_suppressed, 7);
+    assert_eq!(acks, 1);
+    assert_eq!(h.stack.stats().challenge_acks_suppressed, 9);
+    // After the interval, the next one is answered again.
+    h.advance(Duration::from_millis(500));
+    let seq = h.peer_seq + 10;
+    h.send_raw(seq, None, TcpFlags::RST, &[]);
+    assert_eq!(h.output().len(), 1);
+    assert_eq!(h.state(), State::Established);
+}
+
+/// RFC 5961 7 (CVE-2016-5696): the stack-wide ceiling is drawn afresh each
+/// second from [limit/2, 3*limit/2), so it is no fixed counter.
+#[test]
+fn test_challenge_ack_ceiling_is_randomised() {
+    let mut lim = crate::conn::RateLimiter::new(1);
+    let mut budgets = std::collections::BTreeSet::new();
+    for sec in 0..20u64 {
+        let now = Instant::from_millis(sec * 1000);
+        let mut n = 0;
+        while lim.allow(now, 100) {
+            n += 1;
+            assert!(n < 1000);
+        }
+        assert!((50..150).contains(&n), "{n}");
+        budgets.insert(n);
+    }
+    assert!(budgets.len() > 5, "{budgets:?}");
+    assert!(lim.allow(Instant::from_millis(0), u32::MAX));
 }
 
 #[test]
@@ -1923,3 +1943,7 @@ fn test_established_ce_mark_echoed_until_cwr() {
         "{out:#?}"
     );
 }
+
+// Regression tests for defects found by black-box probes, named after the
+// rule each one breaks.
+mod rules;
