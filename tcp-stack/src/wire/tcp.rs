@@ -159,6 +159,17 @@ impl TcpOptions {
     /// NOP and EOL handled, unknown kinds skipped by their length; a length
     /// that is < 2 or runs past the end is `Malformed`. Options with the wrong
     /// length for their kind (e.g. MSS with length != 4) are ignored.
+    ///
+    /// A malformed length drops the whole segment (the stack counts it in
+    /// `drop_malformed`). This differs from Linux, which stops parsing
+    /// options there and keeps the segment; RFC 9293 3.1 (MUST-7) only asks
+    /// that an illegal length not crash us, and suggests resetting the
+    /// connection. We choose to drop, on purpose: the options after a bad
+    /// length cannot be located, and they may be the timestamps that PAWS
+    /// (RFC 7323 5) needs or SACK blocks that recovery trusts, so acting on
+    /// such a segment without them would let a forged or corrupted segment
+    /// slip past checks a well-formed one must pass. A conforming peer
+    /// never sends one; a corrupted one is retransmitted.
     pub fn parse(bytes: &[u8]) -> Result<TcpOptions, WireError> {
         let mut opts = TcpOptions::default();
         let mut i = 0;

@@ -550,3 +550,49 @@ fn test_listen_syn_fin_is_discarded() {
     h.expect_none();
     assert_eq!(h.stack.stats().drop_segment, 1);
 }
+
+/// RFC 9293 3.1 (MUST-7): an illegal option length must not crash us. We
+/// drop the whole segment and count it (Linux keeps the segment and stops
+/// parsing options; see `TcpOptions::parse` for why we differ).
+#[test]
+fn test_established_rfc9293_3_1_malformed_option_length_drops_segment() {
+    let mut h = socket_established();
+    for bad in [[8u8, 0, 0, 0], [8, 1, 0, 0], [2, 9, 0, 0]] {
+        let tcp = TcpRepr {
+            src_port: REMOTE.port(),
+            dst_port: LOCAL.port(),
+            seq: h.peer_seq,
+            ack: h.peer_ack,
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window: 65535,
+            ..TcpRepr::default()
+        };
+        // A 24-byte header: 4 option bytes with an illegal length, then data.
+        let mut seg = vec![0u8; 24 + 3];
+        tcp.emit(&mut seg[..20]);
+        seg[12] = 6 << 4;
+        seg[20..24].copy_from_slice(&bad);
+        seg[24..].copy_from_slice(b"bad");
+        fill_checksum(&mut seg, REMOTE_IP, LOCAL_IP);
+        let mut pkt = vec![0u8; 20];
+        pkt.extend_from_slice(&seg);
+        Ipv4Repr {
+            src: REMOTE_IP,
+            dst: LOCAL_IP,
+            protocol: IpProtocol::Tcp,
+            payload_len: seg.len(),
+            ttl: 64,
+            tos: 0,
+            ident: 1,
+            dont_frag: true,
+        }
+        .emit(&mut pkt);
+        let before = h.stack.stats().drop_malformed;
+        h.stack.handle_packet(h.now, &pkt);
+        assert_eq!(h.stack.stats().drop_malformed, before + 1, "{bad:?}");
+        h.expect_none();
+        assert_eq!(h.state(), State::Established);
+    }
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.recv(h.id(), &mut buf), Err(Error::WouldBlock));
+}
