@@ -72,12 +72,16 @@ fn check(seed: u64, link: LinkConfig, spec: TransferSpec) -> Result<Transfer, Te
 proptest! {
     #![proptest_config(config(100))]
 
-    /// Loss, duplication, reordering and corruption in both directions.
+    /// Loss, duplication, reordering and corruption in both directions,
+    /// receivers that renege on SACKed data (RFC 2018 8: forged SACK blocks
+    /// the cumulative ACK never covers) and zeroed timestamp echoes (RFC
+    /// 7323 4.3).
     #[test]
     fn lossy_transfers_deliver_every_byte_once_in_order(
         seed in any::<u64>(),
         loss in 0.0..0.10f64,
         duplicate in 0.0..0.05f64,
+        (renege, zero_tsecr) in (0.0..0.05f64, 0.0..0.05f64),
         reorder in 0.0..0.10f64,
         reorder_ms in 1u64..40,
         corrupt in 0.0..0.05f64,
@@ -91,7 +95,9 @@ proptest! {
             .loss(loss)
             .duplicate(duplicate)
             .reorder(reorder, Duration::from_millis(reorder_ms))
-            .corrupt(corrupt);
+            .corrupt(corrupt)
+            .renege(renege)
+            .zero_tsecr(zero_tsecr);
         let spec = TransferSpec { client_bytes, server_bytes, seed, close, chunk, ..TransferSpec::default() };
         check(seed, link, spec)?;
     }

@@ -34,6 +34,14 @@ pub struct LinkConfig {
     pub corrupt: f64,
     /// Largest datagram the link carries; bigger ones are dropped.
     pub mtu: usize,
+    /// Probability that an ACK gets a forged SACK block for data just above
+    /// its cumulative ACK that the receiver does not hold (starting at the
+    /// ACK itself, or one segment above it). To the sender this is a
+    /// receiver reneging on SACKed data (RFC 2018 8).
+    pub renege: f64,
+    /// Probability that a segment's timestamp echo (TSecr) is zeroed, as a
+    /// buggy peer or middlebox does (RFC 7323 4.3).
+    pub zero_tsecr: f64,
 }
 
 impl Default for LinkConfig {
@@ -56,6 +64,8 @@ impl LinkConfig {
             reorder_delay: Duration::ZERO,
             corrupt: 0.0,
             mtu: 1500,
+            renege: 0.0,
+            zero_tsecr: 0.0,
         }
     }
 
@@ -112,6 +122,16 @@ impl LinkConfig {
         self
     }
 
+    pub fn renege(mut self, p: f64) -> Self {
+        self.renege = p;
+        self
+    }
+
+    pub fn zero_tsecr(mut self, p: f64) -> Self {
+        self.zero_tsecr = p;
+        self
+    }
+
     pub fn mtu(mut self, mtu: usize) -> Self {
         self.mtu = mtu;
         self
@@ -162,6 +182,10 @@ pub struct LinkStats {
     pub duplicated: u64,
     pub reordered: u64,
     pub corrupted: u64,
+    /// ACKs given a forged SACK block (`LinkConfig::renege`).
+    pub reneged: u64,
+    /// Segments whose TSecr was zeroed.
+    pub tsecr_zeroed: u64,
 }
 
 /// The result of offering a packet to a link.
@@ -248,6 +272,9 @@ impl Link {
             self.stats.reordered += 1;
             arrival += self.config.reorder_delay;
         }
+        if self.config.renege > 0.0 || self.config.zero_tsecr > 0.0 {
+            self.mangle_tcp(&mut data);
+        }
         if !data.is_empty() && self.chance(self.config.corrupt) {
             self.stats.corrupted += 1;
             let bit = self.rng.gen_range(0, data.len() as u64 * 8) as usize;
@@ -263,6 +290,69 @@ impl Link {
             self.stats.bytes_scheduled += d.len() as u64;
         }
         out
+    }
+}
+
+impl Link {
+    /// The TCP-level impairments: a forged SACK block (reneging) and a
+    /// zeroed timestamp echo. The segment is re-emitted with valid
+    /// checksums; anything that does not parse is left alone.
+    fn mangle_tcp(&mut self, data: &mut Vec<u8>) {
+        use crate::wire::tcp::fill_checksum;
+        use crate::wire::{IpProtocol, Ipv4Packet, Ipv4Repr, TcpRepr};
+        let Ok(ip) = Ipv4Packet::new_checked(&data[..]) else {
+            return;
+        };
+        let Ok(mut ip_repr) = Ipv4Repr::parse(&ip) else {
+            return;
+        };
+        if ip_repr.protocol != IpProtocol::Tcp {
+            return;
+        }
+        let Ok((mut tcp, payload)) = TcpRepr::parse(ip.payload(), ip_repr.src, ip_repr.dst, true)
+        else {
+            return;
+        };
+        if !tcp.flags.ack() || tcp.flags.syn() || tcp.flags.rst() {
+            return;
+        }
+        let payload = payload.to_vec();
+        let mut changed = false;
+        if tcp.options.timestamps.is_some() && self.chance(self.config.zero_tsecr) {
+            if let Some((tsval, _)) = tcp.options.timestamps {
+                tcp.options.timestamps = Some((tsval, 0));
+                self.stats.tsecr_zeroed += 1;
+                changed = true;
+            }
+        }
+        if self.chance(self.config.renege) {
+            let mut options = tcp.options;
+            let above = if self.rng.gen_bool(0.5) { 0 } else { 1000 };
+            let len = self.rng.gen_range(1, 5) as usize * 1000;
+            let left = tcp.ack + above;
+            let mut blocks = crate::wire::SackBlocks::default();
+            blocks.push(left, left + len);
+            for &(l, r) in options.sack.as_slice() {
+                blocks.push(l, r);
+            }
+            options.sack = blocks;
+            if options.len() <= crate::wire::TcpOptions::MAX_LEN {
+                tcp.options = options;
+                self.stats.reneged += 1;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
+        let hl = tcp.header_len();
+        ip_repr.payload_len = hl + payload.len();
+        let mut out = vec![0u8; Ipv4Repr::HEADER_LEN + hl + payload.len()];
+        tcp.emit(&mut out[Ipv4Repr::HEADER_LEN..Ipv4Repr::HEADER_LEN + hl]);
+        out[Ipv4Repr::HEADER_LEN + hl..].copy_from_slice(&payload);
+        fill_checksum(&mut out[Ipv4Repr::HEADER_LEN..], ip_repr.src, ip_repr.dst);
+        ip_repr.emit(&mut out);
+        *data = out;
     }
 }
 
