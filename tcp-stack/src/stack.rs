@@ -18,6 +18,9 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+#[cfg(any(test, feature = "fuzzing"))]
+mod inspect;
+
 /// Counters of what the stack did with its input and output.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
