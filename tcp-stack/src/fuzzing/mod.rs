@@ -22,6 +22,8 @@ mod stack;
 mod wire;
 
 #[cfg(test)]
+mod regressions;
+#[cfg(test)]
 mod tests;
 
 pub use exchange::{seed_inputs, templates, Template};
