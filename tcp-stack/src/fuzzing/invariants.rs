@@ -13,6 +13,16 @@ pub struct Bounds {
     pub recv_buffer: usize,
 }
 
+/// Names a connection in a message (formatted only when one is written).
+struct Who<'a>(&'a super::ConnSnapshot);
+
+impl core::fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let c = self.0;
+        write!(f, "{:?} {} {}->{}", c.id, c.state, c.local, c.remote)
+    }
+}
+
 /// Checks the stack-wide and per-connection invariants. `drained`: the
 /// caller drained `poll_transmit` and `poll_event` until `None`.
 ///
@@ -106,7 +116,7 @@ pub fn check_invariants(
         );
     }
     for c in &s.conns {
-        let who = format!("{:?} {} {}->{}", c.id, c.state, c.local, c.remote);
+        let who = Who(c);
         ensure!(c.state != State::Listen, "{who}: a connection in LISTEN");
         // RFC 9293 3.3.1: SND.UNA <= SND.NXT (<= the highest sent).
         ensure!(

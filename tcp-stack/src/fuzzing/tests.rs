@@ -168,3 +168,21 @@ fn print_seed_actions() {
         eprintln!("{i}: {:?} len {}", t.tcp, t.payload.len());
     }
 }
+
+/// Prints a stack input as actions while it runs: `FUZZ_INPUT=path cargo test -p
+/// tcp-stack --lib print_stack_input -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints only"]
+fn print_stack_input() {
+    let Ok(path) = std::env::var("FUZZ_INPUT") else {
+        return;
+    };
+    let data = std::fs::read(path).expect("read FUZZ_INPUT");
+    let (config, actions) = decode_actions(&data);
+    eprintln!("config {config:#04x}");
+    let mut f = Fuzzer::new(config);
+    for a in actions {
+        eprintln!("{a:?}");
+        f.apply(&a, templates());
+    }
+}
