@@ -286,7 +286,7 @@ mod tests {
             x ^= x >> 27;
             (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
         };
-        for _ in 0..3000 {
+        for _ in 0..50_000 {
             let len = usize::from(next()) + 2;
             let input: Vec<u8> = (0..len).map(|_| next()).collect();
             run_ring(&input);

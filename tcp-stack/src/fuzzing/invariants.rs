@@ -1,6 +1,6 @@
 //! What must hold after every step of the stack harness.
 
-use super::StackSnapshot;
+use super::{ConnSnapshot, StackSnapshot};
 use crate::config::Config;
 use crate::state::State;
 
@@ -14,7 +14,7 @@ pub struct Bounds {
 }
 
 /// Names a connection in a message (formatted only when one is written).
-struct Who<'a>(&'a super::ConnSnapshot);
+struct Who<'a>(&'a ConnSnapshot);
 
 impl core::fmt::Display for Who<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -195,6 +195,38 @@ pub fn check_invariants(
                 c.state != State::Closed || (c.owned && !c.user_closed),
                 "{who}: CLOSED orphan not reclaimed"
             );
+        }
+    }
+    Ok(())
+}
+
+/// What may only move forward within one connection between two steps:
+/// SND.UNA and the highest sequence number sent (RFC 9293 3.3.1; SND.NXT
+/// alone moves back, to retransmit), RCV.NXT, and the right edge of the
+/// window offered (RFC 9293 3.8.6: never shrunk).
+///
+/// # Errors
+/// The first variable that moved back.
+pub fn check_progress(before: &ConnSnapshot, after: &ConnSnapshot) -> Result<(), String> {
+    let who = Who(after);
+    let moves = [
+        ("SND.UNA", before.snd_una, after.snd_una),
+        ("SND.MAX", before.snd_max, after.snd_max),
+    ];
+    for (name, b, a) in moves {
+        if a.diff(b) < 0 {
+            return Err(format!("{who}: {name} moved back from {b} to {a}"));
+        }
+    }
+    if before.state.is_synchronized() && after.state.is_synchronized() {
+        let moves = [
+            ("RCV.NXT", before.rcv_nxt, after.rcv_nxt),
+            ("the window's right edge", before.rcv_adv, after.rcv_adv),
+        ];
+        for (name, b, a) in moves {
+            if a.diff(b) < 0 {
+                return Err(format!("{who}: {name} moved back from {b} to {a}"));
+            }
         }
     }
     Ok(())

@@ -10,7 +10,7 @@
 //! RCV.NXT / SND.UNA / SND.NXT / SND.MAX, so a mutated segment still lands
 //! in the window as the state moves on.
 
-use super::invariants::{check_invariants, Bounds};
+use super::invariants::{check_invariants, check_progress, Bounds};
 use super::reader::Reader;
 use super::{templates, ConnSnapshot, Template};
 use crate::wire::tcp::fill_checksum;
@@ -488,6 +488,8 @@ pub struct Fuzzer {
     quotes: VecDeque<Vec<u8>>,
     /// Last TSval we sent per (local port, peer port).
     ts_sent: Vec<((u16, u16), u32)>,
+    /// Each connection's sequence variables after the previous step.
+    previous: Vec<ConnSnapshot>,
     /// Keep the datagrams and events of the last action (for recording).
     pub record: bool,
     pub out: Vec<Vec<u8>>,
@@ -525,6 +527,7 @@ impl Fuzzer {
             listeners: vec![l],
             quotes: VecDeque::new(),
             ts_sent: Vec::new(),
+            previous: Vec::new(),
             record: false,
             out: Vec::new(),
             events: Vec::new(),
@@ -727,12 +730,20 @@ impl Fuzzer {
         if let Err(e) = check_invariants(&snap, self.stack.config(), &self.bounds, drained) {
             panic!("invariant violated: {e}\n{snap:#?}");
         }
+        for c in &snap.conns {
+            if let Some(p) = self.previous.iter().find(|p| p.id == c.id) {
+                if let Err(e) = check_progress(p, c) {
+                    panic!("invariant violated: {e}\nbefore: {p:#?}\nafter: {c:#?}");
+                }
+            }
+        }
         for id in &self.closed {
             assert!(
                 snap.conns.iter().all(|c| c.id != *id || c.user_closed),
                 "a closed handle's connection is not orphaned"
             );
         }
+        self.previous = snap.conns;
     }
 
     fn on_event(&mut self, ev: Event) {

@@ -57,7 +57,7 @@ fn wire_corpus_and_random_inputs() {
     for s in &seeds {
         run_wire(s);
     }
-    for input in random_inputs(&seeds, 20_000, 120, 0x3173) {
+    for input in random_inputs(&seeds, 200_000, 120, 0x3173) {
         run_wire(&input);
     }
 }
@@ -68,7 +68,7 @@ fn stack_corpus_and_random_inputs() {
     for s in &seeds {
         run_stack(s);
     }
-    for input in random_inputs(&seeds, 600, 400, 0x57ac) {
+    for input in random_inputs(&seeds, 20_000, 400, 0x57ac) {
         run_stack(&input);
     }
 }
@@ -185,4 +185,44 @@ fn print_stack_input() {
         eprintln!("{a:?}");
         f.apply(&a, templates());
     }
+}
+
+/// Sums the stack's counters over a corpus directory, to see how deep the
+/// fuzzer gets: `FUZZ_CORPUS=dir cargo test -p tcp-stack --lib
+/// stack_corpus_stats -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints only"]
+fn stack_corpus_stats() {
+    let Ok(dir) = std::env::var("FUZZ_CORPUS") else {
+        return;
+    };
+    let mut inputs = 0;
+    let mut reached = std::collections::BTreeMap::<&str, usize>::new();
+    for e in std::fs::read_dir(dir).expect("corpus dir") {
+        let data = std::fs::read(e.expect("entry").path()).expect("read");
+        let (config, actions) = decode_actions(&data);
+        let mut f = Fuzzer::new(config);
+        for a in &actions {
+            f.apply(a, templates());
+        }
+        inputs += 1;
+        let s = f.stack.stats().clone();
+        for (name, v) in [
+            ("accepted", s.connections_accepted),
+            ("opened", s.connections_opened),
+            ("retransmits", s.retransmits),
+            ("fast_retransmits", s.fast_retransmits),
+            ("rto_expirations", s.rto_expirations),
+            ("sack_reneging", s.sack_reneging),
+            ("challenge_acks", s.challenge_acks),
+            ("ecn_reductions", s.ecn_reductions),
+            ("rst_received", s.rst_received),
+            ("drop_listen_overflow", s.drop_listen_overflow),
+        ] {
+            if v > 0 {
+                *reached.entry(name).or_default() += 1;
+            }
+        }
+    }
+    eprintln!("{inputs} inputs; inputs where each counter moved: {reached:#?}");
 }
