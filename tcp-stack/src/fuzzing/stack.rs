@@ -101,7 +101,8 @@ pub enum Action {
         quote: u8,
         len: u8,
     },
-    /// Advance the clock ([`STEPS_MS`], or `ms` when `code` is past it).
+    /// Advance the clock by step `code` (1 ms, 10 ms, 40 ms, 200 ms, 1 s,
+    /// 3 s, 10 s, 60 s, 130 s, 2 h), or by `ms` when `code` is past them.
     Advance {
         code: u8,
         ms: u16,
