@@ -182,3 +182,66 @@ fn timer_heap_holds_a_bounded_number_of_entries_per_connection() {
         "{timers} timer-heap entries for one connection"
     );
 }
+
+/// `stack` crash-a9328048 ("listener 10.0.0.1:80: accept queue 3 over
+/// backlog 2"): the crate docs promise listen queues bounded by the
+/// backlog, but a SYN is admitted while the accept queue has room and up
+/// to `max(backlog, 8)` handshakes run at once; each one that completes is
+/// pushed onto the accept queue (`Stack::on_passive_established`) without
+/// a second look at its length. Linux checks again at the final ACK and
+/// drops it when the accept queue is full (the peer retransmits). Here
+/// three peers finish their handshakes with a listener of backlog 2.
+#[test]
+#[ignore = "core (stack.rs): accept queue exceeds the backlog; reported, not fixed on this branch"]
+fn accept_queue_stays_within_the_backlog() {
+    use super::stack::{config, LISTEN_PORT, LOCAL_IP};
+    use super::templates;
+    use crate::wire::{Ipv4Packet, TcpFlags, TcpRepr};
+    use crate::{Instant, Stack};
+    use std::net::SocketAddrV4;
+    let mut stack = Stack::new(config(0));
+    stack
+        .listen(SocketAddrV4::new(LOCAL_IP, LISTEN_PORT), 2)
+        .expect("listen");
+    let now = Instant::from_millis(1000);
+    // The recorded SYN, and a later pure ACK for its options.
+    let syn = &templates()[0];
+    let ack = templates()
+        .iter()
+        .find(|t| t.tcp.flags == TcpFlags::ACK && t.payload.is_empty())
+        .expect("a pure ACK template");
+    let mut buf = [0u8; 1500];
+    // Three handshakes in flight (within the SYN queue's bound of 8)...
+    let mut pending = Vec::new();
+    for k in 0..3u16 {
+        let mut s = syn.clone();
+        s.src.set_port(syn.src.port() + k);
+        s.tcp.src_port = s.src.port();
+        stack.handle_packet(now, &s.to_packet());
+        let n = stack
+            .poll_transmit(now, &mut buf)
+            .unwrap_or_else(|| panic!("no SYN-ACK: {:?}", stack.stats()));
+        let ip = Ipv4Packet::new_checked(&buf[..n]).expect("ip");
+        let (synack, _) = TcpRepr::parse(ip.payload(), LOCAL_IP, *s.src.ip(), true).expect("tcp");
+        assert!(synack.flags.syn() && synack.flags.ack());
+        pending.push((s, synack));
+    }
+    // ...and then all three complete.
+    for (s, synack) in pending {
+        let mut a = ack.clone();
+        a.src = s.src;
+        a.tcp.src_port = s.src.port();
+        a.tcp.seq = s.tcp.seq + 1;
+        a.tcp.ack = synack.seq + 1;
+        stack.handle_packet(now, &a.to_packet());
+        while stack.poll_transmit(now, &mut buf).is_some() {}
+    }
+    assert_eq!(stack.stats().rst_sent, 0, "every final ACK was acceptable");
+    let l = &stack.fuzz_snapshot().listeners[0];
+    assert!(
+        l.accept_queue <= l.backlog,
+        "accept queue {} over backlog {}",
+        l.accept_queue,
+        l.backlog
+    );
+}
