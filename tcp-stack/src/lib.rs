@@ -88,6 +88,7 @@ pub mod rtt;
 pub mod seq;
 pub mod stack;
 pub mod state;
+mod syncookie;
 pub mod time;
 pub mod wire;
 
@@ -95,7 +96,7 @@ pub mod wire;
 pub mod sim;
 
 pub use buffer::{BufferFactory, RecvBuffer, SendBuffer, VecRecvBuffer, VecSendBuffer};
-pub use config::{Config, CongestionControl};
+pub use config::{Config, CongestionControl, SynCookies};
 pub use error::{Error, Result};
 pub use seq::SeqNum;
 pub use stack::{RxMeta, SockOpt, Stack, Stats, TcpInfo, Transmit};

@@ -8,6 +8,7 @@ use crate::isn::IsnGenerator;
 use crate::rng::Rng;
 use crate::seq::SeqNum;
 use crate::state::{ConnId, Event, ListenerId, State};
+use crate::syncookie::Cookies;
 use crate::time::{Duration, Instant};
 use crate::wire::tcp::{fill_checksum, fill_partial_checksum};
 use crate::wire::{
@@ -17,6 +18,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
+
+mod listen;
 
 /// Counters of what the stack did with its input and output.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,6 +40,24 @@ pub struct Stats {
     pub drop_segment: u64,
     /// SYNs dropped because a listen queue was full.
     pub drop_listen_overflow: u64,
+    /// SYN cookies sent (RFC 4987 3.6; nstat `TcpExtSyncookiesSent`).
+    pub syncookies_sent: u64,
+    /// ACKs whose SYN cookie validated, creating a connection (nstat
+    /// `TcpExtSyncookiesRecv`).
+    pub syncookies_validated: u64,
+    /// ACKs to a listener that had sent cookies recently whose cookie did
+    /// not validate (wrong hash, old counter, sequence off): dropped
+    /// (nstat `TcpExtSyncookiesFailed`).
+    pub syncookies_rejected: u64,
+    /// SYNs that found the SYN queue full (answered with a cookie, or
+    /// dropped; nstat `TcpExtTCPReqQFullDoCookies` + `TcpExtTCPReqQFullDrop`).
+    pub syn_queue_overflows: u64,
+    /// SYNs and final ACKs dropped because the accept queue was full
+    /// (nstat `TcpExtListenOverflows`).
+    pub accept_queue_overflows: u64,
+    /// Half-open connections evicted to make room (oldest first, among
+    /// those that already retransmitted their SYN-ACK).
+    pub syn_queue_evictions: u64,
     pub rst_sent: u64,
     pub rst_received: u64,
     pub challenge_acks: u64,
@@ -204,6 +225,13 @@ struct Listener {
     backlog: usize,
     /// Embryonic connections (SYN-RECEIVED).
     syn_queue: usize,
+    /// The embryos in arrival order, for eviction (entries that are no
+    /// longer embryos of this listener are skipped and dropped lazily).
+    embryos: VecDeque<ConnId>,
+    /// When this listener last answered with a SYN cookie: ACKs are
+    /// checked for cookies only while cookies may be out (Linux
+    /// `tcp_synq_no_recent_overflow`).
+    last_cookie: Option<Instant>,
     accept_queue: VecDeque<ConnId>,
     in_events: bool,
     /// Send and receive buffer sizes of the connections it accepts (the
@@ -231,6 +259,9 @@ pub struct Stack {
     factory: Box<dyn BufferFactory>,
     stats: Stats,
     challenge: RateLimiter,
+    cookies: Cookies,
+    /// Half-open connections across all listeners (`max_syn_backlog`).
+    syn_total: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
@@ -256,6 +287,8 @@ impl Stack {
         let ip_ident = rng.next_u32() as u16;
         // Its own stream, so the other draws stay as they were.
         let challenge = RateLimiter::new(config.seed ^ 0x5961_5961_5961_5961);
+        let mut cookie_key = [0u8; 16];
+        Rng::new(config.seed ^ 0x4987_4987_4987_4987).fill(&mut cookie_key);
         Stack {
             cfg: config,
             rng,
@@ -263,6 +296,8 @@ impl Stack {
             factory: Box::new(VecBufferFactory),
             stats: Stats::default(),
             challenge,
+            cookies: Cookies::new(cookie_key),
+            syn_total: 0,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -378,6 +413,7 @@ impl Stack {
                             l.accept_queue.remove(pos);
                         } else if conn.state == State::Closed || conn.state == State::SynReceived {
                             l.syn_queue = l.syn_queue.saturating_sub(1);
+                            self.syn_total = self.syn_total.saturating_sub(1);
                         }
                     }
                 }
@@ -539,6 +575,24 @@ impl Stack {
         if let Some(&index) = self.conns.get(&(local, remote)) {
             let generation = self.slots[index as usize].generation;
             let id = ConnId { index, generation };
+            let Some(conn) = self.slots[index as usize].conn.as_deref() else {
+                return;
+            };
+            if conn.state == State::SynReceived
+                && seg.flags.ack()
+                && !seg.flags.rst()
+                && !seg.flags.syn()
+            {
+                if let Some(lid) = conn.listener {
+                    if self.accept_queue_full(lid.0) {
+                        // As Linux (`tcp_abort_on_overflow` = 0): with the
+                        // accept queue full the final ACK is dropped; the
+                        // SYN-ACK retransmission retries the handshake.
+                        self.stats.accept_queue_overflows += 1;
+                        return;
+                    }
+                }
+            }
             let (mut env, slots) = self.env_parts(now);
             let Some(conn) = slots[index as usize].conn.as_deref_mut() else {
                 return;
@@ -588,6 +642,11 @@ impl Stack {
                 return;
             }
             if f.ack() {
+                if !f.syn() && self.cookies_may_be_out(lidx, now) {
+                    // RFC 4987 3.6: the ACK completing a cookie handshake.
+                    self.on_cookie_ack(now, lidx, local, remote, seg);
+                    return;
+                }
                 // <SEQ=SEG.ACK><CTL=RST>
                 self.queue_rst(local, remote, seg.ack, None);
                 return;
@@ -614,47 +673,6 @@ impl Stack {
         }
     }
 
-    fn on_syn(
-        &mut self,
-        now: Instant,
-        lidx: u32,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        seg: &SegmentIn,
-        iss_floor: Option<SeqNum>,
-    ) {
-        let Some(Some(l)) = self.listeners.get(lidx as usize) else {
-            return;
-        };
-        // Listen queues: at most `backlog` embryos and `backlog` waiting accepts
-        // (the SYN is dropped, as Linux does; the peer retries).
-        if l.syn_queue >= l.backlog.max(8) || l.accept_queue.len() >= l.backlog {
-            self.stats.drop_listen_overflow += 1;
-            return;
-        }
-        if self.live >= self.cfg.max_connections {
-            self.stats.drop_listen_overflow += 1;
-            return;
-        }
-        let buffers = l.buffers;
-        let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers, iss_floor);
-        let mut env = Env {
-            now,
-            cfg: &self.cfg,
-            stats: &mut self.stats,
-            challenge: &mut self.challenge,
-            gso: false,
-            gso_size: None,
-        };
-        conn.open_passive(&mut env, seg, ListenerId(lidx));
-        let id = self.insert(conn, false);
-        debug_assert_eq!(id, id_hint);
-        if let Some(Some(l)) = self.listeners.get_mut(lidx as usize) {
-            l.syn_queue += 1;
-        }
-        self.after(id, true);
-    }
-
     /// A CLOSED connection for the tuple, with its ISN (RFC 6528),
     /// timestamp offset and buffers from the factory; also the id the next
     /// `insert` will give it.
@@ -671,6 +689,20 @@ impl Stack {
             (clock, _) => clock,
         };
         let ts_offset = self.rng.next_u32();
+        self.new_conn_with(now, local, remote, (send, recv), iss, ts_offset)
+    }
+
+    /// [`new_conn`](Stack::new_conn) with the ISS and timestamp offset given
+    /// (a SYN cookie fixed them).
+    fn new_conn_with(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        (send, recv): (usize, usize),
+        iss: SeqNum,
+        ts_offset: u32,
+    ) -> (ConnId, Conn) {
         let id = self.next_id();
         let (sb, rb) = self.factory.buffers(id, send, recv);
         let conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
@@ -698,6 +730,7 @@ impl Stack {
         match self.listeners.get_mut(lid.0 as usize) {
             Some(Some(l)) => {
                 l.syn_queue = l.syn_queue.saturating_sub(1);
+                self.syn_total = self.syn_total.saturating_sub(1);
                 l.accept_queue.push_back(id);
                 if !l.in_events {
                     l.in_events = true;
@@ -1134,6 +1167,8 @@ impl Stack {
             addr,
             backlog: backlog.clamp(1, 65535),
             syn_queue: 0,
+            embryos: VecDeque::new(),
+            last_cookie: None,
             accept_queue: VecDeque::new(),
             in_events: false,
             buffers: (self.cfg.send_buffer, self.cfg.recv_buffer),

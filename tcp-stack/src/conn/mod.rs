@@ -346,14 +346,8 @@ impl Conn {
         recv_buf: Box<dyn RecvBuffer>,
         now: Instant,
     ) -> Conn {
-        let our_mss = cfg.mtu.saturating_sub(40).clamp(88, 65535);
-        // RFC 7323 2.3: the smallest shift that lets the window cover the buffer.
-        // Room for auto-tuning up to the configured cap.
-        let window_max = recv_buf.capacity().max(cfg.recv_buffer_max);
-        let mut rcv_wscale = 0;
-        while rcv_wscale < MAX_WSCALE && (window_max >> rcv_wscale) > 65535 {
-            rcv_wscale += 1;
-        }
+        let our_mss = Conn::our_mss(cfg);
+        let rcv_wscale = Conn::recv_wscale(cfg, recv_buf.capacity());
         let peer_mss = 536;
         Conn {
             state: State::Closed,
@@ -372,7 +366,7 @@ impl Conn {
             irs: SeqNum(0),
             rcv_nxt: SeqNum(0),
             rcv_adv: SeqNum(0),
-            rcv_wscale: if cfg.window_scaling { rcv_wscale } else { 0 },
+            rcv_wscale,
             peer_mss,
             our_mss,
             ws_enabled: false,
@@ -454,6 +448,26 @@ impl Conn {
         }
     }
 
+    /// The MSS we advertise: MTU - 40 (RFC 9293 3.7.1), at least 88.
+    pub fn our_mss(cfg: &Config) -> usize {
+        cfg.mtu.saturating_sub(40).clamp(88, 65535)
+    }
+
+    /// Our window shift for a receive buffer of `recv_capacity` bytes (RFC
+    /// 7323 2.3): the smallest that lets the window cover the buffer, with
+    /// room for auto-tuning up to the configured cap; 0 without scaling.
+    pub fn recv_wscale(cfg: &Config, recv_capacity: usize) -> u8 {
+        if !cfg.window_scaling {
+            return 0;
+        }
+        let window_max = recv_capacity.max(cfg.recv_buffer_max);
+        let mut shift = 0;
+        while shift < MAX_WSCALE && (window_max >> shift) > 65535 {
+            shift += 1;
+        }
+        shift
+    }
+
     /// Active open (RFC 9293 3.10.1): CLOSED -> SYN-SENT.
     pub fn open_active(&mut self) {
         self.set_state(State::SynSent);
@@ -480,6 +494,18 @@ impl Conn {
         if !seg.payload.is_empty() {
             self.accept_text(env, seg.seq + 1, seg.payload);
         }
+    }
+
+    /// A SYN cookie validated (RFC 4987 3.6): the connection is as if
+    /// `syn` (rebuilt from the cookie) had arrived and our SYN-ACK, with
+    /// the cookie as ISS, had been sent; the ACK that carried the cookie
+    /// goes through `on_segment` next and establishes it.
+    pub fn open_from_cookie(&mut self, env: &mut Env, syn: &SegmentIn, listener: ListenerId) {
+        self.open_passive(env, syn, listener);
+        self.syn_pending = false;
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.snd_nxt;
+        self.flight_start = env.now;
     }
 
     /// RFC 9293 3.10.7.2/3: options of the peer's SYN decide what is used.

@@ -658,7 +658,12 @@ impl Conn {
         let now = env.now;
         env.stats.rto_expirations += 1;
         if matches!(self.state, State::SynSent | State::SynReceived) {
-            if now >= self.connect_deadline {
+            // A passive open gives up after `synack_retries` retransmissions
+            // (Linux `tcp_synack_retries`), an active one at its deadline.
+            let passive = self.listener.is_some() && self.state == State::SynReceived;
+            if now >= self.connect_deadline
+                || (passive && self.syn_retries >= env.cfg.synack_retries)
+            {
                 if self.listener.is_some() && self.state == State::SynReceived {
                     // An embryonic passive connection just goes away.
                     self.enter_closed(None);

@@ -355,7 +355,11 @@ fn test_listen_rst_ignored() {
 
 #[test]
 fn test_listen_backlog_overflow_drops_syn() {
-    let mut h = Harness::new(config());
+    // Without SYN cookies (see tests/syncookies.rs for the default).
+    let mut h = Harness::new(Config {
+        syn_cookies: crate::SynCookies::Off,
+        ..config()
+    });
     let lid = h.stack.listen(LOCAL, 1).unwrap();
     for port in 0..20u16 {
         let tcp = TcpRepr {
@@ -1947,3 +1951,5 @@ fn test_established_ce_mark_echoed_until_cwr() {
 // Regression tests for defects found by black-box probes, named after the
 // rule each one breaks.
 mod rules;
+// SYN queue, SYN cookies (RFC 4987) and the accept queue's limit.
+mod syncookies;
