@@ -102,6 +102,12 @@ pub struct Config {
     /// RFC 5961 7: per connection, at most one challenge ACK per interval
     /// (Linux `tcp_invalid_ratelimit`, 500 ms).
     pub challenge_ack_interval: Duration,
+    /// ICMP messages the stack may send per second, with bursts of
+    /// `icmp_msgs_burst` (RFC 1812 4.3.2.8; Linux `icmp_msgs_per_sec`,
+    /// 1000, and `icmp_msgs_burst`, 50). Beyond it they are not sent and are
+    /// counted in `Stats::icmp_rate_limited`.
+    pub icmp_msgs_per_sec: u32,
+    pub icmp_msgs_burst: u32,
     /// SYN cookies (RFC 4987 3.6): see [`SynCookies`].
     pub syn_cookies: SynCookies,
     /// Stack-wide cap on half-open (SYN-RECEIVED) connections, as Linux's
@@ -152,6 +158,8 @@ impl Default for Config {
             max_connections: 1 << 20,
             challenge_ack_limit: 1000,
             challenge_ack_interval: Duration::from_millis(500),
+            icmp_msgs_per_sec: 1000,
+            icmp_msgs_burst: 50,
             syn_cookies: SynCookies::WhenFull,
             max_syn_backlog: 4096,
             synack_retries: 5,

@@ -22,23 +22,35 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 mod listen;
 
 /// Counters of what the stack did with its input and output.
+///
+/// Every datagram that is not processed is counted under exactly one
+/// `drop_*` reason (or, for listeners, one of the queue counters). Where
+/// Linux has a counter for the same thing, its `nstat` name is given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Datagrams handed to `handle_packet` (nstat `IpInReceives`).
     pub packets_in: u64,
+    /// Datagrams produced by `poll_transmit` (nstat `IpOutRequests`).
     pub packets_out: u64,
-    /// Dropped: not IPv4, bad header, truncated.
+    /// Dropped: not IPv4, a bad or truncated header, a malformed TCP
+    /// option, a broadcast/multicast/zero source or port 0 (nstat
+    /// `IpInHdrErrors`, `TcpInErrs`).
     pub drop_malformed: u64,
-    /// Dropped: IPv4 header or TCP/ICMP checksum wrong.
+    /// Dropped: IPv4 header or TCP/ICMP checksum wrong (nstat `TcpInCsumErrors`).
     pub drop_checksum: u64,
-    /// Dropped: IPv4 fragments (not reassembled).
+    /// Dropped: IPv4 fragments, which are not reassembled (nstat `IpReasmFails`).
     pub drop_fragment: u64,
-    /// Dropped: not addressed to one of our addresses.
+    /// Dropped: not addressed to one of our addresses (nstat `IpInAddrErrors`).
     pub drop_not_ours: u64,
-    /// Dropped: protocol other than TCP/ICMP.
+    /// Dropped: a protocol other than TCP and ICMP (nstat `IpInUnknownProtos`).
     pub drop_protocol: u64,
-    /// Dropped: segment rejected by a connection (unacceptable, PAWS, ...).
+    /// Dropped: a segment a connection or listener would not take:
+    /// outside the window, PAWS (nstat `TcpExtPAWSEstab`), no ACK, a
+    /// SYN+FIN to a listener, no room in the receive buffer.
     pub drop_segment: u64,
-    /// SYNs dropped because a listen queue was full.
+    /// SYNs (or cookie ACKs) dropped at a listener: its queues were full
+    /// and no cookie was sent, or `max_connections` was reached (nstat
+    /// `TcpExtListenDrops`).
     pub drop_listen_overflow: u64,
     /// SYN cookies sent (RFC 4987 3.6; nstat `TcpExtSyncookiesSent`).
     pub syncookies_sent: u64,
@@ -58,20 +70,42 @@ pub struct Stats {
     /// Half-open connections evicted to make room (oldest first, among
     /// those that already retransmitted their SYN-ACK).
     pub syn_queue_evictions: u64,
+    /// RSTs sent for segments that match no connection (nstat `TcpOutRsts`
+    /// counts these and the connections' own).
     pub rst_sent: u64,
+    /// RSTs received by connections, acceptable or not.
     pub rst_received: u64,
+    /// Challenge ACKs sent (RFC 5961; nstat `TcpExtTCPChallengeACK`).
     pub challenge_acks: u64,
-    /// ACKs that stopped at data the peer had SACKed (RFC 2018 8 reneging).
+    /// ACKs that stopped at data the peer had SACKed (RFC 2018 8 reneging;
+    /// nstat `TcpExtTCPSACKReneging`).
     pub sack_reneging: u64,
+    /// Challenge ACKs not sent because of the RFC 5961 7 limits (nstat
+    /// `TcpExtTCPACKSkippedChallenge`).
     pub challenge_acks_suppressed: u64,
+    /// Segments retransmitted, for any reason (nstat `TcpRetransSegs`).
     pub retransmits: u64,
+    /// Loss recoveries entered on duplicate ACKs or SACK (nstat
+    /// `TcpExtTCPFastRetrans` counts segments; this counts episodes).
     pub fast_retransmits: u64,
     /// Window reductions in response to ECN-Echo (RFC 3168).
     pub ecn_reductions: u64,
+    /// Retransmission timeouts (nstat `TcpExtTCPTimeouts`).
     pub rto_expirations: u64,
+    /// ICMP messages received (nstat `IcmpInMsgs`).
     pub icmp_in: u64,
+    /// ICMP echo replies sent (nstat `IcmpOutEchoReps`).
     pub icmp_echo_replies: u64,
+    /// ICMP messages not sent: over `Config::icmp_msgs_per_sec` (nstat
+    /// `IcmpOutRateLimitGlobal`).
+    pub icmp_rate_limited: u64,
+    /// Control packets (RSTs for unknown tuples, cookie SYN-ACKs, echo
+    /// replies) not queued because the control queue was full.
+    pub drop_control_full: u64,
+    /// Active opens (nstat `TcpActiveOpens`).
     pub connections_opened: u64,
+    /// Connections taken from accept queues (nstat `TcpPassiveOpens`
+    /// counts them at establishment instead).
     pub connections_accepted: u64,
 }
 
@@ -209,6 +243,44 @@ fn set_ecn(buf: &mut [u8], ecn: u8) {
 /// echo replies); beyond it they are dropped, as a kernel rate-limits them.
 const MAX_CONTROL: usize = 256;
 
+/// A token bucket: `rate` tokens per second, at most `burst` saved
+/// (RFC 1812 4.3.2.8 rate limiting of ICMP, as Linux's `icmp_global_allow`).
+#[derive(Debug, Default)]
+struct TokenBucket {
+    tokens: u64,
+    /// Microsecond-tokens carried between refills (tokens * 1e6).
+    credit_us: u64,
+    last: Option<Instant>,
+}
+
+impl TokenBucket {
+    fn allow(&mut self, now: Instant, rate: u32, burst: u32) -> bool {
+        let burst = u64::from(burst.max(1));
+        match self.last {
+            None => self.tokens = burst,
+            Some(last) => {
+                let us = now.saturating_duration_since(last).as_micros() as u64;
+                let earned = self
+                    .credit_us
+                    .saturating_add(us.saturating_mul(u64::from(rate)));
+                self.tokens = (self.tokens + earned / 1_000_000).min(burst);
+                self.credit_us = if self.tokens == burst {
+                    0
+                } else {
+                    earned % 1_000_000
+                };
+            }
+        }
+        self.last = Some(now);
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 struct Slot {
     generation: u32,
     conn: Option<Box<Conn>>,
@@ -260,6 +332,7 @@ pub struct Stack {
     stats: Stats,
     challenge: RateLimiter,
     cookies: Cookies,
+    icmp_bucket: TokenBucket,
     /// Half-open connections across all listeners (`max_syn_backlog`).
     syn_total: usize,
     slots: Vec<Slot>,
@@ -297,6 +370,7 @@ impl Stack {
             stats: Stats::default(),
             challenge,
             cookies: Cookies::new(cookie_key),
+            icmp_bucket: TokenBucket::default(),
             syn_total: 0,
             slots: Vec::new(),
             free: Vec::new(),
@@ -755,6 +829,7 @@ impl Stack {
         ack: Option<SeqNum>,
     ) {
         if self.control.len() >= MAX_CONTROL {
+            self.stats.drop_control_full += 1;
             return;
         }
         let mut flags = TcpFlags::RST;
@@ -818,7 +893,17 @@ impl Stack {
         };
         match msg {
             IcmpRepr::EchoRequest { ident, seq, data } => {
-                if self.control.len() >= MAX_CONTROL || ip.src.is_broadcast() {
+                if ip.src.is_broadcast() || ip.src.is_multicast() || ip.src.is_unspecified() {
+                    self.stats.drop_malformed += 1;
+                    return;
+                }
+                if self.control.len() >= MAX_CONTROL {
+                    self.stats.drop_control_full += 1;
+                    return;
+                }
+                let (rate, burst) = (self.cfg.icmp_msgs_per_sec, self.cfg.icmp_msgs_burst);
+                if !self.icmp_bucket.allow(now, rate, burst) {
+                    self.stats.icmp_rate_limited += 1;
                     return;
                 }
                 let reply = IcmpRepr::EchoReply { ident, seq, data };

@@ -152,6 +152,7 @@ impl Stack {
         seg: &SegmentIn,
     ) {
         if self.control.len() >= MAX_CONTROL {
+            self.stats.drop_control_full += 1;
             return;
         }
         let Some(Some(l)) = self.listeners.get_mut(lidx as usize) else {
