@@ -6,6 +6,7 @@ use common::*;
 use futures::StreamExt;
 use std::time::Duration;
 use tcp_async::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn accept_reports_peer_address() {
@@ -38,6 +39,13 @@ async fn bind_port_zero_picks_a_port() {
     accepted.unwrap();
 }
 
+/// Twenty connects at once to a listener with a backlog of 4 are all
+/// accepted in the end. Those beyond the SYN queue get SYN cookies (RFC
+/// 4987 3.6); a cookie's ACK that finds the accept queue full is dropped,
+/// as by Linux (`tcp_abort_on_overflow` = 0), and the client, which
+/// believes itself connected, gets through with its first data segment
+/// (which carries the same ACK) once there is room. So each client sends
+/// a byte, as clients do.
 #[tokio::test]
 async fn accepts_more_connections_than_the_backlog() {
     let (a, b) = stacks();
@@ -46,13 +54,20 @@ async fn accepts_more_connections_than_the_backlog() {
     let clients: Vec<_> = (0..20)
         .map(|_| {
             let b = b.clone();
-            tokio::spawn(async move { TcpStream::connect_with(&b, target).await })
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect_with(&b, target).await?;
+                stream.write_all(b"!").await?;
+                Ok::<_, std::io::Error>(stream)
+            })
         })
         .collect();
     within("20 accepts", async {
         let mut accepted = Vec::new();
         while accepted.len() < 20 {
-            accepted.push(listener.accept().await.unwrap());
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut byte = [0];
+            stream.read_exact(&mut byte).await.unwrap();
+            accepted.push(stream);
         }
         for c in clients {
             c.await.unwrap().unwrap();
