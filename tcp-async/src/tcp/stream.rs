@@ -480,6 +480,12 @@ impl TcpStream {
         if write_closed {
             ready |= Ready::WRITE_CLOSED;
         }
+        // tokio reports `Ready::ERROR` to `Interest::ERROR` while the socket
+        // has a pending error (Linux: `EPOLLERR` while `sk_err` is set, as
+        // `tcp_reset()` sets it).
+        if failed {
+            ready |= Ready::ERROR;
+        }
         ready
     }
 
@@ -502,6 +508,9 @@ impl TcpStream {
                 ready |= Ready::WRITE_CLOSED;
             }
         }
+        if interest.is_error() && all.is_error() {
+            ready |= Ready::ERROR;
+        }
         ready
     }
 
@@ -513,7 +522,10 @@ impl TcpStream {
         if interest.is_readable() {
             self.shared.read_waker.register(cx.waker());
         }
-        if interest.is_writable() {
+        // A failure wakes both directions (`Shared::fail`). `ERROR` alone
+        // takes the write direction's slot: a writer waits only on a full
+        // send buffer, a reader on every idle connection.
+        if interest.is_writable() || (interest.is_error() && !interest.is_readable()) {
             self.shared.write_waker.register(cx.waker());
         }
         let ready = self.ready_for(interest);
@@ -528,7 +540,10 @@ impl TcpStream {
     /// a following `try_*` call can still return `WouldBlock`.
     ///
     /// One task per direction is woken (like `AsyncRead`/`AsyncWrite`): do
-    /// not wait for the same direction from two tasks at once.
+    /// not wait for the same direction from two tasks at once. A wait for
+    /// [`Interest::ERROR`] alone counts as one for the write direction;
+    /// it is ready once the connection failed (reset, timed out, stack shut
+    /// down), as `EPOLLERR` is.
     ///
     /// # Errors
     ///
