@@ -357,7 +357,16 @@ impl TcpStream {
 
     // ----- writing -----
 
-    fn try_write_with(&self, f: impl FnOnce(&mut SendWriter) -> usize) -> io::Result<usize> {
+    /// Writes through `f`; `empty` if there is nothing to write.
+    ///
+    /// The state is checked before the length, as Linux `tcp_sendmsg()`
+    /// tests `SEND_SHUTDOWN` before it looks at the length: writing nothing
+    /// to a shut-down or failed connection fails too.
+    fn try_write_with(
+        &self,
+        empty: bool,
+        f: impl FnOnce(&mut SendWriter) -> usize,
+    ) -> io::Result<usize> {
         let flags = self.shared.flags();
         if flags & (FAILED | ABORTED) != 0 {
             return Err(self.shared.error(flags));
@@ -367,6 +376,9 @@ impl TcpStream {
         }
         if flags & CONNECTED == 0 {
             return Err(would_block());
+        }
+        if empty {
+            return Ok(0);
         }
         let n = self.shared.send.with(f);
         if n == 0 {
@@ -381,11 +393,8 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
         poll_io(cx, &self.shared.write_waker, || {
-            self.try_write_with(|w| w.write(buf))
+            self.try_write_with(buf.is_empty(), |w| w.write(buf))
         })
     }
 
@@ -394,11 +403,9 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Poll::Ready(Ok(0));
-        }
+        let empty = bufs.iter().all(|b| b.is_empty());
         poll_io(cx, &self.shared.write_waker, || {
-            self.try_write_with(|w| w.write_vectored(bufs))
+            self.try_write_with(empty, |w| w.write_vectored(bufs))
         })
     }
 
@@ -407,7 +414,8 @@ impl TcpStream {
     /// # Errors
     ///
     /// `WouldBlock` when the send buffer is full; `BrokenPipe` after
-    /// shutdown; the connection's error once it failed.
+    /// shutdown; the connection's error once it failed (both even for an
+    /// empty `buf`).
     ///
     /// # Examples
     ///
@@ -419,10 +427,7 @@ impl TcpStream {
     /// # }
     /// ```
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.try_write_with(|w| w.write(buf))
+        self.try_write_with(buf.is_empty(), |w| w.write(buf))
     }
 
     /// Tries to write several buffers without waiting (gathered write).
@@ -431,28 +436,25 @@ impl TcpStream {
     ///
     /// As [`try_write`](TcpStream::try_write).
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
-        }
-        self.try_write_with(|w| w.write_vectored(bufs))
+        let empty = bufs.iter().all(|b| b.is_empty());
+        self.try_write_with(empty, |w| w.write_vectored(bufs))
     }
 
     /// Half-closes: queues a FIN after the data already written. Reading
     /// keeps working. Idempotent.
+    ///
+    /// A connection that failed (or whose stack stopped) is not connected
+    /// any more, and tokio's `shutdown` maps ENOTCONN to `Ok(())` on purpose
+    /// (tokio-rs/tokio#4665): so does this one.
     pub(crate) fn shutdown_priv(&self) -> io::Result<()> {
         let flags = self.shared.flags();
-        if flags & WRITE_SHUT != 0 {
+        if flags & (WRITE_SHUT | FAILED | ABORTED) != 0 {
             return Ok(());
-        }
-        if flags & (FAILED | ABORTED) != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                self.shared.error(flags),
-            ));
         }
         let prev = self.shared.flags.fetch_or(WRITE_SHUT, Ordering::AcqRel);
         if prev & WRITE_SHUT == 0 {
-            self.stack.command(Command::Shutdown(self.shared.id))?;
+            // The driver is gone only when the stack stopped: ENOTCONN, `Ok`.
+            let _ = self.stack.command(Command::Shutdown(self.shared.id));
         }
         Ok(())
     }
