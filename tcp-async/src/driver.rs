@@ -82,7 +82,8 @@ pub(crate) enum Command {
         opts: SocketOpts,
         reply: oneshot::Sender<io::Result<Arc<ListenerShared>>>,
     },
-    /// The application took from a full accept queue: move more from the core.
+    /// The application took from the accept queue: move more from the core,
+    /// and tell it how many still wait.
     Refill(ListenerId),
     CloseListener(ListenerId),
     /// Queue a FIN after the data already written.
@@ -736,7 +737,11 @@ impl<D: Device> Driver<D> {
         backlog: usize,
         opts: SocketOpts,
     ) -> io::Result<Arc<ListenerShared>> {
-        let backlog = backlog.max(1);
+        // Linux queues `backlog + 1` connections before any accept
+        // (`sk_acceptq_is_full()` tests `>`, not `>=`), and takes a backlog
+        // of 0. The core's accept queue and the listener's count together
+        // (`set_listener_waiting`).
+        let backlog = backlog.saturating_add(1);
         let id = self.stack.listen(local, backlog)?;
         let local = self.stack.listener_addr(id).unwrap_or(local);
         let c = &self.config;
@@ -762,7 +767,8 @@ impl<D: Device> Driver<D> {
     }
 
     /// Moves established connections from the core's accept queue to the
-    /// listener's, up to its backlog.
+    /// listener's, up to its backlog, and tells the core how many wait
+    /// there: they count against the backlog in the core's SYN check.
     fn refill(&mut self, l: ListenerId) {
         let Some(listener) = self.listeners.get(&l).cloned() else {
             return;
@@ -791,6 +797,10 @@ impl<D: Device> Driver<D> {
                     let _ = self.stack.close(id);
                 }
             }
+        }
+        let waiting = listener.queue().len();
+        if let Err(e) = self.stack.set_listener_waiting(l, waiting) {
+            debug!(local = %listener.local, error = %e, "set_listener_waiting failed");
         }
         if added {
             listener.waker.wake();

@@ -80,8 +80,10 @@
 //! replies where an answer is needed. The factory's map from `ConnId` to the
 //! application halves is under a mutex: it is touched once per connection.
 //! Accepted connections are moved by the driver from the core's accept
-//! queue to the listener's (at most `backlog` of them, the rest wait in the
-//! core, so the backlog keeps its meaning).
+//! queue to the listener's; the core counts the listener's queue against
+//! the backlog (each `accept` tells the driver, which tells the core), so
+//! the backlog keeps its meaning: `backlog + 1` connections wait, as on
+//! Linux.
 //!
 //! **Memory orderings.**
 //! - Ring bytes: the producer copies then publishes its position with

@@ -294,8 +294,11 @@ pub(crate) struct ListenerShared {
     pub(crate) id: tcp_stack::ListenerId,
     pub(crate) local: SocketAddrV4,
     /// Connections the driver took from the core's accept queue; at most
-    /// `backlog` of them, the rest wait in the core.
+    /// `backlog` of them, the rest wait in the core, which counts these
+    /// against the same backlog.
     pub(crate) queue: std::sync::Mutex<std::collections::VecDeque<std::sync::Arc<Shared>>>,
+    /// How many connections may wait for `accept`: the application's
+    /// backlog + 1, as on Linux.
     pub(crate) backlog: usize,
     pub(crate) waker: AtomicWaker,
     /// The driver stopped or the listener was closed.

@@ -152,3 +152,57 @@ async fn listener_drop_frees_the_port() {
     c.unwrap();
     s.unwrap();
 }
+
+/// Connects to `target` one after another until a connect is not answered
+/// (its SYN dropped, and retransmitted in vain for 10 s of paused time);
+/// returns the connections that completed.
+async fn connect_until_dropped(
+    b: &tcp_async::Stack,
+    target: std::net::SocketAddr,
+) -> Vec<TcpStream> {
+    let mut streams = Vec::new();
+    for _ in 0..16 {
+        match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect_with(b, target))
+            .await
+        {
+            Ok(stream) => streams.push(stream.unwrap()),
+            Err(_) => break,
+        }
+    }
+    streams
+}
+
+/// Linux queues `backlog + 1` connections before any accept
+/// (`sk_acceptq_is_full()` tests `>`, not `>=`): with `listen(4)`, five
+/// connects complete and the sixth SYN is dropped. The front end's queue
+/// and the core's count together.
+#[tokio::test(start_paused = true)]
+async fn listen_backlog_queues_backlog_plus_one() {
+    let (a, b) = stacks();
+    let listener = a_listener_with_backlog(&a, 4).await;
+    let target = listener.local_addr().unwrap();
+    let queued = connect_until_dropped(&b, target).await;
+    assert_eq!(queued.len(), 5);
+    // Each accept makes room for one more.
+    within("accept", listener.accept()).await.unwrap();
+    let more = connect_until_dropped(&b, target).await;
+    assert_eq!(more.len(), 1);
+    for _ in 0..5 {
+        within("accept", listener.accept()).await.unwrap();
+    }
+}
+
+/// Linux takes `listen(0)` (no error), and by the same `backlog + 1` rule
+/// (`sk_acceptq_is_full()` tests `>`, not `>=`) queues one connection.
+#[tokio::test(start_paused = true)]
+async fn listen_backlog_zero_queues_one() {
+    let (a, b) = stacks();
+    let listener = a_listener_with_backlog(&a, 0).await;
+    let target = listener.local_addr().unwrap();
+    let queued = connect_until_dropped(&b, target).await;
+    assert_eq!(queued.len(), 1);
+    within("accept", listener.accept()).await.unwrap();
+    let more = connect_until_dropped(&b, target).await;
+    assert_eq!(more.len(), 1);
+    within("accept", listener.accept()).await.unwrap();
+}

@@ -138,7 +138,10 @@ async fn zero_byte_write_after_shutdown_is_broken_pipe() {
     let kind = |r: std::io::Result<usize>| r.unwrap_err().kind();
     assert_eq!(kind(client.write(b"").await), ErrorKind::BrokenPipe);
     assert_eq!(kind(client.try_write(b"")), ErrorKind::BrokenPipe);
-    assert_eq!(kind(client.write_vectored(&[]).await), ErrorKind::BrokenPipe);
+    assert_eq!(
+        kind(client.write_vectored(&[]).await),
+        ErrorKind::BrokenPipe
+    );
     assert_eq!(
         kind(client.try_write_vectored(&[IoSlice::new(b"")])),
         ErrorKind::BrokenPipe

@@ -305,6 +305,9 @@ struct Listener {
     /// `tcp_synq_no_recent_overflow`).
     last_cookie: Option<Instant>,
     accept_queue: VecDeque<ConnId>,
+    /// Connections taken with `accept` that still wait in a front end's
+    /// own queue; they count against `backlog` ([`Stack::set_listener_waiting`]).
+    waiting: usize,
     in_events: bool,
     /// Send and receive buffer sizes of the connections it accepts (the
     /// configured ones unless set: [`Stack::set_listener_buffers`]).
@@ -1255,6 +1258,7 @@ impl Stack {
             embryos: VecDeque::new(),
             last_cookie: None,
             accept_queue: VecDeque::new(),
+            waiting: 0,
             in_events: false,
             buffers: (self.cfg.send_buffer, self.cfg.recv_buffer),
         };
@@ -1321,6 +1325,25 @@ impl Stack {
                 c.user_closed = true;
             }
             self.after(id, true);
+        }
+    }
+
+    /// Tells the stack that `waiting` connections taken from `listener`
+    /// with [`accept`](Stack::accept) still wait in a front end's own queue
+    /// for its application. They count against the backlog as if they were
+    /// still in the accept queue, so a front end that moves connections
+    /// ahead of its application keeps the backlog's meaning.
+    pub fn set_listener_waiting(
+        &mut self,
+        listener: ListenerId,
+        waiting: usize,
+    ) -> crate::Result<()> {
+        match self.listeners.get_mut(listener.0 as usize) {
+            Some(Some(l)) => {
+                l.waiting = waiting;
+                Ok(())
+            }
+            _ => Err(Error::InvalidHandle),
         }
     }
 
