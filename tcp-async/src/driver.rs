@@ -149,6 +149,9 @@ pub(crate) struct Driver<D> {
     sweep: Pin<Box<Sleep>>,
     sweep_armed: bool,
     recv_failed: bool,
+    /// Every handle is gone: the driver runs until the graceful closes in
+    /// progress are done, then stops.
+    orphaned: bool,
     stopping: bool,
     stop_replies: Vec<oneshot::Sender<()>>,
 }
@@ -204,6 +207,7 @@ impl<D: Device> Driver<D> {
             sweep: Box::pin(tokio::time::sleep_until(base)),
             sweep_armed: false,
             recv_failed: false,
+            orphaned: false,
             stopping: false,
             stop_replies: Vec::new(),
         }
@@ -233,7 +237,7 @@ impl<D: Device> Driver<D> {
             more |= self.flush(cx, now);
             self.poll_sweep(cx);
             self.trace_states();
-            if self.stopping {
+            if self.stopping || (self.orphaned && !more && self.closes_done()) {
                 return Poll::Ready(());
             }
             let timer_due = self.poll_timer(cx, now);
@@ -247,12 +251,19 @@ impl<D: Device> Driver<D> {
 
     /// Handles queued commands; true if the batch bound was hit.
     fn poll_commands(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.orphaned {
+            return false;
+        }
         for _ in 0..CMD_BATCH {
             match self.cmd_rx.poll_recv(cx) {
                 Poll::Ready(Some(cmd)) => self.handle_command(cmd),
                 Poll::Ready(None) => {
-                    debug!("last handle dropped: stopping the tcp driver");
-                    self.stopping = true;
+                    // The `Close` of every socket came before this.
+                    debug!(
+                        closing = self.stack.active_connection_count(),
+                        "last handle dropped: the tcp driver stops once the closes in progress are done"
+                    );
+                    self.orphaned = true;
                     return false;
                 }
                 Poll::Pending => return false,
@@ -262,6 +273,17 @@ impl<D: Device> Driver<D> {
             }
         }
         true
+    }
+
+    /// Every handle is gone (`orphaned`): whether the driver may stop.
+    ///
+    /// Linux keeps delivering after `close()` without linger: a graceful
+    /// close in progress keeps the driver running until the core is done
+    /// with it (FIN acknowledged and the peer's FIN in, or the FIN-WAIT-2,
+    /// retransmission or user timeout ended it), and the last packets due
+    /// (RSTs included) went out. TIME-WAIT does not keep it.
+    fn closes_done(&self) -> bool {
+        self.tx_pending.is_none() && self.stack.active_connection_count() == 0
     }
 
     /// Tells the core about ring updates; true if the batch bound was hit.

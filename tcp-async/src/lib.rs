@@ -105,13 +105,19 @@
 //!   clear and pushes again, so no update is missed.
 //!
 //! **Lifetimes, like a kernel.** Every socket holds a [`Stack`] handle, so
-//! the driver runs while any stack handle or socket exists; when the last one
-//! is dropped it flushes the packets due and stops. [`Stack::shutdown`]
-//! stops it explicitly; sockets then fail with `ConnectionAborted`.
-//! Dropping a [`TcpStream`] closes it through the core: reset if received
-//! data was left unread, otherwise a graceful close continues in the
-//! background. Dropping an [`OwnedWriteHalf`] shuts the write direction
-//! down, as in Tokio.
+//! the driver runs while any stack handle or socket exists. Dropping a
+//! [`TcpStream`] closes it through the core: reset if received data was
+//! left unread, otherwise a graceful close continues in the background.
+//! Dropping an [`OwnedWriteHalf`] shuts the write direction down, as in
+//! Tokio. When the last handle is dropped, the driver keeps running while
+//! any graceful close is in progress, as Linux keeps delivering after
+//! `close()` without linger: the data already written, then the FIN, reach
+//! the peer. It stops once every connection is closed or in TIME-WAIT
+//! (TIME-WAIT is not kept), which the core's timeouts bound: the FIN-WAIT-2
+//! timeout, and the user timeout for unacknowledged data (a peer that keeps
+//! its window shut but answers the probes keeps the connection, and so the
+//! driver, alive). [`Stack::shutdown`] stops the driver at once; sockets
+//! then fail with `ConnectionAborted`.
 //!
 //! **Tracing.** Each connection has a `tcp_conn` span; the driver tracks
 //! each connection's last-known state and emits a `debug` event (`state

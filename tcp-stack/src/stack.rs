@@ -411,6 +411,19 @@ impl Stack {
         self.live
     }
 
+    /// Number of connections with data or a FIN still to exchange: all but
+    /// those in TIME-WAIT (which only guards its tuple, RFC 9293 3.4.2) and
+    /// those already CLOSED. A front end whose application dropped every
+    /// handle keeps driving the stack until this is 0, as a kernel keeps
+    /// delivering after `close()`. O(connections).
+    pub fn active_connection_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.conn.as_deref())
+            .filter(|c| !matches!(c.state, State::Closed | State::TimeWait))
+            .count()
+    }
+
     // ------------------------------------------------------------------
     // Slots
     // ------------------------------------------------------------------
