@@ -119,6 +119,13 @@
 //! driver, alive). [`Stack::shutdown`] stops the driver at once; sockets
 //! then fail with `ConnectionAborted`.
 //!
+//! **Loopback.** A connection to one of the stack's own addresses, or to
+//! 127.0.0.0/8, never reaches the device: the core loops its datagrams
+//! back inside itself (RFC 1122 3.2.1.3), so two services on one stack
+//! talk as over Linux's `lo`, and the driver is not involved. The stack
+//! answers for 127.0.0.0/8 without it being in `Config::addrs`; the
+//! device's host (the kernel behind a TUN) is not reachable there.
+//!
 //! **Tracing.** Each connection has a `tcp_conn` span; the driver tracks
 //! each connection's last-known state and emits a `debug` event (`state
 //! change`, with `from` and `to`) when it differs. States are sampled once
