@@ -25,6 +25,9 @@ pub(crate) const WRITE_SHUT: u32 = 1 << 3;
 pub(crate) const CLOSED: u32 = 1 << 4;
 /// The stack's driver stopped: every operation fails with ECONNABORTED.
 pub(crate) const ABORTED: u32 = 1 << 5;
+/// The application was given the error behind `FAILED` (set by the app):
+/// see [`Shared::take_error`].
+pub(crate) const ERROR_TAKEN: u32 = 1 << 6;
 
 /// Dirty bits: the app touched a ring and the driver must tell the core.
 pub(crate) const DIRTY_SEND: u8 = 1 << 0;
@@ -169,6 +172,21 @@ impl Shared {
             Some(e) => e.into(),
             None => io::Error::new(io::ErrorKind::ConnectionAborted, "connection aborted"),
         }
+    }
+
+    /// App side: the error for an operation that found `FAILED` or
+    /// `ABORTED` in `flags`, or `None` if it was already given once.
+    ///
+    /// Linux `sock_error()` reports a connection's error once and clears it
+    /// (`sk_err`): after a reset, the first read or write gives ECONNRESET,
+    /// then reads give the end of stream and writes EPIPE (the caller's
+    /// choice on `None`). A stopped stack gives ECONNABORTED every time.
+    pub(crate) fn take_error(&self, flags: u32) -> Option<io::Error> {
+        if flags & FAILED == 0 {
+            return Some(self.error(flags));
+        }
+        let prev = self.flags.fetch_or(ERROR_TAKEN, Ordering::AcqRel);
+        (prev & ERROR_TAKEN == 0).then(|| self.error(flags))
     }
 
     pub(crate) fn wake_all(&self) {

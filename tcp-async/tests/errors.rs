@@ -116,3 +116,33 @@ async fn reset_in_close_wait_is_broken_pipe_and_end_of_stream() {
     })
     .await;
 }
+
+/// Linux `sock_error()` reports a connection's error once and clears it
+/// (`sk_err`): after a reset, the first read or write gives ECONNRESET,
+/// then reads give the end of stream and writes EPIPE.
+#[tokio::test]
+async fn a_reset_is_reported_once() {
+    let (a, b) = stacks();
+    // Read first.
+    let (mut client, server) = connected(&a, &b, 8002).await;
+    server.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(server);
+    let mut buf = [0; 4];
+    let err = within("reset", client.read(&mut buf)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+    let err = client.write(b"late").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err:?}");
+    // Write first.
+    let (mut client, server) = connected(&a, &b, 8003).await;
+    server.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(server);
+    within("reset", client.ready(tokio::io::Interest::ERROR))
+        .await
+        .unwrap();
+    let err = client.write(b"late").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err:?}");
+    assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+    let err = client.try_write(b"late").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err:?}");
+}

@@ -3,7 +3,8 @@
 use crate::driver::{Command, SocketOpts};
 use crate::ring::{RecvReader, SendWriter};
 use crate::shared::{
-    Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND, FAILED, PEER_FIN, WRITE_SHUT,
+    Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND, ERROR_TAKEN, FAILED, PEER_FIN,
+    WRITE_SHUT,
 };
 use crate::stack::{default_stack, Stack};
 use crate::tcp::addr::{resolve_v4, ToSocketAddrs};
@@ -198,10 +199,13 @@ impl TcpStream {
             // `Acquire` load makes them visible to this second read.
             (n, before, _) = attempt();
             if n == 0 {
-                return if flags & PEER_FIN != 0 || flags & (FAILED | ABORTED) == 0 {
-                    Ok(0)
-                } else {
-                    Err(self.shared.error(flags))
+                if flags & PEER_FIN != 0 || flags & (FAILED | ABORTED) == 0 {
+                    return Ok(0);
+                }
+                // Linux `sock_error()` reports a connection's error once.
+                return match self.shared.take_error(flags) {
+                    Some(e) => Err(e),
+                    None => Ok(0),
                 };
             }
         }
@@ -232,7 +236,9 @@ impl TcpStream {
     ///
     /// `WouldBlock` when nothing is buffered yet; the connection's error
     /// (`ConnectionReset`, `TimedOut`, ...) once it failed and the buffered
-    /// bytes are consumed. `Ok(0)` is the end of stream (or an empty `buf`).
+    /// bytes are consumed. `Ok(0)` is the end of stream (or an empty `buf`);
+    /// as on Linux, the error is given once (to a read or a write), and
+    /// reads return `Ok(0)` after it.
     ///
     /// # Examples
     ///
@@ -369,7 +375,9 @@ impl TcpStream {
     ) -> io::Result<usize> {
         let flags = self.shared.flags();
         if flags & (FAILED | ABORTED) != 0 {
-            return Err(self.shared.error(flags));
+            // Linux `sock_error()` reports a connection's error once.
+            let e = self.shared.take_error(flags);
+            return Err(e.unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()));
         }
         if flags & (WRITE_SHUT | CLOSED) != 0 {
             return Err(io::ErrorKind::BrokenPipe.into());
@@ -415,7 +423,8 @@ impl TcpStream {
     ///
     /// `WouldBlock` when the send buffer is full; `BrokenPipe` after
     /// shutdown; the connection's error once it failed (both even for an
-    /// empty `buf`).
+    /// empty `buf`). As on Linux, the error is given once (to a read or a
+    /// write), and writes fail with `BrokenPipe` after it.
     ///
     /// # Examples
     ///
@@ -484,8 +493,8 @@ impl TcpStream {
         }
         // tokio reports `Ready::ERROR` to `Interest::ERROR` while the socket
         // has a pending error (Linux: `EPOLLERR` while `sk_err` is set, as
-        // `tcp_reset()` sets it).
-        if failed {
+        // `tcp_reset()` sets it, until `sock_error()` reports it once).
+        if flags & ABORTED != 0 || flags & (FAILED | ERROR_TAKEN) == FAILED {
             ready |= Ready::ERROR;
         }
         ready
