@@ -90,3 +90,34 @@ async fn connect_to_127_0_0_1_loops_back() {
     accepted.unwrap();
     assert_eq!(b.stats().await.unwrap().packets_in, 0);
 }
+
+/// RFC 1122 3.2.1.3, with a device that takes super-packets: they loop
+/// back whole, their partial checksums never checked (as on Linux `lo`).
+#[tokio::test(start_paused = true)]
+async fn loopback_carries_super_packets() {
+    init_tracing();
+    let (dev, _other) = tcp_async::device::MemoryDevice::pair_with_offloads(1500);
+    let a = tcp_async::Stack::builder(dev)
+        .config(config(A, 1))
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind_with(&a, addr(A, 7003)).await.unwrap();
+    let (client, accepted) = within("connect to self", async {
+        tokio::join!(
+            TcpStream::connect_with(&a, addr(A, 7003)),
+            listener.accept()
+        )
+    })
+    .await;
+    within(
+        "echo over loopback",
+        echo_once(client.unwrap(), accepted.unwrap().0),
+    )
+    .await;
+    let stats = a.stats().await.unwrap();
+    assert_eq!(stats.drop_checksum, 0, "{stats:?}");
+    assert!(
+        stats.loopback < stats.packets_out,
+        "no super-packets: {stats:?}"
+    );
+}
