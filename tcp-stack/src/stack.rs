@@ -107,6 +107,10 @@ pub struct Stats {
     /// Connections taken from accept queues (nstat `TcpPassiveOpens`
     /// counts them at establishment instead).
     pub connections_accepted: u64,
+    /// Datagrams to one of the stack's own addresses or to 127.0.0.0/8,
+    /// handed back to the stack instead of the device (RFC 1122 3.2.1.3);
+    /// `packets_out` and `packets_in` count them too.
+    pub loopback: u64,
 }
 
 /// What the device knows about a received datagram
@@ -281,6 +285,24 @@ impl TokenBucket {
     }
 }
 
+/// Bytes of looped-back datagrams that may wait for `handle_timeout`; while
+/// more wait, `poll_transmit` pauses (nothing is dropped).
+const LOOPBACK_BYTES: usize = 1 << 20;
+/// Emptied loopback buffers kept for reuse.
+const LOOPBACK_SPARE: usize = 32;
+
+/// Datagrams the stack sent to itself, waiting to be handled as input: a
+/// loopback interface inside the stack (RFC 1122 3.2.1.3).
+#[derive(Default)]
+struct Loopback {
+    queue: VecDeque<Vec<u8>>,
+    /// Bytes in `queue`.
+    bytes: usize,
+    /// When the oldest datagram in `queue` was sent (`poll_timeout` reports it).
+    since: Option<Instant>,
+    spare: Vec<Vec<u8>>,
+}
+
 struct Slot {
     generation: u32,
     conn: Option<Box<Conn>>,
@@ -305,6 +327,9 @@ struct Listener {
     /// `tcp_synq_no_recent_overflow`).
     last_cookie: Option<Instant>,
     accept_queue: VecDeque<ConnId>,
+    /// Connections taken with `accept` that still wait in a front end's
+    /// own queue; they count against `backlog` ([`Stack::set_listener_waiting`]).
+    waiting: usize,
     in_events: bool,
     /// Send and receive buffer sizes of the connections it accepts (the
     /// configured ones unless set: [`Stack::set_listener_buffers`]).
@@ -324,6 +349,15 @@ enum EventSource {
 /// ([`poll_transmit`](Stack::poll_transmit)) and events
 /// ([`poll_event`](Stack::poll_event)). After any `handle_*` or socket call,
 /// drain `poll_transmit` until `None`, then sleep until `poll_timeout`.
+///
+/// **Loopback.** Datagrams to one of the stack's own addresses, or to
+/// 127.0.0.0/8 (which it answers for without configuration, as Linux does),
+/// never leave through `poll_transmit`: they wait in a bounded queue inside
+/// the stack and are handled as input by the next `handle_timeout`, which
+/// `poll_timeout` reports due at once (RFC 1122 3.2.1.3). So two services
+/// on one stack can talk, and a driver needs nothing for it. Device input
+/// to or from 127.0.0.0/8 is dropped (RFC 1122 3.2.1.3 (g)); counted in
+/// [`Stats::loopback`].
 pub struct Stack {
     cfg: Config,
     rng: Rng,
@@ -345,6 +379,7 @@ pub struct Stack {
     dirty: VecDeque<ConnId>,
     events: VecDeque<EventSource>,
     control: VecDeque<Vec<u8>>,
+    loopback: Loopback,
     ip_ident: u16,
     port_key: u64,
     port_table: [u16; 256],
@@ -382,6 +417,7 @@ impl Stack {
             dirty: VecDeque::new(),
             events: VecDeque::new(),
             control: VecDeque::new(),
+            loopback: Loopback::default(),
             ip_ident,
             port_key,
             port_table: [0; 256],
@@ -406,6 +442,19 @@ impl Stack {
     /// Number of connections in any state (including TIME-WAIT).
     pub fn connection_count(&self) -> usize {
         self.live
+    }
+
+    /// Number of connections with data or a FIN still to exchange: all but
+    /// those in TIME-WAIT (which only guards its tuple, RFC 9293 3.4.2) and
+    /// those already CLOSED. A front end whose application dropped every
+    /// handle keeps driving the stack until this is 0, as a kernel keeps
+    /// delivering after `close()`. O(connections).
+    pub fn active_connection_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.conn.as_deref())
+            .filter(|c| !matches!(c.state, State::Closed | State::TimeWait))
+            .count()
     }
 
     // ------------------------------------------------------------------
@@ -583,6 +632,11 @@ impl Stack {
     /// GRO/TSO super-segment of up to 64 KB from a device with offloads):
     /// it is handled as one segment.
     pub fn handle_packet_meta(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
+        self.handle_ipv4(now, packet, meta, false);
+    }
+
+    /// One datagram from the device, or `looped` back from the stack itself.
+    fn handle_ipv4(&mut self, now: Instant, packet: &[u8], meta: RxMeta, looped: bool) {
         self.stats.packets_in += 1;
         let ip = match Ipv4Packet::new_checked(packet) {
             Ok(p) => p,
@@ -595,8 +649,19 @@ impl Stack {
             Ok(r) => r,
             Err(e) => return self.count_drop(e),
         };
-        if !self.cfg.addrs.contains(&repr.dst) {
+        // RFC 1122 3.2.1.3 (g): 127.0.0.0/8 is internal host loopback and
+        // MUST NOT appear outside a host: only looped datagrams may carry it.
+        let ours = if looped {
+            self.is_local(repr.dst)
+        } else {
+            self.cfg.addrs.contains(&repr.dst)
+        };
+        if !ours {
             self.stats.drop_not_ours += 1;
+            return;
+        }
+        if !looped && repr.src.is_loopback() {
+            self.stats.drop_malformed += 1;
             return;
         }
         let payload = ip.payload();
@@ -1015,7 +1080,55 @@ impl Stack {
         self.transmit(now, buf, true)
     }
 
+    /// The next datagram for the device. Those for the stack itself
+    /// (RFC 1122 3.2.1.3) are queued as input for the next `handle_timeout`
+    /// instead, which `poll_timeout` reports due at once; while the queue
+    /// is full, output pauses until then.
     fn transmit(&mut self, now: Instant, buf: &mut [u8], gso: bool) -> Option<Transmit> {
+        loop {
+            if self.loopback.bytes >= LOOPBACK_BYTES {
+                return None;
+            }
+            let t = self.transmit_next(now, buf, gso)?;
+            let datagram = &buf[..t.len];
+            let local =
+                Ipv4Packet::new_checked(datagram).is_ok_and(|p| self.is_local(p.dst_addr()));
+            if !local {
+                return Some(t);
+            }
+            let mut copy = self.loopback.spare.pop().unwrap_or_default();
+            copy.clear();
+            copy.extend_from_slice(datagram);
+            self.loopback.bytes += copy.len();
+            self.loopback.since.get_or_insert(now);
+            self.loopback.queue.push_back(copy);
+            self.stats.loopback += 1;
+        }
+    }
+
+    /// Handles the datagrams the stack sent itself (see `transmit`).
+    fn handle_loopback(&mut self, now: Instant) {
+        // Only those queued so far: handling them queues none (`transmit`
+        // does), but stay bounded anyway.
+        for _ in 0..self.loopback.queue.len() {
+            let Some(datagram) = self.loopback.queue.pop_front() else {
+                break;
+            };
+            self.loopback.bytes -= datagram.len();
+            // It never crossed a wire: its TCP checksum, complete or partial
+            // (a super-segment), is not checked.
+            let meta = RxMeta {
+                checksum_verified: true,
+            };
+            self.handle_ipv4(now, &datagram, meta, true);
+            if self.loopback.spare.len() < LOOPBACK_SPARE {
+                self.loopback.spare.push(datagram);
+            }
+        }
+        self.loopback.since = None;
+    }
+
+    fn transmit_next(&mut self, now: Instant, buf: &mut [u8], gso: bool) -> Option<Transmit> {
         let plain = |len| {
             Some(Transmit {
                 len,
@@ -1095,8 +1208,20 @@ impl Stack {
         None
     }
 
-    /// The earliest instant at which [`handle_timeout`](Stack::handle_timeout) must be called.
+    /// The earliest instant at which [`handle_timeout`](Stack::handle_timeout)
+    /// must be called. Datagrams the stack sent itself (to one of its
+    /// addresses or 127.0.0.0/8) are handled there: while some wait, this
+    /// is the time they were sent, already past.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let timer = self.next_timer();
+        match (timer, self.loopback.since) {
+            (Some(t), Some(l)) => Some(t.min(l)),
+            (t, l) => t.or(l),
+        }
+    }
+
+    /// The earliest connection timer.
+    fn next_timer(&mut self) -> Option<Instant> {
         while let Some(&Reverse((t, index, generation))) = self.timers.peek() {
             // The common case: the top entry is current; leave the heap alone.
             if let Some(slot) = self.slots.get(index as usize) {
@@ -1127,8 +1252,12 @@ impl Stack {
         None
     }
 
-    /// Runs every timer due at `now`.
+    /// Runs every timer due at `now`, after handling the datagrams the
+    /// stack sent itself.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.loopback.queue.is_empty() {
+            self.handle_loopback(now);
+        }
         while let Some(&Reverse((t, index, generation))) = self.timers.peek() {
             if t > now {
                 break;
@@ -1214,8 +1343,16 @@ impl Stack {
     // Socket calls
     // ------------------------------------------------------------------
 
+    /// Whether `ip` names this host: one of its addresses, or internal host
+    /// loopback 127.0.0.0/8 (RFC 1122 3.2.1.3 (g)), which it answers for as
+    /// Linux does without it being configured. Datagrams to it are looped
+    /// back inside the stack, never sent to the device.
+    fn is_local(&self, ip: Ipv4Addr) -> bool {
+        ip.is_loopback() || self.cfg.addrs.contains(&ip)
+    }
+
     fn check_local_ip(&self, ip: Ipv4Addr) -> crate::Result<()> {
-        if ip.is_unspecified() || self.cfg.addrs.contains(&ip) {
+        if ip.is_unspecified() || self.is_local(ip) {
             Ok(())
         } else {
             Err(Error::AddrNotAvailable)
@@ -1255,6 +1392,7 @@ impl Stack {
             embryos: VecDeque::new(),
             last_cookie: None,
             accept_queue: VecDeque::new(),
+            waiting: 0,
             in_events: false,
             buffers: (self.cfg.send_buffer, self.cfg.recv_buffer),
         };
@@ -1324,6 +1462,25 @@ impl Stack {
         }
     }
 
+    /// Tells the stack that `waiting` connections taken from `listener`
+    /// with [`accept`](Stack::accept) still wait in a front end's own queue
+    /// for its application. They count against the backlog as if they were
+    /// still in the accept queue, so a front end that moves connections
+    /// ahead of its application keeps the backlog's meaning.
+    pub fn set_listener_waiting(
+        &mut self,
+        listener: ListenerId,
+        waiting: usize,
+    ) -> crate::Result<()> {
+        match self.listeners.get_mut(listener.0 as usize) {
+            Some(Some(l)) => {
+                l.waiting = waiting;
+                Ok(())
+            }
+            _ => Err(Error::InvalidHandle),
+        }
+    }
+
     /// The address a listener is bound to.
     pub fn listener_addr(&self, listener: ListenerId) -> Option<SocketAddrV4> {
         self.listeners
@@ -1359,11 +1516,22 @@ impl Stack {
         }
         let local = local.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
         self.check_local_ip(*local.ip())?;
-        let lip = if local.ip().is_unspecified() {
-            *self.cfg.addrs.first().ok_or(Error::AddrNotAvailable)?
-        } else {
+        let lip = if !local.ip().is_unspecified() {
             *local.ip()
+        } else if rip.is_loopback() {
+            // As Linux routes 127.0.0.0/8: through loopback, from 127.0.0.1.
+            Ipv4Addr::LOCALHOST
+        } else if self.cfg.addrs.contains(&rip) {
+            // One of our own addresses: it is the source too (RFC 1122 3.2.1.3).
+            rip
+        } else {
+            *self.cfg.addrs.first().ok_or(Error::AddrNotAvailable)?
         };
+        // RFC 1122 3.2.1.3 (g): a loopback source never leaves the host
+        // (Linux: EINVAL).
+        if lip.is_loopback() && !self.is_local(rip) {
+            return Err(Error::InvalidInput);
+        }
         if self.live >= self.cfg.max_connections {
             return Err(Error::Exhausted);
         }

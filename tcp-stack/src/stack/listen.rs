@@ -17,10 +17,12 @@ impl Stack {
         l.backlog.max(8).min(self.cfg.max_syn_backlog)
     }
 
-    /// The accept queue of listener `lidx` holds `backlog` connections.
+    /// The accept queue of listener `lidx` holds `backlog` connections,
+    /// those a front end took but still holds for its application included
+    /// ([`Stack::set_listener_waiting`]).
     pub(super) fn accept_queue_full(&self, lidx: u32) -> bool {
         match self.listeners.get(lidx as usize) {
-            Some(Some(l)) => l.accept_queue.len() >= l.backlog,
+            Some(Some(l)) => l.accept_queue.len() + l.waiting >= l.backlog,
             _ => false,
         }
     }
