@@ -117,6 +117,8 @@ pub(crate) struct Options {
     pub user_timeout: Duration,
     pub ttl: u8,
     pub linger_zero: bool,
+    /// How long an orphaned connection may stay in FIN-WAIT-2.
+    pub fin_wait2_timeout: Duration,
 }
 
 impl Options {
@@ -130,6 +132,7 @@ impl Options {
             user_timeout: cfg.user_timeout,
             ttl: cfg.ttl,
             linger_zero: false,
+            fin_wait2_timeout: cfg.fin_wait2_timeout,
         }
     }
 }
@@ -236,6 +239,8 @@ pub(crate) struct Conn {
     pub fin_at: SeqNum,
     /// The application released the handle (`close`): the connection is orphaned.
     pub user_closed: bool,
+    /// When our FIN was acknowledged (FIN-WAIT-2 began).
+    pub fin_wait2_since: Instant,
 
     // --- Reliability ---
     pub rtt: RttEstimator,
@@ -299,6 +304,8 @@ pub(crate) struct Conn {
     /// When the oldest segment in flight was first sent: the flight began
     /// (SND.MAX moved off SND.UNA). No RTT sample can be older (RFC 7323 4.3).
     pub flight_start: Instant,
+    /// Retransmission timeouts in a row, with no new data acknowledged.
+    pub consecutive_rtos: u32,
     /// Persist timer backoff count.
     pub persist_backoff: u32,
 
@@ -393,6 +400,7 @@ impl Conn {
             fin_queued: false,
             fin_at: iss,
             user_closed: false,
+            fin_wait2_since: now,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             rtt_seq: None,
             last_rtt: None,
@@ -429,6 +437,7 @@ impl Conn {
             last_recv: now,
             last_send: now,
             flight_start: now,
+            consecutive_rtos: 0,
             persist_backoff: 0,
             ack_now: false,
             unacked_segments: 0,
@@ -842,6 +851,11 @@ impl Conn {
             }
             return Ok(n);
         }
+        // The peer's FIN came before any error: the stream ended first, and
+        // reads say so (Linux checks SOCK_DONE before sk_err in tcp_recvmsg).
+        if self.fin_was_received && self.state == State::Closed {
+            return Ok(0);
+        }
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -907,6 +921,13 @@ impl Conn {
                     self.error = None;
                 } else {
                     let _ = self.shutdown();
+                    if self.state == State::FinWait2 {
+                        // Our FIN was acknowledged before the handle went:
+                        // the orphan must not wait for the peer's FIN for
+                        // ever either (Linux `tcp_close()`, `tcp_fin_timeout`).
+                        let at = self.fin_wait2_since + self.opts.fin_wait2_timeout;
+                        self.timers.set(Timer::Close, at);
+                    }
                 }
             }
         }

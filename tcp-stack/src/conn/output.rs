@@ -687,7 +687,8 @@ impl Conn {
             return;
         }
         let flight = self.congestion_flight();
-        let first = self.rtt.backoff_count() == 0;
+        let first = self.consecutive_rtos == 0;
+        self.consecutive_rtos = self.consecutive_rtos.saturating_add(1);
         self.cc.on_rto(now, flight, first);
         self.rtt.backoff();
         // Karn: no sample from anything sent before the timeout.
