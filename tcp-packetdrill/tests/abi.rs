@@ -695,3 +695,137 @@ fn descriptors_are_real_and_survive_a_libc_close() {
     assert_eq!(call!(pd, socket, libc::AF_INET6, libc::SOCK_STREAM, 0), -1);
     assert_eq!(errno(), libc::EAFNOSUPPORT);
 }
+
+fn iov(buf: &mut [u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    }
+}
+
+/// The vectored and message forms, poll on a listener, and shutdown.
+#[test]
+fn vectored_calls_poll_and_shutdown() {
+    let pd = Pd::new("local=192.168.0.1 timestamps=0 sack=0");
+    let local = SocketAddrV4::new(LOCAL, 7000);
+    let peer = SocketAddrV4::new(REMOTE, 40002);
+    let l = pd.socket(libc::SOCK_STREAM);
+    assert_eq!(pd.bind(l, local), 0);
+    assert_eq!(call!(pd, listen, l, 5), 0);
+
+    // A listener polls readable once a connection is ready to accept.
+    let mut p = [libc::pollfd {
+        fd: l,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    assert_eq!(call!(pd, poll, p.as_mut_ptr(), 1, 0), 0);
+    pd.inject(&segment(peer, local, 100, 0, TcpFlags::SYN, mss(1460), &[]));
+    let synack = pd.expect(SEC);
+    let iss = synack.seq();
+    pd.inject(&segment(
+        peer,
+        local,
+        101,
+        iss + 1,
+        TcpFlags::ACK,
+        TcpOptions::default(),
+        &[],
+    ));
+    assert_eq!(call!(pd, poll, p.as_mut_ptr(), 1, 1000), 1);
+    assert_eq!(p[0].revents, libc::POLLIN);
+    let (s, _) = pd.accept(l);
+    assert!(s >= 0);
+
+    // writev and sendmsg gather their buffers.
+    let (mut a, mut b) = (*b"abc", *b"def");
+    let v = [iov(&mut a), iov(&mut b)];
+    assert_eq!(call!(pd, writev, s, v.as_ptr(), 2), 6);
+    assert_eq!(pd.expect(SEC).payload, b"abcdef");
+    // Acknowledged, so Nagle's rule does not hold back the next write.
+    pd.inject(&segment(
+        peer,
+        local,
+        101,
+        iss + 7,
+        TcpFlags::ACK,
+        TcpOptions::default(),
+        &[],
+    ));
+    // SAFETY: all-zero is a valid msghdr (NULL pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    let (mut c, mut d) = (*b"gh", *b"ij");
+    let v = [iov(&mut c), iov(&mut d)];
+    msg.msg_iov = v.as_ptr().cast_mut();
+    msg.msg_iovlen = 2;
+    assert_eq!(call!(pd, sendmsg, s, &msg, 0), 4);
+    let seg = pd.expect(SEC);
+    assert_eq!(seg.payload, b"ghij");
+    let mut outq = 0;
+    assert_eq!(call!(pd, ioctl, s, libc::TIOCOUTQ, &mut outq), 0);
+    assert_eq!(outq, 4, "unacknowledged bytes");
+    pd.inject(&segment(
+        peer,
+        local,
+        101,
+        iss + 11,
+        TcpFlags::ACK,
+        TcpOptions::default(),
+        &[],
+    ));
+
+    // recvmsg, readv and recvfrom scatter what arrived.
+    let psh_ack = flags(&[TcpFlags::PSH, TcpFlags::ACK]);
+    pd.inject(&segment(
+        peer,
+        local,
+        101,
+        iss + 11,
+        psh_ack,
+        TcpOptions::default(),
+        b"0123456789",
+    ));
+    let (mut x, mut y) = ([0u8; 3], [0u8; 2]);
+    let v = [iov(&mut x), iov(&mut y)];
+    // SAFETY: all-zero is a valid msghdr (NULL pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = v.as_ptr().cast_mut();
+    msg.msg_iovlen = 2;
+    assert_eq!(call!(pd, recvmsg, s, &mut msg, libc::MSG_PEEK), 5);
+    assert_eq!(call!(pd, recvmsg, s, &mut msg, 0), 5);
+    assert_eq!((&x, &y), (b"012", b"34"));
+    let (mut x, mut y) = ([0u8; 1], [0u8; 2]);
+    let v = [iov(&mut x), iov(&mut y)];
+    assert_eq!(call!(pd, readv, s, v.as_ptr(), 2), 3);
+    assert_eq!((&x, &y), (b"5", b"67"));
+    let mut buf = [0u8; 8];
+    let mut from = MaybeUninit::<libc::sockaddr_in>::zeroed();
+    let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let n = call!(
+        pd,
+        recvfrom,
+        s,
+        buf.as_mut_ptr().cast(),
+        8,
+        0,
+        from.as_mut_ptr().cast(),
+        &mut len
+    );
+    assert_eq!((n, &buf[..2], len), (2, &b"89"[..], 0));
+    let n = call!(pd, recv, s, buf.as_mut_ptr().cast(), 8, libc::MSG_DONTWAIT);
+    assert_eq!((n, errno()), (-1, libc::EAGAIN));
+
+    // shutdown(SHUT_WR): FIN after the data; writes fail with EPIPE.
+    assert_eq!(call!(pd, shutdown, s, libc::SHUT_WR), 0);
+    let fin = loop {
+        let seg = pd.expect(SEC);
+        if seg.has(TcpFlags::FIN) {
+            break seg;
+        }
+    };
+    assert_eq!(fin.seq(), iss + 11);
+    assert_eq!(pd.write(s, b"x"), -1);
+    assert_eq!(errno(), libc::EPIPE);
+    assert_eq!(call!(pd, shutdown, s, 7), -1);
+    assert_eq!(errno(), libc::EINVAL);
+}
