@@ -155,6 +155,9 @@ pub struct TcpInfo {
     pub ssthresh: usize,
     /// Effective send MSS.
     pub mss: usize,
+    /// The receiver's estimate of the peer's segment size (Linux
+    /// `tcpi_rcv_mss`), learnt from arrivals (RFC 1122 4.2.3.2).
+    pub rcv_mss: usize,
     /// Peer's advertised window, bytes (scaled).
     pub send_window: usize,
     /// Window we advertise, bytes.

@@ -1000,6 +1000,7 @@ impl Conn {
             cwnd: self.cc.window(),
             ssthresh: self.cc.ssthresh(),
             mss: self.send_mss(),
+            rcv_mss: self.rcv_mss.get(),
             send_window: self.snd_wnd,
             recv_window: self.rcv_adv.since(self.rcv_nxt),
             bytes_sent: self.stats.bytes_sent,
