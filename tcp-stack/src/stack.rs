@@ -603,6 +603,7 @@ impl Stack {
                 self.remove(id);
             }
         }
+        self.compact_timers_if_bloated();
     }
 
     fn env_parts(&mut self, now: Instant) -> (Env<'_>, &mut Vec<Slot>) {
@@ -1221,6 +1222,34 @@ impl Stack {
             (Some(t), Some(l)) => Some(t.min(l)),
             (t, l) => t.or(l),
         }
+    }
+
+    /// Timers are cancelled lazily, so the heap may hold stale entries:
+    /// one each time a connection's deadline moved earlier, or an earlier
+    /// timer fired while a later one stood. A peer drawing delayed ACKs
+    /// under a long retransmission timeout would grow it until that
+    /// deadline. Once the heap holds more than twice the live connections
+    /// (plus slack), it is rebuilt from the slots' real deadlines: O(n)
+    /// at most once per n pushes, and the heap stays bounded.
+    fn compact_timers_if_bloated(&mut self) {
+        if self.timers.len() <= 2 * self.live + 64 {
+            return;
+        }
+        let mut entries = std::mem::take(&mut self.timers).into_vec();
+        entries.clear();
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            slot.scheduled = slot.conn.as_deref().and_then(|c| c.timers.next());
+            if let Some(t) = slot.scheduled {
+                entries.push(Reverse((t, index as u32, slot.generation)));
+            }
+        }
+        self.timers = BinaryHeap::from(entries);
+    }
+
+    /// Number of entries in the timer heap (for bounds checks).
+    #[doc(hidden)]
+    pub fn timer_heap_len(&self) -> usize {
+        self.timers.len()
     }
 
     /// The earliest connection timer.

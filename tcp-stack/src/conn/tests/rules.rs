@@ -668,3 +668,28 @@ fn test_established_rfc6298_5_backoff_kept_until_a_valid_sample() {
     h.send(TcpFlags::EMPTY, &[]);
     assert!(h.stack.info(h.id()).unwrap().rto < backed_off);
 }
+
+/// Found by the `stack` fuzz target: the timer heap gained a stale entry
+/// each time an earlier timer (here the delayed ACK) fired while a later
+/// one (the retransmission timer) stood, so a peer drawing delayed ACKs
+/// grew it until the later deadline. Every resource is bounded: the heap
+/// stays within a small multiple of the connections.
+#[test]
+fn test_established_timer_heap_stays_bounded_under_delayed_acks() {
+    let mut h = socket_established();
+    // A retransmission timer far in the future: unacknowledged data and
+    // a long RTO.
+    h.stack.send(h.id(), &[1u8; 100]).unwrap();
+    h.output();
+    for _ in 0..10_000 {
+        // One small segment: a delayed ACK is armed, earlier than the RTO,
+        // and fires.
+        h.send(TcpFlags::PSH, b"x");
+        h.advance(Duration::from_millis(41));
+        h.output();
+        assert!(h.stack.timer_heap_len() <= 2 * h.stack.connection_count() + 64 + 1);
+        if h.stack.info(h.id()).is_none() {
+            break;
+        }
+    }
+}
