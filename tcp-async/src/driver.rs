@@ -535,17 +535,34 @@ impl<D: Device> Driver<D> {
     /// Connections the application closed stay watched until their rings
     /// are released or the core drops them (their unacknowledged data must
     /// stay until then).
+    ///
+    /// It also measures the storage the rings still hold and reports it to
+    /// the core (`Stack::set_buffer_memory`), which refuses new connections
+    /// at `Config::max_buffer_memory` (ENOBUFS-like) until it falls again.
     fn sweep_rings(&mut self) {
         let stack = &self.stack;
         let conns = &mut self.conns;
+        let mut held = 0usize;
         self.watched.retain(|&id| {
             // A buffer the core dropped (or not one of ours) holds nothing.
             let send = match stack.send_buffer(id).and_then(crate::ring::as_send_reader) {
-                Some(r) => r.release_if_idle(),
+                Some(r) => {
+                    let freed = r.release_if_idle();
+                    if !freed {
+                        held += tcp_stack::SendBuffer::capacity(r);
+                    }
+                    freed
+                }
                 None => true,
             };
             let recv = match stack.recv_buffer(id).and_then(crate::ring::as_recv_writer) {
-                Some(w) => w.release_if_idle(),
+                Some(w) => {
+                    let freed = w.release_if_idle();
+                    if !freed {
+                        held += tcp_stack::RecvBuffer::capacity(w);
+                    }
+                    freed
+                }
                 None => true,
             };
             let keep = !(send && recv);
@@ -554,6 +571,7 @@ impl<D: Device> Driver<D> {
             }
             keep
         });
+        self.stack.set_buffer_memory(held);
         // Give back the list's memory after a burst (amortized: only when
         // it shrank to a quarter).
         let floor = self.watched.len().max(16);

@@ -108,6 +108,12 @@ pub struct Config {
     /// counted in `Stats::icmp_rate_limited`.
     pub icmp_msgs_per_sec: u32,
     pub icmp_msgs_burst: u32,
+    /// Memory the connections' buffers may hold, stack-wide, as a front
+    /// end reports it ([`Stack::set_buffer_memory`](crate::Stack::set_buffer_memory);
+    /// Linux's `tcp_mem`). At or above it, `connect` fails with `Exhausted`
+    /// (ENOBUFS-like) and listeners drop SYNs (`Stats::drop_memory`) until
+    /// the buffers shrink again. Already open connections are not touched.
+    pub max_buffer_memory: usize,
     /// SYN cookies (RFC 4987 3.6): see [`SynCookies`].
     pub syn_cookies: SynCookies,
     /// Stack-wide cap on half-open (SYN-RECEIVED) connections, as Linux's
@@ -158,6 +164,7 @@ impl Default for Config {
             max_connections: 1 << 20,
             challenge_ack_limit: 1000,
             challenge_ack_interval: Duration::from_millis(500),
+            max_buffer_memory: 4 << 30,
             icmp_msgs_per_sec: 1000,
             icmp_msgs_burst: 50,
             syn_cookies: SynCookies::WhenFull,

@@ -102,6 +102,10 @@ pub struct Stats {
     /// Control packets (RSTs for unknown tuples, cookie SYN-ACKs, echo
     /// replies) not queued because the control queue was full.
     pub drop_control_full: u64,
+    /// SYNs (and cookie ACKs) dropped because the buffer memory was at
+    /// `Config::max_buffer_memory` (nstat `TcpExtTCPMemoryPressures` counts
+    /// the pressure episodes).
+    pub drop_memory: u64,
     /// Active opens (nstat `TcpActiveOpens`).
     pub connections_opened: u64,
     /// Connections taken from accept queues (nstat `TcpPassiveOpens`
@@ -372,6 +376,8 @@ pub struct Stack {
     icmp_bucket: TokenBucket,
     /// Half-open connections across all listeners (`max_syn_backlog`).
     syn_total: usize,
+    /// Buffer memory as the front end last reported it.
+    buffer_memory: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
@@ -410,6 +416,7 @@ impl Stack {
             cookies: Cookies::new(cookie_key),
             icmp_bucket: TokenBucket::default(),
             syn_total: 0,
+            buffer_memory: 0,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -1246,6 +1253,18 @@ impl Stack {
         self.timers = BinaryHeap::from(entries);
     }
 
+    /// Tells the stack how much memory its connections' buffers hold now
+    /// (a front end whose buffers allocate lazily measures it). At or
+    /// above `Config::max_buffer_memory`, new connections are refused.
+    pub fn set_buffer_memory(&mut self, bytes: usize) {
+        self.buffer_memory = bytes;
+    }
+
+    /// The buffer memory is at its limit: no new connections.
+    pub(crate) fn memory_exhausted(&self) -> bool {
+        self.buffer_memory >= self.cfg.max_buffer_memory
+    }
+
     /// Number of entries in the timer heap (for bounds checks).
     #[doc(hidden)]
     pub fn timer_heap_len(&self) -> usize {
@@ -1564,7 +1583,7 @@ impl Stack {
         if lip.is_loopback() && !self.is_local(rip) {
             return Err(Error::InvalidInput);
         }
-        if self.live >= self.cfg.max_connections {
+        if self.live >= self.cfg.max_connections || self.memory_exhausted() {
             return Err(Error::Exhausted);
         }
         let local = if local.port() == 0 {

@@ -47,6 +47,12 @@ impl Stack {
             self.stats.drop_listen_overflow += 1;
             return;
         }
+        // No memory for another connection's buffers: drop the SYN (the
+        // peer retries), as `connect` fails then.
+        if self.memory_exhausted() {
+            self.stats.drop_memory += 1;
+            return;
+        }
         let full =
             l.syn_queue >= self.syn_queue_limit(l) || self.syn_total >= self.cfg.max_syn_backlog;
         if full {
@@ -259,6 +265,10 @@ impl Stack {
         }
         if self.live >= self.cfg.max_connections {
             self.stats.drop_listen_overflow += 1;
+            return;
+        }
+        if self.memory_exhausted() {
+            self.stats.drop_memory += 1;
             return;
         }
         let Some(Some(l)) = self.listeners.get(lidx as usize) else {

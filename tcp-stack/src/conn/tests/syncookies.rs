@@ -337,3 +337,31 @@ fn test_syn_received_final_ack_dropped_while_accept_queue_full() {
     );
     assert!(h.stack.accept(lid).is_some());
 }
+
+/// Bounded memory (Linux `tcp_mem`): at `max_buffer_memory`, as the front
+/// end reports it, `connect` fails with `Exhausted` (ENOBUFS-like) and
+/// SYNs are dropped and counted; below it both work again.
+#[test]
+fn test_listen_and_connect_refused_at_the_buffer_memory_limit() {
+    let mut h = Harness::new(Config {
+        max_buffer_memory: 1 << 20,
+        ..config()
+    });
+    let lid = h.stack.listen(LOCAL, 4).unwrap();
+    h.stack.set_buffer_memory(1 << 20);
+    let local = SocketAddrV4::new(LOCAL_IP, 50000);
+    assert_eq!(
+        h.stack.connect(h.now, Some(local), REMOTE),
+        Err(Error::Exhausted)
+    );
+    syn_from(&mut h, peer(7000), 1, TcpOptions::default());
+    h.expect_none();
+    assert_eq!(h.stack.stats().drop_memory, 1);
+    assert_eq!(h.stack.connection_count(), 0);
+    // Memory freed: both work.
+    h.stack.set_buffer_memory(512 << 10);
+    syn_from(&mut h, peer(7000), 1, TcpOptions::default());
+    assert!(h.expect_one().flags().syn());
+    assert!(h.stack.connect(h.now, Some(local), REMOTE).is_ok());
+    assert!(h.stack.accept(lid).is_none());
+}
