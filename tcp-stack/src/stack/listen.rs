@@ -17,6 +17,15 @@ impl Stack {
         l.backlog.max(8).min(self.cfg.max_syn_backlog)
     }
 
+    /// Entries in a listener's list of half-open connections (for bounds checks).
+    #[doc(hidden)]
+    pub fn listener_embryo_entries(&self, listener: ListenerId) -> usize {
+        match self.listeners.get(listener.0 as usize) {
+            Some(Some(l)) => l.embryos.len(),
+            _ => 0,
+        }
+    }
+
     /// The accept queue of listener `lidx` holds `backlog` connections,
     /// those a front end took but still holds for its application included
     /// ([`Stack::set_listener_waiting`]).
@@ -100,7 +109,38 @@ impl Stack {
             l.embryos.push_back(id);
         }
         self.syn_total += 1;
+        self.prune_embryos(lidx);
         self.after(id, true);
+    }
+
+    /// Drops the entries of `embryos` that are no longer half-open
+    /// connections of listener `lidx` (established, or gone), once they
+    /// outnumber the live ones: the list stays within a small multiple of
+    /// the SYN queue, at O(1) amortized cost. (Without this, every
+    /// connection a listener ever took left 8 bytes behind.)
+    fn prune_embryos(&mut self, lidx: u32) {
+        let Some(Some(l)) = self.listeners.get(lidx as usize) else {
+            return;
+        };
+        if l.embryos.len() <= 2 * l.syn_queue + 16 {
+            return;
+        }
+        let slots = &self.slots;
+        let alive = |id: &ConnId| {
+            slots.get(id.index as usize).is_some_and(|s| {
+                s.generation == id.generation
+                    && !s.owned
+                    && s.conn.as_deref().is_some_and(|c| {
+                        c.state == State::SynReceived && c.listener == Some(ListenerId(lidx))
+                    })
+            })
+        };
+        if let Some(Some(l)) = self.listeners.get_mut(lidx as usize) {
+            l.embryos.retain(alive);
+            if l.embryos.capacity() > 4 * l.embryos.len().max(16) {
+                l.embryos.shrink_to(2 * l.embryos.len().max(16));
+            }
+        }
     }
 
     /// Under SYN-queue pressure without cookies: drops the oldest half-open

@@ -365,3 +365,34 @@ fn test_listen_and_connect_refused_at_the_buffer_memory_limit() {
     assert!(h.stack.connect(h.now, Some(local), REMOTE).is_ok());
     assert!(h.stack.accept(lid).is_none());
 }
+
+/// Every resource bounded: a listener's bookkeeping of its half-open
+/// connections does not grow with the connections it ever accepted (the
+/// soak test found 8 bytes left behind per connection).
+#[test]
+fn test_listen_embryo_list_stays_bounded_over_many_connections() {
+    let mut h = Harness::new(config());
+    let lid = h.stack.listen(LOCAL, 4).unwrap();
+    for i in 0..5000u32 {
+        let remote = peer(1024 + (i % 60000) as u16);
+        syn_from(&mut h, remote, i, TcpOptions::default());
+        let synack = h.expect_one();
+        ack_from(
+            &mut h,
+            remote,
+            SeqNum(i + 1),
+            synack.tcp.seq + 1,
+            TcpOptions::default(),
+            1000,
+            &[],
+        );
+        let id = h.stack.accept(lid).unwrap();
+        h.stack.abort(id).unwrap();
+        h.output();
+        assert!(
+            h.stack.listener_embryo_entries(lid) <= 2 * 8 + 16 + 1,
+            "{} entries after {i} connections",
+            h.stack.listener_embryo_entries(lid)
+        );
+    }
+}
