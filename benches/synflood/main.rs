@@ -545,7 +545,7 @@ const ROWS: &[Row] = &[
 
 fn fmt_num(v: f64) -> String {
     let a = v.abs();
-    if a >= 100.0 {
+    if a >= 100.0 || (v == v.round() && a < 1e15) {
         format!("{v:.0}")
     } else if a >= 10.0 {
         format!("{v:.1}")

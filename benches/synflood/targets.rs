@@ -449,6 +449,8 @@ pub fn queue_len(ns: &str, dev: &str) -> Option<u64> {
     text.split_whitespace()
         .skip_while(|w| *w != "qlen")
         .nth(1)?
+        // `-o` ends each line with a backslash.
+        .trim_end_matches('\\')
         .parse()
         .ok()
 }
