@@ -7,9 +7,18 @@
 //! - ours: the `echo` example (built by this benchmark with `cargo build
 //!   --release --example echo`, or `UBN_ECHO_BIN`) as its own process in a
 //!   fresh namespace with no route out, on a TUN device; the flood enters
-//!   through the TUN from the kernel side, in the same namespace.
-//! - Linux: a Tokio echo server on kernel sockets, `tcp_syncookies=1`, over
-//!   a veth pair between two namespaces, flooded the same way.
+//!   through the TUN from the kernel side, in the same namespace. The TUN
+//!   holds up to 500 packets for the stack (`UBN_TUN_QLEN` changes that)
+//!   and drops the rest.
+//! - linux: a Tokio echo server on kernel sockets, `tcp_syncookies=1`, over
+//!   a veth pair between two namespaces, flooded the same way. A default
+//!   veth delivers in the sender's softirq: the kernel handles each SYN
+//!   inside the attacker's `sendmmsg`, so the attacker pays for the
+//!   server's work and can never send faster than it is served.
+//! - linux-napi: the same with GRO and threaded NAPI on the server's veth
+//!   end: a 256-packet ring drained by a kernel thread, as a NIC's receive
+//!   ring is, which overflows when the attacker is faster (as our TUN's
+//!   queue does).
 //!
 //! For each: the server answers a warm-up connect; sequential
 //! connect/1-byte echo/close for `UBN_BASE_SECS` gives the connection rate;
@@ -21,18 +30,14 @@
 //! server's memory is sampled every 50 ms; right after it, sequential
 //! connects for `UBN_RECOVER_SECS` show when the rate is back.
 //!
+//! Two passes: the first floods at full rate (or `UBN_FLOOD_PPS`); the
+//! second offers every server the rate the slowest took in the first
+//! (`UBN_MATCHED_PPS` sets it; 0 skips the pass).
+//!
 //! Every namespace is named `ubn<pid>f*` and deleted at the end (stale ones
 //! of a killed run at the start); the echo process dies with this one.
 //! Prints a table; writes `target/bench-synflood.json` (or `UBN_JSON`).
-//! `UBN_ONLY=ours` or `UBN_ONLY=linux` runs one side.
-//!
-//! Two passes: the first floods at full rate (or `UBN_FLOOD_PPS`). Linux
-//! handles each SYN inside the attacker's `sendmmsg` (veth delivers in the
-//! sender's softirq), so its flood rate is the rate it can take; ours is fed
-//! through the TUN's queue, which drops what the stack cannot read in time.
-//! The second pass offers both the rate Linux took in the first
-//! (`UBN_MATCHED_PPS` sets it; 0 skips the pass). `UBN_TUN_QLEN` sets our
-//! TUN's queue length (the kernel's default is 500 packets).
+//! `UBN_ONLY=ours,linux,linux-napi` (the default) chooses the servers.
 
 mod flood;
 mod load;
@@ -419,7 +424,7 @@ struct Row {
     /// Metric keys joined with " / " in one cell.
     keys: &'static [&'static str],
     scale: f64,
-    /// Ratio ours/Linux of the first key.
+    /// Ratio of ours to each Linux setup, of the first key.
     ratio: bool,
 }
 
@@ -593,33 +598,51 @@ fn verdicts(o: &Outcome) -> Vec<(&'static str, Option<bool>)> {
     ]
 }
 
+/// The first outcome, ours, over each other one, for `key`.
+fn ratios<'a>(outs: &[&'a Outcome], key: &str) -> Vec<(&'a str, Option<f64>)> {
+    match outs.split_first() {
+        Some((ours, others)) if ours.key == "ours" => others
+            .iter()
+            .map(|o| {
+                let r = match (ours.m.get(key), o.m.get(key)) {
+                    (Some(a), Some(b)) if *b > 0.0 => Some(a / b),
+                    _ => None,
+                };
+                (o.key, r)
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn table(outs: &[&Outcome]) -> String {
     let mut t = String::new();
     let name_w = 42;
     let _ = write!(t, "{:<name_w$}", "metric");
     for o in outs {
-        let _ = write!(t, " {:>24}", o.key);
+        let _ = write!(t, " {:>22}", o.key);
     }
-    if outs.len() == 2 {
-        let _ = write!(t, " {:>11}", "ours/Linux");
+    let heads = ratios(outs, "");
+    for (k, _) in &heads {
+        let _ = write!(t, " {:>15}", format!("ours/{k}"));
     }
     t.push('\n');
     let _ = writeln!(
         t,
         "{}",
-        "-".repeat(name_w + 25 * outs.len() + if outs.len() == 2 { 12 } else { 0 })
+        "-".repeat(name_w + 23 * outs.len() + 16 * heads.len())
     );
     for r in ROWS {
         let _ = write!(t, "{:<name_w$}", r.name);
         for o in outs {
-            let _ = write!(t, " {:>24}", cell(o, r));
+            let _ = write!(t, " {:>22}", cell(o, r));
         }
-        if outs.len() == 2 {
-            let ratio = match (outs[0].m.get(r.keys[0]), outs[1].m.get(r.keys[0])) {
-                (Some(a), Some(b)) if r.ratio && *b > 0.0 => format!("{:.2}x", a / b),
+        for (_, v) in ratios(outs, r.keys[0]) {
+            let cell = match v {
+                Some(v) if r.ratio => format!("{v:.2}x"),
                 _ => String::new(),
             };
-            let _ = write!(t, " {ratio:>11}");
+            let _ = write!(t, " {cell:>15}");
         }
         t.push('\n');
     }
@@ -631,7 +654,7 @@ fn table(outs: &[&Outcome]) -> String {
                 Some(false) => "MISSED",
                 None => "not measured",
             };
-            let _ = writeln!(t, "  {:<6} {name:<42} {v}", o.key);
+            let _ = writeln!(t, "  {:<10} {name:<42} {v}", o.key);
         }
     }
     t
@@ -712,14 +735,14 @@ fn json_pass(o: &mut String, pass: &Pass) {
         ));
     }
     *o += &targets.join(",");
-    *o += "},\n     \"ratios_ours_over_linux\": {";
+    *o += "},\n     \"ratios_ours_over\": {";
     let mut parts = Vec::new();
-    if let [a, b] = &pass.outs[..] {
-        for r in ROWS.iter().filter(|r| r.ratio) {
-            if let (Some(x), Some(y)) = (a.m.get(r.keys[0]), b.m.get(r.keys[0])) {
-                if *y > 0.0 {
-                    parts.push(format!("{}: {}", json_str(r.keys[0]), json_num(x / y)));
-                }
+    let outs: Vec<&Outcome> = pass.outs.iter().collect();
+    for r in ROWS.iter().filter(|r| r.ratio) {
+        for (other, v) in ratios(&outs, r.keys[0]) {
+            if let Some(v) = v {
+                let k = format!("{}.{other}", r.keys[0]);
+                parts.push(format!("{}: {}", json_str(&k), json_num(v)));
             }
         }
     }
@@ -794,7 +817,7 @@ fn main() {
         base: Duration::from_secs(env("UBN_BASE_SECS", 2).clamp(1, 60)),
         recover: Duration::from_secs(env("UBN_RECOVER_SECS", 3).clamp(1, 60)),
     };
-    let only = std::env::var("UBN_ONLY").unwrap_or_else(|_| "ours,linux".into());
+    let only = std::env::var("UBN_ONLY").unwrap_or_else(|_| "ours,linux,linux-napi".into());
     let want = |k: &str| only.split(',').any(|x| x.trim().eq_ignore_ascii_case(k));
     let echo = if want("ours") {
         match targets::echo_binary() {
@@ -828,7 +851,13 @@ fn main() {
             outs.push(run_target(|| targets::ours(echo), &p));
         }
         if want("linux") {
-            outs.push(run_target(targets::linux, &p));
+            outs.push(run_target(|| targets::linux(targets::Veth::Backlog), &p));
+        }
+        if want("linux-napi") {
+            outs.push(run_target(
+                || targets::linux(targets::Veth::ThreadedNapi),
+                &p,
+            ));
         }
         Pass { name, p, outs }
     };
@@ -839,20 +868,21 @@ fn main() {
         "full rate: as fast as the raw socket sends".to_string()
     };
     passes.push(run_pass(first, p));
-    // The second pass offers ours the flood Linux absorbed in the first:
-    // Linux handles each SYN in the sender's own system call, so its rate
-    // is what it can take; ours is fed through a TUN queue that overflows.
-    let linux_rate = passes[0]
+    // The second pass offers every server the flood the slowest one took
+    // in the first: what reached it past its device's queue or ring (for
+    // Linux over the default veth, all that was sent: it handles each SYN
+    // inside the sender's system call).
+    let lowest = passes[0]
         .outs
         .iter()
-        .find(|o| o.key == "linux")
-        .and_then(|o| o.m.get("flood_rate_sent").copied());
+        .filter_map(|o| o.m.get("flood_rate_delivered").copied())
+        .min_by(f64::total_cmp);
     let matched = match std::env::var("UBN_MATCHED_PPS") {
         Ok(v) => v.parse().unwrap_or(0),
-        Err(_) => linux_rate.map_or(0, |r| (r as u64) / 1000 * 1000),
+        Err(_) => lowest.map_or(0, |r| (r as u64) / 1000 * 1000),
     };
     if p.flood_pps == 0 && matched > 0 {
-        let name = format!("{matched} SYNs/s: the rate Linux took in the first pass");
+        let name = format!("{matched} SYNs/s: the lowest rate a server took in the first pass");
         passes.push(run_pass(
             name,
             Params {

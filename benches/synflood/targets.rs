@@ -478,11 +478,93 @@ fn ip_batch(ns: &str, lines: &str) -> io::Result<()> {
     }
 }
 
+/// `ethtool -K <dev> gro on`.
+const ETHTOOL_SGRO: u32 = 0x2c;
+/// `ethtool -K <dev> tso ...` (every TSO feature).
+const ETHTOOL_STSO: u32 = 0x1f;
+
+/// Sets one offload of `dev` in `ns` through the `SIOCETHTOOL` ioctl, as
+/// `ethtool -K` does.
+fn ethtool_set(ns: &Netns, dev: &str, cmd: u32, on: bool) -> io::Result<()> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    if dev.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::other("device name too long"));
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            ns.enter()?;
+            let mut val = EthtoolValue {
+                cmd,
+                data: u32::from(on),
+            };
+            // SAFETY: ifreq is plain data; zeroed is valid.
+            let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+            for (d, b) in ifr.ifr_name.iter_mut().zip(dev.bytes()) {
+                *d = b as libc::c_char;
+            }
+            ifr.ifr_ifru.ifru_data = (&mut val as *mut EthtoolValue).cast();
+            // SAFETY: a datagram socket for the ioctl, closed below; `ifr`
+            // and `val` outlive the call.
+            unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let rc = libc::ioctl(fd, SIOCETHTOOL, &mut ifr);
+                let err = io::Error::last_os_error();
+                libc::close(fd);
+                if rc != 0 {
+                    return Err(err);
+                }
+            }
+            Ok(())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("thread panicked")))
+    })
+}
+
+/// The pid of the kernel thread `napi/<dev>-*` (threaded NAPI).
+fn napi_thread(dev: &str) -> Option<u32> {
+    let want = format!("napi/{dev}-");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        comm.starts_with(&want).then_some(pid)
+    })
+}
+
+/// How the veth hands packets to the server's namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Veth {
+    /// The default: `netif_rx` into the per-CPU backlog, processed in the
+    /// sender's softirq, on the sender's CPU, before its `sendmmsg`
+    /// returns. The attacker pays for the server's work and cannot outrun it.
+    Backlog,
+    /// GRO and threaded NAPI on the server's end, TSO off on the
+    /// attacker's (a veth only uses NAPI for packets from a peer without
+    /// TSO): a 256-packet ring drained by a kernel thread `napi/<dev>-<id>`,
+    /// as a NIC's receive ring is drained by its interrupt's softirq. An
+    /// attacker faster than that thread fills the ring, and the excess is
+    /// dropped.
+    ThreadedNapi,
+}
+
 /// Linux: server namespace `ubn<pid>fs` (10.97.0.2) and attacker/client
-/// namespace `ubn<pid>fa` (10.97.0.1), veth between them.
-pub fn linux() -> io::Result<Target> {
-    let srv = Arc::new(Netns::create("fs")?);
-    let cli = Arc::new(Netns::create("fa")?);
+/// namespace `ubn<pid>fa` (10.97.0.1), veth between them (`fn`/`fb` for
+/// threaded NAPI).
+pub fn linux(veth: Veth) -> io::Result<Target> {
+    let (s_tag, c_tag) = match veth {
+        Veth::Backlog => ("fs", "fa"),
+        Veth::ThreadedNapi => ("fn", "fb"),
+    };
+    let srv = Arc::new(Netns::create(s_tag)?);
+    let cli = Arc::new(Netns::create(c_tag)?);
     let (vs, va) = (format!("{}v", srv.name), format!("{}v", cli.name));
     sys::run(
         "ip",
@@ -520,12 +602,29 @@ pub fn linux() -> io::Result<Target> {
         .map(|h| format!("neigh replace 10.97.0.{h} lladdr {mac} dev {vs} nud permanent\n"))
         .collect();
     ip_batch(&srv.name, &neigh)?;
+    let mut napi = None;
+    if veth == Veth::ThreadedNapi {
+        ethtool_set(&srv, &vs, ETHTOOL_SGRO, true)?;
+        ethtool_set(&cli, &va, ETHTOOL_STSO, false)?;
+        sys::ns_sh(&srv.name, &format!("echo 1 > /sys/class/net/{vs}/threaded"))?;
+        napi = Some(napi_thread(&vs).ok_or_else(|| io::Error::other("no napi thread"))?);
+    }
     let server = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 97, 0, 2), PORT));
     let echo = KernelEcho::start(srv.clone(), server)?;
     let srv_for_counters = srv.clone();
+    let (key, label) = match veth {
+        Veth::Backlog => (
+            "linux",
+            "Linux: kernel TCP (tcp_syncookies=1) over veth, Tokio echo server",
+        ),
+        Veth::ThreadedNapi => (
+            "linux-napi",
+            "Linux as above, veth with GRO and threaded NAPI (receive in a kernel thread, 256-packet ring)",
+        ),
+    };
     Ok(Target {
-        key: "linux",
-        label: "Linux: kernel TCP (tcp_syncookies=1) over veth, Tokio echo server",
+        key,
+        label,
         server,
         net: [10, 97, 0],
         client_ns: cli.clone(),
@@ -533,7 +632,9 @@ pub fn linux() -> io::Result<Target> {
         memory_label:
             "kernel slab: request_sock_TCP, TCP, skbuff_head_cache, skbuff_small_head (system-wide)",
         memory: Arc::new(flood_slab_bytes),
-        cpu: Arc::new(|| None),
+        // Threaded NAPI: the kernel thread that receives (and answers) the
+        // flood; otherwise the work hides in other threads' softirqs.
+        cpu: Arc::new(move || Some((proc_cpu(napi?)?, run_queue_wait(napi?)?))),
         counters: Box::new(move || nstat(&srv_for_counters)),
         stop: Box::new(|| (BTreeMap::new(), None)),
         // Server first, then the namespaces.
