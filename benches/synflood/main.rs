@@ -644,6 +644,8 @@ fn table(outs: &[&Outcome]) -> String {
             };
             let _ = write!(t, " {cell:>15}");
         }
+        // No trailing blanks where the ratio cells are empty.
+        t.truncate(t.trim_end().len());
         t.push('\n');
     }
     t.push_str("\ntargets (from the issue):\n");

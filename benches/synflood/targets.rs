@@ -203,7 +203,7 @@ pub fn ours(echo: &Path) -> io::Result<Target> {
     };
     Ok(Target {
         key: "ours",
-        label: "ours: echo example (tcp_async) on a TUN, own process",
+        label: "the echo example (tcp_async) on a TUN, in its own process",
         server: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 98, 0, 2), PORT)),
         net: [10, 98, 0],
         client_ns: ns.clone(),
@@ -615,11 +615,11 @@ pub fn linux(veth: Veth) -> io::Result<Target> {
     let (key, label) = match veth {
         Veth::Backlog => (
             "linux",
-            "Linux: kernel TCP (tcp_syncookies=1) over veth, Tokio echo server",
+            "kernel TCP (tcp_syncookies=1) over veth, Tokio echo server",
         ),
         Veth::ThreadedNapi => (
             "linux-napi",
-            "Linux as above, veth with GRO and threaded NAPI (receive in a kernel thread, 256-packet ring)",
+            "as linux, with GRO and threaded NAPI on the server's veth end and TSO off on the attacker's (receive in a kernel thread, 256-packet ring)",
         ),
     };
     Ok(Target {
