@@ -11,6 +11,9 @@
 //! then be back at the first checkpoint's level, give or take
 //! [`REST_SLACK`], however many connections went before.
 //!
+//! Longer runs catch slower leaks: the heap at rest is printed after each
+//! phase.
+//!
 //! Ignored by default (it runs on the wall clock):
 //!
 //! ```text
@@ -47,8 +50,11 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// Traffic between two checkpoints.
 const PHASE: Duration = Duration::from_secs(5);
 /// Growth of the heap at rest allowed from the first checkpoint to any
-/// later one (tables keep the capacity of their peak, allocator caches).
-const REST_SLACK: i64 = 1 << 20;
+/// later one: tables keep the capacity of their peak (connection slots, the
+/// timer heap, maps). Without a leak that was 32 KiB over 56,000
+/// connections; a leak of 8 bytes per accepted connection (capacity
+/// doubling as it grows) passes it within 60 s.
+const REST_SLACK: i64 = 192 << 10;
 /// Short TIME-WAIT (2 MSL = 1 s), so that the number of connections in it
 /// reaches its steady state early in the run.
 const MSL: Duration = Duration::from_millis(500);
@@ -455,7 +461,7 @@ fn soak_connections_through_faults_lose_no_byte_and_keep_memory_flat() {
             let at_rest = live();
             let done: u64 = tally.connections.iter().map(|c| c.load(Ordering::Relaxed)).sum();
             println!(
-                "{:5.1} s: phase {phase}: live heap MiB during traffic min / median / max {}; at rest {:.2} MiB; {done} connections, {:.1} MiB verified so far",
+                "{:5.1} s: phase {phase}: live heap MiB during traffic min / median / max {}; at rest {:.3} MiB; {done} connections, {:.1} MiB verified so far",
                 start.elapsed().as_secs_f64(),
                 spread(&samples),
                 mib(at_rest),
@@ -482,10 +488,10 @@ fn soak_connections_through_faults_lose_no_byte_and_keep_memory_flat() {
         println!("server stack: {}", summary(&stats_a));
         println!("client stack: {}", summary(&stats_b));
         println!(
-            "live heap: {:.2} MiB at rest before; during traffic min / median / max {}; at rest after each phase {}",
+            "live heap: {:.3} MiB at rest before; during traffic min / median / max {}; at rest after each phase {}",
             mib(quiet_start),
             spread(&in_traffic),
-            checkpoints.iter().map(|c| format!("{:.2}", mib(*c))).collect::<Vec<_>>().join(", ")
+            checkpoints.iter().map(|c| format!("{:.3}", mib(*c))).collect::<Vec<_>>().join(", ")
         );
 
         let failures = tally.failures.lock().unwrap().clone();
@@ -500,7 +506,7 @@ fn soak_connections_through_faults_lose_no_byte_and_keep_memory_flat() {
         for (i, c) in checkpoints.iter().enumerate() {
             assert!(
                 *c <= base + REST_SLACK,
-                "live heap at rest after phase {i}: {:.2} MiB, after phase 0: {:.2} MiB",
+                "live heap at rest after phase {i}: {:.3} MiB, after phase 0: {:.3} MiB",
                 mib(*c),
                 mib(base)
             );
