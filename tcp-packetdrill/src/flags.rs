@@ -102,6 +102,17 @@ impl Flags {
                 c.recv_buffer_max = c.recv_buffer_max.max(c.recv_buffer);
             }
             "rcvbuf_max" => c.recv_buffer_max = num(v)?,
+            "syncookies" => {
+                // As Linux's net.ipv4.tcp_syncookies: 0, 1 (when full), 2 (always).
+                c.syn_cookies = match v {
+                    "0" => tcp_stack::SynCookies::Off,
+                    "1" => tcp_stack::SynCookies::WhenFull,
+                    "2" => tcp_stack::SynCookies::Always,
+                    _ => return Err("expected 0, 1 or 2".into()),
+                }
+            }
+            "max_syn_backlog" => c.max_syn_backlog = num(v)?,
+            "synack_retries" => c.synack_retries = num(v)?,
             "challenge_ack_limit" => c.challenge_ack_limit = num(v)?,
             "challenge_ack_interval_ms" => c.challenge_ack_interval = ms(v)?,
             "receive_timeout_ms" => self.receive_timeout = ms(v)?,
