@@ -162,6 +162,12 @@ async fn run() -> io::Result<()> {
                 r = server => r.map_err(io::Error::other)??,
                 _ = common::ctrl_c() => {
                     println!("interrupted");
+                    // The stack's counters, one line (the SYN flood
+                    // benchmark reads the cookie and queue counters here).
+                    match net.stack().stats().await {
+                        Ok(stats) => println!("stats: {stats:?}"),
+                        Err(e) => println!("stats: unavailable: {e}"),
+                    }
                     // Flushes the driver (and the pcap file) before exit.
                     net.stack().shutdown().await;
                 }

@@ -82,7 +82,8 @@ pub(crate) enum Command {
         opts: SocketOpts,
         reply: oneshot::Sender<io::Result<Arc<ListenerShared>>>,
     },
-    /// The application took from a full accept queue: move more from the core.
+    /// The application took from the accept queue: move more from the core,
+    /// and tell it how many still wait.
     Refill(ListenerId),
     CloseListener(ListenerId),
     /// Queue a FIN after the data already written.
@@ -148,6 +149,9 @@ pub(crate) struct Driver<D> {
     sweep: Pin<Box<Sleep>>,
     sweep_armed: bool,
     recv_failed: bool,
+    /// Every handle is gone: the driver runs until the graceful closes in
+    /// progress are done, then stops.
+    orphaned: bool,
     stopping: bool,
     stop_replies: Vec<oneshot::Sender<()>>,
 }
@@ -203,6 +207,7 @@ impl<D: Device> Driver<D> {
             sweep: Box::pin(tokio::time::sleep_until(base)),
             sweep_armed: false,
             recv_failed: false,
+            orphaned: false,
             stopping: false,
             stop_replies: Vec::new(),
         }
@@ -232,7 +237,7 @@ impl<D: Device> Driver<D> {
             more |= self.flush(cx, now);
             self.poll_sweep(cx);
             self.trace_states();
-            if self.stopping {
+            if self.stopping || (self.orphaned && !more && self.closes_done()) {
                 return Poll::Ready(());
             }
             let timer_due = self.poll_timer(cx, now);
@@ -246,12 +251,19 @@ impl<D: Device> Driver<D> {
 
     /// Handles queued commands; true if the batch bound was hit.
     fn poll_commands(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.orphaned {
+            return false;
+        }
         for _ in 0..CMD_BATCH {
             match self.cmd_rx.poll_recv(cx) {
                 Poll::Ready(Some(cmd)) => self.handle_command(cmd),
                 Poll::Ready(None) => {
-                    debug!("last handle dropped: stopping the tcp driver");
-                    self.stopping = true;
+                    // The `Close` of every socket came before this.
+                    debug!(
+                        closing = self.stack.active_connection_count(),
+                        "last handle dropped: the tcp driver stops once the closes in progress are done"
+                    );
+                    self.orphaned = true;
                     return false;
                 }
                 Poll::Pending => return false,
@@ -261,6 +273,17 @@ impl<D: Device> Driver<D> {
             }
         }
         true
+    }
+
+    /// Every handle is gone (`orphaned`): whether the driver may stop.
+    ///
+    /// Linux keeps delivering after `close()` without linger: a graceful
+    /// close in progress keeps the driver running until the core is done
+    /// with it (FIN acknowledged and the peer's FIN in, or the FIN-WAIT-2,
+    /// retransmission or user timeout ended it), and the last packets due
+    /// (RSTs included) went out. TIME-WAIT does not keep it.
+    fn closes_done(&self) -> bool {
+        self.tx_pending.is_none() && self.stack.active_connection_count() == 0
     }
 
     /// Tells the core about ring updates; true if the batch bound was hit.
@@ -512,17 +535,34 @@ impl<D: Device> Driver<D> {
     /// Connections the application closed stay watched until their rings
     /// are released or the core drops them (their unacknowledged data must
     /// stay until then).
+    ///
+    /// It also measures the storage the rings still hold and reports it to
+    /// the core (`Stack::set_buffer_memory`), which refuses new connections
+    /// at `Config::max_buffer_memory` (ENOBUFS-like) until it falls again.
     fn sweep_rings(&mut self) {
         let stack = &self.stack;
         let conns = &mut self.conns;
+        let mut held = 0usize;
         self.watched.retain(|&id| {
             // A buffer the core dropped (or not one of ours) holds nothing.
             let send = match stack.send_buffer(id).and_then(crate::ring::as_send_reader) {
-                Some(r) => r.release_if_idle(),
+                Some(r) => {
+                    let freed = r.release_if_idle();
+                    if !freed {
+                        held += tcp_stack::SendBuffer::capacity(r);
+                    }
+                    freed
+                }
                 None => true,
             };
             let recv = match stack.recv_buffer(id).and_then(crate::ring::as_recv_writer) {
-                Some(w) => w.release_if_idle(),
+                Some(w) => {
+                    let freed = w.release_if_idle();
+                    if !freed {
+                        held += tcp_stack::RecvBuffer::capacity(w);
+                    }
+                    freed
+                }
                 None => true,
             };
             let keep = !(send && recv);
@@ -531,6 +571,7 @@ impl<D: Device> Driver<D> {
             }
             keep
         });
+        self.stack.set_buffer_memory(held);
         // Give back the list's memory after a burst (amortized: only when
         // it shrank to a quarter).
         let floor = self.watched.len().max(16);
@@ -736,7 +777,11 @@ impl<D: Device> Driver<D> {
         backlog: usize,
         opts: SocketOpts,
     ) -> io::Result<Arc<ListenerShared>> {
-        let backlog = backlog.max(1);
+        // Linux queues `backlog + 1` connections before any accept
+        // (`sk_acceptq_is_full()` tests `>`, not `>=`), and takes a backlog
+        // of 0. The core's accept queue and the listener's count together
+        // (`set_listener_waiting`).
+        let backlog = backlog.saturating_add(1);
         let id = self.stack.listen(local, backlog)?;
         let local = self.stack.listener_addr(id).unwrap_or(local);
         let c = &self.config;
@@ -762,7 +807,8 @@ impl<D: Device> Driver<D> {
     }
 
     /// Moves established connections from the core's accept queue to the
-    /// listener's, up to its backlog.
+    /// listener's, up to its backlog, and tells the core how many wait
+    /// there: they count against the backlog in the core's SYN check.
     fn refill(&mut self, l: ListenerId) {
         let Some(listener) = self.listeners.get(&l).cloned() else {
             return;
@@ -791,6 +837,10 @@ impl<D: Device> Driver<D> {
                     let _ = self.stack.close(id);
                 }
             }
+        }
+        let waiting = listener.queue().len();
+        if let Err(e) = self.stack.set_listener_waiting(l, waiting) {
+            debug!(local = %listener.local, error = %e, "set_listener_waiting failed");
         }
         if added {
             listener.waker.wake();

@@ -80,8 +80,10 @@
 //! replies where an answer is needed. The factory's map from `ConnId` to the
 //! application halves is under a mutex: it is touched once per connection.
 //! Accepted connections are moved by the driver from the core's accept
-//! queue to the listener's (at most `backlog` of them, the rest wait in the
-//! core, so the backlog keeps its meaning).
+//! queue to the listener's; the core counts the listener's queue against
+//! the backlog (each `accept` tells the driver, which tells the core), so
+//! the backlog keeps its meaning: `backlog + 1` connections wait, as on
+//! Linux.
 //!
 //! **Memory orderings.**
 //! - Ring bytes: the producer copies then publishes its position with
@@ -103,13 +105,26 @@
 //!   clear and pushes again, so no update is missed.
 //!
 //! **Lifetimes, like a kernel.** Every socket holds a [`Stack`] handle, so
-//! the driver runs while any stack handle or socket exists; when the last one
-//! is dropped it flushes the packets due and stops. [`Stack::shutdown`]
-//! stops it explicitly; sockets then fail with `ConnectionAborted`.
-//! Dropping a [`TcpStream`] closes it through the core: reset if received
-//! data was left unread, otherwise a graceful close continues in the
-//! background. Dropping an [`OwnedWriteHalf`] shuts the write direction
-//! down, as in Tokio.
+//! the driver runs while any stack handle or socket exists. Dropping a
+//! [`TcpStream`] closes it through the core: reset if received data was
+//! left unread, otherwise a graceful close continues in the background.
+//! Dropping an [`OwnedWriteHalf`] shuts the write direction down, as in
+//! Tokio. When the last handle is dropped, the driver keeps running while
+//! any graceful close is in progress, as Linux keeps delivering after
+//! `close()` without linger: the data already written, then the FIN, reach
+//! the peer. It stops once every connection is closed or in TIME-WAIT
+//! (TIME-WAIT is not kept), which the core's timeouts bound: the FIN-WAIT-2
+//! timeout, and the user timeout for unacknowledged data (a peer that keeps
+//! its window shut but answers the probes keeps the connection, and so the
+//! driver, alive). [`Stack::shutdown`] stops the driver at once; sockets
+//! then fail with `ConnectionAborted`.
+//!
+//! **Loopback.** A connection to one of the stack's own addresses, or to
+//! 127.0.0.0/8, never reaches the device: the core loops its datagrams
+//! back inside itself (RFC 1122 3.2.1.3), so two services on one stack
+//! talk as over Linux's `lo`, and the driver is not involved. The stack
+//! answers for 127.0.0.0/8 without it being in `Config::addrs`; the
+//! device's host (the kernel behind a TUN) is not reachable there.
 //!
 //! **Tracing.** Each connection has a `tcp_conn` span; the driver tracks
 //! each connection's last-known state and emits a `debug` event (`state

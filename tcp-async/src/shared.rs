@@ -25,6 +25,9 @@ pub(crate) const WRITE_SHUT: u32 = 1 << 3;
 pub(crate) const CLOSED: u32 = 1 << 4;
 /// The stack's driver stopped: every operation fails with ECONNABORTED.
 pub(crate) const ABORTED: u32 = 1 << 5;
+/// The application was given the error behind `FAILED` (set by the app):
+/// see [`Shared::take_error`].
+pub(crate) const ERROR_TAKEN: u32 = 1 << 6;
 
 /// Dirty bits: the app touched a ring and the driver must tell the core.
 pub(crate) const DIRTY_SEND: u8 = 1 << 0;
@@ -141,7 +144,17 @@ impl Shared {
     }
 
     /// Driver side: records why the connection failed, then sets `FAILED`.
+    ///
+    /// Linux `tcp_reset()`: a reset in CLOSE-WAIT (the peer's FIN already
+    /// in) sets EPIPE, not ECONNRESET. Reads then keep giving the end of
+    /// stream (`PEER_FIN` is tested first), writes fail with `BrokenPipe`.
     pub(crate) fn fail(&self, err: tcp_stack::Error) {
+        let err = match err {
+            tcp_stack::Error::ConnectionReset if self.flags() & PEER_FIN != 0 => {
+                tcp_stack::Error::BrokenPipe
+            }
+            e => e,
+        };
         // Keep the first error: a later CLOSED must not hide a reset.
         let _ =
             self.error
@@ -159,6 +172,21 @@ impl Shared {
             Some(e) => e.into(),
             None => io::Error::new(io::ErrorKind::ConnectionAborted, "connection aborted"),
         }
+    }
+
+    /// App side: the error for an operation that found `FAILED` or
+    /// `ABORTED` in `flags`, or `None` if it was already given once.
+    ///
+    /// Linux `sock_error()` reports a connection's error once and clears it
+    /// (`sk_err`): after a reset, the first read or write gives ECONNRESET,
+    /// then reads give the end of stream and writes EPIPE (the caller's
+    /// choice on `None`). A stopped stack gives ECONNABORTED every time.
+    pub(crate) fn take_error(&self, flags: u32) -> Option<io::Error> {
+        if flags & FAILED == 0 {
+            return Some(self.error(flags));
+        }
+        let prev = self.flags.fetch_or(ERROR_TAKEN, Ordering::AcqRel);
+        (prev & ERROR_TAKEN == 0).then(|| self.error(flags))
     }
 
     pub(crate) fn wake_all(&self) {
@@ -284,8 +312,11 @@ pub(crate) struct ListenerShared {
     pub(crate) id: tcp_stack::ListenerId,
     pub(crate) local: SocketAddrV4,
     /// Connections the driver took from the core's accept queue; at most
-    /// `backlog` of them, the rest wait in the core.
+    /// `backlog` of them, the rest wait in the core, which counts these
+    /// against the same backlog.
     pub(crate) queue: std::sync::Mutex<std::collections::VecDeque<std::sync::Arc<Shared>>>,
+    /// How many connections may wait for `accept`: the application's
+    /// backlog + 1, as on Linux.
     pub(crate) backlog: usize,
     pub(crate) waker: AtomicWaker,
     /// The driver stopped or the listener was closed.

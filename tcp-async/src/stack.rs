@@ -15,9 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 /// Cloning is cheap (one reference count). Sockets created on a stack hold a
 /// handle too, so, like a kernel, the stack keeps running as long as any
 /// [`Stack`], [`TcpListener`](crate::TcpListener), [`TcpStream`](crate::TcpStream)
-/// or split half exists. When the last one is dropped the driver flushes the
-/// packets already due (FINs and RSTs of closed sockets included) and stops;
-/// [`Stack::shutdown`] stops it explicitly.
+/// or split half exists. When the last one is dropped the driver goes on
+/// until the graceful closes in progress are done (the data written before
+/// a drop, then the FIN, reach the peer; see the crate docs) and stops;
+/// [`Stack::shutdown`] stops it at once.
 ///
 /// # Examples
 ///

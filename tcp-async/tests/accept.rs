@@ -6,6 +6,7 @@ use common::*;
 use futures::StreamExt;
 use std::time::Duration;
 use tcp_async::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn accept_reports_peer_address() {
@@ -38,6 +39,13 @@ async fn bind_port_zero_picks_a_port() {
     accepted.unwrap();
 }
 
+/// Twenty connects at once to a listener with a backlog of 4 are all
+/// accepted in the end. Those beyond the SYN queue get SYN cookies (RFC
+/// 4987 3.6); a cookie's ACK that finds the accept queue full is dropped,
+/// as by Linux (`tcp_abort_on_overflow` = 0), and the client, which
+/// believes itself connected, gets through with its first data segment
+/// (which carries the same ACK) once there is room. So each client sends
+/// a byte, as clients do.
 #[tokio::test]
 async fn accepts_more_connections_than_the_backlog() {
     let (a, b) = stacks();
@@ -46,13 +54,20 @@ async fn accepts_more_connections_than_the_backlog() {
     let clients: Vec<_> = (0..20)
         .map(|_| {
             let b = b.clone();
-            tokio::spawn(async move { TcpStream::connect_with(&b, target).await })
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect_with(&b, target).await?;
+                stream.write_all(b"!").await?;
+                Ok::<_, std::io::Error>(stream)
+            })
         })
         .collect();
     within("20 accepts", async {
         let mut accepted = Vec::new();
         while accepted.len() < 20 {
-            accepted.push(listener.accept().await.unwrap());
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut byte = [0];
+            stream.read_exact(&mut byte).await.unwrap();
+            accepted.push(stream);
         }
         for c in clients {
             c.await.unwrap().unwrap();
@@ -136,4 +151,58 @@ async fn listener_drop_frees_the_port() {
     .await;
     c.unwrap();
     s.unwrap();
+}
+
+/// Connects to `target` one after another until a connect is not answered
+/// (its SYN dropped, and retransmitted in vain for 10 s of paused time);
+/// returns the connections that completed.
+async fn connect_until_dropped(
+    b: &tcp_async::Stack,
+    target: std::net::SocketAddr,
+) -> Vec<TcpStream> {
+    let mut streams = Vec::new();
+    for _ in 0..16 {
+        match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect_with(b, target))
+            .await
+        {
+            Ok(stream) => streams.push(stream.unwrap()),
+            Err(_) => break,
+        }
+    }
+    streams
+}
+
+/// Linux queues `backlog + 1` connections before any accept
+/// (`sk_acceptq_is_full()` tests `>`, not `>=`): with `listen(4)`, five
+/// connects complete and the sixth SYN is dropped. The front end's queue
+/// and the core's count together.
+#[tokio::test(start_paused = true)]
+async fn listen_backlog_queues_backlog_plus_one() {
+    let (a, b) = stacks();
+    let listener = a_listener_with_backlog(&a, 4).await;
+    let target = listener.local_addr().unwrap();
+    let queued = connect_until_dropped(&b, target).await;
+    assert_eq!(queued.len(), 5);
+    // Each accept makes room for one more.
+    within("accept", listener.accept()).await.unwrap();
+    let more = connect_until_dropped(&b, target).await;
+    assert_eq!(more.len(), 1);
+    for _ in 0..5 {
+        within("accept", listener.accept()).await.unwrap();
+    }
+}
+
+/// Linux takes `listen(0)` (no error), and by the same `backlog + 1` rule
+/// (`sk_acceptq_is_full()` tests `>`, not `>=`) queues one connection.
+#[tokio::test(start_paused = true)]
+async fn listen_backlog_zero_queues_one() {
+    let (a, b) = stacks();
+    let listener = a_listener_with_backlog(&a, 0).await;
+    let target = listener.local_addr().unwrap();
+    let queued = connect_until_dropped(&b, target).await;
+    assert_eq!(queued.len(), 1);
+    within("accept", listener.accept()).await.unwrap();
+    let more = connect_until_dropped(&b, target).await;
+    assert_eq!(more.len(), 1);
+    within("accept", listener.accept()).await.unwrap();
 }

@@ -122,3 +122,114 @@ async fn dropping_every_handle_stops_the_driver() {
     })
     .await;
 }
+
+/// A device that tells, by dropping `_gone`, when the driver dropped it
+/// (the driver task ended).
+struct Watched {
+    inner: MemoryDevice,
+    _gone: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Device for Watched {
+    fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.inner.poll_recv(cx, buf)
+    }
+
+    fn poll_send(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        packet: &[u8],
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.inner.poll_send(cx, packet)
+    }
+
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+}
+
+/// Stack `a` at 10.0.0.1 and stack `b` at 10.0.0.2, `b` on a [`Watched`]
+/// device whose receiver resolves once `b`'s driver ended.
+fn stacks_watching_b(
+    b_config: tcp_stack::Config,
+) -> (Stack, Stack, tokio::sync::oneshot::Receiver<()>) {
+    init_tracing();
+    let (da, db) = MemoryDevice::pair(1500);
+    let (gone_tx, gone) = tokio::sync::oneshot::channel();
+    let db = Watched {
+        inner: db,
+        _gone: gone_tx,
+    };
+    let a = Stack::builder(da).config(config(A, 1)).build().unwrap();
+    let b = Stack::builder(db).config(b_config).build().unwrap();
+    (a, b, gone)
+}
+
+/// Linux keeps delivering after `close()` without linger: dropping the
+/// last handle of a stack lets the graceful closes in progress finish (the
+/// driver runs on, bounded by the core's timeouts), so the peer gets every
+/// byte written and then the end of stream, never a silent truncation.
+#[tokio::test]
+async fn dropping_the_last_handle_still_delivers_written_data() {
+    let mut b_config = config(B, 2);
+    // The whole write fits in the send buffer: `write_all` returns at once,
+    // with nearly all of it unsent.
+    b_config.send_buffer = 2 << 20;
+    let (a, b, gone) = stacks_watching_b(b_config);
+    let (mut client, mut server) = connected(&a, &b, 6005).await;
+    let data = pattern(1 << 20, 9);
+    within("write", client.write_all(&data)).await.unwrap();
+    drop(client);
+    drop(b);
+    let mut got = Vec::new();
+    within(
+        "deliver after the last handle",
+        server.read_to_end(&mut got),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data);
+    // Once the close completes (the server closes too: TIME-WAIT), the
+    // driver stops.
+    drop(server);
+    within("driver exit", gone).await.unwrap_err();
+}
+
+/// Linux keeps delivering after `close()` without linger, but an orphan
+/// waits for the peer's FIN only `tcp_fin_timeout` (`fin_wait2_timeout`):
+/// the driver of a stack whose handles are all gone runs while its
+/// connection closes, and ends when the close times out.
+#[tokio::test(start_paused = true)]
+async fn an_orphaned_driver_ends_with_the_fin_wait_2_timeout() {
+    let b_config = config(B, 2);
+    let fin_wait2 = b_config.fin_wait2_timeout;
+    let (a, b, mut gone) = stacks_watching_b(b_config);
+    let (mut client, mut server) = connected(&a, &b, 6006).await;
+    within("write", client.write_all(b"last words"))
+        .await
+        .unwrap();
+    drop(client);
+    drop(b);
+    let mut got = Vec::new();
+    within("deliver", server.read_to_end(&mut got))
+        .await
+        .unwrap();
+    assert_eq!(got, b"last words");
+    // The server never closes: the client waits in FIN-WAIT-2.
+    tokio::time::sleep(fin_wait2 / 2).await;
+    assert_eq!(
+        gone.try_recv(),
+        Err(tokio::sync::oneshot::error::TryRecvError::Empty),
+        "the driver stopped before the close was done"
+    );
+    tokio::time::timeout(fin_wait2, gone)
+        .await
+        .expect("the driver runs past the FIN-WAIT-2 timeout")
+        .unwrap_err();
+    drop(server);
+}

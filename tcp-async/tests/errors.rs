@@ -87,3 +87,62 @@ async fn no_default_stack_is_not_found() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(TcpSocket::new_v4().unwrap_err().kind(), ErrorKind::NotFound);
 }
+
+/// Linux `tcp_reset()`: a reset in CLOSE-WAIT (the peer's FIN already in)
+/// sets EPIPE, not ECONNRESET; reads keep giving the end of stream
+/// (`SOCK_DONE` is tested first in `tcp_recvmsg()`), writes fail with
+/// BrokenPipe.
+#[tokio::test]
+async fn reset_in_close_wait_is_broken_pipe_and_end_of_stream() {
+    let (a, b) = stacks();
+    let (mut client, mut server) = connected(&a, &b, 8001).await;
+    server.set_linger(Some(Duration::ZERO)).unwrap();
+    within("reset after FIN", async {
+        server.shutdown().await.unwrap();
+        let mut buf = [0; 4];
+        assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+        // The client is in CLOSE-WAIT; the server's drop resets it.
+        drop(server);
+        loop {
+            let ready = client.ready(tokio::io::Interest::WRITABLE).await.unwrap();
+            if ready.is_write_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let err = client.write(b"late").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err:?}");
+        assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+    })
+    .await;
+}
+
+/// Linux `sock_error()` reports a connection's error once and clears it
+/// (`sk_err`): after a reset, the first read or write gives ECONNRESET,
+/// then reads give the end of stream and writes EPIPE.
+#[tokio::test]
+async fn a_reset_is_reported_once() {
+    let (a, b) = stacks();
+    // Read first.
+    let (mut client, server) = connected(&a, &b, 8002).await;
+    server.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(server);
+    let mut buf = [0; 4];
+    let err = within("reset", client.read(&mut buf)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+    let err = client.write(b"late").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err:?}");
+    // Write first.
+    let (mut client, server) = connected(&a, &b, 8003).await;
+    server.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(server);
+    within("reset", client.ready(tokio::io::Interest::ERROR))
+        .await
+        .unwrap();
+    let err = client.write(b"late").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err:?}");
+    assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+    let err = client.try_write(b"late").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err:?}");
+}

@@ -100,3 +100,52 @@ async fn both_sides_close_and_readiness_reports_it() {
     })
     .await;
 }
+
+/// tokio's `shutdown` maps ENOTCONN to `Ok(())` on purpose
+/// (tokio-rs/tokio#4665): a connection the peer reset, or whose stack
+/// stopped, shuts down without error.
+#[tokio::test]
+async fn shutdown_of_a_failed_connection_is_ok() {
+    let (a, b) = stacks();
+    let (mut client, server) = connected(&a, &b, 2005).await;
+    server.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+    drop(server);
+    within("reset", async {
+        let mut buf = [0; 4];
+        let err = client.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    })
+    .await;
+    client.shutdown().await.unwrap();
+
+    let (mut client, _server) = connected(&a, &b, 2006).await;
+    within("stack shutdown", b.shutdown()).await;
+    client.shutdown().await.unwrap();
+}
+
+/// Linux `tcp_sendmsg()` tests `SEND_SHUTDOWN` before it looks at the
+/// length: a 0-byte write after `shutdown()` fails with EPIPE, whichever
+/// write call makes it.
+#[tokio::test]
+async fn zero_byte_write_after_shutdown_is_broken_pipe() {
+    use std::io::IoSlice;
+    let (a, b) = stacks();
+    let (mut client, _server) = connected(&a, &b, 2007).await;
+    // Before the shutdown, writing nothing succeeds.
+    assert_eq!(client.write(b"").await.unwrap(), 0);
+    assert_eq!(client.try_write(b"").unwrap(), 0);
+    client.shutdown().await.unwrap();
+    let kind = |r: std::io::Result<usize>| r.unwrap_err().kind();
+    assert_eq!(kind(client.write(b"").await), ErrorKind::BrokenPipe);
+    assert_eq!(kind(client.try_write(b"")), ErrorKind::BrokenPipe);
+    assert_eq!(
+        kind(client.write_vectored(&[]).await),
+        ErrorKind::BrokenPipe
+    );
+    assert_eq!(
+        kind(client.try_write_vectored(&[IoSlice::new(b"")])),
+        ErrorKind::BrokenPipe
+    );
+    let (_, mut w) = client.split();
+    assert_eq!(kind(w.write(b"").await), ErrorKind::BrokenPipe);
+}

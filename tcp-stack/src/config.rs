@@ -13,6 +13,21 @@ pub enum CongestionControl {
     Cubic,
 }
 
+/// When a listener answers a SYN with a SYN cookie (RFC 4987 3.6) instead
+/// of keeping a half-open connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SynCookies {
+    /// Never: a full SYN queue drops SYNs (after evicting the oldest
+    /// half-open entry that already retransmitted its SYN-ACK).
+    Off,
+    /// Once the listener's SYN queue (or the stack-wide cap) is full, as
+    /// Linux's `tcp_syncookies=1`.
+    #[default]
+    WhenFull,
+    /// For every SYN (Linux `tcp_syncookies=2`): no half-open state at all.
+    Always,
+}
+
 /// Configuration of a [`Stack`](crate::Stack). Every field has a kernel-like default.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -87,6 +102,27 @@ pub struct Config {
     /// RFC 5961 7: per connection, at most one challenge ACK per interval
     /// (Linux `tcp_invalid_ratelimit`, 500 ms).
     pub challenge_ack_interval: Duration,
+    /// ICMP messages the stack may send per second, with bursts of
+    /// `icmp_msgs_burst` (RFC 1812 4.3.2.8; Linux `icmp_msgs_per_sec`,
+    /// 1000, and `icmp_msgs_burst`, 50). Beyond it they are not sent and are
+    /// counted in `Stats::icmp_rate_limited`.
+    pub icmp_msgs_per_sec: u32,
+    pub icmp_msgs_burst: u32,
+    /// Memory the connections' buffers may hold, stack-wide, as a front
+    /// end reports it ([`Stack::set_buffer_memory`](crate::Stack::set_buffer_memory);
+    /// Linux's `tcp_mem`). At or above it, `connect` fails with `Exhausted`
+    /// (ENOBUFS-like) and listeners drop SYNs (`Stats::drop_memory`) until
+    /// the buffers shrink again. Already open connections are not touched.
+    pub max_buffer_memory: usize,
+    /// SYN cookies (RFC 4987 3.6): see [`SynCookies`].
+    pub syn_cookies: SynCookies,
+    /// Stack-wide cap on half-open (SYN-RECEIVED) connections, as Linux's
+    /// `tcp_max_syn_backlog`. Each listener also holds at most
+    /// `max(backlog, 8)` of them (and never more than this cap).
+    pub max_syn_backlog: usize,
+    /// SYN-ACK retransmissions before a half-open connection is dropped
+    /// (Linux `tcp_synack_retries`, 5: about 63 s with a 1 s initial RTO).
+    pub synack_retries: u32,
     /// First and last ephemeral port for `connect` without an explicit local port.
     pub ephemeral_ports: (u16, u16),
     /// Verify TCP checksums on input (turn off when the device did it).
@@ -128,6 +164,12 @@ impl Default for Config {
             max_connections: 1 << 20,
             challenge_ack_limit: 1000,
             challenge_ack_interval: Duration::from_millis(500),
+            max_buffer_memory: 4 << 30,
+            icmp_msgs_per_sec: 1000,
+            icmp_msgs_burst: 50,
+            syn_cookies: SynCookies::WhenFull,
+            max_syn_backlog: 4096,
+            synack_retries: 5,
             ephemeral_ports: (32768, 60999),
             verify_checksums: true,
             ecn: true,

@@ -28,7 +28,8 @@ pub enum Error {
     BrokenPipe,
     /// ICMP host/net unreachable on connect (EHOSTUNREACH).
     HostUnreachable,
-    /// A resource limit was hit (connection table full).
+    /// A resource limit was hit: the connection table, or the buffer
+    /// memory (`Config::max_buffer_memory`; Linux gives ENOBUFS).
     Exhausted,
     /// An argument is invalid (e.g. port 0 to connect to, backlog 0).
     InvalidInput,
@@ -48,7 +49,7 @@ impl fmt::Display for Error {
             Error::TimedOut => "connection timed out",
             Error::BrokenPipe => "broken pipe",
             Error::HostUnreachable => "host unreachable",
-            Error::Exhausted => "connection table full",
+            Error::Exhausted => "no buffer space available (connection or memory limit)",
             Error::InvalidInput => "invalid argument",
         })
     }

@@ -39,6 +39,15 @@
 //!   in synchronized states, ACK range check 5.2, rate limit 7 (per
 //!   connection, under a randomised stack-wide ceiling).
 //! - RFC 6528: ISNs from a keyed SipHash of the 4-tuple plus a 4 us clock ([`isn`]).
+//! - RFC 4987 3.6: SYN cookies once a listener's SYN queue is full
+//!   ([`Config::syn_cookies`]; window scale, SACK and ECN kept in TSval's
+//!   low bits), a SYN queue bounded per listener and stack-wide, SYN-ACK
+//!   retries bounded, and a full accept queue dropping SYNs and final ACKs
+//!   as Linux does (`stack/listen.rs`, `syncookie.rs`).
+//! - Bounded resources: connections (`max_connections`), buffer memory as
+//!   the front end reports it (`max_buffer_memory`), ICMP output (RFC 1812
+//!   4.3.2.8 token bucket), control packets, the timer heap (compacted).
+//!   Every dropped packet is counted under a named reason in [`Stats`].
 //! - RFC 6298: RTO with SRTT/RTTVAR, Karn's algorithm, exponential backoff,
 //!   3 s restart after a retransmitted SYN ([`rtt`]).
 //! - RFC 7323: window scaling, timestamps, PAWS; only plausible echoes
@@ -91,6 +100,7 @@ pub mod rtt;
 pub mod seq;
 pub mod stack;
 pub mod state;
+mod syncookie;
 pub mod time;
 pub mod wire;
 
@@ -98,7 +108,7 @@ pub mod wire;
 pub mod sim;
 
 pub use buffer::{BufferFactory, RecvBuffer, SendBuffer, VecRecvBuffer, VecSendBuffer};
-pub use config::{Config, CongestionControl};
+pub use config::{Config, CongestionControl, SynCookies};
 pub use error::{Error, Result};
 pub use seq::SeqNum;
 pub use stack::{RxMeta, SockOpt, Stack, Stats, TcpInfo, Transmit};

@@ -8,6 +8,7 @@ use crate::isn::IsnGenerator;
 use crate::rng::Rng;
 use crate::seq::SeqNum;
 use crate::state::{ConnId, Event, ListenerId, State};
+use crate::syncookie::Cookies;
 use crate::time::{Duration, Instant};
 use crate::wire::tcp::{fill_checksum, fill_partial_checksum};
 use crate::wire::{
@@ -20,41 +21,102 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 #[cfg(any(test, feature = "fuzzing"))]
 mod inspect;
+mod listen;
 
 /// Counters of what the stack did with its input and output.
+///
+/// Every datagram that is not processed is counted under exactly one
+/// `drop_*` reason (or, for listeners, one of the queue counters). Where
+/// Linux has a counter for the same thing, its `nstat` name is given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Datagrams handed to `handle_packet` (nstat `IpInReceives`).
     pub packets_in: u64,
+    /// Datagrams produced by `poll_transmit` (nstat `IpOutRequests`).
     pub packets_out: u64,
-    /// Dropped: not IPv4, bad header, truncated.
+    /// Dropped: not IPv4, a bad or truncated header, a malformed TCP
+    /// option, a broadcast/multicast/zero source or port 0 (nstat
+    /// `IpInHdrErrors`, `TcpInErrs`).
     pub drop_malformed: u64,
-    /// Dropped: IPv4 header or TCP/ICMP checksum wrong.
+    /// Dropped: IPv4 header or TCP/ICMP checksum wrong (nstat `TcpInCsumErrors`).
     pub drop_checksum: u64,
-    /// Dropped: IPv4 fragments (not reassembled).
+    /// Dropped: IPv4 fragments, which are not reassembled (nstat `IpReasmFails`).
     pub drop_fragment: u64,
-    /// Dropped: not addressed to one of our addresses.
+    /// Dropped: not addressed to one of our addresses (nstat `IpInAddrErrors`).
     pub drop_not_ours: u64,
-    /// Dropped: protocol other than TCP/ICMP.
+    /// Dropped: a protocol other than TCP and ICMP (nstat `IpInUnknownProtos`).
     pub drop_protocol: u64,
-    /// Dropped: segment rejected by a connection (unacceptable, PAWS, ...).
+    /// Dropped: a segment a connection or listener would not take:
+    /// outside the window, PAWS (nstat `TcpExtPAWSEstab`), no ACK, a
+    /// SYN+FIN to a listener, no room in the receive buffer.
     pub drop_segment: u64,
-    /// SYNs dropped because a listen queue was full.
+    /// SYNs (or cookie ACKs) dropped at a listener: its queues were full
+    /// and no cookie was sent, or `max_connections` was reached (nstat
+    /// `TcpExtListenDrops`).
     pub drop_listen_overflow: u64,
+    /// SYN cookies sent (RFC 4987 3.6; nstat `TcpExtSyncookiesSent`).
+    pub syncookies_sent: u64,
+    /// ACKs whose SYN cookie validated, creating a connection (nstat
+    /// `TcpExtSyncookiesRecv`).
+    pub syncookies_validated: u64,
+    /// ACKs to a listener that had sent cookies recently whose cookie did
+    /// not validate (wrong hash, old counter, sequence off): dropped
+    /// (nstat `TcpExtSyncookiesFailed`).
+    pub syncookies_rejected: u64,
+    /// SYNs that found the SYN queue full (answered with a cookie, or
+    /// dropped; nstat `TcpExtTCPReqQFullDoCookies` + `TcpExtTCPReqQFullDrop`).
+    pub syn_queue_overflows: u64,
+    /// SYNs and final ACKs dropped because the accept queue was full
+    /// (nstat `TcpExtListenOverflows`).
+    pub accept_queue_overflows: u64,
+    /// Half-open connections evicted to make room (oldest first, among
+    /// those that already retransmitted their SYN-ACK).
+    pub syn_queue_evictions: u64,
+    /// RSTs sent for segments that match no connection (nstat `TcpOutRsts`
+    /// counts these and the connections' own).
     pub rst_sent: u64,
+    /// RSTs received by connections, acceptable or not.
     pub rst_received: u64,
+    /// Challenge ACKs sent (RFC 5961; nstat `TcpExtTCPChallengeACK`).
     pub challenge_acks: u64,
-    /// ACKs that stopped at data the peer had SACKed (RFC 2018 8 reneging).
+    /// ACKs that stopped at data the peer had SACKed (RFC 2018 8 reneging;
+    /// nstat `TcpExtTCPSACKReneging`).
     pub sack_reneging: u64,
+    /// Challenge ACKs not sent because of the RFC 5961 7 limits (nstat
+    /// `TcpExtTCPACKSkippedChallenge`).
     pub challenge_acks_suppressed: u64,
+    /// Segments retransmitted, for any reason (nstat `TcpRetransSegs`).
     pub retransmits: u64,
+    /// Loss recoveries entered on duplicate ACKs or SACK (nstat
+    /// `TcpExtTCPFastRetrans` counts segments; this counts episodes).
     pub fast_retransmits: u64,
     /// Window reductions in response to ECN-Echo (RFC 3168).
     pub ecn_reductions: u64,
+    /// Retransmission timeouts (nstat `TcpExtTCPTimeouts`).
     pub rto_expirations: u64,
+    /// ICMP messages received (nstat `IcmpInMsgs`).
     pub icmp_in: u64,
+    /// ICMP echo replies sent (nstat `IcmpOutEchoReps`).
     pub icmp_echo_replies: u64,
+    /// ICMP messages not sent: over `Config::icmp_msgs_per_sec` (nstat
+    /// `IcmpOutRateLimitGlobal`).
+    pub icmp_rate_limited: u64,
+    /// Control packets (RSTs for unknown tuples, cookie SYN-ACKs, echo
+    /// replies) not queued because the control queue was full.
+    pub drop_control_full: u64,
+    /// SYNs (and cookie ACKs) dropped because the buffer memory was at
+    /// `Config::max_buffer_memory` (nstat `TcpExtTCPMemoryPressures` counts
+    /// the pressure episodes).
+    pub drop_memory: u64,
+    /// Active opens (nstat `TcpActiveOpens`).
     pub connections_opened: u64,
+    /// Connections taken from accept queues (nstat `TcpPassiveOpens`
+    /// counts them at establishment instead).
     pub connections_accepted: u64,
+    /// Datagrams to one of the stack's own addresses or to 127.0.0.0/8,
+    /// handed back to the stack instead of the device (RFC 1122 3.2.1.3);
+    /// `packets_out` and `packets_in` count them too.
+    pub loopback: u64,
 }
 
 /// What the device knows about a received datagram
@@ -99,6 +161,9 @@ pub struct TcpInfo {
     pub ssthresh: usize,
     /// Effective send MSS.
     pub mss: usize,
+    /// The receiver's estimate of the peer's segment size (Linux
+    /// `tcpi_rcv_mss`), learnt from arrivals (RFC 1122 4.2.3.2).
+    pub rcv_mss: usize,
     /// Peer's advertised window, bytes (scaled).
     pub send_window: usize,
     /// Window we advertise, bytes.
@@ -191,6 +256,62 @@ fn set_ecn(buf: &mut [u8], ecn: u8) {
 /// echo replies); beyond it they are dropped, as a kernel rate-limits them.
 const MAX_CONTROL: usize = 256;
 
+/// A token bucket: `rate` tokens per second, at most `burst` saved
+/// (RFC 1812 4.3.2.8 rate limiting of ICMP, as Linux's `icmp_global_allow`).
+#[derive(Debug, Default)]
+struct TokenBucket {
+    tokens: u64,
+    /// Microsecond-tokens carried between refills (tokens * 1e6).
+    credit_us: u64,
+    last: Option<Instant>,
+}
+
+impl TokenBucket {
+    fn allow(&mut self, now: Instant, rate: u32, burst: u32) -> bool {
+        let burst = u64::from(burst.max(1));
+        match self.last {
+            None => self.tokens = burst,
+            Some(last) => {
+                let us = now.saturating_duration_since(last).as_micros() as u64;
+                let earned = self
+                    .credit_us
+                    .saturating_add(us.saturating_mul(u64::from(rate)));
+                self.tokens = (self.tokens + earned / 1_000_000).min(burst);
+                self.credit_us = if self.tokens == burst {
+                    0
+                } else {
+                    earned % 1_000_000
+                };
+            }
+        }
+        self.last = Some(now);
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Bytes of looped-back datagrams that may wait for `handle_timeout`; while
+/// more wait, `poll_transmit` pauses (nothing is dropped).
+const LOOPBACK_BYTES: usize = 1 << 20;
+/// Emptied loopback buffers kept for reuse.
+const LOOPBACK_SPARE: usize = 32;
+
+/// Datagrams the stack sent to itself, waiting to be handled as input: a
+/// loopback interface inside the stack (RFC 1122 3.2.1.3).
+#[derive(Default)]
+struct Loopback {
+    queue: VecDeque<Vec<u8>>,
+    /// Bytes in `queue`.
+    bytes: usize,
+    /// When the oldest datagram in `queue` was sent (`poll_timeout` reports it).
+    since: Option<Instant>,
+    spare: Vec<Vec<u8>>,
+}
+
 struct Slot {
     generation: u32,
     conn: Option<Box<Conn>>,
@@ -207,7 +328,17 @@ struct Listener {
     backlog: usize,
     /// Embryonic connections (SYN-RECEIVED).
     syn_queue: usize,
+    /// The embryos in arrival order, for eviction (entries that are no
+    /// longer embryos of this listener are skipped and dropped lazily).
+    embryos: VecDeque<ConnId>,
+    /// When this listener last answered with a SYN cookie: ACKs are
+    /// checked for cookies only while cookies may be out (Linux
+    /// `tcp_synq_no_recent_overflow`).
+    last_cookie: Option<Instant>,
     accept_queue: VecDeque<ConnId>,
+    /// Connections taken with `accept` that still wait in a front end's
+    /// own queue; they count against `backlog` ([`Stack::set_listener_waiting`]).
+    waiting: usize,
     in_events: bool,
     /// Send and receive buffer sizes of the connections it accepts (the
     /// configured ones unless set: [`Stack::set_listener_buffers`]).
@@ -227,6 +358,15 @@ enum EventSource {
 /// ([`poll_transmit`](Stack::poll_transmit)) and events
 /// ([`poll_event`](Stack::poll_event)). After any `handle_*` or socket call,
 /// drain `poll_transmit` until `None`, then sleep until `poll_timeout`.
+///
+/// **Loopback.** Datagrams to one of the stack's own addresses, or to
+/// 127.0.0.0/8 (which it answers for without configuration, as Linux does),
+/// never leave through `poll_transmit`: they wait in a bounded queue inside
+/// the stack and are handled as input by the next `handle_timeout`, which
+/// `poll_timeout` reports due at once (RFC 1122 3.2.1.3). So two services
+/// on one stack can talk, and a driver needs nothing for it. Device input
+/// to or from 127.0.0.0/8 is dropped (RFC 1122 3.2.1.3 (g)); counted in
+/// [`Stats::loopback`].
 pub struct Stack {
     cfg: Config,
     rng: Rng,
@@ -234,6 +374,12 @@ pub struct Stack {
     factory: Box<dyn BufferFactory>,
     stats: Stats,
     challenge: RateLimiter,
+    cookies: Cookies,
+    icmp_bucket: TokenBucket,
+    /// Half-open connections across all listeners (`max_syn_backlog`).
+    syn_total: usize,
+    /// Buffer memory as the front end last reported it.
+    buffer_memory: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
@@ -244,6 +390,7 @@ pub struct Stack {
     dirty: VecDeque<ConnId>,
     events: VecDeque<EventSource>,
     control: VecDeque<Vec<u8>>,
+    loopback: Loopback,
     ip_ident: u16,
     port_key: u64,
     port_table: [u16; 256],
@@ -259,6 +406,8 @@ impl Stack {
         let ip_ident = rng.next_u32() as u16;
         // Its own stream, so the other draws stay as they were.
         let challenge = RateLimiter::new(config.seed ^ 0x5961_5961_5961_5961);
+        let mut cookie_key = [0u8; 16];
+        Rng::new(config.seed ^ 0x4987_4987_4987_4987).fill(&mut cookie_key);
         Stack {
             cfg: config,
             rng,
@@ -266,6 +415,10 @@ impl Stack {
             factory: Box::new(VecBufferFactory),
             stats: Stats::default(),
             challenge,
+            cookies: Cookies::new(cookie_key),
+            icmp_bucket: TokenBucket::default(),
+            syn_total: 0,
+            buffer_memory: 0,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -276,6 +429,7 @@ impl Stack {
             dirty: VecDeque::new(),
             events: VecDeque::new(),
             control: VecDeque::new(),
+            loopback: Loopback::default(),
             ip_ident,
             port_key,
             port_table: [0; 256],
@@ -300,6 +454,19 @@ impl Stack {
     /// Number of connections in any state (including TIME-WAIT).
     pub fn connection_count(&self) -> usize {
         self.live
+    }
+
+    /// Number of connections with data or a FIN still to exchange: all but
+    /// those in TIME-WAIT (which only guards its tuple, RFC 9293 3.4.2) and
+    /// those already CLOSED. A front end whose application dropped every
+    /// handle keeps driving the stack until this is 0, as a kernel keeps
+    /// delivering after `close()`. O(connections).
+    pub fn active_connection_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.conn.as_deref())
+            .filter(|c| !matches!(c.state, State::Closed | State::TimeWait))
+            .count()
     }
 
     // ------------------------------------------------------------------
@@ -381,6 +548,7 @@ impl Stack {
                             l.accept_queue.remove(pos);
                         } else if conn.state == State::Closed || conn.state == State::SynReceived {
                             l.syn_queue = l.syn_queue.saturating_sub(1);
+                            self.syn_total = self.syn_total.saturating_sub(1);
                         }
                     }
                 }
@@ -444,6 +612,7 @@ impl Stack {
                 self.remove(id);
             }
         }
+        self.compact_timers_if_bloated();
     }
 
     fn env_parts(&mut self, now: Instant) -> (Env<'_>, &mut Vec<Slot>) {
@@ -476,6 +645,11 @@ impl Stack {
     /// GRO/TSO super-segment of up to 64 KB from a device with offloads):
     /// it is handled as one segment.
     pub fn handle_packet_meta(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
+        self.handle_ipv4(now, packet, meta, false);
+    }
+
+    /// One datagram from the device, or `looped` back from the stack itself.
+    fn handle_ipv4(&mut self, now: Instant, packet: &[u8], meta: RxMeta, looped: bool) {
         self.stats.packets_in += 1;
         let ip = match Ipv4Packet::new_checked(packet) {
             Ok(p) => p,
@@ -488,8 +662,19 @@ impl Stack {
             Ok(r) => r,
             Err(e) => return self.count_drop(e),
         };
-        if !self.cfg.addrs.contains(&repr.dst) {
+        // RFC 1122 3.2.1.3 (g): 127.0.0.0/8 is internal host loopback and
+        // MUST NOT appear outside a host: only looped datagrams may carry it.
+        let ours = if looped {
+            self.is_local(repr.dst)
+        } else {
+            self.cfg.addrs.contains(&repr.dst)
+        };
+        if !ours {
             self.stats.drop_not_ours += 1;
+            return;
+        }
+        if !looped && repr.src.is_loopback() {
+            self.stats.drop_malformed += 1;
             return;
         }
         let payload = ip.payload();
@@ -542,6 +727,24 @@ impl Stack {
         if let Some(&index) = self.conns.get(&(local, remote)) {
             let generation = self.slots[index as usize].generation;
             let id = ConnId { index, generation };
+            let Some(conn) = self.slots[index as usize].conn.as_deref() else {
+                return;
+            };
+            if conn.state == State::SynReceived
+                && seg.flags.ack()
+                && !seg.flags.rst()
+                && !seg.flags.syn()
+            {
+                if let Some(lid) = conn.listener {
+                    if self.accept_queue_full(lid.0) {
+                        // As Linux (`tcp_abort_on_overflow` = 0): with the
+                        // accept queue full the final ACK is dropped; the
+                        // SYN-ACK retransmission retries the handshake.
+                        self.stats.accept_queue_overflows += 1;
+                        return;
+                    }
+                }
+            }
             let (mut env, slots) = self.env_parts(now);
             let Some(conn) = slots[index as usize].conn.as_deref_mut() else {
                 return;
@@ -591,6 +794,11 @@ impl Stack {
                 return;
             }
             if f.ack() {
+                if !f.syn() && self.cookies_may_be_out(lidx, now) {
+                    // RFC 4987 3.6: the ACK completing a cookie handshake.
+                    self.on_cookie_ack(now, lidx, local, remote, seg);
+                    return;
+                }
                 // <SEQ=SEG.ACK><CTL=RST>
                 self.queue_rst(local, remote, seg.ack, None);
                 return;
@@ -617,47 +825,6 @@ impl Stack {
         }
     }
 
-    fn on_syn(
-        &mut self,
-        now: Instant,
-        lidx: u32,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        seg: &SegmentIn,
-        iss_floor: Option<SeqNum>,
-    ) {
-        let Some(Some(l)) = self.listeners.get(lidx as usize) else {
-            return;
-        };
-        // Listen queues: at most `backlog` embryos and `backlog` waiting accepts
-        // (the SYN is dropped, as Linux does; the peer retries).
-        if l.syn_queue >= l.backlog.max(8) || l.accept_queue.len() >= l.backlog {
-            self.stats.drop_listen_overflow += 1;
-            return;
-        }
-        if self.live >= self.cfg.max_connections {
-            self.stats.drop_listen_overflow += 1;
-            return;
-        }
-        let buffers = l.buffers;
-        let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers, iss_floor);
-        let mut env = Env {
-            now,
-            cfg: &self.cfg,
-            stats: &mut self.stats,
-            challenge: &mut self.challenge,
-            gso: false,
-            gso_size: None,
-        };
-        conn.open_passive(&mut env, seg, ListenerId(lidx));
-        let id = self.insert(conn, false);
-        debug_assert_eq!(id, id_hint);
-        if let Some(Some(l)) = self.listeners.get_mut(lidx as usize) {
-            l.syn_queue += 1;
-        }
-        self.after(id, true);
-    }
-
     /// A CLOSED connection for the tuple, with its ISN (RFC 6528),
     /// timestamp offset and buffers from the factory; also the id the next
     /// `insert` will give it.
@@ -674,6 +841,20 @@ impl Stack {
             (clock, _) => clock,
         };
         let ts_offset = self.rng.next_u32();
+        self.new_conn_with(now, local, remote, (send, recv), iss, ts_offset)
+    }
+
+    /// [`new_conn`](Stack::new_conn) with the ISS and timestamp offset given
+    /// (a SYN cookie fixed them).
+    fn new_conn_with(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        (send, recv): (usize, usize),
+        iss: SeqNum,
+        ts_offset: u32,
+    ) -> (ConnId, Conn) {
         let id = self.next_id();
         let (sb, rb) = self.factory.buffers(id, send, recv);
         let conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
@@ -701,6 +882,7 @@ impl Stack {
         match self.listeners.get_mut(lid.0 as usize) {
             Some(Some(l)) => {
                 l.syn_queue = l.syn_queue.saturating_sub(1);
+                self.syn_total = self.syn_total.saturating_sub(1);
                 l.accept_queue.push_back(id);
                 if !l.in_events {
                     l.in_events = true;
@@ -725,6 +907,7 @@ impl Stack {
         ack: Option<SeqNum>,
     ) {
         if self.control.len() >= MAX_CONTROL {
+            self.stats.drop_control_full += 1;
             return;
         }
         let mut flags = TcpFlags::RST;
@@ -788,7 +971,17 @@ impl Stack {
         };
         match msg {
             IcmpRepr::EchoRequest { ident, seq, data } => {
-                if self.control.len() >= MAX_CONTROL || ip.src.is_broadcast() {
+                if ip.src.is_broadcast() || ip.src.is_multicast() || ip.src.is_unspecified() {
+                    self.stats.drop_malformed += 1;
+                    return;
+                }
+                if self.control.len() >= MAX_CONTROL {
+                    self.stats.drop_control_full += 1;
+                    return;
+                }
+                let (rate, burst) = (self.cfg.icmp_msgs_per_sec, self.cfg.icmp_msgs_burst);
+                if !self.icmp_bucket.allow(now, rate, burst) {
+                    self.stats.icmp_rate_limited += 1;
                     return;
                 }
                 let reply = IcmpRepr::EchoReply { ident, seq, data };
@@ -900,7 +1093,55 @@ impl Stack {
         self.transmit(now, buf, true)
     }
 
+    /// The next datagram for the device. Those for the stack itself
+    /// (RFC 1122 3.2.1.3) are queued as input for the next `handle_timeout`
+    /// instead, which `poll_timeout` reports due at once; while the queue
+    /// is full, output pauses until then.
     fn transmit(&mut self, now: Instant, buf: &mut [u8], gso: bool) -> Option<Transmit> {
+        loop {
+            if self.loopback.bytes >= LOOPBACK_BYTES {
+                return None;
+            }
+            let t = self.transmit_next(now, buf, gso)?;
+            let datagram = &buf[..t.len];
+            let local =
+                Ipv4Packet::new_checked(datagram).is_ok_and(|p| self.is_local(p.dst_addr()));
+            if !local {
+                return Some(t);
+            }
+            let mut copy = self.loopback.spare.pop().unwrap_or_default();
+            copy.clear();
+            copy.extend_from_slice(datagram);
+            self.loopback.bytes += copy.len();
+            self.loopback.since.get_or_insert(now);
+            self.loopback.queue.push_back(copy);
+            self.stats.loopback += 1;
+        }
+    }
+
+    /// Handles the datagrams the stack sent itself (see `transmit`).
+    fn handle_loopback(&mut self, now: Instant) {
+        // Only those queued so far: handling them queues none (`transmit`
+        // does), but stay bounded anyway.
+        for _ in 0..self.loopback.queue.len() {
+            let Some(datagram) = self.loopback.queue.pop_front() else {
+                break;
+            };
+            self.loopback.bytes -= datagram.len();
+            // It never crossed a wire: its TCP checksum, complete or partial
+            // (a super-segment), is not checked.
+            let meta = RxMeta {
+                checksum_verified: true,
+            };
+            self.handle_ipv4(now, &datagram, meta, true);
+            if self.loopback.spare.len() < LOOPBACK_SPARE {
+                self.loopback.spare.push(datagram);
+            }
+        }
+        self.loopback.since = None;
+    }
+
+    fn transmit_next(&mut self, now: Instant, buf: &mut [u8], gso: bool) -> Option<Transmit> {
         let plain = |len| {
             Some(Transmit {
                 len,
@@ -980,8 +1221,60 @@ impl Stack {
         None
     }
 
-    /// The earliest instant at which [`handle_timeout`](Stack::handle_timeout) must be called.
+    /// The earliest instant at which [`handle_timeout`](Stack::handle_timeout)
+    /// must be called. Datagrams the stack sent itself (to one of its
+    /// addresses or 127.0.0.0/8) are handled there: while some wait, this
+    /// is the time they were sent, already past.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let timer = self.next_timer();
+        match (timer, self.loopback.since) {
+            (Some(t), Some(l)) => Some(t.min(l)),
+            (t, l) => t.or(l),
+        }
+    }
+
+    /// Timers are cancelled lazily, so the heap may hold stale entries:
+    /// one each time a connection's deadline moved earlier, or an earlier
+    /// timer fired while a later one stood. A peer drawing delayed ACKs
+    /// under a long retransmission timeout would grow it until that
+    /// deadline. Once the heap holds more than twice the live connections
+    /// (plus slack), it is rebuilt from the slots' real deadlines: O(n)
+    /// at most once per n pushes, and the heap stays bounded.
+    fn compact_timers_if_bloated(&mut self) {
+        if self.timers.len() <= 2 * self.live + 64 {
+            return;
+        }
+        let mut entries = std::mem::take(&mut self.timers).into_vec();
+        entries.clear();
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            slot.scheduled = slot.conn.as_deref().and_then(|c| c.timers.next());
+            if let Some(t) = slot.scheduled {
+                entries.push(Reverse((t, index as u32, slot.generation)));
+            }
+        }
+        self.timers = BinaryHeap::from(entries);
+    }
+
+    /// Tells the stack how much memory its connections' buffers hold now
+    /// (a front end whose buffers allocate lazily measures it). At or
+    /// above `Config::max_buffer_memory`, new connections are refused.
+    pub fn set_buffer_memory(&mut self, bytes: usize) {
+        self.buffer_memory = bytes;
+    }
+
+    /// The buffer memory is at its limit: no new connections.
+    pub(crate) fn memory_exhausted(&self) -> bool {
+        self.buffer_memory >= self.cfg.max_buffer_memory
+    }
+
+    /// Number of entries in the timer heap (for bounds checks).
+    #[doc(hidden)]
+    pub fn timer_heap_len(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// The earliest connection timer.
+    fn next_timer(&mut self) -> Option<Instant> {
         while let Some(&Reverse((t, index, generation))) = self.timers.peek() {
             // The common case: the top entry is current; leave the heap alone.
             if let Some(slot) = self.slots.get(index as usize) {
@@ -1012,8 +1305,12 @@ impl Stack {
         None
     }
 
-    /// Runs every timer due at `now`.
+    /// Runs every timer due at `now`, after handling the datagrams the
+    /// stack sent itself.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.loopback.queue.is_empty() {
+            self.handle_loopback(now);
+        }
         while let Some(&Reverse((t, index, generation))) = self.timers.peek() {
             if t > now {
                 break;
@@ -1099,8 +1396,16 @@ impl Stack {
     // Socket calls
     // ------------------------------------------------------------------
 
+    /// Whether `ip` names this host: one of its addresses, or internal host
+    /// loopback 127.0.0.0/8 (RFC 1122 3.2.1.3 (g)), which it answers for as
+    /// Linux does without it being configured. Datagrams to it are looped
+    /// back inside the stack, never sent to the device.
+    fn is_local(&self, ip: Ipv4Addr) -> bool {
+        ip.is_loopback() || self.cfg.addrs.contains(&ip)
+    }
+
     fn check_local_ip(&self, ip: Ipv4Addr) -> crate::Result<()> {
-        if ip.is_unspecified() || self.cfg.addrs.contains(&ip) {
+        if ip.is_unspecified() || self.is_local(ip) {
             Ok(())
         } else {
             Err(Error::AddrNotAvailable)
@@ -1137,7 +1442,10 @@ impl Stack {
             addr,
             backlog: backlog.clamp(1, 65535),
             syn_queue: 0,
+            embryos: VecDeque::new(),
+            last_cookie: None,
             accept_queue: VecDeque::new(),
+            waiting: 0,
             in_events: false,
             buffers: (self.cfg.send_buffer, self.cfg.recv_buffer),
         };
@@ -1207,6 +1515,25 @@ impl Stack {
         }
     }
 
+    /// Tells the stack that `waiting` connections taken from `listener`
+    /// with [`accept`](Stack::accept) still wait in a front end's own queue
+    /// for its application. They count against the backlog as if they were
+    /// still in the accept queue, so a front end that moves connections
+    /// ahead of its application keeps the backlog's meaning.
+    pub fn set_listener_waiting(
+        &mut self,
+        listener: ListenerId,
+        waiting: usize,
+    ) -> crate::Result<()> {
+        match self.listeners.get_mut(listener.0 as usize) {
+            Some(Some(l)) => {
+                l.waiting = waiting;
+                Ok(())
+            }
+            _ => Err(Error::InvalidHandle),
+        }
+    }
+
     /// The address a listener is bound to.
     pub fn listener_addr(&self, listener: ListenerId) -> Option<SocketAddrV4> {
         self.listeners
@@ -1242,12 +1569,23 @@ impl Stack {
         }
         let local = local.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
         self.check_local_ip(*local.ip())?;
-        let lip = if local.ip().is_unspecified() {
-            *self.cfg.addrs.first().ok_or(Error::AddrNotAvailable)?
-        } else {
+        let lip = if !local.ip().is_unspecified() {
             *local.ip()
+        } else if rip.is_loopback() {
+            // As Linux routes 127.0.0.0/8: through loopback, from 127.0.0.1.
+            Ipv4Addr::LOCALHOST
+        } else if self.cfg.addrs.contains(&rip) {
+            // One of our own addresses: it is the source too (RFC 1122 3.2.1.3).
+            rip
+        } else {
+            *self.cfg.addrs.first().ok_or(Error::AddrNotAvailable)?
         };
-        if self.live >= self.cfg.max_connections {
+        // RFC 1122 3.2.1.3 (g): a loopback source never leaves the host
+        // (Linux: EINVAL).
+        if lip.is_loopback() && !self.is_local(rip) {
+            return Err(Error::InvalidInput);
+        }
+        if self.live >= self.cfg.max_connections || self.memory_exhausted() {
             return Err(Error::Exhausted);
         }
         let local = if local.port() == 0 {

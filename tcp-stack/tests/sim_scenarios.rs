@@ -583,3 +583,56 @@ fn reneging_receiver_and_zero_tsecr_echoes_still_deliver_everything() {
     // the RTO far from the hours a zero echo would give.
     assert!(t.elapsed().unwrap() < secs(120), "{}", t.summary());
 }
+
+/// RFC 4987 3.6 under a flood: 100,000 spoofed SYNs (from addresses no
+/// node owns, so nobody answers the SYN-ACKs) fill the SYN queue; the
+/// listener keeps no state beyond it and answers with cookies, and a
+/// legitimate connect then completes in one round trip.
+#[test]
+fn syn_flood_of_100k_spoofed_syns_leaves_a_legitimate_connect_instant() {
+    let (mut sim, c, s) = Sim::pair(0x4987, LinkConfig::ideal(ms(5)), |_| {});
+    let addr = SocketAddrV4::new(sim.addr(s), 80);
+    let listener = sim.stack_mut(s).listen(addr, 128).unwrap();
+    let t0 = sim.now();
+    for i in 0..100_000u32 {
+        let src = SocketAddrV4::new(
+            std::net::Ipv4Addr::new(10, 99, (i >> 16) as u8, (i >> 8) as u8),
+            1024 + (i % 60_000) as u16,
+        );
+        let syn = SegmentBuilder::new(src, addr)
+            .seq(i.wrapping_mul(2_654_435_761))
+            .flags(flags::SYN)
+            .window(65535)
+            .options(&[2, 4, 0x05, 0xb4])
+            .build();
+        // Spread over one second.
+        sim.inject_at(s, t0 + Duration::from_micros(u64::from(i) * 10), syn);
+    }
+    sim.run_until(t0 + secs(1), |_| false);
+    let st = sim.stack(s).stats().clone();
+    assert!(st.syncookies_sent >= 99_000, "{st:?}");
+    assert!(
+        sim.stack(s).connection_count() <= 128,
+        "{} connections held",
+        sim.stack(s).connection_count()
+    );
+    // The legitimate client, right after the flood.
+    let start = sim.now();
+    let cc = sim.stack_mut(c).connect(start, None, addr).unwrap();
+    let mut sc = None;
+    let ok = sim.run_until(start + secs(5), |sim| {
+        if sc.is_none() {
+            sc = sim.stack_mut(s).accept(listener);
+        }
+        sc.is_some() && sim.stack(c).state(cc) == State::Established
+    });
+    assert!(ok, "the legitimate connect did not complete");
+    let took = sim.now() - start;
+    // One round trip (10 ms) plus the final ACK's way (5 ms).
+    assert!(took <= ms(16), "took {took:?}");
+    assert!(sim.stack(s).stats().syncookies_validated >= 1);
+    // And it carries data both ways.
+    let sc = sc.unwrap();
+    let got = exchange(&mut sim, (c, cc), (s, sc), b"after the flood");
+    assert_eq!(got, b"after the flood");
+}

@@ -158,17 +158,12 @@ impl TcpListener {
     }
 
     fn try_pop(&self) -> Option<io::Result<(TcpStream, SocketAddr)>> {
-        let (conn, was_full) = {
-            let mut queue = self.shared.queue();
-            let was_full = queue.len() >= self.shared.backlog;
-            (queue.pop_front(), was_full)
-        };
+        let conn = self.shared.queue().pop_front();
         match conn {
             Some(shared) => {
-                if was_full {
-                    // The core may hold more: ask the driver to move them.
-                    let _ = self.stack.command(Command::Refill(self.shared.id));
-                }
+                // The core counts this queue against the backlog and may
+                // hold more: tell the driver (one command per accept).
+                let _ = self.stack.command(Command::Refill(self.shared.id));
                 let peer = SocketAddr::V4(shared.peer);
                 Some(Ok((TcpStream::new(self.stack.clone(), shared), peer)))
             }

@@ -268,17 +268,19 @@ impl TcpSocket {
     /// Unlike Tokio's, this is `async`: the listener is created by the
     /// driver task, which may run on the calling thread.
     ///
+    /// As on Linux, `backlog + 1` connections may complete and wait for
+    /// `accept` (`sk_acceptq_is_full()` tests `>`, not `>=`); further SYNs
+    /// are dropped until the application accepts (the peers retry). A
+    /// backlog of 0 is valid: one connection may wait.
+    ///
     /// # Errors
     ///
-    /// As [`TcpListener::bind_with`]; `InvalidInput` for a backlog of 0.
+    /// As [`TcpListener::bind_with`].
     ///
     /// # Cancel safety
     ///
     /// Dropping the future closes the listener if it was created.
     pub async fn listen(self, backlog: u32) -> io::Result<TcpListener> {
-        if backlog == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "backlog of 0"));
-        }
         let local = self
             .local()
             .unwrap_or(SocketAddrV4::new(self.stack.config().addrs[0], 0));

@@ -3,7 +3,8 @@
 use crate::driver::{Command, SocketOpts};
 use crate::ring::{RecvReader, SendWriter};
 use crate::shared::{
-    Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND, FAILED, PEER_FIN, WRITE_SHUT,
+    Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND, ERROR_TAKEN, FAILED, PEER_FIN,
+    WRITE_SHUT,
 };
 use crate::stack::{default_stack, Stack};
 use crate::tcp::addr::{resolve_v4, ToSocketAddrs};
@@ -198,10 +199,13 @@ impl TcpStream {
             // `Acquire` load makes them visible to this second read.
             (n, before, _) = attempt();
             if n == 0 {
-                return if flags & PEER_FIN != 0 || flags & (FAILED | ABORTED) == 0 {
-                    Ok(0)
-                } else {
-                    Err(self.shared.error(flags))
+                if flags & PEER_FIN != 0 || flags & (FAILED | ABORTED) == 0 {
+                    return Ok(0);
+                }
+                // Linux `sock_error()` reports a connection's error once.
+                return match self.shared.take_error(flags) {
+                    Some(e) => Err(e),
+                    None => Ok(0),
                 };
             }
         }
@@ -232,7 +236,9 @@ impl TcpStream {
     ///
     /// `WouldBlock` when nothing is buffered yet; the connection's error
     /// (`ConnectionReset`, `TimedOut`, ...) once it failed and the buffered
-    /// bytes are consumed. `Ok(0)` is the end of stream (or an empty `buf`).
+    /// bytes are consumed. `Ok(0)` is the end of stream (or an empty `buf`);
+    /// as on Linux, the error is given once (to a read or a write), and
+    /// reads return `Ok(0)` after it.
     ///
     /// # Examples
     ///
@@ -357,16 +363,30 @@ impl TcpStream {
 
     // ----- writing -----
 
-    fn try_write_with(&self, f: impl FnOnce(&mut SendWriter) -> usize) -> io::Result<usize> {
+    /// Writes through `f`; `empty` if there is nothing to write.
+    ///
+    /// The state is checked before the length, as Linux `tcp_sendmsg()`
+    /// tests `SEND_SHUTDOWN` before it looks at the length: writing nothing
+    /// to a shut-down or failed connection fails too.
+    fn try_write_with(
+        &self,
+        empty: bool,
+        f: impl FnOnce(&mut SendWriter) -> usize,
+    ) -> io::Result<usize> {
         let flags = self.shared.flags();
         if flags & (FAILED | ABORTED) != 0 {
-            return Err(self.shared.error(flags));
+            // Linux `sock_error()` reports a connection's error once.
+            let e = self.shared.take_error(flags);
+            return Err(e.unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()));
         }
         if flags & (WRITE_SHUT | CLOSED) != 0 {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         if flags & CONNECTED == 0 {
             return Err(would_block());
+        }
+        if empty {
+            return Ok(0);
         }
         let n = self.shared.send.with(f);
         if n == 0 {
@@ -381,11 +401,8 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
         poll_io(cx, &self.shared.write_waker, || {
-            self.try_write_with(|w| w.write(buf))
+            self.try_write_with(buf.is_empty(), |w| w.write(buf))
         })
     }
 
@@ -394,11 +411,9 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Poll::Ready(Ok(0));
-        }
+        let empty = bufs.iter().all(|b| b.is_empty());
         poll_io(cx, &self.shared.write_waker, || {
-            self.try_write_with(|w| w.write_vectored(bufs))
+            self.try_write_with(empty, |w| w.write_vectored(bufs))
         })
     }
 
@@ -407,7 +422,9 @@ impl TcpStream {
     /// # Errors
     ///
     /// `WouldBlock` when the send buffer is full; `BrokenPipe` after
-    /// shutdown; the connection's error once it failed.
+    /// shutdown; the connection's error once it failed (both even for an
+    /// empty `buf`). As on Linux, the error is given once (to a read or a
+    /// write), and writes fail with `BrokenPipe` after it.
     ///
     /// # Examples
     ///
@@ -419,10 +436,7 @@ impl TcpStream {
     /// # }
     /// ```
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.try_write_with(|w| w.write(buf))
+        self.try_write_with(buf.is_empty(), |w| w.write(buf))
     }
 
     /// Tries to write several buffers without waiting (gathered write).
@@ -431,28 +445,25 @@ impl TcpStream {
     ///
     /// As [`try_write`](TcpStream::try_write).
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
-        }
-        self.try_write_with(|w| w.write_vectored(bufs))
+        let empty = bufs.iter().all(|b| b.is_empty());
+        self.try_write_with(empty, |w| w.write_vectored(bufs))
     }
 
     /// Half-closes: queues a FIN after the data already written. Reading
     /// keeps working. Idempotent.
+    ///
+    /// A connection that failed (or whose stack stopped) is not connected
+    /// any more, and tokio's `shutdown` maps ENOTCONN to `Ok(())` on purpose
+    /// (tokio-rs/tokio#4665): so does this one.
     pub(crate) fn shutdown_priv(&self) -> io::Result<()> {
         let flags = self.shared.flags();
-        if flags & WRITE_SHUT != 0 {
+        if flags & (WRITE_SHUT | FAILED | ABORTED) != 0 {
             return Ok(());
-        }
-        if flags & (FAILED | ABORTED) != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                self.shared.error(flags),
-            ));
         }
         let prev = self.shared.flags.fetch_or(WRITE_SHUT, Ordering::AcqRel);
         if prev & WRITE_SHUT == 0 {
-            self.stack.command(Command::Shutdown(self.shared.id))?;
+            // The driver is gone only when the stack stopped: ENOTCONN, `Ok`.
+            let _ = self.stack.command(Command::Shutdown(self.shared.id));
         }
         Ok(())
     }
@@ -480,6 +491,12 @@ impl TcpStream {
         if write_closed {
             ready |= Ready::WRITE_CLOSED;
         }
+        // tokio reports `Ready::ERROR` to `Interest::ERROR` while the socket
+        // has a pending error (Linux: `EPOLLERR` while `sk_err` is set, as
+        // `tcp_reset()` sets it, until `sock_error()` reports it once).
+        if flags & ABORTED != 0 || flags & (FAILED | ERROR_TAKEN) == FAILED {
+            ready |= Ready::ERROR;
+        }
         ready
     }
 
@@ -502,6 +519,9 @@ impl TcpStream {
                 ready |= Ready::WRITE_CLOSED;
             }
         }
+        if interest.is_error() && all.is_error() {
+            ready |= Ready::ERROR;
+        }
         ready
     }
 
@@ -513,7 +533,10 @@ impl TcpStream {
         if interest.is_readable() {
             self.shared.read_waker.register(cx.waker());
         }
-        if interest.is_writable() {
+        // A failure wakes both directions (`Shared::fail`). `ERROR` alone
+        // takes the write direction's slot: a writer waits only on a full
+        // send buffer, a reader on every idle connection.
+        if interest.is_writable() || (interest.is_error() && !interest.is_readable()) {
             self.shared.write_waker.register(cx.waker());
         }
         let ready = self.ready_for(interest);
@@ -528,7 +551,10 @@ impl TcpStream {
     /// a following `try_*` call can still return `WouldBlock`.
     ///
     /// One task per direction is woken (like `AsyncRead`/`AsyncWrite`): do
-    /// not wait for the same direction from two tasks at once.
+    /// not wait for the same direction from two tasks at once. A wait for
+    /// [`Interest::ERROR`] alone counts as one for the write direction;
+    /// it is ready once the connection failed (reset, timed out, stack shut
+    /// down), as `EPOLLERR` is.
     ///
     /// # Errors
     ///

@@ -233,6 +233,13 @@ impl Conn {
                     // the 2 MSL wait protects the next incarnation.
                     State::TimeWait => {}
                     State::Closing | State::LastAck => self.enter_closed(None),
+                    // Linux `tcp_reset()`: in CLOSE-WAIT the peer already
+                    // ended its stream; the reset only means our data will
+                    // not be taken: EPIPE, and reads stay at end of stream.
+                    State::CloseWait => {
+                        self.enter_closed(Some(Error::BrokenPipe));
+                        self.raise(ev::RESET);
+                    }
                     _ => self.enter_closed(Some(Error::ConnectionReset)),
                 }
             } else {
@@ -562,6 +569,7 @@ impl Conn {
             match self.state {
                 State::FinWait1 => {
                     self.set_state(State::FinWait2);
+                    self.fin_wait2_since = env.now;
                     if self.user_closed {
                         // Orphaned: do not wait for the peer's FIN forever.
                         self.timers
@@ -591,8 +599,12 @@ impl Conn {
             // Acknowledges data sent before a timeout rewound SND.NXT.
             self.snd_nxt = ack;
         }
+        // RFC 6298 5 and Karn's algorithm: the backed-off RTO stays until a
+        // valid RTT sample (`RttEstimator::sample` ends the backoff), not
+        // merely until new data is acknowledged; Linux likewise resets
+        // `icsk_backoff` only on a valid measurement.
         self.take_rtt_sample(env.now, seg, true);
-        self.rtt.reset_backoff();
+        self.consecutive_rtos = 0;
         self.persist_backoff = 0;
         if self.sack_enabled {
             let echo = self.echo_millis(env.now, seg);

@@ -117,6 +117,8 @@ pub(crate) struct Options {
     pub user_timeout: Duration,
     pub ttl: u8,
     pub linger_zero: bool,
+    /// How long an orphaned connection may stay in FIN-WAIT-2.
+    pub fin_wait2_timeout: Duration,
 }
 
 impl Options {
@@ -130,6 +132,7 @@ impl Options {
             user_timeout: cfg.user_timeout,
             ttl: cfg.ttl,
             linger_zero: false,
+            fin_wait2_timeout: cfg.fin_wait2_timeout,
         }
     }
 }
@@ -236,6 +239,8 @@ pub(crate) struct Conn {
     pub fin_at: SeqNum,
     /// The application released the handle (`close`): the connection is orphaned.
     pub user_closed: bool,
+    /// When our FIN was acknowledged (FIN-WAIT-2 began).
+    pub fin_wait2_since: Instant,
 
     // --- Reliability ---
     pub rtt: RttEstimator,
@@ -299,6 +304,8 @@ pub(crate) struct Conn {
     /// When the oldest segment in flight was first sent: the flight began
     /// (SND.MAX moved off SND.UNA). No RTT sample can be older (RFC 7323 4.3).
     pub flight_start: Instant,
+    /// Retransmission timeouts in a row, with no new data acknowledged.
+    pub consecutive_rtos: u32,
     /// Persist timer backoff count.
     pub persist_backoff: u32,
 
@@ -346,14 +353,8 @@ impl Conn {
         recv_buf: Box<dyn RecvBuffer>,
         now: Instant,
     ) -> Conn {
-        let our_mss = cfg.mtu.saturating_sub(40).clamp(88, 65535);
-        // RFC 7323 2.3: the smallest shift that lets the window cover the buffer.
-        // Room for auto-tuning up to the configured cap.
-        let window_max = recv_buf.capacity().max(cfg.recv_buffer_max);
-        let mut rcv_wscale = 0;
-        while rcv_wscale < MAX_WSCALE && (window_max >> rcv_wscale) > 65535 {
-            rcv_wscale += 1;
-        }
+        let our_mss = Conn::our_mss(cfg);
+        let rcv_wscale = Conn::recv_wscale(cfg, recv_buf.capacity());
         let peer_mss = 536;
         Conn {
             state: State::Closed,
@@ -372,7 +373,7 @@ impl Conn {
             irs: SeqNum(0),
             rcv_nxt: SeqNum(0),
             rcv_adv: SeqNum(0),
-            rcv_wscale: if cfg.window_scaling { rcv_wscale } else { 0 },
+            rcv_wscale,
             peer_mss,
             our_mss,
             ws_enabled: false,
@@ -399,6 +400,7 @@ impl Conn {
             fin_queued: false,
             fin_at: iss,
             user_closed: false,
+            fin_wait2_since: now,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             rtt_seq: None,
             last_rtt: None,
@@ -435,6 +437,7 @@ impl Conn {
             last_recv: now,
             last_send: now,
             flight_start: now,
+            consecutive_rtos: 0,
             persist_backoff: 0,
             ack_now: false,
             unacked_segments: 0,
@@ -452,6 +455,26 @@ impl Conn {
             events: 0,
             stats: ConnStats::default(),
         }
+    }
+
+    /// The MSS we advertise: MTU - 40 (RFC 9293 3.7.1), at least 88.
+    pub fn our_mss(cfg: &Config) -> usize {
+        cfg.mtu.saturating_sub(40).clamp(88, 65535)
+    }
+
+    /// Our window shift for a receive buffer of `recv_capacity` bytes (RFC
+    /// 7323 2.3): the smallest that lets the window cover the buffer, with
+    /// room for auto-tuning up to the configured cap; 0 without scaling.
+    pub fn recv_wscale(cfg: &Config, recv_capacity: usize) -> u8 {
+        if !cfg.window_scaling {
+            return 0;
+        }
+        let window_max = recv_capacity.max(cfg.recv_buffer_max);
+        let mut shift = 0;
+        while shift < MAX_WSCALE && (window_max >> shift) > 65535 {
+            shift += 1;
+        }
+        shift
     }
 
     /// Active open (RFC 9293 3.10.1): CLOSED -> SYN-SENT.
@@ -480,6 +503,18 @@ impl Conn {
         if !seg.payload.is_empty() {
             self.accept_text(env, seg.seq + 1, seg.payload);
         }
+    }
+
+    /// A SYN cookie validated (RFC 4987 3.6): the connection is as if
+    /// `syn` (rebuilt from the cookie) had arrived and our SYN-ACK, with
+    /// the cookie as ISS, had been sent; the ACK that carried the cookie
+    /// goes through `on_segment` next and establishes it.
+    pub fn open_from_cookie(&mut self, env: &mut Env, syn: &SegmentIn, listener: ListenerId) {
+        self.open_passive(env, syn, listener);
+        self.syn_pending = false;
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.snd_nxt;
+        self.flight_start = env.now;
     }
 
     /// RFC 9293 3.10.7.2/3: options of the peer's SYN decide what is used.
@@ -816,6 +851,11 @@ impl Conn {
             }
             return Ok(n);
         }
+        // The peer's FIN came before any error: the stream ended first, and
+        // reads say so (Linux checks SOCK_DONE before sk_err in tcp_recvmsg).
+        if self.fin_was_received && self.state == State::Closed {
+            return Ok(0);
+        }
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -881,6 +921,13 @@ impl Conn {
                     self.error = None;
                 } else {
                     let _ = self.shutdown();
+                    if self.state == State::FinWait2 {
+                        // Our FIN was acknowledged before the handle went:
+                        // the orphan must not wait for the peer's FIN for
+                        // ever either (Linux `tcp_close()`, `tcp_fin_timeout`).
+                        let at = self.fin_wait2_since + self.opts.fin_wait2_timeout;
+                        self.timers.set(Timer::Close, at);
+                    }
                 }
             }
         }
@@ -953,6 +1000,7 @@ impl Conn {
             cwnd: self.cc.window(),
             ssthresh: self.cc.ssthresh(),
             mss: self.send_mss(),
+            rcv_mss: self.rcv_mss.get(),
             send_window: self.snd_wnd,
             recv_window: self.rcv_adv.since(self.rcv_nxt),
             bytes_sent: self.stats.bytes_sent,

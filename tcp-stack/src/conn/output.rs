@@ -658,7 +658,12 @@ impl Conn {
         let now = env.now;
         env.stats.rto_expirations += 1;
         if matches!(self.state, State::SynSent | State::SynReceived) {
-            if now >= self.connect_deadline {
+            // A passive open gives up after `synack_retries` retransmissions
+            // (Linux `tcp_synack_retries`), an active one at its deadline.
+            let passive = self.listener.is_some() && self.state == State::SynReceived;
+            if now >= self.connect_deadline
+                || (passive && self.syn_retries >= env.cfg.synack_retries)
+            {
                 if self.listener.is_some() && self.state == State::SynReceived {
                     // An embryonic passive connection just goes away.
                     self.enter_closed(None);
@@ -682,7 +687,8 @@ impl Conn {
             return;
         }
         let flight = self.congestion_flight();
-        let first = self.rtt.backoff_count() == 0;
+        let first = self.consecutive_rtos == 0;
+        self.consecutive_rtos = self.consecutive_rtos.saturating_add(1);
         self.cc.on_rto(now, flight, first);
         self.rtt.backoff();
         // Karn: no sample from anything sent before the timeout.

@@ -355,7 +355,11 @@ fn test_listen_rst_ignored() {
 
 #[test]
 fn test_listen_backlog_overflow_drops_syn() {
-    let mut h = Harness::new(config());
+    // Without SYN cookies (see tests/syncookies.rs for the default).
+    let mut h = Harness::new(Config {
+        syn_cookies: crate::SynCookies::Off,
+        ..config()
+    });
     let lid = h.stack.listen(LOCAL, 1).unwrap();
     for port in 0..20u16 {
         let tcp = TcpRepr {
@@ -1252,6 +1256,43 @@ fn test_icmp_echo_request_answered() {
     );
 }
 
+/// RFC 1812 4.3.2.8 (Linux `icmp_msgs_per_sec` / `icmp_msgs_burst`): ICMP
+/// output is rate-limited by a token bucket; the excess is counted.
+#[test]
+fn test_icmp_replies_rate_limited() {
+    let mut h = Harness::new(Config {
+        icmp_msgs_per_sec: 100,
+        icmp_msgs_burst: 10,
+        ..config()
+    });
+    let msg = crate::wire::IcmpRepr::EchoRequest {
+        ident: 9,
+        seq: 1,
+        data: b"ping",
+    };
+    let mut replies = 0;
+    for _ in 0..50 {
+        h.stack.handle_packet(h.now, &icmp_packet(&msg));
+        let mut buf = [0u8; 100];
+        while h.stack.poll_transmit(h.now, &mut buf).is_some() {
+            replies += 1;
+        }
+    }
+    assert_eq!(replies, 10, "the burst");
+    assert_eq!(h.stack.stats().icmp_rate_limited, 40);
+    // 100 ms later, 10 more tokens.
+    h.advance(Duration::from_millis(100));
+    for _ in 0..50 {
+        h.stack.handle_packet(h.now, &icmp_packet(&msg));
+    }
+    let mut buf = [0u8; 100];
+    let mut more = 0;
+    while h.stack.poll_transmit(h.now, &mut buf).is_some() {
+        more += 1;
+    }
+    assert_eq!(more, 10);
+}
+
 #[test]
 fn test_fragments_and_garbage_dropped_and_counted() {
     let mut h = socket_listen();
@@ -1947,3 +1988,5 @@ fn test_established_ce_mark_echoed_until_cwr() {
 // Regression tests for defects found by black-box probes, named after the
 // rule each one breaks.
 mod rules;
+// SYN queue, SYN cookies (RFC 4987) and the accept queue's limit.
+mod syncookies;

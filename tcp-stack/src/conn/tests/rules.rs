@@ -596,3 +596,100 @@ fn test_established_rfc9293_3_1_malformed_option_length_drops_segment() {
     let mut buf = [0u8; 8];
     assert_eq!(h.stack.recv(h.id(), &mut buf), Err(Error::WouldBlock));
 }
+
+/// Linux `tcp_close()` (the orphan FIN-WAIT-2 timeout, `tcp_fin_timeout`):
+/// an application that shut down its side, saw the FIN acknowledged, and
+/// only then released the socket, must not leave the connection in
+/// FIN-WAIT-2 for ever when the peer never sends its FIN.
+#[test]
+fn test_fin_wait_2_close_after_fin_acked_arms_the_orphan_timeout() {
+    let mut cfg = config();
+    cfg.fin_wait2_timeout = Duration::from_secs(5);
+    let mut h = Harness::new(cfg);
+    h.stack.listen(LOCAL, 4).unwrap();
+    h.send_raw(h.peer_seq, None, TcpFlags::SYN, &[]);
+    h.peer_seq += 1;
+    h.peer_ack = h.expect_one().tcp.seq + 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    h.conn = h.stack.accept(crate::ListenerId(0));
+    h.stack.shutdown(h.id()).unwrap();
+    assert!(h.expect_one().flags().fin());
+    h.peer_ack += 1;
+    h.send(TcpFlags::EMPTY, &[]);
+    assert_eq!(h.state(), State::FinWait2);
+    // Only now is the handle released.
+    h.stack.close(h.id()).unwrap();
+    h.run_timers_until(h.now + Duration::from_secs(6));
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+/// Linux `tcp_reset()`: a reset in CLOSE-WAIT (the peer's FIN already
+/// arrived) is EPIPE, not ECONNRESET: writes fail with `BrokenPipe`, and
+/// reads still see the end of stream (the FIN came first).
+#[test]
+fn test_close_wait_rst_is_broken_pipe_and_reads_end_of_stream() {
+    let mut h = socket_close_wait();
+    let seq = h.peer_seq;
+    h.send_raw(seq, None, TcpFlags::RST, &[]);
+    assert_eq!(h.state(), State::Closed);
+    assert_eq!(h.stack.error(h.id()), Some(Error::BrokenPipe));
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.recv(h.id(), &mut buf), Ok(0));
+    assert_eq!(h.stack.send(h.id(), b"x"), Err(Error::BrokenPipe));
+}
+
+/// RFC 6298 5 (Karn's algorithm): after timeouts the backed-off RTO is
+/// kept until a valid RTT sample; an ACK of retransmitted data gives none
+/// (without timestamps), so it must not reset the backoff. The next new
+/// data's ACK, timed cleanly, does.
+#[test]
+fn test_established_rfc6298_5_backoff_kept_until_a_valid_sample() {
+    let mut h = socket_established();
+    let rto0 = h.stack.info(h.id()).unwrap().rto;
+    h.stack.send(h.id(), &[1u8; 100]).unwrap();
+    h.output();
+    // Three timeouts: the RTO doubles three times.
+    let mut rtx = 0;
+    while rtx < 3 {
+        let at = h.stack.poll_timeout().unwrap();
+        rtx += h.run_timers_until(at).len();
+    }
+    let backed_off = h.stack.info(h.id()).unwrap().rto;
+    assert_eq!(backed_off, rto0 * 8);
+    // The retransmission is acknowledged: an ambiguous ACK, no sample.
+    h.peer_ack += 100;
+    h.send(TcpFlags::EMPTY, &[]);
+    assert_eq!(h.stack.info(h.id()).unwrap().rto, backed_off);
+    // New data, acknowledged without retransmission: a valid sample.
+    h.stack.send(h.id(), &[2u8; 100]).unwrap();
+    h.output();
+    h.advance(Duration::from_millis(10));
+    h.peer_ack += 100;
+    h.send(TcpFlags::EMPTY, &[]);
+    assert!(h.stack.info(h.id()).unwrap().rto < backed_off);
+}
+
+/// Found by the `stack` fuzz target: the timer heap gained a stale entry
+/// each time an earlier timer (here the delayed ACK) fired while a later
+/// one (the retransmission timer) stood, so a peer drawing delayed ACKs
+/// grew it until the later deadline. Every resource is bounded: the heap
+/// stays within a small multiple of the connections.
+#[test]
+fn test_established_timer_heap_stays_bounded_under_delayed_acks() {
+    let mut h = socket_established();
+    // A retransmission timer far in the future: unacknowledged data and
+    // a long RTO.
+    h.stack.send(h.id(), &[1u8; 100]).unwrap();
+    h.output();
+    for _ in 0..10_000 {
+        // One small segment: a delayed ACK is armed, earlier than the RTO,
+        // and fires.
+        h.send(TcpFlags::PSH, b"x");
+        h.advance(Duration::from_millis(41));
+        h.output();
+        assert!(h.stack.timer_heap_len() <= 2 * h.stack.connection_count() + 64 + 1);
+        if h.stack.info(h.id()).is_none() {
+            break;
+        }
+    }
+}
