@@ -91,6 +91,9 @@ pub mod cc;
 pub mod config;
 mod conn;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod isn;
 pub mod rng;
 pub mod rtt;

@@ -19,6 +19,8 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+#[cfg(any(test, feature = "fuzzing"))]
+mod inspect;
 mod listen;
 
 /// Counters of what the stack did with its input and output.

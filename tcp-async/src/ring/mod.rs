@@ -141,6 +141,10 @@ mod loom_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+#[cfg(all(any(test, feature = "fuzzing"), not(loom)))]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use recv::{recv_ring, RecvReader, RecvWriter};
 pub use send::{send_ring, SendReader, SendWriter};
 

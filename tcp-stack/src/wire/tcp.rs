@@ -239,9 +239,9 @@ impl TcpOptions {
         n
     }
 
-    /// How many of the SACK blocks `emit` writes: as many as fit in the 40
-    /// bytes left by the other options (NOP,NOP,kind,len then 8 per block).
-    pub fn sack_blocks_emitted(&self) -> usize {
+    /// SACK blocks that fit in the 40 bytes left by the other options in
+    /// the aligned layout (NOP,NOP,kind,len then 8 per block).
+    fn aligned_sack_blocks(&self) -> usize {
         let room = Self::MAX_LEN - self.fixed_len();
         if room < 4 + 8 {
             0
@@ -250,9 +250,55 @@ impl TcpOptions {
         }
     }
 
+    /// Bytes of every option without NOP padding: what parsing them took
+    /// at least (each known option parses only at its exact length).
+    fn packed_len(&self) -> usize {
+        let mut n = 0;
+        if self.mss.is_some() {
+            n += 4;
+        }
+        if self.sack_permitted {
+            n += 2;
+        }
+        if self.timestamps.is_some() {
+            n += 10;
+        }
+        if self.window_scale.is_some() {
+            n += 3;
+        }
+        if !self.sack.is_empty() {
+            n += 2 + 8 * self.sack.len();
+        }
+        n
+    }
+
+    /// Whether `emit` packs the options without padding: only when the
+    /// aligned layout would drop SACK blocks that the packed one keeps.
+    /// Options parsed from a segment always fit packed (RFC 9293 3.1: at
+    /// most 40 bytes of options), so parse -> emit -> parse keeps them all.
+    /// The options the stack builds itself (SACK blocks only beside
+    /// timestamps, where both layouts fit three) never take this layout.
+    fn packed(&self) -> bool {
+        self.aligned_sack_blocks() < self.sack.len()
+            && self.packed_len().next_multiple_of(4) <= Self::MAX_LEN
+    }
+
+    /// How many of the SACK blocks `emit` writes: all of them when they fit
+    /// in 40 bytes with the other options, else as many as fit aligned.
+    pub fn sack_blocks_emitted(&self) -> usize {
+        if self.packed() {
+            self.sack.len()
+        } else {
+            self.aligned_sack_blocks()
+        }
+    }
+
     /// Encoded length in bytes, padded to a multiple of 4. At most 40: SACK
     /// blocks that do not fit are not counted (and not emitted).
     pub fn len(&self) -> usize {
+        if self.packed() {
+            return self.packed_len().next_multiple_of(4);
+        }
         let n = self.sack_blocks_emitted();
         let sack = if n == 0 { 0 } else { 4 + 8 * n };
         self.fixed_len() + sack
@@ -264,11 +310,16 @@ impl TcpOptions {
 
     /// Writes exactly `self.len()` bytes (NOP padding, 4-byte aligned
     /// layout like Linux: MSS, SACK-permitted, timestamps, window scale; then
-    /// SACK blocks as many as fit in 40 bytes).
+    /// SACK blocks as many as fit in 40 bytes). When that layout would drop
+    /// SACK blocks that fit without the padding, the options are packed in
+    /// the same order and NOPs pad the end instead.
     ///
     /// Panics if `buf` is shorter than `self.len()`.
     pub fn emit(&self, buf: &mut [u8]) {
         let buf = &mut buf[..self.len()];
+        if self.packed() {
+            return self.emit_packed(buf);
+        }
         let mut i = 0;
         let mut put = |bytes: &[u8]| {
             buf[i..i + bytes.len()].copy_from_slice(bytes);
@@ -305,6 +356,38 @@ impl TcpOptions {
                 put(&l.0.to_be_bytes());
                 put(&r.0.to_be_bytes());
             }
+        }
+    }
+
+    /// The packed layout of [`emit`](TcpOptions::emit): every option at its
+    /// exact length, NOPs after the last one up to `self.len()`.
+    fn emit_packed(&self, buf: &mut [u8]) {
+        buf.fill(opt::NOP);
+        let mut i = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[i..i + bytes.len()].copy_from_slice(bytes);
+            i += bytes.len();
+        };
+        if let Some(mss) = self.mss {
+            let m = mss.to_be_bytes();
+            put(&[opt::MSS, 4, m[0], m[1]]);
+        }
+        if self.sack_permitted {
+            put(&[opt::SACK_PERMITTED, 2]);
+        }
+        if let Some((val, ecr)) = self.timestamps {
+            put(&[opt::TIMESTAMPS, 10]);
+            put(&val.to_be_bytes());
+            put(&ecr.to_be_bytes());
+        }
+        if let Some(shift) = self.window_scale {
+            put(&[opt::WINDOW_SCALE, 3, shift]);
+        }
+        // RFC 2018 3: kind 5, length 2 + 8n.
+        put(&[opt::SACK, (2 + 8 * self.sack.len()) as u8]);
+        for &(l, r) in self.sack.as_slice() {
+            put(&l.0.to_be_bytes());
+            put(&r.0.to_be_bytes());
         }
     }
 }
@@ -1003,6 +1086,59 @@ mod tests {
         let done = checksum::checksum(&seg);
         seg[16..18].copy_from_slice(&done.to_be_bytes());
         assert_eq!(seg, full);
+    }
+
+    /// Found by the `wire` fuzz target: MSS, SACK-permitted and four SACK
+    /// blocks fill 40 bytes packed, but the aligned layout had room for
+    /// three blocks, so parse -> emit -> parse lost one (RFC 2018 3 allows
+    /// four when the other options leave room).
+    #[test]
+    fn options_parse_emit_parse_keeps_every_sack_block() {
+        let mut bytes = vec![2, 4, 0x02, 0x00, 4, 2, 5, 34];
+        for i in 0..8u32 {
+            bytes.extend_from_slice(&(1000 * (i + 1)).to_be_bytes());
+        }
+        assert_eq!(bytes.len(), 40);
+        let o = TcpOptions::parse(&bytes).unwrap();
+        assert_eq!(
+            (o.mss, o.sack_permitted, o.sack.len()),
+            (Some(512), true, 4)
+        );
+        assert_eq!(o.sack_blocks_emitted(), 4);
+        assert_eq!(o.len(), 40);
+        let mut out = [0u8; 40];
+        o.emit(&mut out);
+        assert_eq!(TcpOptions::parse(&out), Ok(o));
+        // Timestamps and window scale beside three blocks (39 bytes packed).
+        let mut o = TcpOptions {
+            timestamps: Some((1, 2)),
+            window_scale: Some(7),
+            ..TcpOptions::default()
+        };
+        for i in 0..3u32 {
+            o.sack.push(SeqNum(i), SeqNum(i + 10));
+        }
+        assert_eq!(o.len(), 40);
+        let mut out = [0u8; 40];
+        o.emit(&mut out);
+        assert_eq!(TcpOptions::parse(&out), Ok(o));
+    }
+
+    #[test]
+    fn stack_options_keep_the_aligned_layout() {
+        // Timestamps with four blocks: three fit either way, aligned it is.
+        let mut o = TcpOptions {
+            timestamps: Some((1, 2)),
+            ..TcpOptions::default()
+        };
+        for i in 0..4u32 {
+            o.sack.push(SeqNum(i), SeqNum(i + 10));
+        }
+        assert_eq!(o.sack_blocks_emitted(), 3);
+        let mut out = [0u8; 40];
+        o.emit(&mut out);
+        assert_eq!(&out[..4], &[opt::NOP, opt::NOP, opt::TIMESTAMPS, 10]);
+        assert_eq!(&out[12..16], &[opt::NOP, opt::NOP, opt::SACK, 26]);
     }
 
     #[test]
