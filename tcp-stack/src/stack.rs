@@ -490,11 +490,16 @@ impl Stack {
             .and_then(|s| s.conn.as_deref_mut())
     }
 
+    /// The connection behind a handle the application holds: not one it
+    /// released with `close` (as a closed descriptor gives EBADF), though
+    /// the connection may live on, closing in the background.
     fn owned_conn_mut(&mut self, id: ConnId) -> crate::Result<&mut Conn> {
         match self.slots.get_mut(id.index as usize) {
-            Some(s) if s.generation == id.generation && s.owned => {
-                s.conn.as_deref_mut().ok_or(Error::InvalidHandle)
-            }
+            Some(s) if s.generation == id.generation && s.owned => s
+                .conn
+                .as_deref_mut()
+                .filter(|c| !c.user_closed)
+                .ok_or(Error::InvalidHandle),
             _ => Err(Error::InvalidHandle),
         }
     }
@@ -1756,6 +1761,11 @@ impl Stack {
                 interval,
                 probes,
             } => {
+                // As Linux refuses TCP_KEEPIDLE or TCP_KEEPINTVL below 1 s
+                // (EINVAL): a zero would re-arm the timer at `now` for ever.
+                if idle.is_zero() || interval.is_zero() {
+                    return Err(Error::InvalidInput);
+                }
                 c.opts.keepalive_idle = idle;
                 c.opts.keepalive_interval = interval;
                 c.opts.keepalive_probes = probes.max(1);

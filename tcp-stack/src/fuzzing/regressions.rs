@@ -24,9 +24,9 @@ fn wire_options_parse_emit_parse_keeps_every_sack_block() {
 /// socket calls still reach the orphaned connection, so `abort` after a
 /// graceful `close` resets it, and `set_option` re-arms its timers. Found
 /// while writing the stack harness (which therefore only checks that a
-/// closed handle's connection is orphaned).
+/// closed handle's connection is orphaned). Fixed: `owned_conn_mut`
+/// refuses a handle the application closed (`InvalidHandle`, as EBADF).
 #[test]
-#[ignore = "core (stack.rs): close() leaves the handle usable; reported, not fixed on this branch"]
 fn closed_handle_is_invalid_for_every_socket_call() {
     use super::stack::{Action, Fuzzer};
     use super::{decode_actions, seed_inputs, templates};
@@ -72,9 +72,9 @@ fn closed_handle_is_invalid_for_every_socket_call() {
 /// at or before `now`. Linux refuses a zero TCP_KEEPIDLE or TCP_KEEPINTVL
 /// (EINVAL); this test asks the same of `set_option` (a fix that clamps
 /// instead would make it check the clamp). The harness keeps the idle time
-/// at least 1 ms so that fuzzing can go on.
+/// at least 1 ms so that fuzzing can go on. Fixed: `set_option` refuses
+/// a zero idle or interval with `InvalidInput`.
 #[test]
-#[ignore = "core (stack.rs/conn): zero keep-alive idle wedges handle_timeout; reported, not fixed on this branch"]
 fn keepalive_idle_of_zero_is_refused() {
     use super::stack::{Action, Fuzzer};
     use super::{decode_actions, seed_inputs, templates};
