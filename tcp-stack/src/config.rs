@@ -114,6 +114,10 @@ pub struct Config {
     /// (ENOBUFS-like) and listeners drop SYNs (`Stats::drop_memory`) until
     /// the buffers shrink again. Already open connections are not touched.
     pub max_buffer_memory: usize,
+    /// Zero-window probes an orphaned connection (closed by the
+    /// application) sends before it is reset, when its peer keeps the
+    /// window shut (Linux `tcp_orphan_retries`, whose 0 means 8).
+    pub orphan_retries: u32,
     /// SYN cookies (RFC 4987 3.6): see [`SynCookies`].
     pub syn_cookies: SynCookies,
     /// Stack-wide cap on half-open (SYN-RECEIVED) connections, as Linux's
@@ -165,6 +169,7 @@ impl Default for Config {
             challenge_ack_limit: 1000,
             challenge_ack_interval: Duration::from_millis(500),
             max_buffer_memory: 4 << 30,
+            orphan_retries: 8,
             icmp_msgs_per_sec: 1000,
             icmp_msgs_burst: 50,
             syn_cookies: SynCookies::WhenFull,

@@ -108,6 +108,10 @@ pub struct Stats {
     /// `Config::max_buffer_memory` (nstat `TcpExtTCPMemoryPressures` counts
     /// the pressure episodes).
     pub drop_memory: u64,
+    /// Orphaned connections reset because their peer kept its window shut
+    /// past `Config::orphan_retries` probes (nstat `TcpExtTCPAbortOnMemory`
+    /// is the nearest; Linux counts these as `TCPAbortOnTimeout`).
+    pub orphans_reset: u64,
     /// Active opens (nstat `TcpActiveOpens`).
     pub connections_opened: u64,
     /// Connections taken from accept queues (nstat `TcpPassiveOpens`

@@ -611,6 +611,15 @@ impl Conn {
                 self.enter_closed(Some(Error::TimedOut));
                 return;
             }
+            // An orphan (the application closed it) whose peer answers
+            // probes but never opens its window would live for ever: give
+            // up after `orphan_retries` probes and reset it, as Linux does
+            // (`tcp_orphan_retries`, `tcp_probe_timer`).
+            if self.user_closed && self.persist_backoff >= env.cfg.orphan_retries {
+                env.stats.orphans_reset += 1;
+                self.abort(Error::TimedOut);
+                return;
+            }
             self.persist_backoff += 1;
             self.probe_pending = true;
         }

@@ -693,3 +693,45 @@ fn test_established_timer_heap_stays_bounded_under_delayed_acks() {
         }
     }
 }
+
+/// Linux `tcp_orphan_retries` (8): an orphaned connection whose peer
+/// answers every zero-window probe but never opens its window must not
+/// live for ever (every resource bounded). It is reset after 8 probes.
+#[test]
+fn test_fin_wait_1_orphan_behind_a_shut_window_is_reset_after_orphan_retries() {
+    let mut h = socket_established();
+    let (seq, ack) = (h.peer_seq, h.peer_ack);
+    h.send_opts(seq, Some(ack), TcpFlags::ACK, &[], TcpOptions::default(), 0);
+    h.stack.send(h.id(), b"blocked").unwrap();
+    h.expect_none();
+    h.stack.close(h.id()).unwrap();
+    assert_eq!(h.stack.connection_count(), 1);
+    let mut probes = 0;
+    let mut reset = false;
+    for _ in 0..100 {
+        let Some(at) = h.stack.poll_timeout() else {
+            break;
+        };
+        for o in h.run_timers_until(at) {
+            if o.flags().rst() {
+                reset = true;
+            } else if o.payload.len() == 1 {
+                probes += 1;
+                // The peer is alive: it answers, window still shut.
+                let (seq, ack) = (h.peer_seq, h.peer_ack);
+                h.send_opts(seq, Some(ack), TcpFlags::ACK, &[], TcpOptions::default(), 0);
+            }
+        }
+        if h.stack.connection_count() == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        h.stack.connection_count(),
+        0,
+        "the orphan lives on after {probes} probes"
+    );
+    assert!(reset, "the peer is told with a RST");
+    assert_eq!(probes, 8);
+    assert_eq!(h.stack.stats().orphans_reset, 1);
+}
