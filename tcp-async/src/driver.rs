@@ -647,6 +647,10 @@ impl<D: Device> Driver<D> {
             }
             Command::Stop(reply) => {
                 debug!("shutdown requested: stopping the tcp driver");
+                // Nothing will answer for these connections any more: reset
+                // them, so peers learn at once instead of waiting for a
+                // timeout (the RSTs go out in this round's flush).
+                self.stack.reset_all();
                 self.stop_replies.push(reply);
                 self.stopping = true;
             }

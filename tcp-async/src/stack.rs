@@ -156,8 +156,10 @@ impl Stack {
         rx.await.map_err(|_| gone())
     }
 
-    /// Stops the driver: packets already due are flushed, then every open
-    /// socket of this stack fails with `ConnectionAborted`. Returns once the
+    /// Stops the driver: every connection is reset (its peer gets a RST,
+    /// as nothing will answer for it any more), packets already due are
+    /// flushed, then every open socket of this stack fails with
+    /// `ConnectionAborted`. Returns once the
     /// driver task has finished. Calling it again is a no-op.
     ///
     /// # Cancel safety

@@ -1264,6 +1264,32 @@ impl Stack {
         self.timers = BinaryHeap::from(entries);
     }
 
+    /// The stack is going away: resets every connection (RFC 9293 3.10.5
+    /// ABORT: a RST in the synchronized states), orphans included, so no
+    /// peer waits for a stack that will never answer again. Drain
+    /// `poll_transmit` afterwards to send the RSTs.
+    pub fn reset_all(&mut self) {
+        let ids: Vec<ConnId> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.conn.is_some())
+            .map(|(i, s)| ConnId {
+                index: i as u32,
+                generation: s.generation,
+            })
+            .collect();
+        for id in ids {
+            if let Some(c) = self.conn_mut(id) {
+                c.abort(Error::ConnectionAborted);
+                // The application learns from the stack stopping, not
+                // from per-connection events.
+                c.events = 0;
+            }
+            self.after(id, true);
+        }
+    }
+
     /// Tells the stack how much memory its connections' buffers hold now
     /// (a front end whose buffers allocate lazily measures it). At or
     /// above `Config::max_buffer_memory`, new connections are refused.
