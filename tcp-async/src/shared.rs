@@ -146,15 +146,10 @@ impl Shared {
     /// Driver side: records why the connection failed, then sets `FAILED`.
     ///
     /// Linux `tcp_reset()`: a reset in CLOSE-WAIT (the peer's FIN already
-    /// in) sets EPIPE, not ECONNRESET. Reads then keep giving the end of
-    /// stream (`PEER_FIN` is tested first), writes fail with `BrokenPipe`.
+    /// in) is EPIPE, not ECONNRESET; the core reports it so. Reads then
+    /// keep giving the end of stream (`PEER_FIN` is tested first), writes
+    /// fail with `BrokenPipe`.
     pub(crate) fn fail(&self, err: tcp_stack::Error) {
-        let err = match err {
-            tcp_stack::Error::ConnectionReset if self.flags() & PEER_FIN != 0 => {
-                tcp_stack::Error::BrokenPipe
-            }
-            e => e,
-        };
         // Keep the first error: a later CLOSED must not hide a reset.
         let _ =
             self.error

@@ -132,13 +132,19 @@ impl IsnGenerator {
 
     /// F(): the per-connection-id offset, independent of time.
     fn offset(&self, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
-        let mut msg = [0u8; 12];
-        msg[0..4].copy_from_slice(&local.ip().octets());
-        msg[4..6].copy_from_slice(&local.port().to_be_bytes());
-        msg[6..10].copy_from_slice(&remote.ip().octets());
-        msg[10..12].copy_from_slice(&remote.port().to_be_bytes());
-        siphash24(self.key, &msg) as u32
+        siphash24(self.key, &tuple_bytes(local, remote)) as u32
     }
+}
+
+/// The 4-tuple as 12 bytes (addresses and ports in network byte order), the
+/// message keyed hashes of a connection start from.
+pub(crate) fn tuple_bytes(local: SocketAddrV4, remote: SocketAddrV4) -> [u8; 12] {
+    let mut msg = [0u8; 12];
+    msg[0..4].copy_from_slice(&local.ip().octets());
+    msg[4..6].copy_from_slice(&local.port().to_be_bytes());
+    msg[6..10].copy_from_slice(&remote.ip().octets());
+    msg[10..12].copy_from_slice(&remote.port().to_be_bytes());
+    msg
 }
 
 #[cfg(test)]

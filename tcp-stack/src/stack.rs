@@ -933,19 +933,27 @@ impl Stack {
             urgent: 0,
             options: TcpOptions::default(),
         };
+        self.stats.rst_sent += 1;
+        self.queue_tcp(local, remote, &tcp);
+    }
+
+    /// Queues a header-only TCP segment that belongs to no connection (a
+    /// RST, a cookie SYN-ACK) with its IPv4 header and checksum. The
+    /// caller checked the control queue's bound.
+    fn queue_tcp(&mut self, local: SocketAddrV4, remote: SocketAddrV4, tcp: &TcpRepr) {
         let hl = tcp.header_len();
         let mut pkt = vec![0u8; Ipv4Repr::HEADER_LEN + hl];
         tcp.emit(&mut pkt[Ipv4Repr::HEADER_LEN..]);
         fill_checksum(&mut pkt[Ipv4Repr::HEADER_LEN..], *local.ip(), *remote.ip());
+        let ttl = self.cfg.ttl;
         self.ip_header(
             &mut pkt,
             *local.ip(),
             *remote.ip(),
             IpProtocol::Tcp,
             hl,
-            self.cfg.ttl,
+            ttl,
         );
-        self.stats.rst_sent += 1;
         self.control.push_back(pkt);
     }
 

@@ -23,7 +23,7 @@
 //! cookie connection loses none of them. Without timestamps it falls back
 //! to no window scaling and no SACK.
 
-use crate::isn::siphash24;
+use crate::isn::{siphash24, tuple_bytes};
 use crate::seq::SeqNum;
 use crate::time::Instant;
 use std::net::SocketAddrV4;
@@ -82,10 +82,7 @@ impl Cookies {
         idx: u32,
     ) -> u32 {
         let mut msg = [0u8; 24];
-        msg[0..4].copy_from_slice(&local.ip().octets());
-        msg[4..6].copy_from_slice(&local.port().to_be_bytes());
-        msg[6..10].copy_from_slice(&remote.ip().octets());
-        msg[10..12].copy_from_slice(&remote.port().to_be_bytes());
+        msg[..12].copy_from_slice(&tuple_bytes(local, remote));
         msg[12..16].copy_from_slice(&cisn.to_be_bytes());
         msg[16..20].copy_from_slice(&counter.to_be_bytes());
         msg[20..24].copy_from_slice(&idx.to_be_bytes());
@@ -140,10 +137,7 @@ impl Cookies {
     /// wants it per connection; a cookie connection must find it again).
     pub fn ts_offset(&self, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
         let mut msg = [0u8; 13];
-        msg[0..4].copy_from_slice(&local.ip().octets());
-        msg[4..6].copy_from_slice(&local.port().to_be_bytes());
-        msg[6..10].copy_from_slice(&remote.ip().octets());
-        msg[10..12].copy_from_slice(&remote.port().to_be_bytes());
+        msg[..12].copy_from_slice(&tuple_bytes(local, remote));
         msg[12] = 0x7e;
         siphash24(self.key, &msg) as u32
     }

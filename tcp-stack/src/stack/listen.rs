@@ -119,24 +119,19 @@ impl Stack {
     /// the SYN queue, at O(1) amortized cost. (Without this, every
     /// connection a listener ever took left 8 bytes behind.)
     fn prune_embryos(&mut self, lidx: u32) {
-        let Some(Some(l)) = self.listeners.get(lidx as usize) else {
-            return;
-        };
-        if l.embryos.len() <= 2 * l.syn_queue + 16 {
-            return;
+        match self.listeners.get(lidx as usize) {
+            Some(Some(l)) if l.embryos.len() > 2 * l.syn_queue + 16 => {
+                self.drop_stale_embryos(lidx)
+            }
+            _ => {}
         }
+    }
+
+    /// Keeps in `embryos` only the live half-open connections of `lidx`.
+    fn drop_stale_embryos(&mut self, lidx: u32) {
         let slots = &self.slots;
-        let alive = |id: &ConnId| {
-            slots.get(id.index as usize).is_some_and(|s| {
-                s.generation == id.generation
-                    && !s.owned
-                    && s.conn.as_deref().is_some_and(|c| {
-                        c.state == State::SynReceived && c.listener == Some(ListenerId(lidx))
-                    })
-            })
-        };
         if let Some(Some(l)) = self.listeners.get_mut(lidx as usize) {
-            l.embryos.retain(alive);
+            l.embryos.retain(|&id| embryo_of(slots, id, lidx).is_some());
             if l.embryos.capacity() > 4 * l.embryos.len().max(16) {
                 l.embryos.shrink_to(2 * l.embryos.len().max(16));
             }
@@ -148,37 +143,18 @@ impl Stack {
     /// (its peer is slow or gone; a fresh one is likelier to complete).
     /// Returns whether one went.
     fn evict_embryo(&mut self, lidx: u32) -> bool {
+        self.drop_stale_embryos(lidx);
+        let slots = &self.slots;
         let Some(Some(l)) = self.listeners.get_mut(lidx as usize) else {
             return false;
         };
-        let embryos = std::mem::take(&mut l.embryos);
-        let mut victim = None;
-        let mut kept = VecDeque::with_capacity(embryos.len());
-        for id in embryos {
-            let alive = self.slots.get(id.index as usize).is_some_and(|s| {
-                s.generation == id.generation
-                    && !s.owned
-                    && s.conn.as_deref().is_some_and(|c| {
-                        c.state == State::SynReceived && c.listener == Some(ListenerId(lidx))
-                    })
-            });
-            if !alive {
-                continue;
-            }
-            let retried = self.slots[id.index as usize]
-                .conn
-                .as_deref()
-                .is_some_and(|c| c.syn_retries > 0);
-            if victim.is_none() && retried {
-                victim = Some(id);
-            } else {
-                kept.push_back(id);
-            }
-        }
-        if let Some(Some(l)) = self.listeners.get_mut(lidx as usize) {
-            l.embryos = kept;
-        }
-        let Some(id) = victim else {
+        let retried = |id: &ConnId| embryo_of(slots, *id, lidx).is_some_and(|c| c.syn_retries > 0);
+        let Some(id) = l
+            .embryos
+            .iter()
+            .position(retried)
+            .and_then(|i| l.embryos.remove(i))
+        else {
             return false;
         };
         self.stats.syn_queue_evictions += 1;
@@ -251,21 +227,8 @@ impl Stack {
             urgent: 0,
             options,
         };
-        let hl = tcp.header_len();
-        let mut pkt = vec![0u8; Ipv4Repr::HEADER_LEN + hl];
-        tcp.emit(&mut pkt[Ipv4Repr::HEADER_LEN..]);
-        fill_checksum(&mut pkt[Ipv4Repr::HEADER_LEN..], *local.ip(), *remote.ip());
-        let ttl = self.cfg.ttl;
-        self.ip_header(
-            &mut pkt,
-            *local.ip(),
-            *remote.ip(),
-            IpProtocol::Tcp,
-            hl,
-            ttl,
-        );
         self.stats.syncookies_sent += 1;
-        self.control.push_back(pkt);
+        self.queue_tcp(local, remote, &tcp);
     }
 
     /// Whether listener `lidx` sent a cookie recently enough for an ACK to
@@ -369,4 +332,16 @@ impl Stack {
             }
         }
     }
+}
+
+/// The connection behind `id` if it is still a half-open connection of
+/// listener `lidx` (not accepted, not established, not gone).
+fn embryo_of(slots: &[Slot], id: ConnId, lidx: u32) -> Option<&Conn> {
+    let s = slots.get(id.index as usize)?;
+    let c = s.conn.as_deref()?;
+    (s.generation == id.generation
+        && !s.owned
+        && c.state == State::SynReceived
+        && c.listener == Some(ListenerId(lidx)))
+    .then_some(c)
 }

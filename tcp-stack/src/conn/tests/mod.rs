@@ -197,14 +197,22 @@ impl Harness {
 // ---------------------------------------------------------------------
 
 fn socket_listen() -> Harness {
-    let mut h = Harness::new(config());
+    socket_listen_with(config())
+}
+
+fn socket_listen_with(cfg: Config) -> Harness {
+    let mut h = Harness::new(cfg);
     h.stack.listen(LOCAL, 16).unwrap();
     h
 }
 
 /// Passive open up to SYN-RECEIVED; returns the harness and our ISS.
 fn socket_syn_received() -> (Harness, SeqNum) {
-    let mut h = socket_listen();
+    socket_syn_received_with(config())
+}
+
+fn socket_syn_received_with(cfg: Config) -> (Harness, SeqNum) {
+    let mut h = socket_listen_with(cfg);
     h.send_raw(h.peer_seq, None, TcpFlags::SYN, &[]);
     h.peer_seq += 1;
     let synack = h.expect_one();
@@ -215,7 +223,11 @@ fn socket_syn_received() -> (Harness, SeqNum) {
 }
 
 fn socket_established() -> Harness {
-    let (mut h, _) = socket_syn_received();
+    socket_established_with(config())
+}
+
+fn socket_established_with(cfg: Config) -> Harness {
+    let (mut h, _) = socket_syn_received_with(cfg);
     h.send(TcpFlags::EMPTY, &[]);
     h.expect_none();
     let lid = crate::ListenerId(0);
@@ -991,13 +1003,7 @@ fn test_fin_wait_2_receives_data_then_fin() {
 fn test_fin_wait_2_orphan_times_out() {
     let mut cfg = config();
     cfg.fin_wait2_timeout = Duration::from_secs(5);
-    let mut h = Harness::new(cfg);
-    h.stack.listen(LOCAL, 4).unwrap();
-    h.send_raw(h.peer_seq, None, TcpFlags::SYN, &[]);
-    h.peer_seq += 1;
-    h.peer_ack = h.expect_one().tcp.seq + 1;
-    h.send(TcpFlags::EMPTY, &[]);
-    h.conn = h.stack.accept(crate::ListenerId(0));
+    let mut h = socket_established_with(cfg);
     h.stack.close(h.id()).unwrap();
     assert!(h.expect_one().flags().fin());
     h.peer_ack += 1;

@@ -605,13 +605,7 @@ fn test_established_rfc9293_3_1_malformed_option_length_drops_segment() {
 fn test_fin_wait_2_close_after_fin_acked_arms_the_orphan_timeout() {
     let mut cfg = config();
     cfg.fin_wait2_timeout = Duration::from_secs(5);
-    let mut h = Harness::new(cfg);
-    h.stack.listen(LOCAL, 4).unwrap();
-    h.send_raw(h.peer_seq, None, TcpFlags::SYN, &[]);
-    h.peer_seq += 1;
-    h.peer_ack = h.expect_one().tcp.seq + 1;
-    h.send(TcpFlags::EMPTY, &[]);
-    h.conn = h.stack.accept(crate::ListenerId(0));
+    let mut h = socket_established_with(cfg);
     h.stack.shutdown(h.id()).unwrap();
     assert!(h.expect_one().flags().fin());
     h.peer_ack += 1;
