@@ -1,0 +1,419 @@
+//! The socket calls: listen, accept, connect, send, receive, close, options.
+
+use super::*;
+
+impl Stack {
+    // ------------------------------------------------------------------
+    // Socket calls
+    // ------------------------------------------------------------------
+
+    /// Whether `ip` names this host: one of its addresses, or internal host
+    /// loopback 127.0.0.0/8 (RFC 1122 3.2.1.3 (g)), which it answers for as
+    /// Linux does without it being configured. Datagrams to it are looped
+    /// back inside the stack, never sent to the device.
+    pub(super) fn is_local(&self, ip: Ipv4Addr) -> bool {
+        ip.is_loopback() || self.cfg.addrs.contains(&ip)
+    }
+
+    pub(super) fn check_local_ip(&self, ip: Ipv4Addr) -> crate::Result<()> {
+        if ip.is_unspecified() || self.is_local(ip) {
+            Ok(())
+        } else {
+            Err(Error::AddrNotAvailable)
+        }
+    }
+
+    pub(super) fn port_in_use_by_listener(&self, ip: Ipv4Addr, port: u16) -> bool {
+        self.listener_map.contains_key(&SocketAddrV4::new(ip, port))
+            || self
+                .listener_map
+                .contains_key(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+            || (ip.is_unspecified() && self.listener_map.keys().any(|a| a.port() == port))
+    }
+
+    /// Opens a listening socket (passive open). Port 0 picks an ephemeral port.
+    pub fn listen(&mut self, addr: SocketAddrV4, backlog: usize) -> crate::Result<ListenerId> {
+        self.check_local_ip(*addr.ip())?;
+        let addr = if addr.port() == 0 {
+            let (lo, hi) = self.cfg.ephemeral_ports;
+            let span = u32::from(hi.saturating_sub(lo)) + 1;
+            let start = self.rng.next_u32() % span;
+            let port = (0..span)
+                .map(|i| lo + ((start + i) % span) as u16)
+                .find(|&p| !self.port_in_use_by_listener(*addr.ip(), p))
+                .ok_or(Error::AddrNotAvailable)?;
+            SocketAddrV4::new(*addr.ip(), port)
+        } else {
+            if self.port_in_use_by_listener(*addr.ip(), addr.port()) {
+                return Err(Error::AddrInUse);
+            }
+            addr
+        };
+        let l = Listener {
+            addr,
+            backlog: backlog.clamp(1, 65535),
+            syn_queue: 0,
+            embryos: VecDeque::new(),
+            last_cookie: None,
+            accept_queue: VecDeque::new(),
+            waiting: 0,
+            in_events: false,
+            buffers: (self.cfg.send_buffer, self.cfg.recv_buffer),
+        };
+        let idx = match self.listeners.iter().position(Option::is_none) {
+            Some(i) => {
+                self.listeners[i] = Some(l);
+                i
+            }
+            None => {
+                self.listeners.push(Some(l));
+                self.listeners.len() - 1
+            }
+        } as u32;
+        self.listener_map.insert(addr, idx);
+        Ok(ListenerId(idx))
+    }
+
+    /// Takes an established connection from a listener's accept queue.
+    pub fn accept(&mut self, listener: ListenerId) -> Option<ConnId> {
+        let l = self.listeners.get_mut(listener.0 as usize)?.as_mut()?;
+        let id = l.accept_queue.pop_front()?;
+        let slot = self.slots.get_mut(id.index as usize)?;
+        slot.owned = true;
+        self.stats.connections_accepted += 1;
+        // Events that happened before accept (data, FIN) are now of interest.
+        if let Some(c) = slot.conn.as_deref_mut() {
+            if !c.recv_buf.is_empty() {
+                c.raise(ev::READABLE);
+            }
+            if c.peer_fin_received() {
+                c.raise(ev::PEER_CLOSED | ev::READABLE);
+            }
+            c.raise(ev::WRITABLE);
+        }
+        self.after(id, false);
+        Some(id)
+    }
+
+    /// Closes a listener; connections not yet accepted are reset.
+    pub fn close_listener(&mut self, listener: ListenerId) {
+        let Some(l) = self
+            .listeners
+            .get_mut(listener.0 as usize)
+            .and_then(Option::take)
+        else {
+            return;
+        };
+        self.listener_map.remove(&l.addr);
+        let mut doomed: Vec<ConnId> = l.accept_queue.into_iter().collect();
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(c) = s.conn.as_deref() {
+                if c.listener == Some(listener) && !s.owned && c.state == State::SynReceived {
+                    doomed.push(ConnId {
+                        index: i as u32,
+                        generation: s.generation,
+                    });
+                }
+            }
+        }
+        for id in doomed {
+            if let Some(c) = self.conn_mut(id) {
+                c.listener = None;
+                c.abort(Error::ConnectionAborted);
+                c.user_closed = true;
+            }
+            self.after(id, true);
+        }
+    }
+
+    /// Tells the stack that `waiting` connections taken from `listener`
+    /// with [`accept`](Stack::accept) still wait in a front end's own queue
+    /// for its application. They count against the backlog as if they were
+    /// still in the accept queue, so a front end that moves connections
+    /// ahead of its application keeps the backlog's meaning.
+    pub fn set_listener_waiting(
+        &mut self,
+        listener: ListenerId,
+        waiting: usize,
+    ) -> crate::Result<()> {
+        match self.listeners.get_mut(listener.0 as usize) {
+            Some(Some(l)) => {
+                l.waiting = waiting;
+                Ok(())
+            }
+            _ => Err(Error::InvalidHandle),
+        }
+    }
+
+    /// The address a listener is bound to.
+    pub fn listener_addr(&self, listener: ListenerId) -> Option<SocketAddrV4> {
+        self.listeners
+            .get(listener.0 as usize)?
+            .as_ref()
+            .map(|l| l.addr)
+    }
+
+    /// Active open: sends a SYN. `local` None (or port 0) picks an address and ephemeral port.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddrV4>,
+        remote: SocketAddrV4,
+    ) -> crate::Result<ConnId> {
+        let buffers = (self.cfg.send_buffer, self.cfg.recv_buffer);
+        self.connect_with_buffers(now, local, remote, buffers)
+    }
+
+    /// [`connect`](Stack::connect) with send and receive buffers of the
+    /// given sizes instead of the configured ones (`SO_SNDBUF`/`SO_RCVBUF`
+    /// set before `connect`). The buffer factory is asked for them.
+    pub fn connect_with_buffers(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddrV4>,
+        remote: SocketAddrV4,
+        buffers: (usize, usize),
+    ) -> crate::Result<ConnId> {
+        let rip = *remote.ip();
+        if remote.port() == 0 || rip.is_unspecified() || rip.is_broadcast() || rip.is_multicast() {
+            return Err(Error::InvalidInput);
+        }
+        let local = local.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        self.check_local_ip(*local.ip())?;
+        let lip = if !local.ip().is_unspecified() {
+            *local.ip()
+        } else if rip.is_loopback() {
+            // As Linux routes 127.0.0.0/8: through loopback, from 127.0.0.1.
+            Ipv4Addr::LOCALHOST
+        } else if self.cfg.addrs.contains(&rip) {
+            // One of our own addresses: it is the source too (RFC 1122 3.2.1.3).
+            rip
+        } else {
+            *self.cfg.addrs.first().ok_or(Error::AddrNotAvailable)?
+        };
+        // RFC 1122 3.2.1.3 (g): a loopback source never leaves the host
+        // (Linux: EINVAL).
+        if lip.is_loopback() && !self.is_local(rip) {
+            return Err(Error::InvalidInput);
+        }
+        if self.live >= self.cfg.max_connections || self.memory_exhausted() {
+            return Err(Error::Exhausted);
+        }
+        let local = if local.port() == 0 {
+            self.ephemeral_port(lip, remote)?
+        } else {
+            let l = SocketAddrV4::new(lip, local.port());
+            if self.conns.contains_key(&(l, remote)) {
+                return Err(Error::AddrInUse);
+            }
+            l
+        };
+        let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers, None);
+        conn.open_active();
+        let id = self.insert(conn, true);
+        debug_assert_eq!(id, id_hint);
+        self.stats.connections_opened += 1;
+        self.after(id, true);
+        Ok(id)
+    }
+
+    /// Sets the send and receive buffer sizes of the connections
+    /// `listener` accepts from now on (`SO_SNDBUF`/`SO_RCVBUF` set on a
+    /// listening socket, which Linux passes on to accepted ones).
+    pub fn set_listener_buffers(
+        &mut self,
+        listener: ListenerId,
+        send: usize,
+        recv: usize,
+    ) -> crate::Result<()> {
+        match self.listeners.get_mut(listener.0 as usize) {
+            Some(Some(l)) => {
+                l.buffers = (send, recv);
+                Ok(())
+            }
+            _ => Err(Error::InvalidHandle),
+        }
+    }
+
+    /// SEND on a listening socket with a foreign socket given (RFC 9293
+    /// 3.10.2, the LISTEN -> SYN-SENT arrow, as for active FTP data
+    /// connections): the listener becomes an active open from its own
+    /// address. Connections still queued on the listener are reset.
+    pub fn connect_listener(
+        &mut self,
+        now: Instant,
+        listener: ListenerId,
+        remote: SocketAddrV4,
+    ) -> crate::Result<ConnId> {
+        let local = self.listener_addr(listener).ok_or(Error::InvalidHandle)?;
+        if local.ip().is_unspecified() {
+            // A wildcard listener has no single source address to use.
+            return Err(Error::AddrNotAvailable);
+        }
+        self.close_listener(listener);
+        self.connect(now, Some(local), remote)
+    }
+
+    /// Ephemeral port selection (RFC 6056).
+    pub(super) fn ephemeral_port(
+        &mut self,
+        lip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> crate::Result<SocketAddrV4> {
+        let (lo, hi) = self.cfg.ephemeral_ports;
+        let span = u32::from(hi.saturating_sub(lo)) + 1;
+        let mut h = KeyedState(self.port_key).build_hasher();
+        h.write(&remote.ip().octets());
+        h.write(&remote.port().to_be_bytes());
+        let hash = h.finish();
+        // RFC 6056 3.3.4 (algorithm 4): a keyed per-destination offset plus
+        // a small table of counters, so consecutive connects to one peer
+        // walk forward instead of probing the same used ports again.
+        let slot = (hash >> 56) as usize % self.port_table.len();
+        let start = (hash as u32).wrapping_add(u32::from(self.port_table[slot])) % span;
+        for i in 0..span {
+            let port = lo + ((start + i) % span) as u16;
+            let cand = SocketAddrV4::new(lip, port);
+            if !self.conns.contains_key(&(cand, remote)) && !self.port_in_use_by_listener(lip, port)
+            {
+                self.port_table[slot] = self.port_table[slot].wrapping_add(i as u16 + 1);
+                return Ok(cand);
+            }
+        }
+        Err(Error::AddrNotAvailable)
+    }
+
+    /// Queues bytes for sending; returns how many were taken (`WouldBlock` if none fit).
+    pub fn send(&mut self, conn: ConnId, data: &[u8]) -> crate::Result<usize> {
+        let n = self.owned_conn_mut(conn)?.send(data)?;
+        self.after(conn, true);
+        Ok(n)
+    }
+
+    /// Reads received bytes; `Ok(0)` is the end of stream (the peer's FIN),
+    /// `WouldBlock` means nothing yet.
+    pub fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> crate::Result<usize> {
+        let r = self.owned_conn_mut(conn)?.recv(buf, true);
+        self.after(conn, true);
+        r
+    }
+
+    /// Like `recv` without consuming.
+    pub fn peek(&mut self, conn: ConnId, buf: &mut [u8]) -> crate::Result<usize> {
+        self.owned_conn_mut(conn)?.recv(buf, false)
+    }
+
+    /// Half-close: a FIN is sent after the queued data; receiving continues.
+    pub fn shutdown(&mut self, conn: ConnId) -> crate::Result<()> {
+        let r = self.owned_conn_mut(conn)?.shutdown();
+        self.after(conn, true);
+        r
+    }
+
+    /// Closes the connection and releases the handle. With unread data, or
+    /// linger zero, sends RST (RFC 2525 2.17); otherwise a graceful close
+    /// (FIN after queued data) continues in the background.
+    pub fn close(&mut self, conn: ConnId) -> crate::Result<()> {
+        self.owned_conn_mut(conn)?.close();
+        if let Some(s) = self.slots.get_mut(conn.index as usize) {
+            s.in_events = false;
+        }
+        self.after(conn, true);
+        Ok(())
+    }
+
+    /// Sends RST and drops the connection at once; the handle stays valid
+    /// (state CLOSED) until `close`.
+    pub fn abort(&mut self, conn: ConnId) -> crate::Result<()> {
+        let c = self.owned_conn_mut(conn)?;
+        c.abort(Error::ConnectionAborted);
+        c.events = 0;
+        self.after(conn, true);
+        Ok(())
+    }
+
+    /// The connection's state; `Closed` for unknown or released handles.
+    pub fn state(&self, conn: ConnId) -> State {
+        self.conn(conn).map_or(State::Closed, |c| c.state)
+    }
+
+    /// The error that ended the connection (reset, refused, timed out), if any.
+    pub fn error(&self, conn: ConnId) -> Option<Error> {
+        self.conn(conn).and_then(|c| c.error)
+    }
+
+    pub fn local_addr(&self, conn: ConnId) -> Option<SocketAddrV4> {
+        self.conn(conn).map(|c| c.local)
+    }
+
+    pub fn peer_addr(&self, conn: ConnId) -> Option<SocketAddrV4> {
+        self.conn(conn).map(|c| c.remote)
+    }
+
+    /// Sets a per-connection option.
+    pub fn set_option(&mut self, conn: ConnId, opt: SockOpt) -> crate::Result<()> {
+        let iw = self.cfg.initial_window_segments;
+        let c = self.owned_conn_mut(conn)?;
+        match opt {
+            SockOpt::NoDelay(v) => c.opts.nodelay = v,
+            SockOpt::KeepAlive(v) => {
+                c.opts.keepalive = v;
+                // Idle time counts from the last segment received.
+                let since = c.last_recv;
+                c.arm_keepalive(since);
+            }
+            SockOpt::KeepAliveParams {
+                idle,
+                interval,
+                probes,
+            } => {
+                // As Linux refuses TCP_KEEPIDLE or TCP_KEEPINTVL below 1 s
+                // (EINVAL): a zero would re-arm the timer at `now` for ever.
+                if idle.is_zero() || interval.is_zero() {
+                    return Err(Error::InvalidInput);
+                }
+                c.opts.keepalive_idle = idle;
+                c.opts.keepalive_interval = interval;
+                c.opts.keepalive_probes = probes.max(1);
+                let since = c.last_recv;
+                c.arm_keepalive(since);
+            }
+            SockOpt::UserTimeout(d) => c.opts.user_timeout = d,
+            SockOpt::Ttl(t) => c.opts.ttl = t.max(1),
+            SockOpt::LingerZero(v) => c.opts.linger_zero = v,
+            SockOpt::CongestionControl(kind) => c.set_congestion_control(kind, iw),
+        }
+        self.after(conn, true);
+        Ok(())
+    }
+
+    /// Snapshot of connection internals.
+    pub fn info(&self, conn: ConnId) -> Option<TcpInfo> {
+        self.conn(conn).map(Conn::info)
+    }
+
+    /// The application appended to the connection's send buffer directly
+    /// (shared-buffer front ends): schedule transmission.
+    pub fn notify_send(&mut self, conn: ConnId) {
+        self.after(conn, true);
+    }
+
+    /// The application consumed from the receive buffer directly: the window
+    /// may need an update.
+    pub fn notify_recv(&mut self, conn: ConnId) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.on_app_read();
+        }
+        self.after(conn, true);
+    }
+
+    /// The connection's send buffer (e.g. to downcast to a front end's type).
+    pub fn send_buffer(&self, conn: ConnId) -> Option<&dyn SendBuffer> {
+        self.conn(conn).map(|c| &*c.send_buf)
+    }
+
+    /// The connection's receive buffer.
+    pub fn recv_buffer(&self, conn: ConnId) -> Option<&dyn RecvBuffer> {
+        self.conn(conn).map(|c| &*c.recv_buf)
+    }
+}
