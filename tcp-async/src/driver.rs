@@ -29,7 +29,7 @@ use crate::shared::{
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -66,18 +66,20 @@ pub(crate) struct SocketOpts {
     pub(crate) keepalive: Option<bool>,
     pub(crate) ttl: Option<u8>,
     pub(crate) linger: Option<Duration>,
+    /// `IPV6_V6ONLY`: an IPv6 listener on `[::]` takes no IPv4.
+    pub(crate) only_v6: bool,
 }
 
 /// Rare control operations, sent by handles on the command channel.
 pub(crate) enum Command {
     Connect {
-        local: Option<SocketAddrV4>,
-        remote: SocketAddrV4,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
         opts: SocketOpts,
         reply: oneshot::Sender<io::Result<Arc<Shared>>>,
     },
     Listen {
-        local: SocketAddrV4,
+        local: SocketAddr,
         backlog: usize,
         opts: SocketOpts,
         reply: oneshot::Sender<io::Result<Arc<ListenerShared>>>,
@@ -659,8 +661,8 @@ impl<D: Device> Driver<D> {
 
     fn connect(
         &mut self,
-        local: Option<SocketAddrV4>,
-        remote: SocketAddrV4,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
         opts: SocketOpts,
     ) -> io::Result<Arc<Shared>> {
         let sizes = self.buffer_sizes(&opts);
@@ -719,7 +721,7 @@ impl<D: Device> Driver<D> {
     /// Wraps a new connection's ring halves in a `Shared` and tracks it.
     fn adopt(&mut self, id: ConnId, opts: CachedOpts) -> Option<Arc<Shared>> {
         let (send, recv) = self.halves.take(id)?;
-        let unspecified = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        let unspecified = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
         let local = self.stack.local_addr(id).unwrap_or(unspecified);
         let peer = self.stack.peer_addr(id).unwrap_or(unspecified);
         let state = self.stack.state(id);
@@ -777,7 +779,7 @@ impl<D: Device> Driver<D> {
 
     fn listen(
         &mut self,
-        local: SocketAddrV4,
+        local: SocketAddr,
         backlog: usize,
         opts: SocketOpts,
     ) -> io::Result<Arc<ListenerShared>> {
@@ -786,7 +788,8 @@ impl<D: Device> Driver<D> {
         // of 0. The core's accept queue and the listener's count together
         // (`set_listener_waiting`).
         let backlog = backlog.saturating_add(1);
-        let id = self.stack.listen(local, backlog)?;
+        let listen_opts = tcp_stack::ListenOptions::default().v6_only(opts.only_v6);
+        let id = self.stack.listen_with(local, backlog, listen_opts)?;
         let local = self.stack.listener_addr(id).unwrap_or(local);
         let c = &self.config;
         let listener = Arc::new(ListenerShared {

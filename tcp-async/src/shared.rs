@@ -8,7 +8,7 @@ use crate::ring::{RecvReader, SendWriter};
 use futures::task::AtomicWaker;
 use std::cell::UnsafeCell;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use tcp_stack::ConnId;
 use tokio::sync::mpsc::UnboundedSender;
@@ -36,8 +36,9 @@ pub(crate) const DIRTY_RECV: u8 = 1 << 1;
 /// One connection's state as seen by both sides.
 pub(crate) struct Shared {
     pub(crate) id: ConnId,
-    pub(crate) local: SocketAddrV4,
-    pub(crate) peer: SocketAddrV4,
+    /// Local and peer address, boxed: rarely read, and two IPv6-capable
+    /// addresses would double this per-connection struct.
+    addrs: Box<(SocketAddr, SocketAddr)>,
     /// App half of the send ring (the core reads the other half).
     pub(crate) send: Exclusive<SendWriter>,
     /// App half of the receive ring (the core writes the other half).
@@ -105,11 +106,21 @@ fn encode_linger(linger: Option<std::time::Duration>) -> u32 {
 }
 
 impl Shared {
+    /// The connection's local address.
+    pub(crate) fn local(&self) -> SocketAddr {
+        self.addrs.0
+    }
+
+    /// The peer's address.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.addrs.1
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: ConnId,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
+        local: SocketAddr,
+        peer: SocketAddr,
         send: SendWriter,
         recv: RecvReader,
         flags: u32,
@@ -118,8 +129,7 @@ impl Shared {
     ) -> Shared {
         Shared {
             id,
-            local,
-            peer,
+            addrs: Box::new((local, peer)),
             send: Exclusive::new(send),
             recv: Exclusive::new(recv),
             read_waker: AtomicWaker::new(),
@@ -222,6 +232,7 @@ fn encode_error(e: tcp_stack::Error) -> u8 {
         HostUnreachable => 11,
         Exhausted => 12,
         InvalidInput => 13,
+        NetworkUnreachable => 14,
     }
 }
 
@@ -241,6 +252,7 @@ fn decode_error(code: u8) -> Option<tcp_stack::Error> {
         11 => HostUnreachable,
         12 => Exhausted,
         13 => InvalidInput,
+        14 => NetworkUnreachable,
         _ => return None,
     })
 }
@@ -305,7 +317,7 @@ impl<T> Exclusive<T> {
 /// One listener's accept queue, filled by the driver, drained by `accept`.
 pub(crate) struct ListenerShared {
     pub(crate) id: tcp_stack::ListenerId,
-    pub(crate) local: SocketAddrV4,
+    pub(crate) local: SocketAddr,
     /// Connections the driver took from the core's accept queue; at most
     /// `backlog` of them, the rest wait in the core, which counts these
     /// against the same backlog.

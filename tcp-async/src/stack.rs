@@ -5,7 +5,7 @@ use crate::driver::{Command, Driver, SocketOpts};
 use crate::shared::{ListenerShared, Shared};
 use std::fmt;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tcp_stack::{Config, ConnId, SockOpt, Stats};
 use tokio::sync::{mpsc, oneshot};
@@ -188,8 +188,8 @@ impl Stack {
 
     pub(crate) async fn connect(
         &self,
-        local: Option<SocketAddrV4>,
-        remote: SocketAddrV4,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
         opts: SocketOpts,
     ) -> io::Result<Arc<Shared>> {
         self.request(|reply| Command::Connect {
@@ -203,7 +203,7 @@ impl Stack {
 
     pub(crate) async fn listen(
         &self,
-        local: SocketAddrV4,
+        local: SocketAddr,
         backlog: usize,
         opts: SocketOpts,
     ) -> io::Result<Arc<ListenerShared>> {

@@ -64,7 +64,18 @@ async fn invalid_addresses() {
     let (_a, b) = stacks();
     let err = TcpStream::connect_with(&b, addr(A, 0)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    // IPv6 loopback works inside the stack as 127.0.0.1 does: nothing
+    // listens, so refused (as Linux).
     let err = TcpStream::connect_with(&b, "[::1]:80").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    // No IPv6 address configured: no route (Linux ENETUNREACH).
+    let err = TcpStream::connect_with(&b, "[fd00::1]:80")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NetworkUnreachable);
+    // An IPv4 socket cannot take an IPv6 address (Linux EAFNOSUPPORT).
+    let socket = TcpSocket::new_v4_with(&b);
+    let err = socket.bind("[::1]:0".parse().unwrap()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let socket = TcpSocket::new_v4_with(&b);
     socket.bind(addr([10, 9, 9, 9].into(), 0)).unwrap();

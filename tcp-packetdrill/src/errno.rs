@@ -43,6 +43,7 @@ impl From<Error> for Errno {
             Error::AddrInUse => libc::EADDRINUSE,
             Error::AddrNotAvailable => libc::EADDRNOTAVAIL,
             Error::ConnectionRefused => libc::ECONNREFUSED,
+            Error::NetworkUnreachable => libc::ENETUNREACH,
             Error::ConnectionReset => libc::ECONNRESET,
             Error::ConnectionAborted => libc::ECONNABORTED,
             Error::TimedOut => libc::ETIMEDOUT,

@@ -67,7 +67,7 @@ impl Flags {
         match key {
             "local" => {
                 let ip: Ipv4Addr = v.parse().map_err(|_| "not an IPv4 address")?;
-                c.addrs = vec![ip];
+                c.addrs = vec![ip.into()];
             }
             "mtu" => c.mtu = num(v)?,
             "seed" => c.seed = num(v)?,
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn no_flags_gives_linux_like_defaults() {
         let f = Flags::parse(None).unwrap();
-        assert_eq!(f.config.addrs, vec![DEFAULT_LOCAL]);
+        assert_eq!(f.config.addrs, vec![std::net::IpAddr::V4(DEFAULT_LOCAL)]);
         assert!(!f.config.ecn);
         assert_eq!(f.config.min_rto, Duration::from_millis(200));
     }
@@ -159,7 +159,10 @@ mod tests {
         ))
         .unwrap();
         let c = &f.config;
-        assert_eq!(c.addrs, vec![Ipv4Addr::new(10, 0, 0, 5)]);
+        assert_eq!(
+            c.addrs,
+            vec![std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5))]
+        );
         assert_eq!(c.min_rto, Duration::from_millis(300));
         assert!(!c.sack && !c.timestamps);
         assert_eq!(c.congestion_control, CongestionControl::NewReno);

@@ -265,7 +265,7 @@ impl Shared {
             if s.bound.is_some() || !matches!(s.kind, Kind::Fresh) {
                 return Err(Errno::EINVAL);
             }
-            if !addr.ip().is_unspecified() && !local.contains(addr.ip()) {
+            if !addr.ip().is_unspecified() && !local.contains(&(*addr.ip()).into()) {
                 return Err(Errno::EADDRNOTAVAIL);
             }
             let reuse = s.opts.reuseaddr;
@@ -312,7 +312,7 @@ impl Shared {
             let buffers = s.opts.buffers(stack);
             let id = stack.listen(addr, backlog).map_err(Errno::from)?;
             let _ = stack.set_listener_buffers(id, buffers.0, buffers.1);
-            let addr = stack.listener_addr(id).unwrap_or(addr);
+            let addr = stack.listener_addr(id).and_then(v4).unwrap_or(addr);
             s.bound = Some(addr);
             s.kind = Kind::Listener {
                 id,
@@ -349,9 +349,10 @@ impl Shared {
             let peer = inner
                 .stack
                 .peer_addr(c)
+                .and_then(v4)
                 .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
             let mut new = Socket::new(host, false);
-            new.bound = inner.stack.local_addr(c);
+            new.bound = inner.stack.local_addr(c).and_then(v4);
             new.kind = Kind::Conn(c);
             new.opts = opts;
             new.connect_reported = true;
@@ -506,11 +507,11 @@ fn start_connect(
         .filter(|b| b.port() != 0 || !b.ip().is_unspecified());
     let buffers = s.opts.buffers(stack);
     let c = stack
-        .connect_with_buffers(now, local, remote, buffers)
+        .connect_with_buffers(now, local.map(Into::into), remote, buffers)
         .map_err(Errno::from)?;
     s.opts.apply(stack, c);
     let nonblocking = s.nonblocking;
-    s.bound = stack.local_addr(c);
+    s.bound = stack.local_addr(c).and_then(v4);
     s.kind = Kind::Conn(c);
     s.err_reported = false;
     s.connect_reported = false;
@@ -548,4 +549,12 @@ fn connect_progress(inner: &mut Inner, fd: RawFd, c: ConnId, nonblocking: bool) 
     s.kind = Kind::Fresh;
     let _ = stack.close(c);
     Err(err)
+}
+
+/// An address of the stack as this IPv4-only shim keeps it.
+fn v4(addr: std::net::SocketAddr) -> Option<SocketAddrV4> {
+    match addr {
+        std::net::SocketAddr::V4(a) => Some(a),
+        std::net::SocketAddr::V6(_) => None,
+    }
 }

@@ -1,7 +1,7 @@
 //! Stack configuration.
 
 use crate::time::Duration;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Which congestion controller new connections use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,9 +31,13 @@ pub enum SynCookies {
 /// Configuration of a [`Stack`](crate::Stack). Every field has a kernel-like default.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Local IPv4 addresses this stack answers for (at least one).
-    pub addrs: Vec<Ipv4Addr>,
-    /// Link MTU: the largest IPv4 datagram `poll_transmit` emits.
+    /// Local addresses this stack answers for, of either family (at least
+    /// one). The first of each family is the source of connections that
+    /// name none. IPv4 127.0.0.0/8 and IPv6 `::1` are answered for without
+    /// being listed (loopback inside the stack).
+    pub addrs: Vec<IpAddr>,
+    /// Link MTU: the largest IP datagram `poll_transmit` emits, either
+    /// family (an IPv6 link has at least 1280, RFC 8200 5).
     pub mtu: usize,
     /// Seed for every random choice (ISN key, ephemeral ports, ...).
     pub seed: u64,
@@ -88,8 +92,11 @@ pub struct Config {
     pub congestion_control: CongestionControl,
     /// Initial congestion window in segments (RFC 6928: 10).
     pub initial_window_segments: u32,
-    /// IP TTL of emitted datagrams.
+    /// IP TTL of emitted IPv4 datagrams.
     pub ttl: u8,
+    /// Hop limit of emitted IPv6 datagrams (RFC 8200 3; Linux
+    /// `net.ipv6.conf.*.hop_limit`, 64).
+    pub hop_limit: u8,
     /// Upper bound on connections (all states); beyond it SYNs are dropped and
     /// `connect` fails with `Exhausted`.
     pub max_connections: usize,
@@ -139,7 +146,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            addrs: vec![Ipv4Addr::new(10, 0, 0, 1)],
+            addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))],
             mtu: 1500,
             seed: 0x5eed_0f7c_95ee_d5ed,
             send_buffer: 256 * 1024,
@@ -165,6 +172,7 @@ impl Default for Config {
             congestion_control: CongestionControl::Cubic,
             initial_window_segments: 10,
             ttl: 64,
+            hop_limit: 64,
             max_connections: 1 << 20,
             challenge_ack_limit: 1000,
             challenge_ack_interval: Duration::from_millis(500),
@@ -185,8 +193,14 @@ impl Default for Config {
 impl Config {
     /// A default configuration answering for `addr`.
     pub fn with_addr(addr: Ipv4Addr) -> Self {
+        Config::with_addrs([addr])
+    }
+
+    /// A default configuration answering for `addrs`, of either family
+    /// (e.g. one IPv4 and one IPv6 address for a dual-stack host).
+    pub fn with_addrs<A: Into<IpAddr>>(addrs: impl IntoIterator<Item = A>) -> Self {
         Config {
-            addrs: vec![addr],
+            addrs: addrs.into_iter().map(Into::into).collect(),
             ..Config::default()
         }
     }

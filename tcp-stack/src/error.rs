@@ -28,6 +28,9 @@ pub enum Error {
     BrokenPipe,
     /// ICMP host/net unreachable on connect (EHOSTUNREACH).
     HostUnreachable,
+    /// No route: no local address of the destination's family, or an
+    /// IPv6-only socket given an IPv4-mapped destination (ENETUNREACH).
+    NetworkUnreachable,
     /// A resource limit was hit: the connection table, or the buffer
     /// memory (`Config::max_buffer_memory`; Linux gives ENOBUFS).
     Exhausted,
@@ -49,6 +52,7 @@ impl fmt::Display for Error {
             Error::TimedOut => "connection timed out",
             Error::BrokenPipe => "broken pipe",
             Error::HostUnreachable => "host unreachable",
+            Error::NetworkUnreachable => "network unreachable",
             Error::Exhausted => "no buffer space available (connection or memory limit)",
             Error::InvalidInput => "invalid argument",
         })
@@ -70,6 +74,7 @@ impl From<Error> for io::ErrorKind {
             Error::TimedOut => io::ErrorKind::TimedOut,
             Error::BrokenPipe => io::ErrorKind::BrokenPipe,
             Error::HostUnreachable => io::ErrorKind::HostUnreachable,
+            Error::NetworkUnreachable => io::ErrorKind::NetworkUnreachable,
             Error::Exhausted => io::ErrorKind::OutOfMemory,
             Error::InvalidInput => io::ErrorKind::InvalidInput,
         }

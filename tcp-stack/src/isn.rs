@@ -14,7 +14,7 @@
 //! attacker (RFC 6528 1, 3).
 
 use std::fmt;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::rng::Rng;
 use crate::seq::SeqNum;
@@ -123,28 +123,55 @@ impl IsnGenerator {
     ///
     /// RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport,
     /// secretkey), M = `now` in units of 4 microseconds (wrapping mod 2^32),
-    /// F = the low 32 bits of SipHash-2-4 over the 12-byte tuple (addresses
-    /// and ports in network byte order).
-    pub fn isn(&self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> SeqNum {
+    /// F = the low 32 bits of SipHash-2-4 over the tuple (addresses and
+    /// ports in network byte order: 12 bytes for IPv4, 36 for IPv6).
+    pub fn isn(&self, now: Instant, local: SocketAddr, remote: SocketAddr) -> SeqNum {
         let m = (now.total_micros() / 4) as u32;
         SeqNum(m.wrapping_add(self.offset(local, remote)))
     }
 
     /// F(): the per-connection-id offset, independent of time.
-    fn offset(&self, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
-        siphash24(self.key, &tuple_bytes(local, remote)) as u32
+    fn offset(&self, local: SocketAddr, remote: SocketAddr) -> u32 {
+        siphash24(self.key, tuple_bytes(local, remote).as_slice()) as u32
     }
 }
 
-/// The 4-tuple as 12 bytes (addresses and ports in network byte order), the
-/// message keyed hashes of a connection start from.
-pub(crate) fn tuple_bytes(local: SocketAddrV4, remote: SocketAddrV4) -> [u8; 12] {
-    let mut msg = [0u8; 12];
-    msg[0..4].copy_from_slice(&local.ip().octets());
-    msg[4..6].copy_from_slice(&local.port().to_be_bytes());
-    msg[6..10].copy_from_slice(&remote.ip().octets());
-    msg[10..12].copy_from_slice(&remote.port().to_be_bytes());
-    msg
+/// A 4-tuple as bytes: see [`tuple_bytes`].
+pub(crate) struct TupleBytes {
+    buf: [u8; 36],
+    len: usize,
+}
+
+impl TupleBytes {
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The 4-tuple as bytes (each address then its port, network byte
+/// order: 12 bytes for IPv4, 36 for IPv6), the message keyed hashes of a
+/// connection start from. Mixed families cannot form a connection; they
+/// hash as written.
+pub(crate) fn tuple_bytes(local: SocketAddr, remote: SocketAddr) -> TupleBytes {
+    let mut t = TupleBytes {
+        buf: [0u8; 36],
+        len: 0,
+    };
+    for a in [local, remote] {
+        match a.ip() {
+            IpAddr::V4(ip) => {
+                t.buf[t.len..t.len + 4].copy_from_slice(&ip.octets());
+                t.len += 4;
+            }
+            IpAddr::V6(ip) => {
+                t.buf[t.len..t.len + 16].copy_from_slice(&ip.octets());
+                t.len += 16;
+            }
+        }
+        t.buf[t.len..t.len + 2].copy_from_slice(&a.port().to_be_bytes());
+        t.len += 2;
+    }
+    t
 }
 
 #[cfg(test)]
@@ -198,8 +225,8 @@ mod tests {
         assert_ne!(siphash24(KEY, &[0]), siphash24(KEY, &[0, 0]));
     }
 
-    fn a(ip: [u8; 4], port: u16) -> SocketAddrV4 {
-        SocketAddrV4::new(Ipv4Addr::from(ip), port)
+    fn a(ip: [u8; 4], port: u16) -> SocketAddr {
+        SocketAddr::new(Ipv4Addr::from(ip).into(), port)
     }
 
     #[test]

@@ -12,13 +12,16 @@ use crate::syncookie::Cookies;
 use crate::time::{Duration, Instant};
 use crate::wire::tcp::{fill_checksum, fill_partial_checksum};
 use crate::wire::{
-    IcmpRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpOptions, TcpRepr, WireError,
+    IcmpRepr, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Drop, Ipv6Packet, Ipv6Repr,
+    TcpFlags, TcpOptions, TcpPacket, TcpRepr, WireError,
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+mod addr;
+pub(crate) use addr::mapped;
 mod calls;
 mod icmp;
 mod input;
@@ -100,6 +103,12 @@ pub struct Stats {
     pub rto_expirations: u64,
     /// ICMP messages received (nstat `IcmpInMsgs`).
     pub icmp_in: u64,
+    /// ICMP errors ignored because the segment they quote is not in flight
+    /// (RFC 5927 4.1), either family.
+    pub icmp_ignored: u64,
+    /// Path MTU reductions from "fragmentation needed" (RFC 1191) or
+    /// "packet too big" (RFC 8201).
+    pub pmtu_reductions: u64,
     /// ICMP echo replies sent (nstat `IcmpOutEchoReps`).
     pub icmp_echo_replies: u64,
     /// ICMP messages not sent: over `Config::icmp_msgs_per_sec` (nstat
@@ -158,8 +167,10 @@ pub struct Transmit {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TcpInfo {
     pub state: State,
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    /// As [`Stack::local_addr`] reports it (IPv4-mapped for an IPv4
+    /// connection of an IPv6 socket).
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     /// Smoothed RTT (None before the first sample).
     pub srtt: Option<Duration>,
     pub rttvar: Duration,
@@ -217,6 +228,24 @@ pub enum SockOpt {
     CongestionControl(crate::CongestionControl),
 }
 
+/// Options of [`Stack::listen_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenOptions {
+    /// An IPv6 wildcard listener takes IPv6 only (`IPV6_V6ONLY`); without
+    /// it `[::]:p` takes IPv4 too, reporting IPv4-mapped peers (Linux's
+    /// default, `net.ipv6.bindv6only=0`). Ignored for IPv4 addresses.
+    pub v6_only: bool,
+}
+
+impl ListenOptions {
+    /// Sets [`v6_only`](Self::v6_only).
+    pub fn v6_only(mut self, v6_only: bool) -> Self {
+        self.v6_only = v6_only;
+        self
+    }
+}
+
 /// A deterministic keyed hasher for the connection table: the key comes
 /// from the seed, so the table's layout is reproducible and not predictable
 /// by a peer choosing ports (hash flooding).
@@ -249,15 +278,50 @@ impl Hasher for KeyedHasher {
     }
 }
 
-type Tuple = (SocketAddrV4, SocketAddrV4);
+type Tuple = (SocketAddr, SocketAddr);
 
-/// Sets the ECN bits of an emitted IPv4 header and fixes its checksum.
-fn set_ecn(buf: &mut [u8], ecn: u8) {
-    buf[1] = (buf[1] & !0b11) | (ecn & 0b11);
-    buf[10] = 0;
-    buf[11] = 0;
-    let c = crate::wire::checksum::checksum(&buf[..Ipv4Repr::HEADER_LEN]);
-    buf[10..12].copy_from_slice(&c.to_be_bytes());
+/// What goes into the IP header of an emitted datagram, either family.
+pub(crate) struct IpHeader {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: IpProtocol,
+    /// TTL (IPv4) or hop limit (IPv6).
+    pub hop_limit: u8,
+    /// ECN codepoint (RFC 3168 5), the low bits of TOS / traffic class.
+    pub ecn: u8,
+    /// IPv6 flow label (RFC 6437); ignored for IPv4.
+    pub flow_label: u32,
+}
+
+/// The length of the IP header this stack writes towards `dst`: IPv4
+/// without options, or the IPv6 fixed header (no extension headers).
+pub(crate) fn ip_header_len(dst: IpAddr) -> usize {
+    match dst {
+        IpAddr::V4(_) => Ipv4Repr::HEADER_LEN,
+        IpAddr::V6(_) => Ipv6Repr::HEADER_LEN,
+    }
+}
+
+/// An IPv6 address of either family (IPv4 as IPv4-mapped); a header
+/// mixing families is never written, this only keeps `ip_header` total.
+pub(crate) fn v6_of(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
+    }
+}
+
+/// The destination of a datagram the stack wrote (for loopback).
+fn datagram_dst(datagram: &[u8]) -> Option<IpAddr> {
+    match datagram.first()? >> 4 {
+        4 => Ipv4Packet::new_checked(datagram)
+            .ok()
+            .map(|p| IpAddr::V4(p.dst_addr())),
+        6 => Ipv6Packet::new_checked(datagram)
+            .ok()
+            .map(|p| IpAddr::V6(p.dst_addr())),
+        _ => None,
+    }
 }
 
 /// Largest number of queued control packets (RSTs for unknown tuples, ICMP
@@ -332,7 +396,16 @@ struct Slot {
 }
 
 struct Listener {
-    addr: SocketAddrV4,
+    /// The address as bound (reported by `listener_addr`).
+    addr: SocketAddr,
+    /// The address in its wire family (an IPv4-mapped bind is IPv4): the
+    /// key in `listener_map`.
+    key: SocketAddr,
+    /// Bound by an IPv6 socket: IPv4 connections it accepts report
+    /// IPv4-mapped addresses.
+    v6_socket: bool,
+    /// An IPv6 wildcard listener that takes no IPv4 (`IPV6_V6ONLY`).
+    v6_only: bool,
     backlog: usize,
     /// Embryonic connections (SYN-RECEIVED).
     syn_queue: usize,
@@ -393,7 +466,10 @@ pub struct Stack {
     live: usize,
     conns: HashMap<Tuple, u32, KeyedState>,
     listeners: Vec<Option<Listener>>,
-    listener_map: HashMap<SocketAddrV4, u32, KeyedState>,
+    listener_map: HashMap<SocketAddr, u32, KeyedState>,
+    /// Learnt path MTUs by destination, with when they were learnt
+    /// (RFC 1191, RFC 8201; aged out after `icmp::PMTU_AGE`).
+    pmtu: HashMap<IpAddr, (usize, Instant), KeyedState>,
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     dirty: VecDeque<ConnId>,
     events: VecDeque<EventSource>,
@@ -433,6 +509,7 @@ impl Stack {
             conns: HashMap::with_hasher(key),
             listeners: Vec::new(),
             listener_map: HashMap::with_hasher(key),
+            pmtu: HashMap::with_hasher(key),
             timers: BinaryHeap::new(),
             dirty: VecDeque::new(),
             events: VecDeque::new(),

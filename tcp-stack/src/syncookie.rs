@@ -26,7 +26,7 @@
 use crate::isn::{siphash24, tuple_bytes};
 use crate::seq::SeqNum;
 use crate::time::Instant;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// The MSS values a cookie can carry: the largest not above the peer's MSS
 /// is used (88 is the smallest MSS worth sending, RFC 9293 3.7.1 / Linux
@@ -73,20 +73,15 @@ impl Cookies {
         (now.total_micros() / 1_000_000 / PERIOD_SECS) as u32
     }
 
-    fn tag(
-        &self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        cisn: u32,
-        counter: u32,
-        idx: u32,
-    ) -> u32 {
-        let mut msg = [0u8; 24];
-        msg[..12].copy_from_slice(&tuple_bytes(local, remote));
-        msg[12..16].copy_from_slice(&cisn.to_be_bytes());
-        msg[16..20].copy_from_slice(&counter.to_be_bytes());
-        msg[20..24].copy_from_slice(&idx.to_be_bytes());
-        (siphash24(self.key, &msg) as u32) & !0xf
+    fn tag(&self, local: SocketAddr, remote: SocketAddr, cisn: u32, counter: u32, idx: u32) -> u32 {
+        let tuple = tuple_bytes(local, remote);
+        let t = tuple.as_slice();
+        let mut msg = [0u8; 48];
+        msg[..t.len()].copy_from_slice(t);
+        msg[t.len()..t.len() + 4].copy_from_slice(&cisn.to_be_bytes());
+        msg[t.len() + 4..t.len() + 8].copy_from_slice(&counter.to_be_bytes());
+        msg[t.len() + 8..t.len() + 12].copy_from_slice(&idx.to_be_bytes());
+        (siphash24(self.key, &msg[..t.len() + 12]) as u32) & !0xf
     }
 
     /// The index of the MSS a cookie carries for a peer offering `mss`.
@@ -98,8 +93,8 @@ impl Cookies {
     pub fn iss(
         &self,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         cisn: SeqNum,
         mss: u16,
     ) -> SeqNum {
@@ -113,8 +108,8 @@ impl Cookies {
     pub fn check(
         &self,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seg_seq: SeqNum,
         seg_ack: SeqNum,
     ) -> Option<u16> {
@@ -135,11 +130,13 @@ impl Cookies {
 
     /// A timestamp offset for the tuple that needs no state (RFC 7323 5.4
     /// wants it per connection; a cookie connection must find it again).
-    pub fn ts_offset(&self, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
-        let mut msg = [0u8; 13];
-        msg[..12].copy_from_slice(&tuple_bytes(local, remote));
-        msg[12] = 0x7e;
-        siphash24(self.key, &msg) as u32
+    pub fn ts_offset(&self, local: SocketAddr, remote: SocketAddr) -> u32 {
+        let tuple = tuple_bytes(local, remote);
+        let t = tuple.as_slice();
+        let mut msg = [0u8; 37];
+        msg[..t.len()].copy_from_slice(t);
+        msg[t.len()] = 0x7e;
+        siphash24(self.key, &msg[..t.len() + 1]) as u32
     }
 
     /// The TSval of a cookie SYN-ACK: our clock `ts_now` with its low 6 bits
@@ -175,10 +172,10 @@ impl Cookies {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
-    const L: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80);
-    const R: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000);
+    const L: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 80);
+    const R: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 40000);
 
     fn at(secs: u64) -> Instant {
         Instant::from_millis(secs * 1000)
@@ -231,7 +228,7 @@ mod tests {
                 "seq +{d}"
             );
         }
-        let other = SocketAddrV4::new(*R.ip(), R.port() + 1);
+        let other = SocketAddr::new(R.ip(), R.port() + 1);
         assert_eq!(
             c.check(now, L, other, cisn + 1, iss + 1),
             None,

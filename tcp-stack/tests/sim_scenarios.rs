@@ -132,8 +132,14 @@ fn simultaneous_open() {
     let a_addr = SocketAddrV4::new(sim.addr(a), 5000);
     let b_addr = SocketAddrV4::new(sim.addr(b), 6000);
     let now = sim.now();
-    let ca = sim.stack_mut(a).connect(now, Some(a_addr), b_addr).unwrap();
-    let cb = sim.stack_mut(b).connect(now, Some(b_addr), a_addr).unwrap();
+    let ca = sim
+        .stack_mut(a)
+        .connect(now, Some(a_addr.into()), b_addr)
+        .unwrap();
+    let cb = sim
+        .stack_mut(b)
+        .connect(now, Some(b_addr.into()), a_addr)
+        .unwrap();
     let (mut sa, mut sb) = (Vec::new(), Vec::new());
     let ok = sim.run_until(now + secs(30), |sim| {
         track(&mut sa, sim.stack(a).state(ca));
@@ -432,8 +438,12 @@ impl Quiet {
     /// Injects a segment "from the client" to the server; returns what the
     /// server sent in the next second.
     fn inject(&mut self, flags: u8, seq: u32) -> Vec<TcpSegment> {
-        let src = self.sim.stack(self.c).local_addr(self.cc).unwrap();
-        let dst = self.sim.stack(self.s).local_addr(self.sc).unwrap();
+        let v4 = |a: std::net::SocketAddr| match a {
+            std::net::SocketAddr::V4(a) => a,
+            std::net::SocketAddr::V6(_) => unreachable!("an IPv4 scenario"),
+        };
+        let src = v4(self.sim.stack(self.c).local_addr(self.cc).unwrap());
+        let dst = v4(self.sim.stack(self.s).local_addr(self.sc).unwrap());
         let bytes = SegmentBuilder::new(src, dst).seq(seq).flags(flags).build();
         let t = self.sim.now();
         self.sim.inject(self.s, bytes);

@@ -99,14 +99,13 @@ impl<T: ToSocketAddrsPriv + ?Sized> ToSocketAddrsPriv for &T {
     }
 }
 
-/// Resolves `addr` to its IPv4 socket addresses, in order.
+/// Resolves `addr` to its socket addresses, in order, either family
+/// (a host name through `tokio::net::lookup_host`).
 ///
 /// # Errors
 ///
-/// A resolver error, or `InvalidInput` when no address is IPv4.
-pub(crate) async fn resolve_v4(
-    addr: &(impl ToSocketAddrs + ?Sized),
-) -> io::Result<Vec<SocketAddrV4>> {
+/// A resolver error, or `InvalidInput` when nothing resolves.
+pub(crate) async fn resolve(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<Vec<SocketAddr>> {
     let all: Vec<SocketAddr> = match addr.to_resolve() {
         Resolve::Done(r) => r?,
         #[cfg(not(loom))]
@@ -116,29 +115,11 @@ pub(crate) async fn resolve_v4(
         #[cfg(loom)]
         Resolve::Lookup(host) => std::net::ToSocketAddrs::to_socket_addrs(&host)?.collect(),
     };
-    let v4: Vec<SocketAddrV4> = all
-        .iter()
-        .filter_map(|a| match a {
-            SocketAddr::V4(a) => Some(*a),
-            SocketAddr::V6(_) => None,
-        })
-        .collect();
-    if v4.is_empty() {
+    if all.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "no IPv4 address to use (this stack is IPv4 only)",
+            "could not resolve to any address",
         ));
     }
-    Ok(v4)
-}
-
-/// A `SocketAddr` argument as IPv4.
-pub(crate) fn v4_only(addr: SocketAddr) -> io::Result<SocketAddrV4> {
-    match addr {
-        SocketAddr::V4(a) => Ok(a),
-        SocketAddr::V6(_) => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "IPv6 is not supported by this stack",
-        )),
-    }
+    Ok(all)
 }

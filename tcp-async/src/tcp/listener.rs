@@ -3,7 +3,7 @@
 use crate::driver::{Command, SocketOpts};
 use crate::shared::ListenerShared;
 use crate::stack::{default_stack, Stack};
-use crate::tcp::addr::{resolve_v4, ToSocketAddrs};
+use crate::tcp::addr::{resolve, ToSocketAddrs};
 use crate::tcp::stream::TcpStream;
 use futures::Stream;
 use std::fmt;
@@ -100,7 +100,7 @@ impl TcpListener {
     /// ```
     pub async fn bind_with<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpListener> {
         let mut last = None;
-        for local in resolve_v4(&addr).await? {
+        for local in resolve(&addr).await? {
             match stack
                 .listen(local, DEFAULT_BACKLOG, SocketOpts::default())
                 .await
@@ -164,7 +164,7 @@ impl TcpListener {
                 // The core counts this queue against the backlog and may
                 // hold more: tell the driver (one command per accept).
                 let _ = self.stack.command(Command::Refill(self.shared.id));
-                let peer = SocketAddr::V4(shared.peer);
+                let peer = shared.peer();
                 Some(Ok((TcpStream::new(self.stack.clone(), shared), peer)))
             }
             None if self.shared.closed.load(Ordering::Acquire) => Some(Err(io::Error::new(
@@ -181,7 +181,7 @@ impl TcpListener {
     ///
     /// Never fails; `io::Result` for parity with `tokio::net`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.shared.local))
+        Ok(self.shared.local)
     }
 
     /// The IP TTL accepted connections start with.

@@ -3,11 +3,10 @@
 
 use crate::driver::SocketOpts;
 use crate::stack::{default_stack, Stack};
-use crate::tcp::addr::v4_only;
 use crate::tcp::listener::TcpListener;
 use crate::tcp::stream::{connect_addr, TcpStream};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// A TCP socket not yet connected or listening, with the API of
@@ -34,7 +33,10 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct TcpSocket {
     stack: Stack,
-    local: std::sync::Mutex<Option<SocketAddrV4>>,
+    /// An `AF_INET6` socket (`new_v6`): it binds and connects to IPv6
+    /// addresses, and to IPv4 ones IPv4-mapped (unless `only_v6`).
+    v6: bool,
+    local: std::sync::Mutex<Option<SocketAddr>>,
     opts: std::sync::Mutex<Opts>,
 }
 
@@ -58,8 +60,98 @@ impl TcpSocket {
     pub fn new_v4_with(stack: &Stack) -> TcpSocket {
         TcpSocket {
             stack: stack.clone(),
+            v6: false,
             local: std::sync::Mutex::new(None),
             opts: std::sync::Mutex::new(Opts::default()),
+        }
+    }
+
+    /// A new IPv6 socket on the default stack (see
+    /// [`set_default`](crate::set_default)). As on Linux with
+    /// `net.ipv6.bindv6only=0`, it also reaches IPv4 peers through
+    /// IPv4-mapped addresses (`::ffff:a.b.c.d`), and listening on `[::]`
+    /// accepts IPv4 too, unless [`set_only_v6`](TcpSocket::set_only_v6).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if no default stack is set.
+    pub fn new_v6() -> io::Result<TcpSocket> {
+        Ok(TcpSocket::new_v6_with(&default_stack()?))
+    }
+
+    /// A new IPv6 socket on `stack`.
+    pub fn new_v6_with(stack: &Stack) -> TcpSocket {
+        TcpSocket {
+            v6: true,
+            ..TcpSocket::new_v4_with(stack)
+        }
+    }
+
+    /// `IPV6_V6ONLY` (socket2's `set_only_v6`): this IPv6 socket takes and
+    /// reaches IPv6 only; listening on `[::]` then accepts no IPv4.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` on an IPv4 socket (Linux: `ENOPROTOOPT`).
+    pub fn set_only_v6(&self, only_v6: bool) -> io::Result<()> {
+        if !self.v6 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "IPV6_V6ONLY on an IPv4 socket",
+            ));
+        }
+        self.opts().inner.only_v6 = only_v6;
+        Ok(())
+    }
+
+    /// Whether `IPV6_V6ONLY` is set.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` on an IPv4 socket.
+    pub fn only_v6(&self) -> io::Result<bool> {
+        if !self.v6 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "IPV6_V6ONLY on an IPv4 socket",
+            ));
+        }
+        Ok(self.opts().inner.only_v6)
+    }
+
+    /// `addr` as this socket's family may use it: an IPv4 socket takes
+    /// IPv4 only (Linux: `EAFNOSUPPORT`); an IPv6 socket takes IPv6, and
+    /// IPv4 as IPv4-mapped unless `only_v6` (Linux: `ENETUNREACH` for a
+    /// mapped destination then).
+    fn check_family(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        match (self.v6, addr) {
+            (false, SocketAddr::V4(_)) => Ok(addr),
+            (false, SocketAddr::V6(_)) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an IPv6 address given to an IPv4 socket (address family not supported)",
+            )),
+            (true, SocketAddr::V4(a)) => self.check_family(SocketAddr::new(
+                IpAddr::V6(a.ip().to_ipv6_mapped()),
+                a.port(),
+            )),
+            (true, SocketAddr::V6(a)) => {
+                if self.opts().inner.only_v6 && a.ip().to_ipv4_mapped().is_some() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NetworkUnreachable,
+                        "an IPv4-mapped address on an IPV6_V6ONLY socket",
+                    ));
+                }
+                Ok(addr)
+            }
+        }
+    }
+
+    /// The unspecified address of this socket's family.
+    fn unspecified(&self) -> SocketAddr {
+        if self.v6 {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
+        } else {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
         }
     }
 
@@ -67,7 +159,7 @@ impl TcpSocket {
         self.opts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn local(&self) -> std::sync::MutexGuard<'_, Option<SocketAddrV4>> {
+    fn local(&self) -> std::sync::MutexGuard<'_, Option<SocketAddr>> {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -229,7 +321,8 @@ impl TcpSocket {
     ///
     /// `InvalidInput` for IPv6 addresses.
     pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
-        *self.local() = Some(v4_only(addr)?);
+        let addr = self.check_family(addr)?;
+        *self.local() = Some(addr);
         Ok(())
     }
 
@@ -239,10 +332,8 @@ impl TcpSocket {
     ///
     /// Never fails.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        let local = self
-            .local()
-            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-        Ok(SocketAddr::V4(local))
+        let unspecified = self.unspecified();
+        Ok(self.local().unwrap_or(unspecified))
     }
 
     /// Connects to `addr`, consuming the socket.
@@ -256,7 +347,7 @@ impl TcpSocket {
     ///
     /// As [`TcpStream::connect`].
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
-        let remote = v4_only(addr)?;
+        let remote = self.check_family(addr)?;
         let opts = self.opts().inner;
         let local = (*self.local()).filter(|a| !(a.ip().is_unspecified() && a.port() == 0));
         connect_addr(&self.stack, local, remote, opts).await
@@ -281,9 +372,17 @@ impl TcpSocket {
     ///
     /// Dropping the future closes the listener if it was created.
     pub async fn listen(self, backlog: u32) -> io::Result<TcpListener> {
+        let first = self
+            .stack
+            .config()
+            .addrs
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv6() == self.v6);
+        let unspecified = self.unspecified();
         let local = self
             .local()
-            .unwrap_or(SocketAddrV4::new(self.stack.config().addrs[0], 0));
+            .unwrap_or_else(|| first.map_or(unspecified, |ip| SocketAddr::new(ip, 0)));
         let opts = self.opts().inner;
         let backlog = usize::try_from(backlog).unwrap_or(usize::MAX);
         let shared = self.stack.listen(local, backlog, opts).await?;

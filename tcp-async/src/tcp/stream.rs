@@ -7,14 +7,14 @@ use crate::shared::{
     WRITE_SHUT,
 };
 use crate::stack::{default_stack, Stack};
-use crate::tcp::addr::{resolve_v4, ToSocketAddrs};
+use crate::tcp::addr::{resolve, ToSocketAddrs};
 use crate::tcp::split::{split, ReadHalf, WriteHalf};
 use crate::tcp::split_owned::{split_owned, OwnedReadHalf, OwnedWriteHalf};
 use futures::task::AtomicWaker;
 use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -56,8 +56,8 @@ impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpStream")
             .field("conn", &self.shared.id.as_u64())
-            .field("local", &self.shared.local)
-            .field("peer", &self.shared.peer)
+            .field("local", &self.shared.local())
+            .field("peer", &self.shared.peer())
             .finish()
     }
 }
@@ -148,7 +148,7 @@ impl TcpStream {
     /// ```
     pub async fn connect_with<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpStream> {
         let mut last = None;
-        for remote in resolve_v4(&addr).await? {
+        for remote in resolve(&addr).await? {
             match connect_addr(stack, None, remote, SocketOpts::default()).await {
                 Ok(stream) => return Ok(stream),
                 Err(e) => last = Some(e),
@@ -163,7 +163,7 @@ impl TcpStream {
     ///
     /// Never fails; `io::Result` for parity with `tokio::net`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.shared.local))
+        Ok(self.shared.local())
     }
 
     /// The remote address.
@@ -172,7 +172,7 @@ impl TcpStream {
     ///
     /// Never fails; `io::Result` for parity with `tokio::net`.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(SocketAddr::V4(self.shared.peer))
+        Ok(self.shared.peer())
     }
 
     // ----- reading -----
@@ -743,8 +743,8 @@ impl TcpStream {
 /// Active open of one address; waits for the handshake.
 pub(crate) async fn connect_addr(
     stack: &Stack,
-    local: Option<SocketAddrV4>,
-    remote: SocketAddrV4,
+    local: Option<SocketAddr>,
+    remote: SocketAddr,
     opts: SocketOpts,
 ) -> io::Result<TcpStream> {
     let shared = stack.connect(local, remote, opts).await?;

@@ -33,7 +33,7 @@ use crate::time::{Duration, Instant};
 use rack::Rack;
 use rcv_mss::RcvMss;
 use sent::SentLog;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// Largest window shift (RFC 7323 2.3).
 pub(crate) const MAX_WSCALE: u8 = 14;
@@ -122,7 +122,9 @@ pub(crate) struct Options {
 }
 
 impl Options {
-    fn from_config(cfg: &Config) -> Self {
+    /// The defaults for a connection; `v6`: the hop limit is
+    /// `Config::hop_limit` instead of `Config::ttl`.
+    fn from_config(cfg: &Config, v6: bool) -> Self {
         Options {
             nodelay: cfg.nodelay,
             keepalive: cfg.keepalive,
@@ -130,7 +132,7 @@ impl Options {
             keepalive_interval: cfg.keepalive_interval,
             keepalive_probes: cfg.keepalive_probes,
             user_timeout: cfg.user_timeout,
-            ttl: cfg.ttl,
+            ttl: if v6 { cfg.hop_limit } else { cfg.ttl },
             linger_zero: false,
             fin_wait2_timeout: cfg.fin_wait2_timeout,
         }
@@ -164,8 +166,18 @@ pub(crate) struct ConnStats {
 /// The transmission control block.
 pub(crate) struct Conn {
     pub state: State,
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    /// Addresses in the family on the wire: an IPv4 connection has IPv4
+    /// addresses here even when an IPv6 socket owns it (`v6_socket`).
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// An IPv6 socket owns this IPv4 connection (a dual-stack listener
+    /// accepted it, or an IPv6 socket connected to an IPv4-mapped
+    /// address): its addresses are reported IPv4-mapped (RFC 4291 2.5.5.2),
+    /// as Linux does with `bindv6only=0`.
+    pub v6_socket: bool,
+    /// IPv6 flow label of this connection's datagrams (RFC 6437: a keyed
+    /// hash of the 4-tuple, constant for the connection); unused for IPv4.
+    pub flow_label: u32,
     /// The listener of a passive open (to return to on RST in SYN-RECEIVED).
     pub listener: Option<ListenerId>,
 
@@ -345,21 +357,23 @@ impl Conn {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &Config,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         iss: SeqNum,
         ts_offset: u32,
         send_buf: Box<dyn SendBuffer>,
         recv_buf: Box<dyn RecvBuffer>,
         now: Instant,
     ) -> Conn {
-        let our_mss = Conn::our_mss(cfg);
+        let our_mss = Conn::our_mss(cfg, remote.is_ipv6());
         let rcv_wscale = Conn::recv_wscale(cfg, recv_buf.capacity());
         let peer_mss = 536;
         Conn {
             state: State::Closed,
             local,
             remote,
+            v6_socket: false,
+            flow_label: 0,
             listener: None,
             iss,
             snd_una: iss,
@@ -449,7 +463,7 @@ impl Conn {
             rst_pending: false,
             rst_reply: None,
             timers: Timers::default(),
-            opts: Options::from_config(cfg),
+            opts: Options::from_config(cfg, remote.is_ipv6()),
             error: None,
             soft_error: None,
             events: 0,
@@ -457,9 +471,34 @@ impl Conn {
         }
     }
 
-    /// The MSS we advertise: MTU - 40 (RFC 9293 3.7.1), at least 88.
-    pub fn our_mss(cfg: &Config) -> usize {
-        cfg.mtu.saturating_sub(40).clamp(88, 65535)
+    /// The local address as the owning socket reports it (IPv4-mapped for
+    /// an IPv6 socket's IPv4 connection, RFC 4291 2.5.5.2).
+    pub fn reported_local(&self) -> SocketAddr {
+        if self.v6_socket {
+            crate::stack::mapped(self.local)
+        } else {
+            self.local
+        }
+    }
+
+    /// The peer's address as the owning socket reports it.
+    pub fn reported_remote(&self) -> SocketAddr {
+        if self.v6_socket {
+            crate::stack::mapped(self.remote)
+        } else {
+            self.remote
+        }
+    }
+
+    /// The MSS we advertise: the MTU less the IP and TCP headers (RFC
+    /// 9293 3.7.1): MTU - 40 for IPv4, MTU - 60 for IPv6 (RFC 8200 8.3),
+    /// at least 88 (IPv4) or 1220 (RFC 8200 5: IPv6 links carry 1280).
+    pub fn our_mss(cfg: &Config, v6: bool) -> usize {
+        if v6 {
+            cfg.mtu.saturating_sub(60).clamp(1220, 65535)
+        } else {
+            cfg.mtu.saturating_sub(40).clamp(88, 65535)
+        }
     }
 
     /// Our window shift for a receive buffer of `recv_capacity` bytes (RFC
@@ -992,8 +1031,8 @@ impl Conn {
     pub fn info(&self) -> TcpInfo {
         TcpInfo {
             state: self.state,
-            local: self.local,
-            remote: self.remote,
+            local: self.reported_local(),
+            remote: self.reported_remote(),
             srtt: self.rtt.srtt(),
             rttvar: self.rtt.rttvar(),
             rto: self.rtt.rto(),

@@ -187,7 +187,7 @@ impl Recorder<'_> {
         let mut f = Fuzzer::new(0);
         f.record = true;
         let peer_cfg = Config {
-            addrs: vec![PEER_IP],
+            addrs: vec![PEER_IP.into()],
             seed: 0xbeef,
             ..config(0)
         };

@@ -34,7 +34,7 @@ pub use wire::run_wire;
 use crate::seq::SeqNum;
 use crate::state::{ConnId, State};
 use crate::time::Instant;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// A copy of the stack's bookkeeping (see `Stack::fuzz_snapshot`).
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ pub struct StackSnapshot {
 /// One listener's queues.
 #[derive(Debug, Clone)]
 pub struct ListenerSnapshot {
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     pub backlog: usize,
     pub syn_queue: usize,
     pub accept_queue: usize,
@@ -76,8 +76,8 @@ pub struct ConnSnapshot {
     pub owned: bool,
     pub user_closed: bool,
     pub state: State,
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     pub iss: SeqNum,
     pub snd_una: SeqNum,
     pub snd_nxt: SeqNum,

@@ -20,7 +20,7 @@ use crate::{
     SockOpt, Stack, State,
 };
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 /// The stack's address.
 pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -433,7 +433,7 @@ pub fn decode_actions(data: &[u8]) -> (u8, Vec<Action>) {
 pub fn config(bits: u8) -> Config {
     let small = bits & 0x40 != 0;
     Config {
-        addrs: vec![LOCAL_IP],
+        addrs: vec![LOCAL_IP.into()],
         mtu: MTU,
         seed: 0xf022,
         send_buffer: if small { 4096 } else { 16 * 1024 },
@@ -637,7 +637,7 @@ impl Fuzzer {
             Action::Connect { port, local_port } => {
                 let local = (*local_port != 0).then(|| SocketAddrV4::new(LOCAL_IP, *local_port));
                 let remote = SocketAddrV4::new(PEER_IP, *port);
-                if let Ok(id) = self.stack.connect(self.now, local, remote) {
+                if let Ok(id) = self.stack.connect(self.now, local.map(Into::into), remote) {
                     self.held.push(id);
                 }
             }
@@ -832,14 +832,14 @@ impl Fuzzer {
             }
             Some(x) if !snap.conns.is_empty() => {
                 let c = &snap.conns[usize::from(x & 0x7f) % snap.conns.len()];
-                (src, dst) = (c.remote, c.local);
+                (src, dst) = (v4_of(c.remote), v4_of(c.local));
             }
             Some(_) => {}
         }
         let conn: Option<&ConnSnapshot> = snap
             .conns
             .iter()
-            .find(|c| c.local == dst && c.remote == src);
+            .find(|c| c.local == SocketAddr::V4(dst) && c.remote == SocketAddr::V4(src));
         let mut tcp = t.tcp;
         tcp.src_port = src.port();
         tcp.dst_port = dst.port();
@@ -1012,4 +1012,12 @@ pub(crate) fn ip_datagram(
     .emit(&mut pkt);
     pkt[Ipv4Repr::HEADER_LEN..].copy_from_slice(payload);
     pkt
+}
+
+/// An IPv4 socket address of a snapshot (this harness speaks IPv4 only).
+fn v4_of(a: SocketAddr) -> SocketAddrV4 {
+    match a {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(a) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port()),
+    }
 }

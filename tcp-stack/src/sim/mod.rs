@@ -37,7 +37,9 @@ mod packet;
 
 pub use link::{DropReason, LinkConfig, LinkStats};
 pub use network::{Hook, Host, NodeId, Sim, SimStats, Stalled, TraceEntry, TraceEvent};
-pub use packet::{checksums_ok, flags, ipv4_dst, Packet, SegmentBuilder, TcpSegment, Verdict};
+pub use packet::{
+    checksums_ok, flags, ip_dst, ipv4_dst, Packet, SegmentBuilder, TcpSegment, Verdict,
+};
 
 #[cfg(test)]
 mod tests;

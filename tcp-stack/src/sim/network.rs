@@ -1,14 +1,14 @@
 //! The simulated network: nodes, links, the event loop in virtual time.
 
 use super::link::{DropReason, Link, LinkConfig, LinkStats};
-use super::packet::{ipv4_dst, Packet, Verdict};
+use super::packet::{ip_dst, Packet, Verdict};
 use crate::config::Config;
 use crate::stack::Stack;
 use crate::state::Event;
 use crate::time::Instant;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Index of a node in a [`Sim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -91,7 +91,7 @@ pub type Hook = Box<dyn FnMut(&mut Packet) -> Verdict>;
 
 struct Node<H> {
     name: String,
-    addrs: Vec<Ipv4Addr>,
+    addrs: Vec<IpAddr>,
     host: H,
     events: Vec<(Instant, Event)>,
     reboots: u64,
@@ -148,7 +148,7 @@ pub struct Sim<H: Host = Stack> {
     now: Instant,
     seed: u64,
     nodes: Vec<Node<H>>,
-    owners: BTreeMap<Ipv4Addr, NodeId>,
+    owners: BTreeMap<IpAddr, NodeId>,
     links: BTreeMap<(NodeId, NodeId), Link>,
     flights: BinaryHeap<Reverse<Flight>>,
     next_id: u64,
@@ -199,19 +199,20 @@ impl<H: Host> Sim<H> {
         mix(self.seed ^ mix(salt))
     }
 
-    /// Adds a node answering for `addrs`.
+    /// Adds a node answering for `addrs` (either family).
     ///
     /// # Panics
     /// If an address already belongs to another node.
-    pub fn add_node(&mut self, name: &str, addrs: &[Ipv4Addr], host: H) -> NodeId {
+    pub fn add_node<A: Into<IpAddr> + Copy>(&mut self, name: &str, addrs: &[A], host: H) -> NodeId {
         let id = NodeId(self.nodes.len());
-        for a in addrs {
+        let addrs: Vec<IpAddr> = addrs.iter().map(|&a| a.into()).collect();
+        for a in &addrs {
             let prev = self.owners.insert(*a, id);
             assert!(prev.is_none(), "address {a} is already taken");
         }
         self.nodes.push(Node {
             name: name.to_string(),
-            addrs: addrs.to_vec(),
+            addrs,
             host,
             events: Vec::new(),
             reboots: 0,
@@ -286,13 +287,28 @@ impl<H: Host> Sim<H> {
         &self.nodes[node.0].name
     }
 
-    /// The node's first address.
+    /// The node's first IPv4 address (`0.0.0.0` if it has none).
     pub fn addr(&self, node: NodeId) -> Ipv4Addr {
-        self.nodes[node.0].addrs[0]
+        self.nodes[node.0]
+            .addrs
+            .iter()
+            .find_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            })
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
+    }
+
+    /// The node's first IPv6 address, if it has one.
+    pub fn addr6(&self, node: NodeId) -> Option<Ipv6Addr> {
+        self.nodes[node.0].addrs.iter().find_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        })
     }
 
     /// All of the node's addresses.
-    pub fn addrs(&self, node: NodeId) -> &[Ipv4Addr] {
+    pub fn addrs(&self, node: NodeId) -> &[IpAddr] {
         &self.nodes[node.0].addrs
     }
 
@@ -431,7 +447,7 @@ impl<H: Host> Sim<H> {
     /// Routes and transmits one datagram emitted by `from`.
     fn emit(&mut self, from: NodeId, data: Vec<u8>) {
         self.stats.emitted += 1;
-        let to = ipv4_dst(&data).and_then(|d| self.owners.get(&d).copied());
+        let to = ip_dst(&data).and_then(|d| self.owners.get(&d).copied());
         let to = match to {
             Some(to) if self.links.contains_key(&(from, to)) => to,
             _ => {

@@ -6,7 +6,7 @@
 
 use crate::time::Instant;
 use core::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
 use super::NodeId;
 
@@ -62,6 +62,18 @@ pub mod flags {
     pub const RST: u8 = 0x04;
     pub const PSH: u8 = 0x08;
     pub const ACK: u8 = 0x10;
+}
+
+/// The destination address of an IPv4 (bytes 16..20) or IPv6 (bytes
+/// 24..40) datagram, by its version nibble, if long enough.
+pub fn ip_dst(data: &[u8]) -> Option<IpAddr> {
+    match data.first()? >> 4 {
+        6 => {
+            let b: [u8; 16] = data.get(24..40)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => ipv4_dst(data).map(IpAddr::V4),
+    }
 }
 
 /// The IPv4 destination address of a datagram (bytes 16..20), if long enough.
@@ -219,7 +231,7 @@ fn fold(mut acc: u32) -> u16 {
 ///
 /// ```
 /// # use tcp_stack::sim::{SegmentBuilder, flags};
-/// # use std::net::{Ipv4Addr, SocketAddrV4};
+/// # use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 /// let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1000);
 /// let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
 /// let bytes = SegmentBuilder::new(a, b).seq(7).flags(flags::RST).build();

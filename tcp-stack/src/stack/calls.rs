@@ -7,50 +7,53 @@ impl Stack {
     // Socket calls
     // ------------------------------------------------------------------
 
-    /// Whether `ip` names this host: one of its addresses, or internal host
-    /// loopback 127.0.0.0/8 (RFC 1122 3.2.1.3 (g)), which it answers for as
-    /// Linux does without it being configured. Datagrams to it are looped
-    /// back inside the stack, never sent to the device.
-    pub(super) fn is_local(&self, ip: Ipv4Addr) -> bool {
-        ip.is_loopback() || self.cfg.addrs.contains(&ip)
+    /// Opens a listening socket (passive open) on `addr`, either family.
+    /// Port 0 picks an ephemeral port. `[::]:p` takes IPv4 as well
+    /// (dual stack, reporting IPv4 peers IPv4-mapped, as Linux with
+    /// `bindv6only=0`); [`listen_with`](Stack::listen_with) and
+    /// [`ListenOptions::v6_only`] turn that off.
+    pub fn listen(
+        &mut self,
+        addr: impl Into<SocketAddr>,
+        backlog: usize,
+    ) -> crate::Result<ListenerId> {
+        self.listen_with(addr, backlog, ListenOptions::default())
     }
 
-    pub(super) fn check_local_ip(&self, ip: Ipv4Addr) -> crate::Result<()> {
-        if ip.is_unspecified() || self.is_local(ip) {
-            Ok(())
-        } else {
-            Err(Error::AddrNotAvailable)
+    /// [`listen`](Stack::listen) with options.
+    pub fn listen_with(
+        &mut self,
+        addr: impl Into<SocketAddr>,
+        backlog: usize,
+        opts: ListenOptions,
+    ) -> crate::Result<ListenerId> {
+        let addr = addr.into();
+        let v6_socket = addr.is_ipv6();
+        let mut key = addr::canonical(addr);
+        if opts.v6_only && key.is_ipv4() && v6_socket {
+            // Linux: an IPV6_V6ONLY socket cannot bind an IPv4-mapped address.
+            return Err(Error::InvalidInput);
         }
-    }
-
-    pub(super) fn port_in_use_by_listener(&self, ip: Ipv4Addr, port: u16) -> bool {
-        self.listener_map.contains_key(&SocketAddrV4::new(ip, port))
-            || self
-                .listener_map
-                .contains_key(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
-            || (ip.is_unspecified() && self.listener_map.keys().any(|a| a.port() == port))
-    }
-
-    /// Opens a listening socket (passive open). Port 0 picks an ephemeral port.
-    pub fn listen(&mut self, addr: SocketAddrV4, backlog: usize) -> crate::Result<ListenerId> {
-        self.check_local_ip(*addr.ip())?;
-        let addr = if addr.port() == 0 {
+        self.check_local_ip(key.ip())?;
+        if key.port() == 0 {
             let (lo, hi) = self.cfg.ephemeral_ports;
             let span = u32::from(hi.saturating_sub(lo)) + 1;
             let start = self.rng.next_u32() % span;
             let port = (0..span)
                 .map(|i| lo + ((start + i) % span) as u16)
-                .find(|&p| !self.port_in_use_by_listener(*addr.ip(), p))
+                .find(|&p| !self.listener_conflict(SocketAddr::new(key.ip(), p), opts.v6_only))
                 .ok_or(Error::AddrNotAvailable)?;
-            SocketAddrV4::new(*addr.ip(), port)
-        } else {
-            if self.port_in_use_by_listener(*addr.ip(), addr.port()) {
-                return Err(Error::AddrInUse);
-            }
-            addr
-        };
+            key.set_port(port);
+        } else if self.listener_conflict(key, opts.v6_only) {
+            return Err(Error::AddrInUse);
+        }
+        let mut addr = addr;
+        addr.set_port(key.port());
         let l = Listener {
             addr,
+            key,
+            v6_socket,
+            v6_only: opts.v6_only && v6_socket,
             backlog: backlog.clamp(1, 65535),
             syn_queue: 0,
             embryos: VecDeque::new(),
@@ -70,7 +73,7 @@ impl Stack {
                 self.listeners.len() - 1
             }
         } as u32;
-        self.listener_map.insert(addr, idx);
+        self.listener_map.insert(key, idx);
         Ok(ListenerId(idx))
     }
 
@@ -104,7 +107,7 @@ impl Stack {
         else {
             return;
         };
-        self.listener_map.remove(&l.addr);
+        self.listener_map.remove(&l.key);
         let mut doomed: Vec<ConnId> = l.accept_queue.into_iter().collect();
         for (i, s) in self.slots.iter().enumerate() {
             if let Some(c) = s.conn.as_deref() {
@@ -145,20 +148,24 @@ impl Stack {
         }
     }
 
-    /// The address a listener is bound to.
-    pub fn listener_addr(&self, listener: ListenerId) -> Option<SocketAddrV4> {
+    /// The address a listener is bound to, as it was given (with the
+    /// port chosen for port 0).
+    pub fn listener_addr(&self, listener: ListenerId) -> Option<SocketAddr> {
         self.listeners
             .get(listener.0 as usize)?
             .as_ref()
             .map(|l| l.addr)
     }
 
-    /// Active open: sends a SYN. `local` None (or port 0) picks an address and ephemeral port.
+    /// Active open: sends a SYN. `local` None (or port 0) picks an address
+    /// and ephemeral port. Either family; an IPv6 socket (an IPv6 `local`)
+    /// may connect to an IPv4-mapped `remote`, which goes out as IPv4 and
+    /// reports IPv4-mapped addresses (RFC 4291 2.5.5.2), as on Linux.
     pub fn connect(
         &mut self,
         now: Instant,
-        local: Option<SocketAddrV4>,
-        remote: SocketAddrV4,
+        local: Option<SocketAddr>,
+        remote: impl Into<SocketAddr>,
     ) -> crate::Result<ConnId> {
         let buffers = (self.cfg.send_buffer, self.cfg.recv_buffer);
         self.connect_with_buffers(now, local, remote, buffers)
@@ -170,29 +177,42 @@ impl Stack {
     pub fn connect_with_buffers(
         &mut self,
         now: Instant,
-        local: Option<SocketAddrV4>,
-        remote: SocketAddrV4,
+        local: Option<SocketAddr>,
+        remote: impl Into<SocketAddr>,
         buffers: (usize, usize),
     ) -> crate::Result<ConnId> {
-        let rip = *remote.ip();
-        if remote.port() == 0 || rip.is_unspecified() || rip.is_broadcast() || rip.is_multicast() {
+        let remote = remote.into();
+        let v6_socket = remote.is_ipv6() || local.is_some_and(|l| l.is_ipv6());
+        let remote = addr::canonical(remote);
+        let rip = remote.ip();
+        if remote.port() == 0 || addr::bad_destination(rip) {
             return Err(Error::InvalidInput);
         }
-        let local = local.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-        self.check_local_ip(*local.ip())?;
-        let lip = if !local.ip().is_unspecified() {
-            *local.ip()
-        } else if rip.is_loopback() {
-            // As Linux routes 127.0.0.0/8: through loopback, from 127.0.0.1.
-            Ipv4Addr::LOCALHOST
-        } else if self.cfg.addrs.contains(&rip) {
-            // One of our own addresses: it is the source too (RFC 1122 3.2.1.3).
-            rip
-        } else {
-            *self.cfg.addrs.first().ok_or(Error::AddrNotAvailable)?
+        let local = match local.map(addr::canonical) {
+            // `[::]` (or `0.0.0.0`): no address chosen, either family.
+            Some(l) if l.ip().is_unspecified() => {
+                SocketAddr::new(addr::unspecified_like(rip), l.port())
+            }
+            Some(l) if l.is_ipv4() != remote.is_ipv4() => {
+                // Linux: an IPv4 socket cannot reach an IPv6 peer (EAFNOSUPPORT),
+                // nor an IPv6 address reach an IPv4 one (ENETUNREACH).
+                return Err(if l.is_ipv4() {
+                    Error::InvalidInput
+                } else {
+                    Error::NetworkUnreachable
+                });
+            }
+            Some(l) => l,
+            None => SocketAddr::new(addr::unspecified_like(rip), 0),
         };
-        // RFC 1122 3.2.1.3 (g): a loopback source never leaves the host
-        // (Linux: EINVAL).
+        self.check_local_ip(local.ip())?;
+        let lip = if !local.ip().is_unspecified() {
+            local.ip()
+        } else {
+            self.source_for(rip)?
+        };
+        // RFC 1122 3.2.1.3 (g), RFC 4291 2.5.3: a loopback source never
+        // leaves the host (Linux: EINVAL).
         if lip.is_loopback() && !self.is_local(rip) {
             return Err(Error::InvalidInput);
         }
@@ -202,13 +222,14 @@ impl Stack {
         let local = if local.port() == 0 {
             self.ephemeral_port(lip, remote)?
         } else {
-            let l = SocketAddrV4::new(lip, local.port());
+            let l = SocketAddr::new(lip, local.port());
             if self.conns.contains_key(&(l, remote)) {
                 return Err(Error::AddrInUse);
             }
             l
         };
         let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers, None);
+        conn.v6_socket = v6_socket;
         conn.open_active();
         let id = self.insert(conn, true);
         debug_assert_eq!(id, id_hint);
@@ -243,7 +264,7 @@ impl Stack {
         &mut self,
         now: Instant,
         listener: ListenerId,
-        remote: SocketAddrV4,
+        remote: impl Into<SocketAddr>,
     ) -> crate::Result<ConnId> {
         let local = self.listener_addr(listener).ok_or(Error::InvalidHandle)?;
         if local.ip().is_unspecified() {
@@ -257,13 +278,16 @@ impl Stack {
     /// Ephemeral port selection (RFC 6056).
     pub(super) fn ephemeral_port(
         &mut self,
-        lip: Ipv4Addr,
-        remote: SocketAddrV4,
-    ) -> crate::Result<SocketAddrV4> {
+        lip: IpAddr,
+        remote: SocketAddr,
+    ) -> crate::Result<SocketAddr> {
         let (lo, hi) = self.cfg.ephemeral_ports;
         let span = u32::from(hi.saturating_sub(lo)) + 1;
         let mut h = KeyedState(self.port_key).build_hasher();
-        h.write(&remote.ip().octets());
+        match remote.ip() {
+            IpAddr::V4(ip) => h.write(&ip.octets()),
+            IpAddr::V6(ip) => h.write(&ip.octets()),
+        }
         h.write(&remote.port().to_be_bytes());
         let hash = h.finish();
         // RFC 6056 3.3.4 (algorithm 4): a keyed per-destination offset plus
@@ -273,9 +297,9 @@ impl Stack {
         let start = (hash as u32).wrapping_add(u32::from(self.port_table[slot])) % span;
         for i in 0..span {
             let port = lo + ((start + i) % span) as u16;
-            let cand = SocketAddrV4::new(lip, port);
-            if !self.conns.contains_key(&(cand, remote)) && !self.port_in_use_by_listener(lip, port)
-            {
+            let cand = SocketAddr::new(lip, port);
+            // Not a port a listener takes segments to `lip` on.
+            if !self.conns.contains_key(&(cand, remote)) && !self.listener_conflict(cand, true) {
                 self.port_table[slot] = self.port_table[slot].wrapping_add(i as u16 + 1);
                 return Ok(cand);
             }
@@ -342,12 +366,16 @@ impl Stack {
         self.conn(conn).and_then(|c| c.error)
     }
 
-    pub fn local_addr(&self, conn: ConnId) -> Option<SocketAddrV4> {
-        self.conn(conn).map(|c| c.local)
+    /// The connection's local address: IPv4-mapped for an IPv4 connection
+    /// an IPv6 socket owns (a dual-stack listener accepted it), as Linux
+    /// reports it.
+    pub fn local_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.conn(conn).map(Conn::reported_local)
     }
 
-    pub fn peer_addr(&self, conn: ConnId) -> Option<SocketAddrV4> {
-        self.conn(conn).map(|c| c.remote)
+    /// The peer's address, reported as [`local_addr`](Stack::local_addr) is.
+    pub fn peer_addr(&self, conn: ConnId) -> Option<SocketAddr> {
+        self.conn(conn).map(Conn::reported_remote)
     }
 
     /// Sets a per-connection option.

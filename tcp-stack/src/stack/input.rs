@@ -2,12 +2,22 @@
 
 use super::*;
 
+/// The IP header fields TCP input needs, either family.
+struct IpIn {
+    src: IpAddr,
+    dst: IpAddr,
+    /// ECN codepoint (RFC 3168 5).
+    ecn: u8,
+}
+
 impl Stack {
     // ------------------------------------------------------------------
     // Input
     // ------------------------------------------------------------------
 
-    /// Processes one IPv4 datagram. Bad input is dropped and counted in [`Stats`].
+    /// Processes one IP datagram, IPv4 or IPv6 (told apart by the version
+    /// nibble, as a Linux TUN with `IFF_NO_PI` does). Bad input is dropped
+    /// and counted in [`Stats`].
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.handle_packet_meta(now, packet, RxMeta::default());
     }
@@ -17,11 +27,39 @@ impl Stack {
     /// GRO/TSO super-segment of up to 64 KB from a device with offloads):
     /// it is handled as one segment.
     pub fn handle_packet_meta(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
-        self.handle_ipv4(now, packet, meta, false);
+        self.handle_ip(now, packet, meta, false);
     }
 
     /// One datagram from the device, or `looped` back from the stack itself.
-    pub(super) fn handle_ipv4(&mut self, now: Instant, packet: &[u8], meta: RxMeta, looped: bool) {
+    pub(super) fn handle_ip(&mut self, now: Instant, packet: &[u8], meta: RxMeta, looped: bool) {
+        match packet.first().map(|b| b >> 4) {
+            Some(6) => self.handle_ipv6(now, packet, meta, looped),
+            _ => self.handle_ipv4(now, packet, meta, looped),
+        }
+    }
+
+    /// Whether a datagram from `src` to `dst` is ours to take. RFC 1122
+    /// 3.2.1.3 (g) and RFC 4291 2.5.3: loopback addresses are internal to
+    /// a host and MUST NOT appear outside it, so only looped datagrams may
+    /// carry them (counted as malformed otherwise).
+    fn accept_addresses(&mut self, src: IpAddr, dst: IpAddr, looped: bool) -> bool {
+        let ours = if looped {
+            self.is_local(dst)
+        } else {
+            self.cfg.addrs.contains(&dst)
+        };
+        if !ours {
+            self.stats.drop_not_ours += 1;
+            return false;
+        }
+        if !looped && src.is_loopback() {
+            self.stats.drop_malformed += 1;
+            return false;
+        }
+        true
+    }
+
+    fn handle_ipv4(&mut self, now: Instant, packet: &[u8], meta: RxMeta, looped: bool) {
         self.stats.packets_in += 1;
         let ip = match Ipv4Packet::new_checked(packet) {
             Ok(p) => p,
@@ -34,28 +72,77 @@ impl Stack {
             Ok(r) => r,
             Err(e) => return self.count_drop(e),
         };
-        // RFC 1122 3.2.1.3 (g): 127.0.0.0/8 is internal host loopback and
-        // MUST NOT appear outside a host: only looped datagrams may carry it.
-        let ours = if looped {
-            self.is_local(repr.dst)
-        } else {
-            self.cfg.addrs.contains(&repr.dst)
-        };
-        if !ours {
-            self.stats.drop_not_ours += 1;
-            return;
-        }
-        if !looped && repr.src.is_loopback() {
-            self.stats.drop_malformed += 1;
+        if !self.accept_addresses(repr.src.into(), repr.dst.into(), looped) {
             return;
         }
         let payload = ip.payload();
         match repr.protocol {
             IpProtocol::Tcp => {
                 let verify = self.cfg.verify_checksums && !meta.checksum_verified;
-                self.handle_tcp(now, &repr, payload, verify)
+                let ip = IpIn {
+                    src: repr.src.into(),
+                    dst: repr.dst.into(),
+                    ecn: repr.tos & 0b11,
+                };
+                self.handle_tcp(now, &ip, payload, verify)
             }
             IpProtocol::Icmp => self.handle_icmp(now, &repr, payload),
+            _ => self.stats.drop_protocol += 1,
+        }
+    }
+
+    /// An IPv6 datagram (RFC 8200): extension headers walked by the wire
+    /// parser, which drops fragments (no reassembly), type 0 routing
+    /// headers (RFC 5095) and unknown options whose action bits say so
+    /// (RFC 8200 4.2), answering those with a Parameter Problem where RFC
+    /// 8200 asks for one.
+    fn handle_ipv6(&mut self, now: Instant, packet: &[u8], meta: RxMeta, looped: bool) {
+        self.stats.packets_in += 1;
+        let ip = match Ipv6Packet::new_checked(packet) {
+            Ok(p) => p,
+            Err(e) => return self.count_drop(e),
+        };
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let (repr, offset) = match Ipv6Repr::parse_detailed(&ip) {
+            Ok(r) => r,
+            Err(drop) => {
+                // RFC 8200 4.2, 4.4: Parameter Problem code 2 (unrecognised
+                // option, where its action bits ask for one) or code 0
+                // (unrecognised routing type, pointing at that field).
+                let problem = match drop {
+                    Ipv6Drop::UnknownOption {
+                        pointer,
+                        icmp: true,
+                    } => Some((2, pointer)),
+                    Ipv6Drop::RoutingType0 { pointer } | Ipv6Drop::UnknownRouting { pointer } => {
+                        Some((0, pointer))
+                    }
+                    _ => None,
+                };
+                if let Some((code, pointer)) = problem {
+                    if !looped && self.cfg.addrs.contains(&IpAddr::V6(dst)) {
+                        self.send_param_problem(now, packet, code, pointer);
+                    }
+                }
+                return self.count_drop(drop.into());
+            }
+        };
+        if !self.accept_addresses(src.into(), dst.into(), looped) {
+            return;
+        }
+        let end = (offset + repr.payload_len).min(packet.len());
+        let payload = packet.get(offset..end).unwrap_or(&[]);
+        match repr.next_header {
+            IpProtocol::Tcp => {
+                let verify = self.cfg.verify_checksums && !meta.checksum_verified;
+                let ip = IpIn {
+                    src: src.into(),
+                    dst: dst.into(),
+                    ecn: repr.traffic_class & 0b11,
+                };
+                self.handle_tcp(now, &ip, payload, verify)
+            }
+            IpProtocol::Icmpv6 => self.handle_icmpv6(now, &repr, payload),
             _ => self.stats.drop_protocol += 1,
         }
     }
@@ -69,26 +156,21 @@ impl Stack {
         }
     }
 
-    pub(super) fn handle_tcp(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8], verify: bool) {
+    fn handle_tcp(&mut self, now: Instant, ip: &IpIn, payload: &[u8], verify: bool) {
         let (tcp, data) = match TcpRepr::parse(payload, ip.src, ip.dst, verify) {
             Ok(x) => x,
             Err(e) => return self.count_drop(e),
         };
-        if tcp.src_port == 0
-            || tcp.dst_port == 0
-            || ip.src.is_broadcast()
-            || ip.src.is_multicast()
-            || ip.src.is_unspecified()
-        {
+        if tcp.src_port == 0 || tcp.dst_port == 0 || addr::bad_source(ip.src) {
             self.stats.drop_malformed += 1;
             return;
         }
-        let local = SocketAddrV4::new(ip.dst, tcp.dst_port);
-        let remote = SocketAddrV4::new(ip.src, tcp.src_port);
+        let local = SocketAddr::new(ip.dst, tcp.dst_port);
+        let remote = SocketAddr::new(ip.src, tcp.src_port);
         let seg = SegmentIn {
             now,
             // RFC 3168 5: CE codepoint (0b11) in the IP header.
-            ce: ip.tos & 0b11 == 0b11,
+            ce: ip.ecn == 0b11,
             seq: tcp.seq,
             ack: tcp.ack,
             flags: tcp.flags,
@@ -142,21 +224,13 @@ impl Stack {
         self.handle_no_conn(now, local, remote, &seg, None);
     }
 
-    pub(super) fn find_listener(&self, local: SocketAddrV4) -> Option<u32> {
-        self.listener_map.get(&local).copied().or_else(|| {
-            self.listener_map
-                .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
-                .copied()
-        })
-    }
-
     /// A segment for a tuple with no connection: LISTEN (RFC 9293 3.10.7.2)
     /// or CLOSED (RFC 9293 3.10.7.1).
     pub(super) fn handle_no_conn(
         &mut self,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seg: &SegmentIn,
         iss_floor: Option<SeqNum>,
     ) {
@@ -203,8 +277,8 @@ impl Stack {
     pub(super) fn new_conn(
         &mut self,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         (send, recv): (usize, usize),
         iss_floor: Option<SeqNum>,
     ) -> (ConnId, Conn) {
@@ -221,15 +295,20 @@ impl Stack {
     pub(super) fn new_conn_with(
         &mut self,
         now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         (send, recv): (usize, usize),
         iss: SeqNum,
         ts_offset: u32,
     ) -> (ConnId, Conn) {
         let id = self.next_id();
         let (sb, rb) = self.factory.buffers(id, send, recv);
-        let conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
+        let mut conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
+        conn.flow_label = self.flow_label(local, remote);
+        // RFC 1191 / RFC 8201: start from what the path is known to carry.
+        if let Some(mss) = self.path_mss(now, remote.ip()) {
+            conn.our_mss = conn.our_mss.min(mss);
+        }
         (id, conn)
     }
 

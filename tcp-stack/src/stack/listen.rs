@@ -41,8 +41,8 @@ impl Stack {
         &mut self,
         now: Instant,
         lidx: u32,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seg: &SegmentIn,
         iss_floor: Option<SeqNum>,
     ) {
@@ -91,8 +91,9 @@ impl Stack {
         let Some(Some(l)) = self.listeners.get(lidx as usize) else {
             return;
         };
-        let buffers = l.buffers;
+        let (buffers, v6_socket) = (l.buffers, l.v6_socket);
         let (id_hint, mut conn) = self.new_conn(now, local, remote, buffers, iss_floor);
+        conn.v6_socket = v6_socket;
         let mut env = Env {
             now,
             cfg: &self.cfg,
@@ -171,8 +172,8 @@ impl Stack {
         &mut self,
         now: Instant,
         lidx: u32,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seg: &SegmentIn,
     ) {
         if self.control.len() >= MAX_CONTROL {
@@ -186,7 +187,9 @@ impl Stack {
         let recv = l.buffers.1;
         let cfg = &self.cfg;
         let o = &seg.options;
-        let our_mss = Conn::our_mss(cfg);
+        // RFC 4987 3.6: the MSS the SYN-ACK offers; no path MTU is known
+        // here that the connection could not learn again.
+        let our_mss = Conn::our_mss(cfg, remote.is_ipv6());
         // RFC 9293 3.7.1: without an MSS option the peer takes 536.
         let peer_mss = o.mss.unwrap_or(536);
         let iss = self.cookies.iss(now, local, remote, seg.seq, peer_mss);
@@ -250,8 +253,8 @@ impl Stack {
         &mut self,
         now: Instant,
         lidx: u32,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seg: &SegmentIn,
     ) {
         if seg.flags.rst() {
@@ -277,7 +280,7 @@ impl Stack {
         let Some(Some(l)) = self.listeners.get(lidx as usize) else {
             return;
         };
-        let buffers = l.buffers;
+        let (buffers, v6_socket) = (l.buffers, l.v6_socket);
         self.stats.syncookies_validated += 1;
         // The SYN the cookie stands for, with the options it kept.
         let mut syn = *seg;
@@ -305,6 +308,7 @@ impl Stack {
         let iss = seg.ack - 1;
         let ts_offset = self.cookies.ts_offset(local, remote);
         let (id_hint, mut conn) = self.new_conn_with(now, local, remote, buffers, iss, ts_offset);
+        conn.v6_socket = v6_socket;
         let (mut env, _) = self.env_parts(now);
         conn.open_from_cookie(&mut env, &syn, ListenerId(lidx));
         let id = self.insert(conn, false);

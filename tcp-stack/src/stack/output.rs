@@ -6,8 +6,8 @@ impl Stack {
     /// Queues a RST for a segment that matches no connection.
     pub(super) fn queue_rst(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         seq: SeqNum,
         ack: Option<SeqNum>,
     ) {
@@ -34,47 +34,78 @@ impl Stack {
     }
 
     /// Queues a header-only TCP segment that belongs to no connection (a
-    /// RST, a cookie SYN-ACK) with its IPv4 header and checksum. The
-    /// caller checked the control queue's bound.
-    pub(super) fn queue_tcp(&mut self, local: SocketAddrV4, remote: SocketAddrV4, tcp: &TcpRepr) {
+    /// RST, a cookie SYN-ACK) with its IP header and checksum. The caller
+    /// checked the control queue's bound.
+    pub(super) fn queue_tcp(&mut self, local: SocketAddr, remote: SocketAddr, tcp: &TcpRepr) {
+        let ihl = ip_header_len(remote.ip());
         let hl = tcp.header_len();
-        let mut pkt = vec![0u8; Ipv4Repr::HEADER_LEN + hl];
-        tcp.emit(&mut pkt[Ipv4Repr::HEADER_LEN..]);
-        fill_checksum(&mut pkt[Ipv4Repr::HEADER_LEN..], *local.ip(), *remote.ip());
-        let ttl = self.cfg.ttl;
-        self.ip_header(
-            &mut pkt,
-            *local.ip(),
-            *remote.ip(),
-            IpProtocol::Tcp,
-            hl,
-            ttl,
-        );
+        let mut pkt = vec![0u8; ihl + hl];
+        tcp.emit(&mut pkt[ihl..]);
+        fill_checksum(&mut pkt[ihl..], local.ip(), remote.ip());
+        let ip = IpHeader {
+            src: local.ip(),
+            dst: remote.ip(),
+            protocol: IpProtocol::Tcp,
+            hop_limit: self.default_hop_limit(remote.ip()),
+            ecn: 0,
+            flow_label: self.flow_label(local, remote),
+        };
+        self.ip_header(&mut pkt, &ip, hl);
         self.control.push_back(pkt);
     }
 
-    pub(super) fn ip_header(
-        &mut self,
-        buf: &mut [u8],
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        protocol: IpProtocol,
-        payload_len: usize,
-        ttl: u8,
-    ) {
-        self.ip_ident = self.ip_ident.wrapping_add(1);
-        Ipv4Repr {
-            src,
-            dst,
-            protocol,
-            payload_len,
-            ttl,
-            tos: 0,
-            ident: self.ip_ident,
-            dont_frag: true,
+    /// The TTL (IPv4) or hop limit (IPv6) of datagrams no connection sends.
+    pub(super) fn default_hop_limit(&self, dst: IpAddr) -> u8 {
+        match dst {
+            IpAddr::V4(_) => self.cfg.ttl,
+            IpAddr::V6(_) => self.cfg.hop_limit,
         }
-        .emit(buf);
     }
+
+    /// The flow label of a 4-tuple (RFC 6437 3: a keyed hash of the
+    /// tuple, 20 bits, so one flow keeps one label and labels do not
+    /// reveal anything); 0 for IPv4.
+    pub(super) fn flow_label(&self, local: SocketAddr, remote: SocketAddr) -> u32 {
+        if local.is_ipv4() {
+            return 0;
+        }
+        let mut h = KeyedState(self.port_key ^ 0x6437_6437_6437_6437).build_hasher();
+        h.write(crate::isn::tuple_bytes(local, remote).as_slice());
+        // RFC 6437 3: zero means "no label"; never use it for a flow.
+        (h.finish() as u32 & 0xF_FFFF).max(1)
+    }
+
+    /// Writes the IP header of a datagram carrying `payload_len` bytes
+    /// into the front of `buf`: IPv4 (DF set, RFC 1191) or IPv6 (RFC 8200).
+    pub(super) fn ip_header(&mut self, buf: &mut [u8], ip: &IpHeader, payload_len: usize) {
+        match (ip.src, ip.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                Ipv4Repr {
+                    src,
+                    dst,
+                    protocol: ip.protocol,
+                    payload_len,
+                    ttl: ip.hop_limit,
+                    tos: ip.ecn & 0b11,
+                    ident: self.ip_ident,
+                    dont_frag: true,
+                }
+                .emit(buf);
+            }
+            (src, dst) => Ipv6Repr {
+                src: v6_of(src),
+                dst: v6_of(dst),
+                next_header: ip.protocol,
+                payload_len,
+                hop_limit: ip.hop_limit,
+                traffic_class: ip.ecn & 0b11,
+                flow_label: ip.flow_label,
+            }
+            .emit(buf),
+        }
+    }
+
     // ------------------------------------------------------------------
     // Output, timers, events
     // ------------------------------------------------------------------
@@ -108,8 +139,7 @@ impl Stack {
             }
             let t = self.transmit_next(now, buf, gso)?;
             let datagram = &buf[..t.len];
-            let local =
-                Ipv4Packet::new_checked(datagram).is_ok_and(|p| self.is_local(p.dst_addr()));
+            let local = datagram_dst(datagram).is_some_and(|dst| self.is_local(dst));
             if !local {
                 return Some(t);
             }
@@ -137,7 +167,7 @@ impl Stack {
             let meta = RxMeta {
                 checksum_verified: true,
             };
-            self.handle_ipv4(now, &datagram, meta, true);
+            self.handle_ip(now, &datagram, meta, true);
             if self.loopback.spare.len() < LOOPBACK_SPARE {
                 self.loopback.spare.push(datagram);
             }
@@ -184,36 +214,49 @@ impl Stack {
                 continue;
             }
             slot.in_dirty = false;
+            let Some(ihl) = slot.conn.as_deref().map(|c| ip_header_len(c.remote.ip())) else {
+                continue;
+            };
+            if limit < ihl + 60 {
+                // No room for this family's headers: it waits for a bigger buffer.
+                slot.in_dirty = true;
+                self.dirty.push_front(id);
+                return None;
+            }
             let (mut env, slots) = self.env_parts(now);
             env.gso = gso;
             let Some(conn) = slots[id.index as usize].conn.as_deref_mut() else {
                 continue;
             };
-            let seg_buf = &mut buf[Ipv4Repr::HEADER_LEN..limit];
+            let seg_buf = &mut buf[ihl..limit];
             let produced = conn.poll_segment(&mut env, seg_buf);
             let segment_size = env.gso_size;
             match produced {
                 Some(n) => {
-                    let (src, dst, ttl) = (*conn.local.ip(), *conn.remote.ip(), conn.opts.ttl);
-                    let tos = conn.out_ecn;
-                    if seg_buf[13] & 0x04 != 0 {
+                    let ip = IpHeader {
+                        src: conn.local.ip(),
+                        dst: conn.remote.ip(),
+                        protocol: IpProtocol::Tcp,
+                        hop_limit: conn.opts.ttl,
+                        // RFC 3168 6.1.2: new data of an ECN connection is ECT(0).
+                        ecn: conn.out_ecn,
+                        flow_label: conn.flow_label,
+                    };
+                    let tcp = TcpPacket::new_unchecked(&seg_buf[..n]);
+                    let tcp_hl = tcp.header_len();
+                    if tcp.flags().rst() {
                         self.stats.rst_sent += 1;
                     }
-                    self.ip_header(buf, src, dst, IpProtocol::Tcp, n, ttl);
-                    // RFC 3168 6.1.2: new data of an ECN connection is ECT(0).
-                    if tos != 0 {
-                        set_ecn(buf, tos);
-                    }
-                    let len = Ipv4Repr::HEADER_LEN + n;
+                    self.ip_header(buf, &ip, n);
+                    let len = ihl + n;
                     self.stats.packets_out += 1;
-                    let segment = &mut buf[Ipv4Repr::HEADER_LEN..len];
+                    let segment = &mut buf[ihl..len];
                     match segment_size {
-                        None => fill_checksum(segment, src, dst),
+                        None => fill_checksum(segment, ip.src, ip.dst),
                         Some(size) => {
-                            fill_partial_checksum(segment, src, dst);
+                            fill_partial_checksum(segment, ip.src, ip.dst);
                             // Count the datagrams the super-segment becomes.
-                            let hl = usize::from(segment[12] >> 4) * 4;
-                            let parts = (n - hl).div_ceil(usize::from(size));
+                            let parts = (n - tcp_hl).div_ceil(usize::from(size));
                             self.stats.packets_out += parts as u64 - 1;
                             // The parts take consecutive IP ids (Linux GSO).
                             let extra = u16::try_from(parts - 1).unwrap_or(u16::MAX);

@@ -23,7 +23,7 @@
 use super::checksum;
 use super::WireError;
 use crate::seq::SeqNum;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// TCP control bits.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -500,16 +500,13 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         self.buffer.as_ref().get(self.header_len()..).unwrap_or(&[])
     }
     /// Checksum over pseudo-header + whole buffer verifies.
-    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    pub fn verify_checksum(&self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> bool {
         let b = self.buffer.as_ref();
         // RFC 9293 3.1: the sum covers pseudo-header, header and data.
         let Ok(len) = u32::try_from(b.len()) else {
             return false;
         };
-        let s = checksum::combine(
-            checksum::pseudo_header(src, dst, TCP_PROTOCOL, len),
-            checksum::sum(b),
-        );
+        let s = checksum::combine(pseudo_header(src.into(), dst.into(), len), checksum::sum(b));
         checksum::finish(s) == 0
     }
 }
@@ -559,13 +556,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.buffer.as_mut().get_mut(hl..).unwrap_or(&mut [])
     }
     /// Computes and stores the checksum over pseudo-header + whole buffer.
-    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+    pub fn fill_checksum(&mut self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
         fill_checksum(self.buffer.as_mut(), src, dst);
     }
 }
 
 /// IP protocol number of TCP, for the pseudo-header.
 const TCP_PROTOCOL: u8 = 6;
+
+/// The pseudo-header sum of a TCP segment of `len` bytes: RFC 9293 3.1 for
+/// IPv4, RFC 8200 8.1 for IPv6.
+fn pseudo_header(src: IpAddr, dst: IpAddr, len: u32) -> u32 {
+    checksum::pseudo_header_ip(src, dst, TCP_PROTOCOL, len)
+}
 
 /// A validated TCP header (payload carried separately).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -588,8 +591,8 @@ impl TcpRepr {
     #[allow(clippy::needless_lifetimes)]
     pub fn parse<'a>(
         segment: &'a [u8],
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
         verify_checksum: bool,
     ) -> Result<(TcpRepr, &'a [u8]), WireError> {
         let p = TcpPacket::new_checked(segment)?;
@@ -646,7 +649,7 @@ impl TcpRepr {
 /// Computes and stores the checksum of a complete segment (header + payload).
 ///
 /// Segments shorter than a TCP header are left untouched.
-pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+pub fn fill_checksum(segment: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
     if segment.len() < MIN_HEADER_LEN {
         return;
     }
@@ -655,7 +658,7 @@ pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
     // RFC 9293 3.1: checksum over pseudo-header, header (checksum field zero)
     // and data.
     let s = checksum::combine(
-        checksum::pseudo_header(src, dst, TCP_PROTOCOL, len),
+        pseudo_header(src.into(), dst.into(), len),
         checksum::sum(segment),
     );
     segment[field::CHECKSUM].copy_from_slice(&checksum::finish(s).to_be_bytes());
@@ -667,11 +670,11 @@ pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
 /// one's complement sum of the segment (this field included) and
 /// complementing gives the real checksum; a segmentation offload does that
 /// per part after fixing the length.
-pub fn fill_partial_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+pub fn fill_partial_checksum(segment: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
     if segment.len() < MIN_HEADER_LEN {
         return;
     }
-    let pseudo = checksum::pseudo_header(src, dst, TCP_PROTOCOL, segment.len() as u32);
+    let pseudo = pseudo_header(src.into(), dst.into(), segment.len() as u32);
     let folded = !checksum::finish(pseudo);
     segment[field::CHECKSUM].copy_from_slice(&folded.to_be_bytes());
 }
@@ -680,6 +683,7 @@ pub fn fill_partial_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::net::Ipv4Addr;
 
     const SYN_SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const SYN_DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);

@@ -39,7 +39,7 @@ struct Harness {
 
 fn config() -> Config {
     Config {
-        addrs: vec![LOCAL_IP],
+        addrs: vec![LOCAL_IP.into()],
         timestamps: false,
         sack: false,
         window_scaling: false,
@@ -242,7 +242,11 @@ fn socket_syn_sent() -> (Harness, SeqNum) {
     let mut h = Harness::new(config());
     let id = h
         .stack
-        .connect(h.now, Some(SocketAddrV4::new(LOCAL_IP, 50000)), REMOTE)
+        .connect(
+            h.now,
+            Some(SocketAddrV4::new(LOCAL_IP, 50000).into()),
+            REMOTE,
+        )
         .unwrap();
     h.conn = Some(id);
     h.local = SocketAddrV4::new(LOCAL_IP, 50000);
@@ -414,7 +418,7 @@ fn test_syn_received_ack_establishes_and_queues_accept() {
     assert_eq!(h.events(), vec![Event::Incoming(crate::ListenerId(0))]);
     let id = h.stack.accept(crate::ListenerId(0)).unwrap();
     assert_eq!(h.stack.state(id), State::Established);
-    assert_eq!(h.stack.peer_addr(id), Some(REMOTE));
+    assert_eq!(h.stack.peer_addr(id), Some(REMOTE.into()));
 }
 
 #[test]
@@ -1334,7 +1338,7 @@ fn test_listen_send_goes_syn_sent() {
     let id = h.stack.connect_listener(h.now, lid, REMOTE).unwrap();
     h.conn = Some(id);
     assert_eq!(h.state(), State::SynSent);
-    assert_eq!(h.stack.local_addr(id), Some(LOCAL));
+    assert_eq!(h.stack.local_addr(id), Some(LOCAL.into()));
     let syn = h.expect_one();
     assert_eq!(syn.flags(), TcpFlags::SYN);
     assert_eq!(syn.tcp.src_port, LOCAL.port());
@@ -1706,7 +1710,7 @@ fn test_listen_and_connect_with_own_buffer_sizes() {
     let local = SocketAddrV4::new(LOCAL_IP, 50000);
     let id = h
         .stack
-        .connect_with_buffers(h.now, Some(local), REMOTE, (5000, 1000))
+        .connect_with_buffers(h.now, Some(local.into()), REMOTE, (5000, 1000))
         .unwrap();
     assert_eq!(h.expect_one().tcp.window, 1000);
     assert_eq!(h.stack.send_buffer(id).unwrap().capacity(), 5000);
@@ -1898,7 +1902,10 @@ fn test_syn_sent_ecn_setup_and_ece_reaction() {
     cfg.ecn = true;
     let mut h = Harness::new(cfg);
     h.local = SocketAddrV4::new(LOCAL_IP, 50000);
-    let id = h.stack.connect(h.now, Some(h.local), REMOTE).unwrap();
+    let id = h
+        .stack
+        .connect(h.now, Some(h.local.into()), REMOTE)
+        .unwrap();
     h.conn = Some(id);
     let syn = h.expect_one();
     assert_eq!(syn.flags(), TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR);

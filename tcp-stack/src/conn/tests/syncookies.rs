@@ -351,7 +351,7 @@ fn test_listen_and_connect_refused_at_the_buffer_memory_limit() {
     h.stack.set_buffer_memory(1 << 20);
     let local = SocketAddrV4::new(LOCAL_IP, 50000);
     assert_eq!(
-        h.stack.connect(h.now, Some(local), REMOTE),
+        h.stack.connect(h.now, Some(local.into()), REMOTE),
         Err(Error::Exhausted)
     );
     syn_from(&mut h, peer(7000), 1, TcpOptions::default());
@@ -362,7 +362,7 @@ fn test_listen_and_connect_refused_at_the_buffer_memory_limit() {
     h.stack.set_buffer_memory(512 << 10);
     syn_from(&mut h, peer(7000), 1, TcpOptions::default());
     assert!(h.expect_one().flags().syn());
-    assert!(h.stack.connect(h.now, Some(local), REMOTE).is_ok());
+    assert!(h.stack.connect(h.now, Some(local.into()), REMOTE).is_ok());
     assert!(h.stack.accept(lid).is_none());
 }
 
