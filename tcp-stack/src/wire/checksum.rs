@@ -9,11 +9,11 @@
 //! result to 16 bits at the end. Because 2^16 - 1 divides 2^64 - 1 the folded
 //! value equals the 16-bit one's complement sum.
 //!
-//! Partial sums returned by [`sum`], [`combine`] and [`pseudo_header`] are
-//! always folded to at most `0xFFFF`, so callers may add a few of them with
+//! Partial sums returned by [`sum`], [`combine`], [`pseudo_header`],
+//! [`pseudo_header_v6`] and [`pseudo_header_ip`] are always folded to at most `0xFFFF`, so callers may add a few of them with
 //! plain `+` without overflowing `u32` (and [`finish`] folds again anyway).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One's-complement addition on 64 bits: the carry out is added back in
 /// (RFC 1071 2(A), "end-around carry").
@@ -117,6 +117,50 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u32) ->
     fold64(acc)
 }
 
+/// Partial sum of the IPv6 pseudo-header (RFC 8200 8.1) for TCP, UDP and
+/// ICMPv6 (RFC 4443 2.3).
+///
+/// RFC 8200 8.1: the pseudo-header is the 128-bit source address, the 128-bit
+/// destination address, the 32-bit upper-layer packet length, three zero
+/// bytes and the Next Header value of the upper-layer protocol (not of an
+/// extension header). `length` is that upper-layer length (header plus data);
+/// `dst` is the final destination, not an intermediate routing-header hop.
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u32 {
+    let s = src.octets();
+    let d = dst.octets();
+    let mut acc = 0u64;
+    for half in [&s[..8], &s[8..], &d[..8], &d[8..]] {
+        acc = add_carry(acc, be64(half));
+    }
+    // The length and next-header words: a 32-bit value sums as its two 16-bit
+    // halves because 2^16 = 1 modulo 2^16 - 1.
+    acc = add_carry(acc, u64::from(length));
+    acc = add_carry(acc, u64::from(next_header));
+    fold64(acc)
+}
+
+/// The pseudo-header partial sum for either family: [`pseudo_header`] for two
+/// IPv4 addresses, [`pseudo_header_v6`] for two IPv6 addresses.
+///
+/// Mixed families are the caller's bug (no datagram carries one of each); the
+/// result is then still defined and nothing panics: the IPv4 address is
+/// taken as its IPv4-mapped IPv6 address (RFC 4291 2.5.5.2) and the IPv6
+/// pseudo-header is summed.
+pub fn pseudo_header_ip(src: IpAddr, dst: IpAddr, protocol: u8, length: u32) -> u32 {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => pseudo_header(s, d, protocol, length),
+        (IpAddr::V6(s), IpAddr::V6(d)) => pseudo_header_v6(s, d, protocol, length),
+        (s, d) => pseudo_header_v6(to_v6(s), to_v6(d), protocol, length),
+    }
+}
+
+fn to_v6(a: IpAddr) -> Ipv6Addr {
+    match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +233,71 @@ mod tests {
         assert_eq!(pseudo_header(src, dst, 6, 1460), reference_sum(&bytes));
     }
 
+    /// The RFC 8200 8.1 layout written out: src, dst, 32-bit length, three
+    /// zero bytes, next header.
+    fn v6_pseudo_bytes(src: Ipv6Addr, dst: Ipv6Addr, nh: u8, len: u32) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&src.octets());
+        bytes.extend_from_slice(&dst.octets());
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, nh]);
+        bytes
+    }
+
+    #[test]
+    fn pseudo_header_v6_known_answer() {
+        // RFC 8200 8.1 by hand: fe80::1 -> ff02::1, ICMPv6 (58), length 8.
+        // Words: fe80 + 0001 + ff02 + 0001 + 0000 + 0008 + 0000 + 003a
+        // = 0x1fdc6, folded 0xfdc6 + 1 = 0xfdc7.
+        let src: Ipv6Addr = "fe80::1".parse().unwrap();
+        let dst: Ipv6Addr = "ff02::1".parse().unwrap();
+        assert_eq!(pseudo_header_v6(src, dst, 58, 8), 0xfdc7);
+        // An ICMPv6 echo request (RFC 4443 4.1), ident 0x1234, seq 1, no
+        // data: 8000 + 0000 + 1234 + 0001 = 0x9235; with the pseudo-header
+        // 0xfdc7 + 0x9235 = 0x18ffc -> 0x8ffd; the checksum is !0x8ffd = 0x7002.
+        let msg = [0x80, 0, 0, 0, 0x12, 0x34, 0, 1];
+        let got = finish(combine(pseudo_header_v6(src, dst, 58, 8), sum(&msg)));
+        assert_eq!(got, 0x7002);
+        assert_eq!(
+            got,
+            reference_checksum(&[v6_pseudo_bytes(src, dst, 58, 8), msg.to_vec()].concat())
+        );
+    }
+
+    #[test]
+    fn pseudo_header_v6_large_length_uses_all_32_bits() {
+        // RFC 8200 8.1: the length is 32 bits (jumbograms, RFC 2675).
+        let a = Ipv6Addr::UNSPECIFIED;
+        assert_eq!(pseudo_header_v6(a, a, 6, 0x0001_0000), 1 + 6);
+        assert_eq!(pseudo_header_v6(a, a, 0, 0x0002_fffd), 0xffff);
+    }
+
+    #[test]
+    fn pseudo_header_ip_dispatches_by_family() {
+        let (s4, d4) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let (s6, d6): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        assert_eq!(
+            pseudo_header_ip(s4.into(), d4.into(), 6, 40),
+            pseudo_header(s4, d4, 6, 40)
+        );
+        assert_eq!(
+            pseudo_header_ip(s6.into(), d6.into(), 6, 40),
+            pseudo_header_v6(s6, d6, 6, 40)
+        );
+        // Mixed families: defined (IPv4-mapped), never a panic.
+        assert_eq!(
+            pseudo_header_ip(s4.into(), d6.into(), 6, 40),
+            pseudo_header_v6(s4.to_ipv6_mapped(), d6, 6, 40)
+        );
+        assert_eq!(
+            pseudo_header_ip(s6.into(), d4.into(), 6, 40),
+            pseudo_header_v6(s6, d4.to_ipv6_mapped(), 6, 40)
+        );
+    }
+
     #[test]
     fn buffer_with_its_own_checksum_sums_to_zero() {
         let mut data = vec![0x45, 0x00, 0x00, 0x1c, 0x12, 0x34, 0, 0, 0xab];
@@ -216,6 +325,15 @@ mod tests {
             let split = (split.min(data.len())) & !1;
             let (a, b) = data.split_at(split);
             prop_assert_eq!(finish(combine(sum(a), sum(b))), checksum(&data));
+        }
+
+        #[test]
+        fn pseudo_header_v6_matches_reference(src in any::<u128>(), dst in any::<u128>(), nh in any::<u8>(), len in any::<u32>()) {
+            let (s, d) = (Ipv6Addr::from(src), Ipv6Addr::from(dst));
+            let bytes = v6_pseudo_bytes(s, d, nh, len);
+            let got = pseudo_header_v6(s, d, nh, len);
+            prop_assert!(got <= 0xFFFF);
+            prop_assert_eq!(finish(got), finish(reference_sum(&bytes)));
         }
 
         #[test]
