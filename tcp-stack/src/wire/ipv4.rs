@@ -111,6 +111,10 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn tos(&self) -> u8 {
         self.buffer.as_ref()[field::TOS]
     }
+    /// The ECN field: the two low bits of the TOS byte (RFC 3168 5).
+    pub fn ecn(&self) -> u8 {
+        self.tos() & 0b11
+    }
     pub fn total_len(&self) -> usize {
         usize::from(be16(self.buffer.as_ref(), field::LENGTH))
     }
@@ -215,6 +219,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         let hl = self.header_len();
         let c = checksum::checksum(&self.buffer.as_ref()[..hl]);
         self.set_checksum(c);
+    }
+    /// Sets the ECN field (the two low TOS bits, RFC 3168 5), keeps the DSCP,
+    /// and recomputes the header checksum (RFC 791 3.1: it covers the TOS
+    /// byte). Only the low two bits of `ecn` are used.
+    pub fn set_ecn(&mut self, ecn: u8) {
+        let tos = self.tos();
+        self.set_tos((tos & !0b11) | (ecn & 0b11));
+        self.fill_checksum();
     }
     /// Mutable bytes from the end of the header to `total_len`.
     pub fn payload_mut(&mut self) -> &mut [u8] {
@@ -444,6 +456,25 @@ mod tests {
     }
 
     #[test]
+    fn set_ecn_keeps_dscp_and_fixes_the_checksum() {
+        // RFC 3168 5: ECN is the two low TOS bits, e.g. CE = 0b11.
+        let mut bytes = known_datagram();
+        bytes[1] = 0xb8; // DSCP EF, Not-ECT
+        Ipv4Packet::new_unchecked(&mut bytes[..]).fill_checksum();
+        let mut p = Ipv4Packet::new_checked(&mut bytes[..]).unwrap();
+        assert_eq!(p.ecn(), 0);
+        for ecn in [0b10, 0b11, 0b01, 0b00] {
+            p.set_ecn(ecn);
+            assert_eq!(p.ecn(), ecn);
+            assert_eq!(p.tos() >> 2, 0xb8 >> 2);
+            assert!(p.verify_checksum());
+        }
+        p.set_ecn(0b111); // only the low two bits count
+        assert_eq!(p.tos(), 0xbb);
+        assert!(Ipv4Repr::parse(&p).is_ok());
+    }
+
+    #[test]
     fn trailing_link_padding_is_ignored() {
         let mut bytes = known_datagram();
         bytes.extend_from_slice(&[0; 10]);
@@ -496,6 +527,7 @@ mod tests {
                 p.version(),
                 p.header_len(),
                 p.tos(),
+                p.ecn(),
                 p.total_len(),
                 p.ident(),
                 p.dont_frag(),
