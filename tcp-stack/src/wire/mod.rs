@@ -1,4 +1,4 @@
-//! Wire formats: IPv4, TCP and ICMPv4.
+//! Wire formats: IPv4, IPv6 (with its extension headers), TCP and ICMPv4.
 //!
 //! Two layers per protocol, as in smoltcp: a zero-copy view over a byte
 //! buffer (`*Packet<T: AsRef<[u8]>>`) whose accessors never panic once
@@ -8,10 +8,12 @@
 pub mod checksum;
 pub mod icmp;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 
 pub use icmp::IcmpRepr;
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
+pub use ipv6::{Ipv6Drop, Ipv6Packet, Ipv6Repr};
 pub use tcp::{SackBlocks, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
 
 use core::fmt;
@@ -42,12 +44,14 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
-/// IP protocol numbers this stack knows.
+/// IP protocol numbers (IPv4 Protocol, IPv6 Next Header) this stack knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpProtocol {
     Icmp,
     Tcp,
     Udp,
+    /// ICMP for IPv6, Next Header 58 (RFC 4443 1).
+    Icmpv6,
     Unknown(u8),
 }
 
@@ -57,6 +61,7 @@ impl From<u8> for IpProtocol {
             1 => IpProtocol::Icmp,
             6 => IpProtocol::Tcp,
             17 => IpProtocol::Udp,
+            58 => IpProtocol::Icmpv6,
             other => IpProtocol::Unknown(other),
         }
     }
@@ -68,7 +73,22 @@ impl From<IpProtocol> for u8 {
             IpProtocol::Icmp => 1,
             IpProtocol::Tcp => 6,
             IpProtocol::Udp => 17,
+            IpProtocol::Icmpv6 => 58,
             IpProtocol::Unknown(v) => v,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_protocol_round_trips_every_byte() {
+        for v in 0..=u8::MAX {
+            assert_eq!(u8::from(IpProtocol::from(v)), v);
+        }
+        assert_eq!(IpProtocol::from(58), IpProtocol::Icmpv6);
+        assert_eq!(IpProtocol::from(6), IpProtocol::Tcp);
     }
 }
