@@ -1,5 +1,5 @@
 //! Wire formats: IPv4, IPv6 (with its extension headers), TCP, ICMPv4 and
-//! ICMPv6.
+//! ICMPv6, and the TCP segment quoted inside ICMP errors.
 //!
 //! Two layers per protocol, as in smoltcp: a zero-copy view over a byte
 //! buffer (`*Packet<T: AsRef<[u8]>>`) whose accessors never panic once
@@ -11,12 +11,14 @@ pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod quote;
 pub mod tcp;
 
 pub use icmp::IcmpRepr;
 pub use icmpv6::Icmpv6Repr;
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Drop, Ipv6Packet, Ipv6Repr};
+pub use quote::QuotedTcp;
 pub use tcp::{SackBlocks, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
 
 use core::fmt;
