@@ -2,9 +2,15 @@
 //!
 //! This crate creates (or attaches to) a layer-3 TUN interface
 //! (`IFF_TUN | IFF_NO_PI`: every `read` is exactly one IPv4/IPv6 packet with
-//! no extra header), configures its kernel side (IPv4 address and netmask,
-//! MTU, up/down, persistence) with the classic `SIOC*` interface ioctls on an
-//! `AF_INET` datagram socket, and exposes the packet file descriptor.
+//! no extra header; the first nibble tells the family), configures its
+//! kernel side (IPv4 address and netmask, IPv6 addresses, MTU, up/down,
+//! persistence) with the classic `SIOC*` interface ioctls on an `AF_INET`
+//! (an `AF_INET6` one for IPv6 addresses) datagram socket, and exposes the
+//! packet file descriptor.
+//!
+//! The kernel routes every destination in the configured prefixes (and any
+//! route the administrator points at the interface) through the device, so
+//! a stack behind it reaches off-link addresses with no gateway of its own.
 //! Opt-in offloads ([`TunBuilder::offload`]) put a [`VirtioNetHdr`] in front
 //! of every packet, for checksum offload and 64 KB TCP super-packets.
 //!
@@ -17,19 +23,21 @@
 //! # Example
 //!
 //! ```no_run
-//! use std::net::Ipv4Addr;
+//! use std::net::{Ipv4Addr, Ipv6Addr};
 //! use std::time::Duration;
 //! use tcp_tun::TunBuilder;
 //!
 //! # fn main() -> std::io::Result<()> {
-//! // Kernel side 10.7.0.1/24; our stack would use e.g. 10.7.0.2.
+//! // Kernel side 10.7.0.1/24 and fd00:7::1/64; our stack would use e.g.
+//! // 10.7.0.2 and fd00:7::2.
 //! let tun = TunBuilder::new()
 //!     .name("utcp%d")
 //!     .mtu(1500)
 //!     .address(Ipv4Addr::new(10, 7, 0, 1), 24)
+//!     .address6(Ipv6Addr::new(0xfd00, 7, 0, 0, 0, 0, 0, 1), 64)
 //!     .up(true)
 //!     .build()?;
-//! println!("created {}", tun.name());
+//! println!("created {} with {:?}", tun.name(), tun.addresses6()?);
 //!
 //! let mut buf = vec![0u8; 65535];
 //! if tun.wait_readable(Some(Duration::from_secs(1)))? {
@@ -59,7 +67,9 @@
 //! | [`Tun::create`] on a name that exists, or `EBUSY` | `AddrInUse` | "... name ... is in use ..." |
 //! | [`Tun::attach`] on a name that does not exist | `NotFound` | |
 //! | existing interface is not a compatible TUN device | `InvalidInput` | |
-//! | bad name, address, prefix or MTU | `InvalidInput` | |
+//! | bad name, address, prefix or MTU; IPv6 on an MTU below 1280 | `InvalidInput` | |
+//! | IPv6 address already assigned with another prefix | `AddrInUse` | |
+//! | IPv6 disabled on the interface or in the kernel | `Unsupported` | "... sysctl net.ipv6.conf.NAME.disable_ipv6 = 1 ..." |
 //!
 //! [`Tun::recv`] and [`Tun::send`] are on the hot path and return the raw OS
 //! error unchanged: `WouldBlock` when no packet is queued (or the kernel
@@ -79,7 +89,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io::{self, ErrorKind};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
@@ -96,6 +106,14 @@ pub const MIN_MTU: u32 = 68;
 
 /// Largest MTU accepted by [`Tun::set_mtu`] (the kernel's maximum for TUN).
 pub const MAX_MTU: u32 = 65535;
+
+/// The smallest MTU on which Linux keeps IPv6 enabled (RFC 8200 5: every
+/// link must carry 1280-byte packets); below it [`Tun::set_address6`] fails.
+pub const MIN_MTU_IPV6: u32 = 1280;
+
+/// The longest [`Tun::set_address6`] waits for the kernel to clear the
+/// "tentative" flag of a new address.
+pub const TENTATIVE_WAIT: Duration = Duration::from_secs(2);
 
 /// A buffer of this size always holds a whole packet read by [`Tun::recv`].
 pub const MAX_PACKET: usize = 65535;
@@ -232,6 +250,28 @@ fn validate_address(addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
     Ok(())
 }
 
+/// Checks an interface address and prefix length for [`Tun::set_address6`].
+fn validate_address6(addr: Ipv6Addr, prefix: u8) -> io::Result<()> {
+    if prefix == 0 || prefix > 128 {
+        return Err(invalid_input(format!(
+            "invalid prefix length /{prefix} for {addr}: must be 1..=128"
+        )));
+    }
+    if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
+        return Err(invalid_input(format!(
+            "{addr} cannot be an interface address (unspecified, multicast or loopback)"
+        )));
+    }
+    // RFC 4291 2.5.5.2: these only stand for IPv4 addresses in the socket
+    // API; they never appear in an IPv6 header.
+    if addr.to_ipv4_mapped().is_some() {
+        return Err(invalid_input(format!(
+            "{addr} is an IPv4-mapped address: use TunBuilder::address / Tun::set_address"
+        )));
+    }
+    Ok(())
+}
+
 fn validate_mtu(mtu: u32) -> io::Result<()> {
     if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
         return Err(invalid_input(format!(
@@ -272,6 +312,7 @@ pub struct TunBuilder {
     name: Option<String>,
     mtu: Option<u32>,
     address: Option<(Ipv4Addr, u8)>,
+    address6: Option<(Ipv6Addr, u8)>,
     up: Option<bool>,
     persist: Option<bool>,
     flags: TunFlags,
@@ -303,6 +344,15 @@ impl TunBuilder {
         self
     }
 
+    /// Kernel-side IPv6 address and prefix length (see
+    /// [`Tun::set_address6`]). Independent of [`address`](Self::address):
+    /// give both for a dual-stack interface; the IPv4 one is configured
+    /// first, then this one, then the link is brought [`up`](Self::up).
+    pub fn address6(mut self, addr: Ipv6Addr, prefix: u8) -> TunBuilder {
+        self.address6 = Some((addr, prefix));
+        self
+    }
+
     /// Bring the interface up (or down) after configuring it.
     pub fn up(mut self, up: bool) -> TunBuilder {
         self.up = Some(up);
@@ -326,11 +376,12 @@ impl TunBuilder {
     /// Open the device with offloads (default off): `IFF_VNET_HDR` with the
     /// 10-byte [`VirtioNetHdr`] (`TUNSETVNETHDRSZ`, little-endian fields via
     /// `TUNSETVNETLE`), and `TUNSETOFFLOAD` with `TUN_F_CSUM | TUN_F_TSO4 |
-    /// TUN_F_TSO_ECN`.
+    /// TUN_F_TSO6 | TUN_F_TSO_ECN`.
     ///
     /// The kernel may then hand us packets whose TCP checksum is only
-    /// partial and TCP/IPv4 super-packets up to 64 KB (larger than the MTU),
-    /// and accepts the same from us. Packets must then go through
+    /// partial and TCP super-packets up to 64 KB (larger than the MTU) of
+    /// both families (`GSO_TCPV4`, `GSO_TCPV6`), and accepts the same from
+    /// us. Packets must then go through
     /// [`Tun::recv_vnet`] and [`Tun::send_vnet`]; the plain
     /// [`recv`](Tun::recv) / [`send`](Tun::send) see the header as the first
     /// [`VirtioNetHdr::LEN`] bytes.
@@ -362,6 +413,9 @@ impl TunBuilder {
         validate_name(requested, mode == Mode::Create)?;
         if let Some((addr, prefix)) = self.address {
             validate_address(addr, prefix)?;
+        }
+        if let Some((addr, prefix)) = self.address6 {
+            validate_address6(addr, prefix)?;
         }
         if let Some(mtu) = self.mtu {
             validate_mtu(mtu)?;
@@ -413,6 +467,9 @@ impl TunBuilder {
         }
         if let Some((addr, prefix)) = self.address {
             tun.set_address(addr, prefix)?;
+        }
+        if let Some((addr, prefix)) = self.address6 {
+            tun.set_address6(addr, prefix)?;
         }
         if let Some(up) = self.up {
             tun.set_up(up)?;
@@ -492,8 +549,10 @@ fn set_iff_error(err: io::Error, name: &str, mode: Mode) -> io::Error {
 ///
 /// Each [`recv`](Tun::recv) returns one whole IP packet sent by the kernel
 /// into the interface; each [`send`](Tun::send) injects one IP packet into
-/// the kernel as if received on the interface. Configuration methods use
-/// ioctls on a private `AF_INET` control socket.
+/// the kernel as if received on the interface; both are IPv4 or IPv6,
+/// told apart by the first nibble. Configuration methods use ioctls on a
+/// private `AF_INET` control socket (an `AF_INET6` one for
+/// [`set_address6`](Tun::set_address6)).
 ///
 /// `Tun` is `Send + Sync`; all methods take `&self`.
 #[derive(Debug)]
@@ -571,6 +630,151 @@ impl Tun {
             )
         })?;
         Ok(Some((addr, prefix)))
+    }
+
+    /// Adds a kernel-side IPv6 address (`SIOCSIFADDR` with a `struct
+    /// in6_ifreq` on an `AF_INET6` socket), which also installs the route
+    /// for the prefix.
+    ///
+    /// Unlike IPv4, an interface holds several IPv6 addresses: this adds
+    /// one beside any others (once up, the kernel also gives the TUN a
+    /// random link-local `fe80::/64` one). Adding an address that is
+    /// already there with the same prefix succeeds and changes nothing.
+    /// The TUN has `IFF_NOARP`, so the kernel skips duplicate address
+    /// detection, but it does so from a work queue: the address stays
+    /// "tentative" (unusable: `bind` fails, packets to it are dropped) for
+    /// a moment after the ioctl, usually well under a millisecond, longer
+    /// on a busy machine. This call waits (polling `/proc/net/if_inet6`,
+    /// at most [`TENTATIVE_WAIT`]) until the kernel clears the flag, so the
+    /// address is usable when it returns.
+    ///
+    /// # Errors
+    ///
+    /// - `InvalidInput`: `prefix` not 1..=128; `addr` unspecified,
+    ///   multicast, loopback or IPv4-mapped; an MTU below
+    ///   [`MIN_MTU_IPV6`] (Linux turns IPv6 off on such a link).
+    /// - `AddrInUse`: `addr` is already assigned with another prefix.
+    /// - `Unsupported`: IPv6 is disabled on the interface (the sysctl
+    ///   `net.ipv6.conf.<name>.disable_ipv6` is 1, inherited from
+    ///   `net.ipv6.conf.default.disable_ipv6` when the device was created;
+    ///   setting `net.ipv6.conf.all.disable_ipv6` also sets the default),
+    ///   or the kernel has no IPv6 at all (`ipv6.disable=1`). The message
+    ///   names the sysctl; this crate never changes it.
+    pub fn set_address6(&self, addr: Ipv6Addr, prefix: u8) -> io::Result<()> {
+        validate_address6(addr, prefix)?;
+        let what = format!("adding IPv6 address {addr}/{prefix}");
+        let ctl6 = sys::control_socket6().map_err(|e| {
+            if e.raw_os_error() == Some(libc::EAFNOSUPPORT) {
+                with_context(
+                    e,
+                    ErrorKind::Unsupported,
+                    format!(
+                        "{what} on {}: the kernel has no IPv6 (booted with ipv6.disable=1?)",
+                        self.name
+                    ),
+                )
+            } else {
+                with_context(
+                    e,
+                    ErrorKind::Other,
+                    "cannot open the AF_INET6 control socket for interface ioctls".into(),
+                )
+            }
+        })?;
+        let index = sys::get_index(self.ctl.as_fd(), &self.name)
+            .map_err(|e| ioctl_error(e, &self.name, "reading the interface index"))?;
+        let err = match sys::add_ipv6(ctl6.as_fd(), index, addr, prefix) {
+            Ok(()) => {
+                self.wait_not_tentative(addr);
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        match err.raw_os_error() {
+            // addrconf_add_dev answers EACCES when disable_ipv6 is set.
+            Some(libc::EACCES) if self.ipv6_disabled() => Err(with_context(
+                err,
+                ErrorKind::Unsupported,
+                format!(
+                    "{what} on {name}: IPv6 is disabled on {name} \
+                     (sysctl net.ipv6.conf.{name}.disable_ipv6 = 1, inherited from \
+                     net.ipv6.conf.default.disable_ipv6 or .all); \
+                     enable it with: sysctl -w net.ipv6.conf.{name}.disable_ipv6=0",
+                    name = self.name
+                ),
+            )),
+            // ipv6_add_dev refuses a device whose MTU is below 1280.
+            Some(libc::EINVAL) if self.mtu().is_ok_and(|m| m < MIN_MTU_IPV6) => Err(with_context(
+                err,
+                ErrorKind::InvalidInput,
+                format!(
+                    "{what} on {}: the MTU is below {MIN_MTU_IPV6}, the IPv6 minimum, \
+                         so Linux keeps IPv6 off on this link",
+                    self.name
+                ),
+            )),
+            Some(libc::EEXIST) => match self.addresses6() {
+                Ok(list) if list.contains(&(addr, prefix)) => Ok(()),
+                _ => Err(with_context(
+                    err,
+                    ErrorKind::AddrInUse,
+                    format!(
+                        "{what} on {}: {addr} is already assigned with another prefix",
+                        self.name
+                    ),
+                )),
+            },
+            _ => Err(ioctl_error(err, &self.name, &what)),
+        }
+    }
+
+    /// Polls `/proc/net/if_inet6` until `addr` is listed without
+    /// `IFA_F_TENTATIVE`, for at most [`TENTATIVE_WAIT`]; gives up silently
+    /// (the address is assigned either way).
+    fn wait_not_tentative(&self, addr: Ipv6Addr) {
+        const IFA_F_TENTATIVE: u32 = 0x40;
+        let deadline = std::time::Instant::now() + TENTATIVE_WAIT;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            let Ok(table) = read_if_inet6() else { return };
+            let tentative = parse_if_inet6(&table)
+                .find(|e| e.name == self.name && e.addr == addr)
+                .is_some_and(|e| e.flags & IFA_F_TENTATIVE != 0);
+            if !tentative || std::time::Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+    }
+
+    /// Whether `net.ipv6.conf.<name>.disable_ipv6` reads 1.
+    fn ipv6_disabled(&self) -> bool {
+        let path = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", self.name);
+        std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1")
+    }
+
+    /// The interface's IPv6 addresses with their prefix lengths, kernel
+    /// link-local ones included, in the kernel's order (read from
+    /// `/proc/net/if_inet6` of the calling thread's network namespace).
+    /// Empty when the interface has none or the kernel has no IPv6.
+    pub fn addresses6(&self) -> io::Result<Vec<(Ipv6Addr, u8)>> {
+        let table = match read_if_inet6() {
+            Ok(table) => table,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                let kind = e.kind();
+                return Err(with_context(
+                    e,
+                    kind,
+                    format!("reading /proc/net/if_inet6 for {}", self.name),
+                ));
+            }
+        };
+        Ok(parse_if_inet6(&table)
+            .filter(|entry| entry.name == self.name)
+            .map(|entry| (entry.addr, entry.prefix))
+            .collect())
     }
 
     /// Sets the MTU (`SIOCSIFMTU`); must be 68..=65535.
@@ -655,9 +859,9 @@ impl Tun {
                 return Err(ioctl_error(e, &self.name, "TUNSETVNETLE"));
             }
         }
-        let features = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO_ECN;
+        let features = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
         sys::tun_set_offload(fd, features)
-            .map_err(|e| ioctl_error(e, &self.name, "TUNSETOFFLOAD (checksum, TSO4)"))
+            .map_err(|e| ioctl_error(e, &self.name, "TUNSETOFFLOAD (checksum, TSO4, TSO6)"))
     }
 
     /// Reads one packet of a device opened with offloads: its
@@ -731,6 +935,47 @@ impl Tun {
         };
         sys::poll_readable(self.fd.as_fd(), ms)
     }
+}
+
+/// `/proc/thread-self/net/if_inet6` (the calling thread's namespace, as
+/// for the ioctls), or `/proc/net/if_inet6` on kernels before 3.17.
+fn read_if_inet6() -> io::Result<String> {
+    std::fs::read_to_string("/proc/thread-self/net/if_inet6")
+        .or_else(|_| std::fs::read_to_string("/proc/net/if_inet6"))
+}
+
+/// One line of `/proc/net/if_inet6`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct IfInet6<'a> {
+    addr: Ipv6Addr,
+    index: u32,
+    prefix: u8,
+    /// `IFA_F_*` bits (`IFA_F_TENTATIVE` is 0x40).
+    flags: u32,
+    name: &'a str,
+}
+
+/// Parses `/proc/net/if_inet6`: per line 32 hex digits of address, then
+/// interface index, prefix length, scope and flags in hex, then the
+/// interface name. Malformed lines are skipped.
+fn parse_if_inet6(table: &str) -> impl Iterator<Item = IfInet6<'_>> {
+    table.lines().filter_map(|line| {
+        let mut f = line.split_whitespace();
+        let addr = f.next().filter(|a| a.len() == 32)?;
+        let addr = Ipv6Addr::from(u128::from_str_radix(addr, 16).ok()?);
+        let index = u32::from_str_radix(f.next()?, 16).ok()?;
+        let prefix = u8::from_str_radix(f.next()?, 16).ok()?;
+        let _scope = f.next()?;
+        let flags = u32::from_str_radix(f.next()?, 16).ok()?;
+        let name = f.next()?;
+        Some(IfInet6 {
+            addr,
+            index,
+            prefix,
+            flags,
+            name,
+        })
+    })
 }
 
 impl AsRawFd for Tun {
@@ -825,6 +1070,50 @@ mod tests {
                 ErrorKind::InvalidInput
             );
         }
+    }
+
+    #[test]
+    fn address6_validation() {
+        let a: Ipv6Addr = "fd00:77::1".parse().unwrap();
+        assert!(validate_address6(a, 64).is_ok());
+        assert!(validate_address6(a, 128).is_ok());
+        assert!(validate_address6("fe80::1".parse().unwrap(), 64).is_ok());
+        for p in [0, 129, 255] {
+            let err = validate_address6(a, p).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("1..=128"), "{err}");
+        }
+        for bad in ["::", "::1", "ff02::1", "::ffff:10.0.0.1"] {
+            let err = validate_address6(bad.parse().unwrap(), 64).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
+        }
+    }
+
+    #[test]
+    fn if_inet6_lines_parse() {
+        let table = "\
+fd000077000000000000000000000001 2d1 40 00 c0 utt1x0
+fe8000000000000092d3a7f6290e26f5 2d1 40 20 80     utt1x0
+00000000000000000000000000000001 01 80 10 80       lo
+garbage line
+";
+        let rows: Vec<_> = parse_if_inet6(table).collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[0],
+            IfInet6 {
+                addr: "fd00:77::1".parse().unwrap(),
+                index: 0x2d1,
+                prefix: 64,
+                flags: 0xc0,
+                name: "utt1x0",
+            }
+        );
+        assert_eq!(
+            rows[1].addr,
+            "fe80::92d3:a7f6:290e:26f5".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!((rows[2].addr, rows[2].prefix), (Ipv6Addr::LOCALHOST, 128));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Every `unsafe` block of the crate lives here: `open(2)`, `socket(2)`,
-//! `read(2)`, `write(2)`, `poll(2)` and the interface ioctls.
+//! `read(2)`, `write(2)`, `poll(2)` and the interface ioctls (`struct
+//! ifreq` ones on an `AF_INET` socket, the `struct in6_ifreq` one on an
+//! `AF_INET6` socket).
 //!
 //! The functions in this module are thin and return raw OS errors; the
 //! caller (`lib.rs`) adds context and picks the `io::ErrorKind`.
@@ -7,7 +9,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::mem;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use libc::{c_char, c_int, c_short, c_uchar, c_ulong, c_ushort, c_void};
@@ -164,6 +166,17 @@ pub(crate) fn control_socket() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// An `AF_INET6`/`SOCK_DGRAM` socket: the IPv6 address ioctls reach
+/// `inet6_ioctl` only through a socket of that family. Fails with
+/// `EAFNOSUPPORT` when the kernel has no IPv6 (`ipv6.disable=1`).
+pub(crate) fn control_socket6() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with constant arguments.
+    let fd =
+        cvt(unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `socket` just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `TUNSETIFF`: creates or attaches to the device `name` (which may contain
 /// `%d`) with the given `IFF_*` flags and returns the name the kernel chose.
 pub(crate) fn tun_set_iff(fd: BorrowedFd<'_>, name: &str, flags: c_short) -> io::Result<String> {
@@ -209,6 +222,44 @@ pub(crate) fn set_mtu(ctl: BorrowedFd<'_>, name: &str, mtu: c_int) -> io::Result
     let mut req = IfReq::new(name);
     req.set_int(mtu);
     ioctl_ifreq(ctl, libc::SIOCSIFMTU, &mut req)
+}
+
+/// `SIOCGIFINDEX`, asked through `ctl` so the answer comes from the
+/// network namespace the device lives in.
+pub(crate) fn get_index(ctl: BorrowedFd<'_>, name: &str) -> io::Result<c_int> {
+    let mut req = IfReq::new(name);
+    ioctl_ifreq(ctl, libc::SIOCGIFINDEX, &mut req)?;
+    Ok(req.int())
+}
+
+/// `SIOCSIFADDR` with a `struct in6_ifreq` on an `AF_INET6` socket: adds
+/// `addr/prefix` to the interface with index `index` (the kernel's
+/// `addrconf_add_ifaddr`).
+pub(crate) fn add_ipv6(
+    ctl6: BorrowedFd<'_>,
+    index: c_int,
+    addr: Ipv6Addr,
+    prefix: u8,
+) -> io::Result<()> {
+    let mut req = libc::in6_ifreq {
+        ifr6_addr: libc::in6_addr {
+            s6_addr: addr.octets(),
+        },
+        ifr6_prefixlen: u32::from(prefix),
+        ifr6_ifindex: index,
+    };
+    // SAFETY: `ctl6` is a live AF_INET6 socket and `req` is a properly
+    // sized and aligned `struct in6_ifreq` (libc's definition of the
+    // kernel's `<linux/ipv6.h>` one) that lives across the call; the kernel
+    // only reads it.
+    cvt(unsafe {
+        libc::ioctl(
+            ctl6.as_raw_fd(),
+            libc::SIOCSIFADDR,
+            &mut req as *mut libc::in6_ifreq,
+        )
+    })
+    .map(drop)
 }
 
 /// Which IPv4 setting an address ioctl touches.

@@ -103,6 +103,17 @@ impl VirtioNetHdr {
         }
     }
 
+    /// The header of a TCP/IPv6 super-packet: `ip_header_len` (40 for a
+    /// fixed header with TCP as its next header) + `tcp_header_len` bytes of
+    /// headers, `segment_size` payload bytes per segment, the TCP checksum
+    /// field holding the IPv6 pseudo-header sum (RFC 8200 8.1).
+    pub const fn tcpv6_gso(ip_header_len: u16, tcp_header_len: u16, segment_size: u16) -> Self {
+        VirtioNetHdr {
+            gso_type: Self::GSO_TCPV6,
+            ..Self::tcpv4_gso(ip_header_len, tcp_header_len, segment_size)
+        }
+    }
+
     /// Whether the checksum is partial (`NEEDS_CSUM`).
     pub const fn needs_csum(&self) -> bool {
         self.flags & Self::NEEDS_CSUM != 0
@@ -170,6 +181,24 @@ mod tests {
             "flags NEEDS_CSUM, TCPV4, hdr_len 52, gso_size 1448, csum 20+16"
         );
         assert!(h.needs_csum() && !h.data_valid() && h.is_gso());
+    }
+
+    #[test]
+    fn tcpv6_gso_differs_from_v4_only_in_type() {
+        let h = VirtioNetHdr::tcpv6_gso(40, 32, 1428);
+        assert_eq!(
+            h.encode(),
+            [1, 4, 72, 0, 0x94, 0x05, 40, 0, 16, 0],
+            "flags NEEDS_CSUM, TCPV6, hdr_len 72, gso_size 1428, csum 40+16"
+        );
+        assert_eq!(h.gso_kind(), VirtioNetHdr::GSO_TCPV6);
+        assert_eq!(
+            VirtioNetHdr {
+                gso_type: VirtioNetHdr::GSO_TCPV4,
+                ..h
+            },
+            VirtioNetHdr::tcpv4_gso(40, 32, 1428)
+        );
     }
 
     #[test]

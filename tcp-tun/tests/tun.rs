@@ -1,13 +1,13 @@
 //! Integration tests against real TUN devices.
 //!
 //! Every test creates its own interface (`utt<pid>x<n>`) and, when it needs
-//! addresses, its own 10.200.X.0/24, so tests can run in parallel with each
-//! other and with other test binaries. Without root (or without
+//! addresses, its own 10.200.X.0/24 and fd77:<pid>:<n>::/64, so tests can
+//! run in parallel with each other and with other test binaries. Without root (or without
 //! /dev/net/tun) the tests print a skip message and pass, unless `CI=true`,
 //! where they fail instead.
 
 use std::io::{self, ErrorKind, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6, TcpStream, UdpSocket};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
 use std::path::Path;
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use tcp_tun::{Tun, TunBuilder};
+use tcp_tun::{Tun, TunBuilder, VirtioNetHdr};
 
 /// Upper bound for every wait in these tests.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -699,4 +699,387 @@ fn offload_device_exchanges_udp_with_vnet_headers() {
         "kernel socket did not receive the datagram written with a vnet header"
     );
     assert_eq!(got.unwrap(), b"tun to kernel, offloaded");
+}
+
+// ---------------------------------------------------------------- IPv6 ---
+
+/// An IPv6 /64 for one test: fd77:<pid high>:<pid low>:<n>::/64 (inside the
+/// ULA fd00::/8), unique per process and test; kernel side ::1, the
+/// pretend stack ::2.
+struct Subnet6(u16, u16, u16);
+
+impl Subnet6 {
+    fn new() -> Subnet6 {
+        let pid = std::process::id();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Subnet6((pid >> 16) as u16, pid as u16, n as u16)
+    }
+    fn host(&self, h: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd77, self.0, self.1, self.2, 0, 0, 0, h)
+    }
+    fn kernel(&self) -> Ipv6Addr {
+        self.host(1)
+    }
+    fn peer(&self) -> Ipv6Addr {
+        self.host(2)
+    }
+}
+
+/// `IFA_F_TENTATIVE`: duplicate address detection has not finished.
+const IFA_F_TENTATIVE: u32 = 0x40;
+/// `IFA_F_DADFAILED`.
+const IFA_F_DADFAILED: u32 = 0x08;
+
+/// The `IFA_F_*` flags of `addr` on `name` from /proc/net/if_inet6.
+fn if_inet6_flags(name: &str, addr: Ipv6Addr) -> Option<u32> {
+    let hex = format!("{:032x}", u128::from(addr));
+    let table = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
+    table.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() == 6 && f[0] == hex && f[5] == name)
+            .then(|| u32::from_str_radix(f[4], 16).expect("hex flags"))
+    })
+}
+
+/// The partial sum of the IPv6 pseudo-header (RFC 8200 8.1): source,
+/// destination, upper-layer length (32 bits), zeros, next header.
+fn pseudo6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: usize) -> u32 {
+    let mut bytes = Vec::with_capacity(40);
+    bytes.extend_from_slice(&src.octets());
+    bytes.extend_from_slice(&dst.octets());
+    bytes.extend_from_slice(&(len as u32).to_be_bytes());
+    bytes.extend_from_slice(&[0, 0, 0, next_header]);
+    // `checksum` complements; undo that to get the running sum.
+    u32::from(!checksum(&bytes, 0))
+}
+
+/// A 40-byte IPv6 header (no extension headers) followed by `payload`.
+fn ipv6_packet(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(40 + payload.len());
+    p.extend_from_slice(&[0x60, 0, 0, 0]); // version 6, class 0, flow 0
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.push(next_header);
+    p.push(64); // hop limit
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Minimal IPv6 view: (src, dst, next header, payload), `None` if not IPv6.
+fn parse_ipv6(p: &[u8]) -> Option<(Ipv6Addr, Ipv6Addr, u8, &[u8])> {
+    if p.len() < 40 || p[0] >> 4 != 6 {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([p[4], p[5]]));
+    let payload = p.get(40..40 + len)?;
+    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&p[8..24]).unwrap());
+    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&p[24..40]).unwrap());
+    Some((src, dst, p[6], payload))
+}
+
+/// A TCP header (20 bytes plus `options`) and `data`, with a complete
+/// checksum for IPv6 `src` -> `dst`.
+fn tcp6_segment(
+    src: SocketAddrV6,
+    dst: SocketAddrV6,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    options: &[u8],
+    data: &[u8],
+) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&src.port().to_be_bytes());
+    t.extend_from_slice(&dst.port().to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.push((((20 + options.len()) / 4) << 4) as u8);
+    t.push(flags);
+    t.extend_from_slice(&65535u16.to_be_bytes()); // window
+    t.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    t.extend_from_slice(options);
+    t.extend_from_slice(data);
+    let sum = checksum(&t, pseudo6(*src.ip(), *dst.ip(), 6, t.len()));
+    t[16..18].copy_from_slice(&sum.to_be_bytes());
+    t
+}
+
+/// Checks an IPv6 address: the builder's address6 and the IPv4 address
+/// coexist, /proc/net/if_inet6 lists ours as usable at once (no DAD on a
+/// NOARP device), and re-adding it is harmless.
+#[test]
+fn dual_stack_addresses_are_configured_and_usable_at_once() {
+    let name = unique_name();
+    let net = reserve_subnet();
+    let net6 = Subnet6::new();
+    let Some(tun) = build_or_skip(
+        TunBuilder::new()
+            .name(&name)
+            .address(net.kernel(), 24)
+            .address6(net6.kernel(), 64)
+            .up(true),
+    ) else {
+        return;
+    };
+    assert_eq!(tun.address().unwrap(), Some((net.kernel(), 24)));
+    let list = tun.addresses6().unwrap();
+    assert!(list.contains(&(net6.kernel(), 64)), "{list:?}");
+    let flags = if_inet6_flags(&name, net6.kernel()).expect("address in /proc/net/if_inet6");
+    assert_eq!(
+        flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED),
+        0,
+        "flags {flags:#x}"
+    );
+
+    // Same address and prefix again: accepted, nothing changes.
+    tun.set_address6(net6.kernel(), 64).unwrap();
+    let again = tun.addresses6().unwrap();
+    assert_eq!(again.iter().filter(|a| a.0 == net6.kernel()).count(), 1);
+    // A second address beside the first.
+    tun.set_address6(net6.host(3), 64).unwrap();
+    assert!(tun.addresses6().unwrap().contains(&(net6.host(3), 64)));
+    // The same address with another prefix is refused by the kernel.
+    let err = tun.set_address6(net6.kernel(), 80).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+
+    for (addr, prefix) in [
+        (net6.kernel(), 0),
+        (net6.kernel(), 129),
+        (Ipv6Addr::UNSPECIFIED, 64),
+        (Ipv6Addr::LOCALHOST, 128),
+        ("ff02::1".parse().unwrap(), 64),
+        ("::ffff:10.1.2.3".parse().unwrap(), 96),
+    ] {
+        let err = tun.set_address6(addr, prefix).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::InvalidInput,
+            "{addr}/{prefix}: {err}"
+        );
+    }
+    // The builder checks before creating anything.
+    let other = unique_name();
+    let err = TunBuilder::new()
+        .name(&other)
+        .address6(net6.host(4), 129)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("/129"), "{err}");
+    assert!(!exists(&other));
+}
+
+/// Linux keeps IPv6 off below a 1280-byte MTU; the error says so.
+#[test]
+fn address6_on_a_small_mtu_is_explained() {
+    let name = unique_name();
+    let Some(tun) = build_or_skip(TunBuilder::new().name(&name).mtu(1200)) else {
+        return;
+    };
+    let err = tun.set_address6(Subnet6::new().kernel(), 64).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("1280"), "{err}");
+}
+
+/// The kernel routes a datagram for the /64 through the TUN: one IPv6
+/// packet, read with IFF_NO_PI (first nibble 6, no prefix).
+#[test]
+fn kernel_to_device_udp6() {
+    let name = unique_name();
+    let net6 = Subnet6::new();
+    let Some(tun) = build_or_skip(
+        TunBuilder::new()
+            .name(&name)
+            .address6(net6.kernel(), 64)
+            .up(true),
+    ) else {
+        return;
+    };
+    // Binds at once: the address is not tentative when build() returns.
+    let sock = UdpSocket::bind((net6.kernel(), 0)).unwrap();
+    let sport = sock.local_addr().unwrap().port();
+    let payload = b"kernel to tun over IPv6";
+    sock.send_to(payload, (net6.peer(), 9999)).unwrap();
+
+    let packet = recv_matching(
+        &tun,
+        |p| matches!(parse_ipv6(p), Some((_, dst, 17, _)) if dst == net6.peer()),
+    )
+    .expect("no UDP/IPv6 packet for the peer read from the TUN within the timeout");
+    assert_eq!(packet[0] >> 4, 6);
+    let (src, _, _, udp) = parse_ipv6(&packet).unwrap();
+    assert_eq!(src, net6.kernel());
+    assert_eq!(u16::from_be_bytes([udp[0], udp[1]]), sport);
+    assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 9999);
+    assert_eq!(&udp[8..], payload);
+    assert_eq!(
+        checksum(udp, pseudo6(src, net6.peer(), 17, udp.len())),
+        0,
+        "bad UDP checksum"
+    );
+}
+
+/// A hand-built ICMPv6 echo request written into the TUN reaches the
+/// kernel, whose echo reply comes back out of the TUN.
+#[test]
+fn device_to_kernel_icmpv6_echo() {
+    if std::fs::read_to_string("/proc/sys/net/ipv6/icmp/echo_ignore_all")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false)
+    {
+        let msg = "SKIPPED: net.ipv6.icmp.echo_ignore_all=1, the kernel will not answer\n";
+        let _ = io::stderr().write_all(msg.as_bytes());
+        return;
+    }
+    let name = unique_name();
+    let net6 = Subnet6::new();
+    let Some(tun) = build_or_skip(
+        TunBuilder::new()
+            .name(&name)
+            .address6(net6.kernel(), 64)
+            .up(true),
+    ) else {
+        return;
+    };
+    let id: u16 = (std::process::id() & 0xffff) as u16;
+    let data = b"ping6 over tun";
+    // RFC 4443 4.1: type 128, code 0, checksum, identifier, sequence.
+    let mut icmp = vec![128, 0, 0, 0];
+    icmp.extend_from_slice(&id.to_be_bytes());
+    icmp.extend_from_slice(&7u16.to_be_bytes());
+    icmp.extend_from_slice(data);
+    let sum = checksum(&icmp, pseudo6(net6.peer(), net6.kernel(), 58, icmp.len()));
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let request = ipv6_packet(net6.peer(), net6.kernel(), 58, &icmp);
+    assert_eq!(tun.send(&request).unwrap(), request.len());
+
+    let reply = recv_matching(&tun, |p| {
+        matches!(parse_ipv6(p), Some((_, dst, 58, m)) if dst == net6.peer() && m.first() == Some(&129))
+    })
+    .expect("no ICMPv6 echo reply read from the TUN within the timeout");
+    let (src, dst, _, msg) = parse_ipv6(&reply).unwrap();
+    assert_eq!(src, net6.kernel());
+    assert_eq!(checksum(msg, pseudo6(src, dst, 58, msg.len())), 0);
+    assert_eq!(u16::from_be_bytes([msg[4], msg[5]]), id);
+    assert_eq!(u16::from_be_bytes([msg[6], msg[7]]), 7);
+    assert_eq!(&msg[8..], data);
+}
+
+/// In a fresh network namespace (entered by one thread only) IPv6 works
+/// out of the box; after `net.ipv6.conf.all.disable_ipv6=1` a new TUN
+/// inherits the setting and address6 fails with an error naming the
+/// per-device sysctl.
+#[test]
+fn address6_in_fresh_netns_and_with_ipv6_disabled() {
+    let handle = std::thread::spawn(|| {
+        // SAFETY: unshare(2) with a constant flag; it affects this thread
+        // only, which exits at the end of the closure.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let net6 = Subnet6::new();
+        let name = unique_name();
+        let tun = TunBuilder::new()
+            .name(&name)
+            .address6(net6.kernel(), 64)
+            .up(true)
+            .build()
+            .expect("TUN with IPv6 in a fresh netns");
+        assert!(tun.addresses6().unwrap().contains(&(net6.kernel(), 64)));
+        drop(tun);
+
+        // /proc/sys/net follows the calling thread's namespace.
+        std::fs::write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1")
+            .expect("setting net.ipv6.conf.all.disable_ipv6 in the new netns");
+        let name = unique_name();
+        let err = TunBuilder::new()
+            .name(&name)
+            .address6(net6.kernel(), 64)
+            .up(true)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+        let sysctl = format!("net.ipv6.conf.{name}.disable_ipv6");
+        assert!(err.to_string().contains(&sysctl), "{err}");
+        assert!(!exists(&name), "failed device left behind");
+        // Without an IPv6 address the device still comes up.
+        let tun = TunBuilder::new().name(&name).up(true).build().unwrap();
+        assert_eq!(tun.addresses6().unwrap(), []);
+        Ok(())
+    });
+    if let Err(e) = handle.join().unwrap() {
+        skip(&format!("cannot enter a new network namespace: {e}"));
+    }
+}
+
+/// With offloads the kernel may hand us TCP/IPv6 super-packets
+/// (`TUN_F_TSO6`): a kernel TCP connection to the pretend stack's address,
+/// whose handshake we answer by hand, sends its first flight as one
+/// `GSO_TCPV6` packet larger than the MTU, checksum partial.
+#[test]
+fn offload_device_receives_tcpv6_super_packets() {
+    let name = unique_name();
+    let net6 = Subnet6::new();
+    let Some(tun) = build_or_skip(
+        TunBuilder::new()
+            .name(&name)
+            .address6(net6.kernel(), 64)
+            .offload(true)
+            .up(true),
+    ) else {
+        return;
+    };
+    let peer = SocketAddrV6::new(net6.peer(), 8080, 0, 0);
+    let connect = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect_timeout(&peer.into(), TIMEOUT)?;
+        stream.set_nonblocking(true)?;
+        // As much as the socket buffer takes; we never acknowledge it.
+        let _ = stream.write(&[0x5a; 60_000]);
+        Ok::<_, io::Error>(stream)
+    });
+
+    let mut buf = vec![0u8; tcp_tun::MAX_PACKET];
+    let mut next = |want: &dyn Fn(&VirtioNetHdr, &[u8]) -> bool| {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match tun.recv_vnet(&mut buf) {
+                Ok((hdr, n)) if want(&hdr, &buf[..n]) => return (hdr, buf[..n].to_vec()),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "timed out reading the TUN");
+                    sleep(Duration::from_millis(2));
+                }
+                Err(e) => panic!("recv_vnet: {e}"),
+            }
+        }
+    };
+    let tcp_to_peer = |p: &[u8], flags: u8| matches!(parse_ipv6(p), Some((_, dst, 6, t)) if dst == net6.peer() && t[13] & flags == flags);
+    // SYN from the kernel.
+    let (_, syn) = next(&|_, p| tcp_to_peer(p, 0x02));
+    let (src, _, _, t) = parse_ipv6(&syn).unwrap();
+    let kernel = SocketAddrV6::new(src, u16::from_be_bytes([t[0], t[1]]), 0, 0);
+    let isn = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+    // SYN-ACK with MSS 1440 (an MTU of 1500) and no window scaling.
+    let mss = [2, 4, 0x05, 0xa0];
+    let syn_ack = tcp6_segment(peer, kernel, 1000, isn.wrapping_add(1), 0x12, &mss, &[]);
+    let packet = ipv6_packet(net6.peer(), src, 6, &syn_ack);
+    tun.send_vnet(&VirtioNetHdr::plain(), &packet).unwrap();
+    let _stream = connect.join().unwrap().expect("kernel connect");
+
+    // Data: the first flight (initial window of 10 segments).
+    let (hdr, data) = next(&|_, p| {
+        matches!(parse_ipv6(p), Some((_, dst, 6, t)) if dst == net6.peer()
+            && t.len() > usize::from(t[12] >> 4) * 4)
+    });
+    assert!(
+        data.len() > 1500,
+        "no super-packet: {} bytes, {hdr:?}",
+        data.len()
+    );
+    assert_eq!(hdr.gso_kind(), VirtioNetHdr::GSO_TCPV6, "{hdr:?}");
+    assert!(hdr.needs_csum(), "{hdr:?}");
+    assert_eq!(hdr.csum_start, 40, "TCP starts after the fixed IPv6 header");
+    assert_eq!(hdr.csum_offset, VirtioNetHdr::TCP_CSUM_OFFSET);
+    // Our SYN-ACK had no timestamp option, so segments carry the full MSS.
+    assert_eq!(hdr.gso_size, 1440);
 }

@@ -58,12 +58,20 @@ pub struct TunCounters {
 ///   reports it as [`RxChecksum::Partial`] (`DATA_VALID` as
 ///   [`RxChecksum::Verified`]) and the stack skips the check; plain
 ///   `poll_recv` completes such checksums in software instead. Packets may
-///   be TSO super-packets larger than the MTU.
+///   be TSO super-packets larger than the MTU, of either family;
+///   `csum_start` is an offset from the packet start, so completing a
+///   partial checksum is the same for IPv4 and IPv6.
 /// - send: plain packets go with an all-zero header; `poll_send_gso` puts a
-///   `GSO_TCPV4` header in front (`gso_size` the segment size, `hdr_len`
-///   the IP + TCP header length, `NEEDS_CSUM` from the TCP header at
-///   offset 16, `GSO_ECN` if CWR is set) and the kernel segments it, or
-///   delivers it whole to its own TCP, like a GRO packet.
+///   `GSO_TCPV4` or `GSO_TCPV6` header in front, after the IP version
+///   nibble (`gso_size` the segment size, `hdr_len` the IP + TCP header
+///   length, `NEEDS_CSUM` from the TCP header at offset 16, `GSO_ECN` if
+///   CWR is set) and the kernel segments it, or delivers it whole to its
+///   own TCP, like a GRO packet. An IPv6 super-packet must have TCP as the
+///   fixed header's next header (no extension headers).
+///
+/// The TUN carries both families (IPv4 and IPv6 told apart by the first
+/// nibble), and the kernel routes any destination through it, so no
+/// gateway is needed to reach off-link addresses.
 #[derive(Debug)]
 pub struct TunDevice {
     fd: AsyncFd<Tun>,
@@ -186,21 +194,38 @@ fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) {
     packet[field..field + 2].copy_from_slice(&sum.to_be_bytes());
 }
 
-/// The virtio-net header of a TCP/IPv4 super-packet, from its header
-/// lengths (all a NIC looks at); `None` if the packet is not one.
+/// IP protocol / IPv6 next header number of TCP.
+const PROTO_TCP: u8 = 6;
+
+/// The virtio-net header of a TCP super-packet, from its IP version and
+/// header lengths (all a NIC looks at); `None` if the packet is not one.
+///
+/// IPv4: header length from IHL, protocol at byte 9. IPv6: the fixed
+/// 40-byte header whose next header (byte 6) is TCP itself; the stack
+/// emits no extension headers, so a packet with any is refused. The TCP
+/// header length comes from its data offset in both.
 fn gso_header(packet: &[u8], segment_size: u16) -> Option<VirtioNetHdr> {
     let first = *packet.first()?;
-    if first >> 4 != 4 || packet.get(9) != Some(&6) {
+    type MakeHdr = fn(u16, u16, u16) -> VirtioNetHdr;
+    let (ip_len, proto, make): (usize, u8, MakeHdr) = match first >> 4 {
+        4 => (
+            usize::from(first & 0x0f) * 4,
+            *packet.get(9)?,
+            VirtioNetHdr::tcpv4_gso,
+        ),
+        6 => (40, *packet.get(6)?, VirtioNetHdr::tcpv6_gso),
+        _ => return None,
+    };
+    if proto != PROTO_TCP || ip_len < 20 {
         return None;
     }
-    let ihl = usize::from(first & 0x0f) * 4;
-    let thl = usize::from(packet.get(ihl + 12)? >> 4) * 4;
-    if ihl < 20 || thl < 20 || packet.len() < ihl + thl {
+    let thl = usize::from(packet.get(ip_len + 12)? >> 4) * 4;
+    if thl < 20 || packet.len() < ip_len + thl {
         return None;
     }
-    let mut hdr = VirtioNetHdr::tcpv4_gso(ihl as u16, thl as u16, segment_size);
+    let mut hdr = make(ip_len as u16, thl as u16, segment_size);
     const CWR: u8 = 0x80;
-    if packet[ihl + 13] & CWR != 0 {
+    if packet[ip_len + 13] & CWR != 0 {
         hdr.gso_type |= VirtioNetHdr::GSO_ECN;
     }
     Some(hdr)
@@ -255,7 +280,8 @@ impl Device for TunDevice {
             _ => {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    "not a TCP/IPv4 super-packet, or the TUN has no offloads",
+                    "not a TCP/IPv4 or TCP/IPv6 (no extension headers) super-packet, \
+                     or the TUN has no offloads",
                 )))
             }
         };
@@ -275,7 +301,7 @@ impl Device for TunDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
     use tcp_stack::wire::tcp::{fill_checksum, fill_partial_checksum};
 
     /// An IPv4/TCP packet with a 32-byte TCP header and `payload` bytes.
@@ -316,6 +342,92 @@ mod tests {
         assert_eq!(gso_header(&udp, 1448), None);
         assert_eq!(gso_header(&p[..40], 1448), None);
         assert_eq!(gso_header(&[], 1448), None);
+    }
+
+    /// An IPv6/TCP packet (fixed header, next header TCP) with a 32-byte
+    /// TCP header and `payload` bytes.
+    fn tcp6_packet(payload: usize, flags: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 40 + 32 + payload];
+        p[0] = 0x60;
+        let len = (32 + payload) as u16;
+        p[4..6].copy_from_slice(&len.to_be_bytes());
+        p[6] = 6;
+        p[7] = 64;
+        p[8..24].copy_from_slice(&"fd00:77::2".parse::<Ipv6Addr>().unwrap().octets());
+        p[24..40].copy_from_slice(&"fd00:77::1".parse::<Ipv6Addr>().unwrap().octets());
+        p[52] = 8 << 4;
+        p[53] = flags;
+        for (i, b) in p[72..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        p
+    }
+
+    #[test]
+    fn gso_header_for_ipv6_uses_the_fixed_header() {
+        let p = tcp6_packet(5000, 0x10);
+        let h = gso_header(&p, 1428).unwrap();
+        assert_eq!(h, VirtioNetHdr::tcpv6_gso(40, 32, 1428));
+        assert_eq!(
+            (
+                h.gso_type,
+                h.hdr_len,
+                h.csum_start,
+                h.csum_offset,
+                h.gso_size
+            ),
+            (VirtioNetHdr::GSO_TCPV6, 72, 40, 16, 1428)
+        );
+        assert_eq!(h.flags, VirtioNetHdr::NEEDS_CSUM);
+        let cwr = gso_header(&tcp6_packet(5000, 0x90), 1428).unwrap();
+        assert_eq!(
+            cwr.gso_type,
+            VirtioNetHdr::GSO_TCPV6 | VirtioNetHdr::GSO_ECN
+        );
+        // A hop-by-hop options header (0) or UDP (17) first: not ours.
+        for next in [0, 17] {
+            let mut q = p.clone();
+            q[6] = next;
+            assert_eq!(gso_header(&q, 1428), None, "next header {next}");
+        }
+        // Truncated before the end of the TCP header, or of the IPv6 one.
+        assert_eq!(gso_header(&p[..60], 1428), None);
+        assert_eq!(gso_header(&p[..30], 1428), None);
+        // A data offset below 5 words.
+        let mut q = p.clone();
+        q[52] = 4 << 4;
+        assert_eq!(gso_header(&q, 1428), None);
+        // Other versions.
+        let mut q = p.clone();
+        q[0] = 0x50;
+        assert_eq!(gso_header(&q, 1428), None);
+    }
+
+    #[test]
+    fn partial_checksum_is_completed_in_software_for_ipv6() {
+        let mut full = tcp6_packet(999, 0x18);
+        // IPv6 pseudo-header (RFC 8200 8.1): addresses, upper-layer length
+        // as 32 bits, next header.
+        let tcp_len = (full.len() - 40) as u32;
+        let mut pseudo = full[8..40].to_vec();
+        pseudo.extend_from_slice(&tcp_len.to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, 6]);
+        let pseudo_sum = checksum::sum(&pseudo);
+        // Partial: the folded pseudo-header sum, not complemented.
+        let mut partial = full.clone();
+        let folded = !checksum::finish(pseudo_sum);
+        partial[56..58].copy_from_slice(&folded.to_be_bytes());
+        // Complete: the complemented sum over pseudo-header and segment.
+        let sum = checksum::finish(checksum::combine(pseudo_sum, checksum::sum(&full[40..])));
+        full[56..58].copy_from_slice(&sum.to_be_bytes());
+        let hdr = VirtioNetHdr {
+            flags: VirtioNetHdr::NEEDS_CSUM,
+            csum_start: 40,
+            csum_offset: 16,
+            ..VirtioNetHdr::plain()
+        };
+        complete_checksum(&hdr, &mut partial);
+        assert_eq!(partial, full);
     }
 
     #[test]
