@@ -42,6 +42,11 @@ pub struct LinkConfig {
     /// Probability that a segment's timestamp echo (TSecr) is zeroed, as a
     /// buggy peer or middlebox does (RFC 7323 4.3).
     pub zero_tsecr: f64,
+    /// A datagram above `mtu` is answered, as a router on the path does,
+    /// with ICMP "fragmentation needed" carrying the MTU (IPv4, RFC 1191
+    /// 4) or ICMPv6 "packet too big" (RFC 4443 3.2), from its destination's
+    /// address; without it, it vanishes (a black hole).
+    pub too_big_icmp: bool,
 }
 
 impl Default for LinkConfig {
@@ -66,6 +71,7 @@ impl LinkConfig {
             mtu: 1500,
             renege: 0.0,
             zero_tsecr: 0.0,
+            too_big_icmp: false,
         }
     }
 
@@ -134,6 +140,12 @@ impl LinkConfig {
 
     pub fn mtu(mut self, mtu: usize) -> Self {
         self.mtu = mtu;
+        self
+    }
+
+    /// Answers datagrams above the MTU with ICMP (see [`too_big_icmp`](Self::too_big_icmp)).
+    pub fn too_big_icmp(mut self, on: bool) -> Self {
+        self.too_big_icmp = on;
         self
     }
 

@@ -469,7 +469,17 @@ impl<H: Host> Sim<H> {
         self.record(TraceEvent::Sent, &packet);
         let now = self.now;
         let link = self.link_mut(from, to);
+        let config = &link.config;
+        let answer = (config.too_big_icmp && packet.data.len() > config.mtu)
+            .then(|| too_big(&packet.data, config.mtu))
+            .flatten()
+            .map(|icmp| (now + config.latency, icmp));
         let tx = link.transmit(now, std::mem::take(&mut packet.data));
+        if let Some((arrival, icmp)) = answer {
+            let p = self.new_packet(None, from, icmp);
+            self.record(TraceEvent::Sent, &p);
+            self.schedule(arrival, p);
+        }
         if let Some(reason) = tx.dropped {
             self.stats.link_drops += 1;
             self.record(TraceEvent::Dropped(reason), &packet);
@@ -643,6 +653,28 @@ impl Sim<Stack> {
         (sim, ids[0], ids[1])
     }
 
+    /// [`pair`](Sim::pair) with both families: the client also answers
+    /// for `fd00::1`, the server for `fd00::2`.
+    pub fn dual_pair(
+        seed: u64,
+        link: LinkConfig,
+        tune: impl Fn(&mut Config),
+    ) -> (Sim, NodeId, NodeId) {
+        let mut sim = Sim::new(seed);
+        let mut ids = [NodeId(0); 2];
+        for (i, name) in ["client", "server"].into_iter().enumerate() {
+            let n = i as u8 + 1;
+            let v4 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
+            let v6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n)));
+            let mut config = Config::with_addrs([v4, v6]);
+            config.seed = sim.derive_seed(i as u64 + 1);
+            tune(&mut config);
+            ids[i] = sim.add_stack(name, config);
+        }
+        sim.link(ids[0], ids[1], link);
+        (sim, ids[0], ids[1])
+    }
+
     /// Adds a [`Stack`] built from `config`, answering for `config.addrs`.
     pub fn add_stack(&mut self, name: &str, config: Config) -> NodeId {
         let addrs = config.addrs.clone();
@@ -663,5 +695,70 @@ impl Sim<Stack> {
         let mut config = self.stack(node).config().clone();
         config.seed = mix(config.seed ^ (self.reboots(node) + 1));
         self.replace_host(node, Stack::new(config));
+    }
+}
+
+/// The ICMP error a router sends back for `datagram`, too big for a link of
+/// `mtu` bytes: "fragmentation needed" (IPv4 with DF, RFC 1191 4; quoting
+/// the IP header and 8 bytes, RFC 792) or "packet too big" (IPv6, RFC 4443
+/// 3.2; quoting as much as fits 1280 bytes), from the datagram's
+/// destination to its source. `None` for an IPv4 datagram without DF
+/// (a router would fragment it) or one that does not parse.
+fn too_big(datagram: &[u8], mtu: usize) -> Option<Vec<u8>> {
+    use crate::wire::{
+        IcmpRepr, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
+    };
+    match datagram.first()? >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(datagram).ok()?;
+            if !ip.dont_frag() {
+                return None;
+            }
+            let quote = &datagram[..datagram.len().min(ip.header_len() + 8)];
+            let msg = IcmpRepr::DstUnreachable {
+                code: 4,
+                next_hop_mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
+                data: quote,
+            };
+            let len = msg.buffer_len();
+            let mut out = vec![0u8; Ipv4Repr::HEADER_LEN + len];
+            msg.emit(&mut out[Ipv4Repr::HEADER_LEN..]);
+            Ipv4Repr {
+                src: ip.dst_addr(),
+                dst: ip.src_addr(),
+                protocol: IpProtocol::Icmp,
+                payload_len: len,
+                ttl: 64,
+                tos: 0,
+                ident: 0,
+                dont_frag: false,
+            }
+            .emit(&mut out);
+            Some(out)
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(datagram).ok()?;
+            let (src, dst) = (ip.dst_addr(), ip.src_addr());
+            let quote = &datagram[..datagram.len().min(1280 - 48)];
+            let msg = Icmpv6Repr::PacketTooBig {
+                mtu: u32::try_from(mtu).unwrap_or(u32::MAX),
+                data: quote,
+            };
+            let len = msg.buffer_len();
+            let mut out = vec![0u8; Ipv6Repr::HEADER_LEN + len];
+            msg.emit(src, dst, &mut out[Ipv6Repr::HEADER_LEN..]);
+            Ipv6Repr {
+                src,
+                dst,
+                next_header: IpProtocol::Icmpv6,
+                payload_len: len,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+            }
+            .emit(&mut out);
+            Some(out)
+        }
+        _ => None,
     }
 }
