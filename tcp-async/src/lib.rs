@@ -4,8 +4,8 @@
 //! signatures and semantics of their `tokio::net` namesakes (hyper serves
 //! and sends over them unchanged through `hyper_util::rt::TokioIo`; for
 //! axum, implement `axum::serve::Listener` with `accept` and `local_addr`),
-//! but the TCP/IPv4 behind them is the user-space `tcp_stack::Stack`,
-//! exchanging raw IPv4 datagrams with a [`Device`](device::Device): a TUN
+//! but the TCP/IP behind them is the user-space `tcp_stack::Stack`,
+//! exchanging raw IPv4 and IPv6 datagrams with a [`Device`](device::Device): a TUN
 //! interface ([`device::tun::TunDevice`]), or an in-memory link
 //! ([`device::MemoryDevice::pair`]) joining two stacks in one process.
 //!
@@ -135,9 +135,12 @@
 //!
 //! # Differences from `tokio::net`
 //!
-//! - IPv4 only; [`TcpSocket::listen`] is `async` (the driver may run on the
-//!   calling thread); [`TcpSocket::bind`] reserves nothing until
-//!   `connect`/`listen`.
+//! - [`TcpSocket::listen`] is `async` (the driver may run on the calling
+//!   thread); [`TcpSocket::bind`] reserves nothing until `connect`/`listen`.
+//! - Both families as Linux with `net.ipv6.bindv6only=0`: a listener on
+//!   `[::]:p` also accepts IPv4, reporting those peers IPv4-mapped
+//!   (`::ffff:a.b.c.d`), unless [`TcpSocket::set_only_v6`]; the stack's
+//!   addresses of both families are in `tcp_stack::Config::addrs`.
 //! - One waiting task per direction per socket (per listener for
 //!   `accept`): the last one to poll is woken.
 //! - `set_linger` with a non-zero timeout never blocks the drop.

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use tcp_stack::{Config, ConnId, SockOpt, Stats};
 use tokio::sync::{mpsc, oneshot};
 
-/// A handle to a user-space TCP/IPv4 stack driven by a background task.
+/// A handle to a user-space TCP/IP stack (IPv4 and IPv6) driven by a background task.
 ///
 /// Cloning is cheap (one reference count). Sockets created on a stack hold a
 /// handle too, so, like a kernel, the stack keeps running as long as any

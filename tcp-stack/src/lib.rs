@@ -1,4 +1,4 @@
-//! # tcp-stack: a sans-IO, deterministic TCP/IPv4 core
+//! # tcp-stack: a sans-IO, deterministic TCP core over IPv4 and IPv6
 //!
 //! ## Determinism contract
 //! - No I/O, no syscalls, no threads, no locks, no wall clock, no global RNG.
@@ -29,7 +29,7 @@
 //!   window is rounded up so its right edge does not move left (3.8.6).
 //!   A SYN+FIN to a listener is discarded, as Linux does.
 //! - RFC 1122: keep-alive 4.2.3.6; ACK every second full segment 4.2.3.2;
-//!   ICMP soft/hard errors 4.2.3.9 (`stack.rs`); a connection reopened
+//!   ICMP soft/hard errors 4.2.3.9 (`stack/icmp.rs`); a connection reopened
 //!   from TIME-WAIT starts above the old SND.NXT (4.2.2.13; RFC 6191 2 when
 //!   the new SYN has no timestamps). "Full-sized" is learnt from the
 //!   segments that arrive (`conn/rcv_mss.rs`).
@@ -77,12 +77,31 @@
 //!   [`Config::recv_buffer_max`]) and send buffer auto-sizing (twice cwnd,
 //!   up to [`Config::send_buffer_max`]).
 //! - RFC 6056: ephemeral ports (algorithm 4).
-//! - RFC 1191: ICMP "fragmentation needed" lowers the segment size.
 //! - RFC 791/792: IPv4 (options tolerated, never emitted; fragments dropped
 //!   and counted) and ICMP echo.
+//! - RFC 8200: IPv6 (`stack/input.rs`, `wire/ipv6.rs`): extension headers
+//!   walked, unknown options handled by their action bits (4.2), type 0
+//!   routing headers dropped (RFC 5095), fragments dropped and counted (no
+//!   reassembly); the pseudo-header checksum (8.1), MSS = MTU - 60 (8.3),
+//!   the hop limit from [`Config::hop_limit`], a per-connection flow label
+//!   (RFC 6437). `::1` is loopback inside the stack, as 127.0.0.0/8.
+//! - RFC 4443: ICMPv6 echo, errors as soft/hard errors, Parameter Problem
+//!   sent for unknown options and routing types (`stack/icmp.rs`).
+//! - RFC 1191 and RFC 8201: path MTU discovery for both families: a
+//!   "fragmentation needed" or "packet too big" lowers the MSS of every
+//!   connection to that destination and resends what was lost; the learnt
+//!   MTU seeds new connections and ages out after 10 minutes (IPv6 never
+//!   below 1280). RFC 5927 4.1: an ICMP error quoting a sequence number
+//!   not in flight is ignored, for both families.
+//! - Dual stack as Linux with `net.ipv6.bindv6only=0` (`stack/addr.rs`): a
+//!   listener on `[::]:p` also takes IPv4 and reports those peers
+//!   IPv4-mapped (RFC 4291 2.5.5.2) unless [`ListenOptions::v6_only`]; an
+//!   IPv6 socket may connect to an IPv4-mapped address.
 //!
-//! Not yet: urgent data beyond in-band delivery (RFC 6093), IPv4
-//! reassembly, IPv6.
+//! Not yet: urgent data beyond in-band delivery (RFC 6093), IP
+//! reassembly (either family), an IPv6 jumbogram (RFC 2675), raising a
+//! live connection's MSS again when its learnt path MTU ages out (new
+//! connections use the full MTU again; RFC 8201 5.3's probing is not done).
 #![forbid(unsafe_code)]
 
 pub mod assembler;

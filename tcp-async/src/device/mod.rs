@@ -1,6 +1,7 @@
 //! Packet devices: where the driver reads and writes IP packets.
 //!
-//! A [`Device`] moves whole IPv4 packets, no link-layer header. Devices
+//! A [`Device`] moves whole IP packets (IPv4 or IPv6, told apart by the
+//! version nibble), no link-layer header. Devices
 //! compose as wrappers:
 //!
 //! - [`MemoryDevice`]: an in-memory pair, a virtual cable between two stacks.
@@ -45,14 +46,14 @@ pub struct Offloads {
     /// super-packets larger than the MTU (GRO, or TSO of a local sender),
     /// up to this many bytes. 0: neither.
     pub rx_max: usize,
-    /// [`Device::poll_send_gso`] takes TCP/IPv4 super-packets up to this
+    /// [`Device::poll_send_gso`] takes TCP super-packets (IPv4 or IPv6) up to this
     /// many bytes and cuts them into segments of the given payload size
     /// (TSO). 0: not supported.
     pub tso_max: usize,
 }
 
 impl Offloads {
-    /// The largest IPv4 datagram: the super-packet limit.
+    /// The largest IPv4 datagram (and IPv6 payload): the super-packet limit.
     pub const MAX_SUPER_PACKET: usize = 65535;
 
     /// Super-packets up to [`MAX_SUPER_PACKET`](Self::MAX_SUPER_PACKET)
@@ -139,7 +140,7 @@ pub trait Device: Send + 'static {
         })
     }
 
-    /// Sends a TCP/IPv4 super-packet (see `tcp_stack::Transmit`) to be cut
+    /// Sends a TCP super-packet (IPv4 or IPv6) (see `tcp_stack::Transmit`) to be cut
     /// into segments of `segment_size` payload bytes; its TCP checksum field
     /// holds the pseudo-header sum. Only called when
     /// [`offloads`](Self::offloads) advertises `tso_max`; the default fails

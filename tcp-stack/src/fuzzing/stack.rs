@@ -20,12 +20,16 @@ use crate::{
     SockOpt, Stack, State,
 };
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 /// The stack's address.
 pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 /// The peer's address (every template comes from it).
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+/// The stack's IPv6 address (it answers for both families).
+pub const LOCAL_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+/// The peer's IPv6 address.
+pub const PEER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
 /// The port of the listener opened before the first action.
 pub const LISTEN_PORT: u16 = 80;
 /// Connections the stack may hold: small, so the bound is reached.
@@ -153,9 +157,17 @@ pub enum Action {
     },
     /// The getters: state, error, addresses, info, buffers.
     Query(u8),
+    /// Bytes as a TCP segment from the peer's IPv6 address to ours, in a
+    /// valid IPv6 header, with the checksum fixed; `ext` picks extension
+    /// headers in front (0: none, 1: Hop-by-Hop PadN, 2: Destination
+    /// Options with an unknown option of action `ext >> 6`, 3: a fragment).
+    RawTcp6 {
+        ext: u8,
+        bytes: Vec<u8>,
+    },
 }
 
-const OPCODES: u8 = 20;
+const OPCODES: u8 = 21;
 
 impl Action {
     fn decode(r: &mut Reader<'_>) -> Action {
@@ -274,7 +286,15 @@ impl Action {
                     recv: r.u8() & 1 != 0,
                 }
             }
-            _ => Action::Query(r.u8()),
+            19 => Action::Query(r.u8()),
+            _ => {
+                let ext = r.u8();
+                let n = usize::from(r.u8());
+                Action::RawTcp6 {
+                    ext,
+                    bytes: r.bytes(n).to_vec(),
+                }
+            }
         }
     }
 
@@ -411,6 +431,11 @@ impl Action {
             }
             Action::Notify { conn, recv } => out.extend_from_slice(&[18, *conn, u8::from(*recv)]),
             Action::Query(c) => out.extend_from_slice(&[19, *c]),
+            Action::RawTcp6 { ext, bytes } => {
+                let b = &bytes[..bytes.len().min(255)];
+                out.extend_from_slice(&[20, *ext, b.len() as u8]);
+                out.extend_from_slice(b);
+            }
         }
     }
 }
@@ -433,7 +458,7 @@ pub fn decode_actions(data: &[u8]) -> (u8, Vec<Action>) {
 pub fn config(bits: u8) -> Config {
     let small = bits & 0x40 != 0;
     Config {
-        addrs: vec![LOCAL_IP.into()],
+        addrs: vec![LOCAL_IP.into(), LOCAL_IP6.into()],
         mtu: MTU,
         seed: 0xf022,
         send_buffer: if small { 4096 } else { 16 * 1024 },
@@ -571,6 +596,12 @@ impl Fuzzer {
                 self.stack.handle_packet(self.now, &pkt);
             }
             Action::RawIp(b) => self.stack.handle_packet(self.now, b),
+            Action::RawTcp6 { ext, bytes } => {
+                let mut seg = bytes.clone();
+                fill_checksum(&mut seg, PEER_IP6, LOCAL_IP6);
+                let pkt = ipv6_datagram(*ext, &seg);
+                self.stack.handle_packet(self.now, &pkt);
+            }
             Action::Icmp {
                 kind,
                 code,
@@ -780,8 +811,41 @@ impl Fuzzer {
         }
     }
 
+    /// An IPv6 datagram we send: from our IPv6 address, a fixed header
+    /// only, TCP or ICMPv6 with a correct checksum (RFC 8200 8.1).
+    fn on_transmit_v6(&mut self, pkt: &[u8], gso: Option<u16>) {
+        use crate::wire::{Icmpv6Repr, Ipv6Packet, Ipv6Repr};
+        let ip = Ipv6Packet::new_checked(pkt).expect("output: IPv6 datagram must check");
+        let (repr, offset) = Ipv6Repr::parse(&ip).expect("output: IPv6 header must parse");
+        assert_eq!(repr.src, LOCAL_IP6, "output: source address");
+        assert_eq!(offset, Ipv6Repr::HEADER_LEN, "output: no extension headers");
+        assert!(
+            gso.is_some() || pkt.len() <= MTU,
+            "output: datagram of {} bytes exceeds the MTU",
+            pkt.len()
+        );
+        let upper = &pkt[offset..offset + repr.payload_len];
+        match repr.next_header {
+            IpProtocol::Tcp => {
+                TcpRepr::parse(upper, repr.src, repr.dst, gso.is_none())
+                    .expect("output: TCP segment must parse");
+            }
+            IpProtocol::Icmpv6 => {
+                Icmpv6Repr::parse(upper, repr.src, repr.dst)
+                    .expect("output: ICMPv6 message must parse");
+            }
+            p => panic!("output: unexpected protocol {p:?}"),
+        }
+        if self.record {
+            self.out.push(pkt.to_vec());
+        }
+    }
+
     /// Every datagram we send must parse, with correct checksums.
     fn on_transmit(&mut self, pkt: &[u8], gso: Option<u16>) {
+        if pkt.first().map(|b| b >> 4) == Some(6) {
+            return self.on_transmit_v6(pkt, gso);
+        }
         let ip = Ipv4Packet::new_checked(pkt).expect("output: IPv4 datagram must check");
         let repr = Ipv4Repr::parse(&ip).expect("output: IPv4 header must parse");
         assert_eq!(repr.src, LOCAL_IP, "output: source address");
@@ -1011,6 +1075,32 @@ pub(crate) fn ip_datagram(
     }
     .emit(&mut pkt);
     pkt[Ipv4Repr::HEADER_LEN..].copy_from_slice(payload);
+    pkt
+}
+
+/// An IPv6 datagram from `PEER_IP6` to `LOCAL_IP6` carrying TCP `seg`,
+/// behind the extension headers `ext` asks for (see [`Action::RawTcp6`]).
+fn ipv6_datagram(ext: u8, seg: &[u8]) -> Vec<u8> {
+    use crate::wire::Ipv6Repr;
+    let (first, hdr): (u8, Vec<u8>) = match ext & 3 {
+        0 => (6, Vec::new()),
+        1 => (0, vec![6, 0, 1, 4, 0, 0, 0, 0]),
+        2 => (60, vec![6, 0, 0x1e | (ext & 0xc0), 4, 0, 0, 0, 0]),
+        _ => (44, vec![6, 0, 0, u8::from(ext & 4 != 0), 0, 0, 0, 1]),
+    };
+    let mut pkt = vec![0u8; Ipv6Repr::HEADER_LEN + hdr.len() + seg.len()];
+    Ipv6Repr {
+        src: PEER_IP6,
+        dst: LOCAL_IP6,
+        next_header: IpProtocol::from(first),
+        payload_len: hdr.len() + seg.len(),
+        hop_limit: 64,
+        traffic_class: ext & 0x30 >> 4,
+        flow_label: 0,
+    }
+    .emit(&mut pkt);
+    pkt[Ipv6Repr::HEADER_LEN..Ipv6Repr::HEADER_LEN + hdr.len()].copy_from_slice(&hdr);
+    pkt[Ipv6Repr::HEADER_LEN + hdr.len()..].copy_from_slice(seg);
     pkt
 }
 

@@ -43,6 +43,29 @@ pub fn run_wire(data: &[u8]) {
     if let Ok(m) = IcmpRepr::parse(&icmp) {
         icmp_roundtrip(&m);
     }
+    ipv6(rest);
+}
+
+/// The IPv6 layer: the extension-header walk, ICMPv6, and the quotes of
+/// ICMP errors of both families; none may panic, and what parses must
+/// stay inside the packet.
+fn ipv6(bytes: &[u8]) {
+    use crate::wire::{Icmpv6Repr, Ipv6Packet, Ipv6Repr, QuotedTcp};
+    let _ = QuotedTcp::parse_v4(bytes);
+    let _ = QuotedTcp::parse_v6(bytes);
+    let Ok(p) = Ipv6Packet::new_checked(bytes) else {
+        return;
+    };
+    if let Ok((repr, offset)) = Ipv6Repr::parse_detailed(&p) {
+        assert!(offset >= Ipv6Repr::HEADER_LEN);
+        assert!(
+            offset + repr.payload_len <= bytes.len(),
+            "payload past the packet"
+        );
+        let upper = &bytes[offset..offset + repr.payload_len];
+        let _ = Icmpv6Repr::parse(upper, repr.src, repr.dst);
+        let _ = TcpRepr::parse(upper, repr.src, repr.dst, true);
+    }
 }
 
 fn ipv4(packet: &[u8]) {
