@@ -205,19 +205,32 @@ impl Device for MemoryDevice {
     }
 }
 
-/// Turns the partial checksum of a TCP/IPv4 packet into the full one, as a
-/// NIC would: only the IP header's length and addresses are looked at.
+/// Turns the partial checksum of a TCP packet (IPv4, or IPv6 with the
+/// fixed header only, as the stack sends) into the full one, as a NIC
+/// would: only the IP header's length and addresses are looked at.
 fn complete_tcp_checksum(packet: &mut [u8]) {
-    if packet.len() < 20 || packet[0] >> 4 != 4 || packet[9] != 6 {
-        return;
+    use std::net::IpAddr;
+    use tcp_stack::wire::{IpProtocol, Ipv4Packet, Ipv6Packet, Ipv6Repr};
+    let (ihl, src, dst): (usize, IpAddr, IpAddr) = match packet.first().map(|b| b >> 4) {
+        Some(4) => match Ipv4Packet::new_checked(&*packet) {
+            Ok(ip) if ip.protocol() == IpProtocol::Tcp => {
+                (ip.header_len(), ip.src_addr().into(), ip.dst_addr().into())
+            }
+            _ => return,
+        },
+        Some(6) => match Ipv6Packet::new_checked(&*packet) {
+            Ok(ip) if ip.next_header() == IpProtocol::Tcp => (
+                Ipv6Repr::HEADER_LEN,
+                ip.src_addr().into(),
+                ip.dst_addr().into(),
+            ),
+            _ => return,
+        },
+        _ => return,
+    };
+    if let Some(segment) = packet.get_mut(ihl..) {
+        tcp_stack::wire::tcp::fill_checksum(segment, src, dst);
     }
-    let ihl = usize::from(packet[0] & 0x0f) * 4;
-    if packet.len() < ihl || ihl < 20 {
-        return;
-    }
-    let src = std::net::Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
-    let dst = std::net::Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-    tcp_stack::wire::tcp::fill_checksum(&mut packet[ihl..], src, dst);
 }
 
 #[cfg(test)]
@@ -290,6 +303,7 @@ mod tests {
         // IPv4 header (20 bytes) + TCP header (20) + 3000 bytes of payload.
         let mut full = vec![0u8; 3040];
         full[0] = 0x45;
+        full[2..4].copy_from_slice(&3040u16.to_be_bytes());
         full[9] = 6;
         full[12..16].copy_from_slice(&src.octets());
         full[16..20].copy_from_slice(&dst.octets());
