@@ -16,7 +16,11 @@
 //! connections, default 10000), `UBN_JSON` (output path, default
 //! `target/bench-compare.json` under the workspace), `UBN_OFFLOAD=0` (B:
 //! our TUN without checksum/TSO offloads, D: our memory pair without
-//! super-packets; default on).
+//! super-packets; default on), `UBN_IPV6` (`1`, the default: A, B and D
+//! also run bulk and request/response over IPv6, interleaved with their
+//! IPv4 runs, and a table of IPv6/IPv4 ratios follows; `0`: IPv4 only;
+//! `only`: just those workloads over both families, no idle,
+//! connection-rate or smoltcp runs). smoltcp (C) stays IPv4 only.
 
 mod client;
 mod kserver;
@@ -27,7 +31,7 @@ mod sys;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sys::Netns;
@@ -105,6 +109,31 @@ struct Params {
     idle_kernel_pair: usize,
     client_cpu: usize,
     other_cpu: usize,
+    ipv6: Ipv6Mode,
+}
+
+/// `UBN_IPV6`: whether A, B and D also run their bulk and
+/// request/response workloads over IPv6 (`1`, the default; `0` not), or
+/// run only those, over both families (`only`: no idle, connection-rate
+/// or smoltcp runs; the quick way to the IPv6/IPv4 ratios).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ipv6Mode {
+    Off,
+    On,
+    Only,
+}
+
+impl Ipv6Mode {
+    fn from_env() -> Ipv6Mode {
+        match std::env::var("UBN_IPV6").as_deref() {
+            Ok("0") => Ipv6Mode::Off,
+            Ok(v) if v.eq_ignore_ascii_case("only") => Ipv6Mode::Only,
+            _ => Ipv6Mode::On,
+        }
+    }
+    fn on(self) -> bool {
+        self != Ipv6Mode::Off
+    }
 }
 
 /// Runs `f` on a fresh thread inside `ns` pinned to `cpu`, waiting at most
@@ -187,8 +216,134 @@ fn delta_metrics(m: &mut Metrics, a: &Probe, b: &Probe, bytes: Option<u64>) {
     }
 }
 
+/// Who plays the client: the kernel (blocking `std::net` in a namespace)
+/// or our own stack (the in-memory pair, D).
+#[derive(Clone, Copy)]
+enum Client<'a> {
+    Kernel(&'a Arc<Netns>),
+    Ours(&'a ours::StackThread),
+}
+
+/// The workloads measured for both address families: bulk both ways and
+/// request/response.
+const CORE: [&str; 4] = ["bulk_up", "bulk_down", "rr_same_cpu", "rr_cross_cpu"];
+
+/// Runs one of the [`CORE`] workloads against `server`.
+fn measure_core(
+    name: &str,
+    server: &dyn Server,
+    client: Client<'_>,
+    knss: &[&Netns],
+    p: &Params,
+) -> Outcome {
+    let addr = server.addr();
+    let limit = p.dur + Duration::from_secs(30);
+    let dur = p.dur;
+    let settle = || std::thread::sleep(Duration::from_millis(300));
+    fn ours_result<T>(r: Option<io::Result<T>>) -> Result<T, String> {
+        match r {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("hang: no result within the time limit".to_string()),
+        }
+    }
+    match name {
+        "bulk_up" | "bulk_down" => {
+            let up = name == "bulk_up";
+            server.pin(p.other_cpu);
+            settle();
+            let a = probe(server, knss);
+            let c0 = match client {
+                Client::Ours(cli) => sys::task_cpu(cli.tid),
+                Client::Kernel(_) => None,
+            };
+            let r = match client {
+                Client::Kernel(ns) => on_client(ns, p.client_cpu, limit, move || {
+                    if up {
+                        client::bulk_up(addr, dur)
+                    } else {
+                        client::bulk_down(addr, dur)
+                    }
+                }),
+                Client::Ours(cli) => {
+                    ours_result(cli.run(limit, ours::async_bulk(cli.stack.clone(), addr, up, dur)))
+                }
+            };
+            std::thread::sleep(Duration::from_millis(100));
+            let b = probe(server, knss);
+            let c1 = match client {
+                Client::Ours(cli) => sys::task_cpu(cli.tid),
+                Client::Kernel(_) => None,
+            };
+            match r {
+                Ok(bulk) => {
+                    let mut m = Metrics::new();
+                    m.insert("gbit_per_s", bulk.gbps());
+                    m.insert("bytes", bulk.bytes as f64);
+                    delta_metrics(&mut m, &a, &b, Some(bulk.bytes));
+                    if let (Some(x), Some(y)) = (c0, c1) {
+                        m.insert("client_cpu_s", y.saturating_sub(x).as_secs_f64());
+                    }
+                    Outcome::Ok(m)
+                }
+                Err(e) => Outcome::Err(e),
+            }
+        }
+        _ => {
+            let same = name == "rr_same_cpu";
+            server.pin(if same { p.client_cpu } else { p.other_cpu });
+            settle();
+            let a = probe(server, knss);
+            let r = match client {
+                Client::Kernel(ns) => {
+                    on_client(ns, p.client_cpu, limit, move || client::rr(addr, dur))
+                }
+                Client::Ours(cli) => {
+                    ours_result(cli.run(limit, ours::async_rr(cli.stack.clone(), addr, dur)))
+                }
+            };
+            let b = probe(server, knss);
+            match r {
+                Ok(rr) => {
+                    let mut m = Metrics::new();
+                    m.insert("transactions_per_s", rr.count as f64 / rr.secs);
+                    m.insert("p50_us", rr.p50_us);
+                    m.insert("p99_us", rr.p99_us);
+                    delta_metrics(&mut m, &a, &b, None);
+                    Outcome::Ok(m)
+                }
+                Err(e) => Outcome::Err(e),
+            }
+        }
+    }
+}
+
+/// Runs the [`CORE`] workloads against every server in `runs` (all
+/// reached by the same `client`), interleaved: each workload against each
+/// server before the next workload, so that the IPv4 and IPv6 rows of a
+/// setup see the same machine as far as possible.
+fn run_core(
+    runs: &mut [(&mut Setup, &dyn Server)],
+    client: Client<'_>,
+    knss: &[&Netns],
+    p: &Params,
+) {
+    for name in CORE {
+        for (setup, server) in runs.iter_mut() {
+            let out = measure_core(name, *server, client, knss, p);
+            eprint!("   [{}] ", setup.key);
+            report_line(name, &out);
+            setup.results.push((name, out));
+        }
+    }
+}
+
 /// Runs every workload against `server`; `knss` are the namespaces whose
 /// kernel retransmissions count (the client's, and the server's for A).
+/// `v6` is the same setup reached over IPv6: it gets the [`CORE`]
+/// workloads, interleaved with `server`'s. With `core_only`, the idle and
+/// connection-rate workloads are left out.
+#[allow(clippy::too_many_arguments)]
 fn run_workloads(
     setup: &mut Setup,
     server: &dyn Server,
@@ -196,6 +351,8 @@ fn run_workloads(
     knss: &[&Netns],
     kernel_ends: f64,
     p: &Params,
+    v6: Option<(&mut Setup, &dyn Server)>,
+    core_only: bool,
 ) {
     let addr = server.addr();
     let limit = p.dur + Duration::from_secs(30);
@@ -205,61 +362,20 @@ fn run_workloads(
     // only after: its SocketSet keeps a slot for every socket ever added,
     // so 10,000 idle sockets first would slow down all its other workloads.
     let smoltcp = setup.key.starts_with("C_");
-    if !smoltcp {
+    if !smoltcp && !core_only {
         idle_run(setup, "idle", server, client_ns, kernel_ends, p);
     }
 
-    for up in [true, false] {
-        let name = if up { "bulk_up" } else { "bulk_down" };
-        server.pin(p.other_cpu);
-        settle();
-        let a = probe(server, knss);
-        let dur = p.dur;
-        let r = on_client(client_ns, p.client_cpu, limit, move || {
-            if up {
-                client::bulk_up(addr, dur)
-            } else {
-                client::bulk_down(addr, dur)
-            }
-        });
-        std::thread::sleep(Duration::from_millis(100));
-        let b = probe(server, knss);
-        let out = match r {
-            Ok(bulk) => {
-                let mut m = Metrics::new();
-                m.insert("gbit_per_s", bulk.gbps());
-                m.insert("bytes", bulk.bytes as f64);
-                delta_metrics(&mut m, &a, &b, Some(bulk.bytes));
-                Outcome::Ok(m)
-            }
-            Err(e) => Outcome::Err(e),
-        };
-        report_line(name, &out);
-        setup.results.push((name, out));
+    {
+        let mut runs: Vec<(&mut Setup, &dyn Server)> = vec![(&mut *setup, server)];
+        if let Some((s6, srv6)) = v6 {
+            runs.push((s6, srv6));
+        }
+        run_core(&mut runs, Client::Kernel(client_ns), knss, p);
     }
-
-    for (name, same) in [("rr_same_cpu", true), ("rr_cross_cpu", false)] {
-        server.pin(if same { p.client_cpu } else { p.other_cpu });
-        settle();
-        let a = probe(server, knss);
-        let dur = p.dur;
-        let r = on_client(client_ns, p.client_cpu, limit, move || {
-            client::rr(addr, dur)
-        });
-        let b = probe(server, knss);
-        let out = match r {
-            Ok(rr) => {
-                let mut m = Metrics::new();
-                m.insert("transactions_per_s", rr.count as f64 / rr.secs);
-                m.insert("p50_us", rr.p50_us);
-                m.insert("p99_us", rr.p99_us);
-                delta_metrics(&mut m, &a, &b, None);
-                Outcome::Ok(m)
-            }
-            Err(e) => Outcome::Err(e),
-        };
-        report_line(name, &out);
-        setup.results.push((name, out));
+    if core_only {
+        server.pin(p.other_cpu);
+        return;
     }
 
     for (name, same) in [("cps_same_cpu", true), ("cps_cross_cpu", false)] {
@@ -394,8 +510,25 @@ fn report_line(name: &str, o: &Outcome) {
     }
 }
 
-/// A: kernel <-> kernel over veth, offloads on then off.
-fn setup_a(p: &Params) -> (Setup, Setup) {
+/// The IPv6 twin of a setup: measured if `p.ipv6` asks for it, else
+/// marked skipped.
+fn setup6(key: &'static str, label: &'static str, p: &Params) -> Setup {
+    let mut s = Setup::new(key, label);
+    if !p.ipv6.on() {
+        s.fail_all("skipped (UBN_IPV6=0)");
+    }
+    s
+}
+
+/// The setups of A, B and D (their IPv6 twins in `v6`), in table order.
+struct Measured {
+    v4: Setup,
+    v6: Setup,
+}
+
+/// A: kernel <-> kernel over veth, offloads on then off; both ends also
+/// have IPv6 addresses (fd00:99:1::/64), for the IPv6 rows.
+fn setup_a(p: &Params) -> (Measured, Measured) {
     let mut on = Setup::new(
         "A_kernel_veth_offload_on",
         "A: kernel<->kernel veth, GSO/GRO/TSO on",
@@ -403,6 +536,16 @@ fn setup_a(p: &Params) -> (Setup, Setup) {
     let mut off = Setup::new(
         "A_kernel_veth_offload_off",
         "A: kernel<->kernel veth, GSO/GRO/TSO off",
+    );
+    let mut on6 = setup6(
+        "A_kernel_veth_offload_on_ipv6",
+        "A: kernel<->kernel veth, GSO/GRO/TSO on, IPv6",
+        p,
+    );
+    let mut off6 = setup6(
+        "A_kernel_veth_offload_off_ipv6",
+        "A: kernel<->kernel veth, GSO/GRO/TSO off, IPv6",
+        p,
     );
     let r = (|| -> io::Result<_> {
         let srv_ns = Arc::new(Netns::create("a")?);
@@ -439,7 +582,7 @@ fn setup_a(p: &Params) -> (Setup, Setup) {
         )?;
         let server = kserver::KernelServer::start(
             srv_ns.clone(),
-            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 99, 1, 1), 5001)),
+            SocketAddr::from((Ipv4Addr::new(10, 99, 1, 1), 5001)),
         )?;
         Ok((srv_ns, cli_ns, va, vb, server))
     })();
@@ -447,12 +590,38 @@ fn setup_a(p: &Params) -> (Setup, Setup) {
         Ok(v) => v,
         Err(e) => {
             let why = format!("setup failed: {e}");
-            on.fail_all(&why);
-            off.fail_all(&why);
-            return (on, off);
+            for s in [&mut on, &mut off, &mut on6, &mut off6] {
+                s.fail_all(&why);
+            }
+            return (Measured { v4: on, v6: on6 }, Measured { v4: off, v6: off6 });
         }
     };
-    for (setup, state) in [(&mut on, "on"), (&mut off, "off")] {
+    // IPv6 on the same veth (nodad: usable at once).
+    let server6 = if p.ipv6.on() {
+        let r = (|| -> io::Result<_> {
+            sys::ns_sh(
+                &srv_ns.name,
+                &format!("ip -6 addr add {A6_SERVER}/64 dev {va} nodad"),
+            )?;
+            sys::ns_sh(
+                &cli_ns.name,
+                &format!("ip -6 addr add {A6_CLIENT}/64 dev {vb} nodad"),
+            )?;
+            kserver::KernelServer::start(srv_ns.clone(), SocketAddr::from((A6_SERVER, 5001)))
+        })();
+        match r {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let why = format!("IPv6 setup failed: {e}");
+                on6.fail_all(&why);
+                off6.fail_all(&why);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    for (setup, setup6, state) in [(&mut on, &mut on6, "on"), (&mut off, &mut off6, "off")] {
         let cmd = |ns: &str, dev: &str| {
             sys::ns_sh(
                 ns,
@@ -460,56 +629,112 @@ fn setup_a(p: &Params) -> (Setup, Setup) {
             )
         };
         if let Err(e) = cmd(&srv_ns.name, &va).and_then(|()| cmd(&cli_ns.name, &vb)) {
-            setup.fail_all(&format!(
-                "cannot switch offloads {state}: {e} (install ethtool)"
-            ));
+            let why = format!("cannot switch offloads {state}: {e} (install ethtool)");
+            setup.fail_all(&why);
+            setup6.fail_all(&why);
             continue;
         }
-        run_workloads(setup, &server, &cli_ns, &[&srv_ns, &cli_ns], 2.0, p);
+        let v6 = server6.as_ref().map(|s6| (setup6, s6 as &dyn Server));
+        run_workloads(
+            setup,
+            &server,
+            &cli_ns,
+            &[&srv_ns, &cli_ns],
+            2.0,
+            p,
+            v6,
+            p.ipv6 == Ipv6Mode::Only,
+        );
     }
-    (on, off)
+    (Measured { v4: on, v6: on6 }, Measured { v4: off, v6: off6 })
 }
 
-/// B: kernel client <-> our stack over TUN.
-fn setup_b(p: &Params) -> Setup {
+/// IPv6 addresses of the setups (unique local, RFC 4193).
+const A6_SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 1, 0, 0, 0, 0, 1);
+const A6_CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 1, 0, 0, 0, 0, 2);
+const B6_KERNEL: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 2, 0, 0, 0, 0, 1);
+const B6_OURS: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 2, 0, 0, 0, 0, 2);
+const D6_SERVER: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 4, 0, 0, 0, 0, 1);
+const D6_CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 4, 0, 0, 0, 0, 2);
+
+/// B: kernel client <-> our stack over TUN. The TUN and the stack have
+/// addresses of both families; the IPv6 rows reach the same stack through
+/// the same TUN on a second listener.
+fn setup_b(p: &Params) -> Measured {
     let label = if ours::offload() {
         "B: kernel client<->our stack (tcp_async) over TUN, offloads (TSO, checksum)"
     } else {
         "B: kernel client<->our stack (tcp_async) over TUN, no offloads (UBN_OFFLOAD=0)"
     };
     let mut s = Setup::new("B_ours_tun", label);
+    let mut s6 = setup6(
+        "B_ours_tun_ipv6",
+        "B: kernel client<->our stack over TUN, IPv6",
+        p,
+    );
     let r = (|| -> io::Result<_> {
         let ns = Arc::new(Netns::create("t")?);
         let name = ns.name.clone();
         let kernel = Ipv4Addr::new(10, 99, 2, 1);
         let ours_ip = Ipv4Addr::new(10, 99, 2, 2);
-        let st = ours::StackThread::start(
+        let v6 = p.ipv6.on();
+        let mut addrs = vec![IpAddr::V4(ours_ip)];
+        if v6 {
+            addrs.push(IpAddr::V6(B6_OURS));
+        }
+        let st = Arc::new(ours::StackThread::start(
             "ours-tun",
             Some(ns.clone()),
-            ours::config(ours_ip, 7),
+            ours::config(&addrs, 7),
             move || {
                 tcp_async::device::tun::TunDevice::new(ours::open_tun(
                     &name,
                     kernel,
+                    v6.then_some(B6_KERNEL),
                     ours::offload(),
                 )?)
             },
-        )?;
-        let server = ours::OursServer::start(st, SocketAddrV4::new(ours_ip, 5001))?;
-        Ok((ns, server))
+        )?);
+        let server = ours::OursServer::start(st.clone(), SocketAddr::from((ours_ip, 5001)))?;
+        let server6 = if v6 {
+            Some(ours::OursServer::start(
+                st,
+                SocketAddr::from((B6_OURS, 5001)),
+            )?)
+        } else {
+            None
+        };
+        Ok((ns, server, server6))
     })();
     match r {
-        Ok((ns, server)) => {
-            run_workloads(&mut s, &server, &ns, &[&ns], 1.0, p);
+        Ok((ns, server, server6)) => {
+            let v6 = server6.as_ref().map(|srv6| (&mut s6, srv6 as &dyn Server));
+            run_workloads(
+                &mut s,
+                &server,
+                &ns,
+                &[&ns],
+                1.0,
+                p,
+                v6,
+                p.ipv6 == Ipv6Mode::Only,
+            );
+            drop(server6);
             drop(server);
             drop(ns);
         }
-        Err(e) => s.fail_all(&format!("setup failed: {e}")),
+        Err(e) => {
+            let why = format!("setup failed: {e}");
+            s.fail_all(&why);
+            if p.ipv6.on() {
+                s6.fail_all(&why);
+            }
+        }
     }
-    s
+    Measured { v4: s, v6: s6 }
 }
 
-/// C: kernel client <-> smoltcp over TUN.
+/// C: kernel client <-> smoltcp over TUN (IPv4 only).
 fn setup_c(p: &Params) -> Setup {
     let mut s = Setup::new("C_smoltcp_tun", "C: kernel client<->smoltcp 0.14 over TUN");
     let r = (|| -> io::Result<_> {
@@ -529,7 +754,7 @@ fn setup_c(p: &Params) -> Setup {
                 idle: p.idle.min(smol::MAX_SOCKETS - 100),
                 ..*p
             };
-            run_workloads(&mut s, &server, &ns, &[&ns], 1.0, &p2);
+            run_workloads(&mut s, &server, &ns, &[&ns], 1.0, &p2, None, false);
             drop(server);
             drop(ns);
         }
@@ -538,8 +763,9 @@ fn setup_c(p: &Params) -> Setup {
     s
 }
 
-/// D: in-memory pair of our stacks, and kernel loopback.
-fn setup_d(p: &Params) -> (Setup, Setup) {
+/// D: in-memory pair of our stacks, and kernel loopback; each also over
+/// IPv6 (fd00:99:4::/64 on the pair, `::1` on `lo`).
+fn setup_d(p: &Params) -> (Measured, Measured) {
     let mut mem = Setup::new(
         "D_ours_memory_pair",
         if ours::offload() {
@@ -548,7 +774,14 @@ fn setup_d(p: &Params) -> (Setup, Setup) {
             "D: our stack<->our stack over MemoryDevice, no offloads (UBN_OFFLOAD=0)"
         },
     );
+    let mut mem6 = setup6(
+        "D_ours_memory_pair_ipv6",
+        "D: our stack<->our stack over MemoryDevice, IPv6",
+        p,
+    );
     let mut lo = Setup::new("D_kernel_loopback", "D: kernel loopback (lo, MTU 65536)");
+    let mut lo6 = setup6("D_kernel_loopback_ipv6", "D: kernel loopback (lo), IPv6", p);
+    let v6 = p.ipv6.on();
     eprintln!("== {}", mem.label);
     let r = (|| -> io::Result<_> {
         let (da, db) = if ours::offload() {
@@ -557,74 +790,45 @@ fn setup_d(p: &Params) -> (Setup, Setup) {
             tcp_async::device::MemoryDevice::pair(1500)
         };
         let sa = Ipv4Addr::new(10, 0, 0, 1);
-        let srv =
-            ours::StackThread::start("ours-mem-srv", None, ours::config(sa, 1), move || Ok(da))?;
+        let ca = Ipv4Addr::new(10, 0, 0, 2);
+        let (mut srv_addrs, mut cli_addrs) = (vec![IpAddr::V4(sa)], vec![IpAddr::V4(ca)]);
+        if v6 {
+            srv_addrs.push(IpAddr::V6(D6_SERVER));
+            cli_addrs.push(IpAddr::V6(D6_CLIENT));
+        }
+        let srv = Arc::new(ours::StackThread::start(
+            "ours-mem-srv",
+            None,
+            ours::config(&srv_addrs, 1),
+            move || Ok(da),
+        )?);
         let cli = ours::StackThread::start(
             "ours-mem-cli",
             None,
-            ours::config(Ipv4Addr::new(10, 0, 0, 2), 2),
+            ours::config(&cli_addrs, 2),
             move || Ok(db),
         )?;
-        let server = ours::OursServer::start(srv, SocketAddrV4::new(sa, 5001))?;
-        Ok((server, cli))
+        let server = ours::OursServer::start(srv.clone(), SocketAddr::from((sa, 5001)))?;
+        let server6 = if v6 {
+            Some(ours::OursServer::start(
+                srv,
+                SocketAddr::from((D6_SERVER, 5001)),
+            )?)
+        } else {
+            None
+        };
+        Ok((server, server6, cli))
     })();
     match r {
-        Ok((server, cli)) => {
+        Ok((server, server6, cli)) => {
             let _ = sys::pin(cli.tid, p.client_cpu);
             server.pin(p.other_cpu);
-            let addr = server.addr();
-            for up in [true, false] {
-                let name = if up { "bulk_up" } else { "bulk_down" };
-                std::thread::sleep(Duration::from_millis(200));
-                let a = probe(&server, &[]);
-                let c0 = sys::task_cpu(cli.tid);
-                let stack = cli.stack.clone();
-                let r = cli.run(
-                    p.dur + Duration::from_secs(30),
-                    ours::async_bulk(stack, addr, up, p.dur),
-                );
-                std::thread::sleep(Duration::from_millis(100));
-                let b = probe(&server, &[]);
-                let c1 = sys::task_cpu(cli.tid);
-                let out = match r {
-                    Some(Ok(bulk)) => {
-                        let mut m = Metrics::new();
-                        m.insert("gbit_per_s", bulk.gbps());
-                        m.insert("bytes", bulk.bytes as f64);
-                        delta_metrics(&mut m, &a, &b, Some(bulk.bytes));
-                        if let (Some(x), Some(y)) = (c0, c1) {
-                            m.insert("client_cpu_s", y.saturating_sub(x).as_secs_f64());
-                        }
-                        Outcome::Ok(m)
-                    }
-                    Some(Err(e)) => Outcome::Err(e.to_string()),
-                    None => Outcome::Err("hang: no result within the time limit".into()),
-                };
-                report_line(name, &out);
-                mem.results.push((name, out));
+            let mut runs: Vec<(&mut Setup, &dyn Server)> = vec![(&mut mem, &server)];
+            if let Some(s6) = &server6 {
+                runs.push((&mut mem6, s6));
             }
-            for (name, same) in [("rr_same_cpu", true), ("rr_cross_cpu", false)] {
-                server.pin(if same { p.client_cpu } else { p.other_cpu });
-                std::thread::sleep(Duration::from_millis(200));
-                let stack = cli.stack.clone();
-                let r = cli.run(
-                    p.dur + Duration::from_secs(30),
-                    ours::async_rr(stack, addr, p.dur),
-                );
-                let out = match r {
-                    Some(Ok(rr)) => {
-                        let mut m = Metrics::new();
-                        m.insert("transactions_per_s", rr.count as f64 / rr.secs);
-                        m.insert("p50_us", rr.p50_us);
-                        m.insert("p99_us", rr.p99_us);
-                        Outcome::Ok(m)
-                    }
-                    Some(Err(e)) => Outcome::Err(e.to_string()),
-                    None => Outcome::Err("hang: no result within the time limit".into()),
-                };
-                report_line(name, &out);
-                mem.results.push((name, out));
-            }
+            run_core(&mut runs, Client::Ours(&cli), &[], p);
+            drop(runs);
             let stats = server.retrans();
             if let Some(r) = stats {
                 let mut m = Metrics::new();
@@ -632,7 +836,13 @@ fn setup_d(p: &Params) -> (Setup, Setup) {
                 mem.results.push(("retransmits", Outcome::Ok(m)));
             }
         }
-        Err(e) => mem.fail_all(&format!("setup failed: {e}")),
+        Err(e) => {
+            let why = format!("setup failed: {e}");
+            mem.fail_all(&why);
+            if v6 {
+                mem6.fail_all(&why);
+            }
+        }
     }
 
     eprintln!("== {}", lo.label);
@@ -640,74 +850,39 @@ fn setup_d(p: &Params) -> (Setup, Setup) {
         let ns = Arc::new(Netns::create("l")?);
         let server = kserver::KernelServer::start(
             ns.clone(),
-            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5001)),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 5001)),
         )?;
-        Ok((ns, server))
+        let server6 = if v6 {
+            Some(kserver::KernelServer::start(
+                ns.clone(),
+                SocketAddr::from((Ipv6Addr::LOCALHOST, 5001)),
+            )?)
+        } else {
+            None
+        };
+        Ok((ns, server, server6))
     })();
     match r {
-        Ok((ns, server)) => {
-            for up in [true, false] {
-                let name = if up { "bulk_up" } else { "bulk_down" };
-                server.pin(p.other_cpu);
-                std::thread::sleep(Duration::from_millis(200));
-                let a = probe(&server, &[&ns]);
-                let (addr, dur) = (server.addr(), p.dur);
-                let r = on_client(
-                    &ns,
-                    p.client_cpu,
-                    dur + Duration::from_secs(30),
-                    move || {
-                        if up {
-                            client::bulk_up(addr, dur)
-                        } else {
-                            client::bulk_down(addr, dur)
-                        }
-                    },
-                );
-                std::thread::sleep(Duration::from_millis(100));
-                let b = probe(&server, &[&ns]);
-                let out = match r {
-                    Ok(bulk) => {
-                        let mut m = Metrics::new();
-                        m.insert("gbit_per_s", bulk.gbps());
-                        m.insert("bytes", bulk.bytes as f64);
-                        delta_metrics(&mut m, &a, &b, Some(bulk.bytes));
-                        Outcome::Ok(m)
-                    }
-                    Err(e) => Outcome::Err(e),
-                };
-                report_line(name, &out);
-                lo.results.push((name, out));
+        Ok((ns, server, server6)) => {
+            let mut runs: Vec<(&mut Setup, &dyn Server)> = vec![(&mut lo, &server)];
+            if let Some(s6) = &server6 {
+                runs.push((&mut lo6, s6));
             }
-            for (name, same) in [("rr_same_cpu", true), ("rr_cross_cpu", false)] {
-                server.pin(if same { p.client_cpu } else { p.other_cpu });
-                std::thread::sleep(Duration::from_millis(200));
-                let (addr, dur) = (server.addr(), p.dur);
-                let r = on_client(
-                    &ns,
-                    p.client_cpu,
-                    dur + Duration::from_secs(30),
-                    move || client::rr(addr, dur),
-                );
-                let out = match r {
-                    Ok(rr) => {
-                        let mut m = Metrics::new();
-                        m.insert("transactions_per_s", rr.count as f64 / rr.secs);
-                        m.insert("p50_us", rr.p50_us);
-                        m.insert("p99_us", rr.p99_us);
-                        Outcome::Ok(m)
-                    }
-                    Err(e) => Outcome::Err(e),
-                };
-                report_line(name, &out);
-                lo.results.push((name, out));
-            }
+            run_core(&mut runs, Client::Kernel(&ns), &[&ns], p);
+            drop(runs);
+            drop(server6);
             drop(server);
             drop(ns);
         }
-        Err(e) => lo.fail_all(&format!("setup failed: {e}")),
+        Err(e) => {
+            let why = format!("setup failed: {e}");
+            lo.fail_all(&why);
+            if v6 {
+                lo6.fail_all(&why);
+            }
+        }
     }
-    (mem, lo)
+    (Measured { v4: mem, v6: mem6 }, Measured { v4: lo, v6: lo6 })
 }
 
 // ---------------------------------------------------------------- report
@@ -998,6 +1173,96 @@ fn table(main: &[&Setup], d: &[&Setup]) -> (String, Vec<String>) {
     (out, notes)
 }
 
+/// The IPv6 rows: for each setup measured over both families, its IPv4
+/// and IPv6 figures of the [`CORE`] workloads and their ratio.
+fn family_table(pairs: &[(&str, &Measured)], notes: &mut Vec<String>) -> String {
+    let mut out = String::new();
+    let widths = [31, 10, 10, 8];
+    let line = |cols: &[String]| {
+        let mut l = String::new();
+        for (i, c) in cols.iter().enumerate() {
+            if i == 0 {
+                let _ = write!(l, "{:<w$}", c, w = widths[i]);
+            } else {
+                let _ = write!(l, " {:>w$}", c, w = widths[i]);
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    out += &line(&["metric", "IPv4", "IPv6", "IPv6/IPv4"].map(String::from));
+    out += &line(&widths.map(|w| "-".repeat(w)));
+    for (name, m) in pairs {
+        // Setups left out by UBN_ONLY are left out here too.
+        if matches!(m.v4.get("bulk_up"), Some(Outcome::Err(e)) if e.starts_with("skipped")) {
+            continue;
+        }
+        out += &line(&[name.to_string()]);
+        for r in FAMILY_ROWS {
+            let v4 = m.v4.metric(r.workload, r.metric);
+            let v6 = m.v6.metric(r.workload, r.metric);
+            out += &line(&[
+                format!("  {}", r.label.trim_start()),
+                cell(&m.v4, r, notes),
+                cell(&m.v6, r, notes),
+                ratio(v6, v4).map_or("".into(), |v| format!("{v:.3}")),
+            ]);
+        }
+    }
+    out
+}
+
+/// The rows of [`family_table`]: throughput, CPU and latency.
+const FAMILY_ROWS: &[Row] = &[
+    Row {
+        workload: "bulk_up",
+        metric: "gbit_per_s",
+        label: "bulk kernel->stack Gbit/s",
+        higher_is_better: true,
+    },
+    Row {
+        workload: "bulk_up",
+        metric: "process_cpu_s_per_gb",
+        label: "  both ends CPU s/GB",
+        higher_is_better: false,
+    },
+    Row {
+        workload: "bulk_down",
+        metric: "gbit_per_s",
+        label: "bulk stack->kernel Gbit/s",
+        higher_is_better: true,
+    },
+    Row {
+        workload: "bulk_down",
+        metric: "process_cpu_s_per_gb",
+        label: "  both ends CPU s/GB",
+        higher_is_better: false,
+    },
+    Row {
+        workload: "rr_same_cpu",
+        metric: "transactions_per_s",
+        label: "64B RR same CPU tx/s",
+        higher_is_better: true,
+    },
+    Row {
+        workload: "rr_same_cpu",
+        metric: "p99_us",
+        label: "  p99 us",
+        higher_is_better: false,
+    },
+    Row {
+        workload: "rr_cross_cpu",
+        metric: "transactions_per_s",
+        label: "64B RR cross CPU tx/s",
+        higher_is_better: true,
+    },
+    Row {
+        workload: "rr_cross_cpu",
+        metric: "p99_us",
+        label: "  p99 us",
+        higher_is_better: false,
+    },
+];
+
 // ---------------------------------------------------------------- JSON
 
 fn json_str(s: &str) -> String {
@@ -1024,7 +1289,14 @@ fn json_num(v: f64) -> String {
     }
 }
 
-fn json(setups: &[&Setup], p: &Params, cpu: &str, kernel: &str, notes: &[String]) -> String {
+fn json(
+    setups: &[&Setup],
+    fam: &[(&str, &Measured)],
+    p: &Params,
+    cpu: &str,
+    kernel: &str,
+    notes: &[String],
+) -> String {
     let mut o = String::from("{\n");
     let _ = writeln!(
         o,
@@ -1087,6 +1359,25 @@ fn json(setups: &[&Setup], p: &Params, cpu: &str, kernel: &str, notes: &[String]
         let _ = r.higher_is_better;
     }
     o += &parts.join(",");
+    // IPv6 over IPv4 of the same setup, e.g. "B_ours_tun.bulk_up.gbit_per_s".
+    o += "\n  },\n  \"ipv6_over_ipv4\": {";
+    let mut parts = Vec::new();
+    for (_, m) in fam {
+        for r in FAMILY_ROWS {
+            let v = ratio(
+                m.v6.metric(r.workload, r.metric),
+                m.v4.metric(r.workload, r.metric),
+            );
+            if let Some(v) = v {
+                parts.push(format!(
+                    "\n    {}: {}",
+                    json_str(&format!("{}.{}.{}", m.v4.key, r.workload, r.metric)),
+                    json_num(v)
+                ));
+            }
+        }
+    }
+    o += &parts.join(",");
     o += "\n  },\n  \"notes\": [";
     o += &notes
         .iter()
@@ -1139,6 +1430,7 @@ fn main() {
             .min((nofile.saturating_sub(300) / 2) as usize),
         client_cpu: 0,
         other_cpu: 1 % cpus,
+        ipv6: Ipv6Mode::from_env(),
     };
     // Watchdog: whatever happens, the run ends and the namespaces go.
     std::thread::spawn(|| {
@@ -1162,20 +1454,33 @@ fn main() {
         s.fail_all("skipped (UBN_ONLY)");
         s
     };
+    let skipped_pair = |key, key6, label| Measured {
+        v4: skipped(key, label),
+        v6: skipped(key6, label),
+    };
     let (a_on, a_off) = if want("A") {
         setup_a(&p)
     } else {
         (
-            skipped("A_kernel_veth_offload_on", "A"),
-            skipped("A_kernel_veth_offload_off", "A"),
+            skipped_pair(
+                "A_kernel_veth_offload_on",
+                "A_kernel_veth_offload_on_ipv6",
+                "A",
+            ),
+            skipped_pair(
+                "A_kernel_veth_offload_off",
+                "A_kernel_veth_offload_off_ipv6",
+                "A",
+            ),
         )
     };
     let b = if want("B") {
         setup_b(&p)
     } else {
-        skipped("B_ours_tun", "B")
+        skipped_pair("B_ours_tun", "B_ours_tun_ipv6", "B")
     };
-    let c = if want("C") {
+    // smoltcp has no IPv6 rows, so the IPv6-only mode leaves it out.
+    let c = if want("C") && p.ipv6 != Ipv6Mode::Only {
         setup_c(&p)
     } else {
         skipped("C_smoltcp_tun", "C")
@@ -1184,8 +1489,8 @@ fn main() {
         setup_d(&p)
     } else {
         (
-            skipped("D_ours_memory_pair", "D"),
-            skipped("D_kernel_loopback", "D"),
+            skipped_pair("D_ours_memory_pair", "D_ours_memory_pair_ipv6", "D"),
+            skipped_pair("D_kernel_loopback", "D_kernel_loopback_ipv6", "D"),
         )
     };
 
@@ -1193,13 +1498,53 @@ fn main() {
 
     let load_after = loadavg();
 
-    let (tab, notes) = table(&[&a_on, &a_off, &b, &c], &[&d_mem, &d_lo]);
+    let (tab, mut notes) = table(&[&a_on.v4, &a_off.v4, &b.v4, &c], &[&d_mem.v4, &d_lo.v4]);
+    if p.ipv6 == Ipv6Mode::Only {
+        // The main table is not printed: neither are its notes.
+        notes.clear();
+    }
+    let fam: [(&str, &Measured); 5] = [
+        ("A kernel veth, offloads on", &a_on),
+        ("A kernel veth, offloads off", &a_off),
+        (
+            if ours::offload() {
+                "B ours TUN, offloads"
+            } else {
+                "B ours TUN, no offloads"
+            },
+            &b,
+        ),
+        (
+            if ours::offload() {
+                "D ours memory pair, offloads"
+            } else {
+                "D ours memory pair, no offloads"
+            },
+            &d_mem,
+        ),
+        ("D kernel lo", &d_lo),
+    ];
+    let fam_tab = if p.ipv6.on() {
+        family_table(&fam, &mut notes)
+    } else {
+        String::new()
+    };
     println!();
     println!("Machine: {cpu}, {cpus} vCPU, Linux {kernel}; MTU 1500; {} s per measurement; ratios = ours / other", p.dur.as_secs());
     println!();
     println!("Load average (1 min) before/after: {load_before} / {load_after} (other work on the machine skews every figure)");
     println!();
-    print!("{tab}");
+    if p.ipv6 != Ipv6Mode::Only {
+        print!("{tab}");
+    }
+    if p.ipv6.on() {
+        if p.ipv6 != Ipv6Mode::Only {
+            println!();
+        }
+        println!("IPv6 rows (UBN_IPV6), each setup's workloads run over both families, interleaved; smoltcp is IPv4 only:");
+        println!();
+        print!("{fam_tab}");
+    }
     if !notes.is_empty() {
         println!();
         for (i, n) in notes.iter().enumerate() {
@@ -1209,15 +1554,17 @@ fn main() {
     let path = std::env::var("UBN_JSON").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench-compare.json").to_string()
     });
-    let all = [&a_on, &a_off, &b, &c, &d_mem, &d_lo];
+    let all = [
+        &a_on.v4, &a_off.v4, &b.v4, &c, &d_mem.v4, &d_lo.v4, &a_on.v6, &a_off.v6, &b.v6, &d_mem.v6,
+        &d_lo.v6,
+    ];
     if let Some(dir) = std::path::Path::new(&path).parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let mut notes = notes;
     notes.push(format!(
         "load average (1 min) before/after: {load_before} / {load_after}"
     ));
-    match std::fs::write(&path, json(&all, &p, &cpu, &kernel, &notes)) {
+    match std::fs::write(&path, json(&all, &fam, &p, &cpu, &kernel, &notes)) {
         Ok(()) => println!("\nJSON: {path}"),
         Err(e) => eprintln!("cannot write {path}: {e}"),
     }

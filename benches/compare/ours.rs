@@ -7,7 +7,7 @@ use crate::client::{Bulk, Rr, RR_SIZE};
 use crate::sys::{self, Netns};
 use crate::Server;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tcp_async::device::Device;
@@ -25,28 +25,39 @@ pub fn offload() -> bool {
 }
 
 /// Creates a TUN device in the calling thread's namespace with the kernel
-/// side at `kernel`/24, MTU 1500, up; with offloads if `offloads` (a
-/// kernel refusing them gets a plain device). smoltcp gets a plain one: it
-/// knows nothing of virtio-net headers.
-pub fn open_tun(name: &str, kernel: Ipv4Addr, offloads: bool) -> io::Result<tcp_tun::Tun> {
-    let builder = tcp_tun::TunBuilder::new()
+/// side at `kernel`/24 (and `kernel6`/64 if given), MTU 1500, up; with
+/// offloads if `offloads` (a kernel refusing them gets a plain device).
+/// smoltcp gets a plain IPv4-only one: it knows nothing of virtio-net
+/// headers.
+pub fn open_tun(
+    name: &str,
+    kernel: Ipv4Addr,
+    kernel6: Option<Ipv6Addr>,
+    offloads: bool,
+) -> io::Result<tcp_tun::Tun> {
+    let mut builder = tcp_tun::TunBuilder::new()
         .name(name)
         .mtu(1500)
         .address(kernel, 24)
         .up(true);
+    if let Some(a) = kernel6 {
+        builder = builder.address6(a, 64);
+    }
     match builder.clone().offload(offloads).build() {
         Err(e) if offloads && e.kind() == io::ErrorKind::InvalidInput => builder.build(),
         result => result,
     }
 }
 
-pub fn config(addr: Ipv4Addr, seed: u64) -> Config {
+/// Our stack's configuration, answering for `addrs` (one per family for
+/// the runs with IPv6 rows).
+pub fn config(addrs: &[IpAddr], seed: u64) -> Config {
     Config {
         mtu: 1500,
         seed,
         send_buffer: BUFFER,
         recv_buffer: BUFFER,
-        ..Config::with_addr(addr)
+        ..Config::with_addrs(addrs.iter().copied())
     }
 }
 
@@ -150,14 +161,15 @@ impl Drop for StackThread {
     }
 }
 
-/// Our stack serving the workloads on `addr`.
+/// Our stack serving the workloads on `addr`. Several may share one
+/// stack (a listener per address family).
 pub struct OursServer {
     addr: SocketAddr,
-    pub st: StackThread,
+    pub st: Arc<StackThread>,
 }
 
 impl OursServer {
-    pub fn start(st: StackThread, addr: SocketAddrV4) -> io::Result<OursServer> {
+    pub fn start(st: Arc<StackThread>, addr: SocketAddr) -> io::Result<OursServer> {
         let stack = st.stack.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         st.handle.spawn(async move {
@@ -177,10 +189,7 @@ impl OursServer {
         });
         rx.recv_timeout(Duration::from_secs(5))
             .map_err(io::Error::other)??;
-        Ok(OursServer {
-            addr: SocketAddr::V4(addr),
-            st,
-        })
+        Ok(OursServer { addr, st })
     }
 }
 

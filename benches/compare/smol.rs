@@ -195,7 +195,7 @@ impl SmolServer {
             .spawn(move || {
                 let tun = ns2
                     .enter()
-                    .and_then(|()| crate::ours::open_tun(&name, kernel, false));
+                    .and_then(|()| crate::ours::open_tun(&name, kernel, None, false));
                 drop(ns2);
                 let tun = match tun {
                     Ok(t) => t,

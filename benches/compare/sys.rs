@@ -39,7 +39,8 @@ pub const PREFIX: &str = "ubn";
 
 impl Netns {
     /// Creates `ubn<pid><tag>` with `lo` up, sysctls for connection-rate runs
-    /// (wide port range, TIME-WAIT reuse) applied.
+    /// (wide port range, TIME-WAIT reuse) and IPv6 without duplicate
+    /// address detection applied.
     pub fn create(tag: &str) -> io::Result<Netns> {
         let name = format!("{PREFIX}{}{tag}", std::process::id());
         let _ = run("ip", &["netns", "del", &name]);
@@ -59,6 +60,14 @@ impl Netns {
              echo '1024 65000' > /proc/sys/net/ipv4/ip_local_port_range && \
              echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse",
         )?;
+        // No duplicate address detection: an IPv6 address is usable at
+        // once (else a second of tentative state per device). A kernel
+        // without IPv6 has no such file; its IPv6 rows then fail alone.
+        let _ = ns_sh(
+            &ns.name,
+            "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; \
+             echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
+        );
         Ok(ns)
     }
 
