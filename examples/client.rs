@@ -6,19 +6,23 @@
 //! cargo run --release --example client -- --tun utcp0 --addr 10.7.0.2 \
 //!     --peer 10.7.0.1 --prefix 24 --connect 10.7.0.1:9000 --send 1000000
 //! ```
-//! Without a TUN device (or with `--memory`) it runs against an in-process
-//! echo server on a second user-space stack.
+//! Over IPv6: `--addr fd00:7::2 --peer fd00:7::1 --prefix 64 --connect
+//! [fd00:7::1]:9000` (kernel side e.g. `nc -l fd00:7::1 9000`). Without a
+//! TUN device (or with `--memory`) it runs against an in-process echo server
+//! on a second user-space stack (on `[::]` for dual stack, and at the
+//! `--connect` address's family).
 
 mod common;
 
 use common::{pattern, Net, Opts};
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tcp_async::{TcpListener, TcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const USAGE: &str = "usage: client [device flags] --connect IP:PORT --send N";
+const USAGE: &str = "usage: client [device flags] --connect IP:PORT --send N
+  IP:PORT is 10.7.0.1:9000 or, for IPv6, [fd00:7::1]:9000";
 
 /// What one run did.
 struct Report {
@@ -131,10 +135,27 @@ async fn run() -> io::Result<()> {
             eprintln!("--connect IP:PORT is required with a TUN device\n{USAGE}");
             std::process::exit(2);
         }
-        (Net::Memory { client, .. }, _) => {
-            let peer = SocketAddr::V4(SocketAddrV4::new(opts.demo_client_addr(), opts.port));
-            let listener = TcpListener::bind_with(client, peer).await?;
-            println!("demo echo peer listening on {peer}");
+        (Net::Memory { client, .. }, connect) => {
+            // The demo peer's address of the family --connect asks for
+            // (else of --addr's); for dual stack it listens on [::].
+            let addrs = opts.demo_client_addrs();
+            let want_v6 = connect.map_or(opts.addr.is_ipv6(), |c| c.is_ipv6());
+            let ip = addrs
+                .iter()
+                .copied()
+                .find(|a| a.is_ipv6() == want_v6)
+                .unwrap_or(addrs[0]);
+            let peer = SocketAddr::new(ip, opts.port);
+            let bind = if opts.dual_stack() {
+                SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), opts.port)
+            } else {
+                peer
+            };
+            let listener = TcpListener::bind_with(client, bind).await?;
+            println!(
+                "demo echo peer listening on {}, reached at {peer}",
+                listener.local_addr()?
+            );
             tokio::spawn(echo_peer(listener));
             peer
         }

@@ -4,8 +4,11 @@
 //! cargo run --release --example echo -- --tun utcp0 --addr 10.7.0.2 \
 //!     --peer 10.7.0.1 --prefix 24 --port 7 --mode echo|discard|source:N
 //! ```
-//! then from the kernel side, e.g. `nc 10.7.0.2 7`. Without a TUN device
-//! (or with `--memory`) it runs an in-process demo and exits.
+//! then from the kernel side, e.g. `nc 10.7.0.2 7`. Over IPv6, `--addr
+//! fd00:7::2 --peer fd00:7::1 --prefix 64` (then `nc fd00:7::2 7`); for
+//! both families add `--addr6 fd00:7::2 --peer6 fd00:7::1` to the IPv4
+//! flags: it then listens on `[::]:7`. Without a TUN device (or with
+//! `--memory`) it runs an in-process demo and exits.
 
 mod common;
 
@@ -16,7 +19,8 @@ use std::time::{Duration, Instant};
 use tcp_async::{TcpListener, TcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const USAGE: &str = "usage: echo [device flags] --mode echo|discard|source:N";
+const USAGE: &str = "usage: echo [device flags] --mode echo|discard|source:N   (port 7 by default)
+  e.g. echo --tun ut6 --addr fd00:7::2 --peer fd00:7::1 --prefix 64 --port 7 --mode echo";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -93,10 +97,12 @@ async fn serve(listener: TcpListener, mode: Mode) -> io::Result<()> {
     }
 }
 
-/// The in-memory demo client: a few exchanges against the server.
-async fn demo(client: &tcp_async::Stack, server: SocketAddr, mode: Mode) -> io::Result<()> {
-    for round in 1..=3u64 {
+/// The in-memory demo client: a few exchanges against the server, taking
+/// the `servers` (one per family) in turn.
+async fn demo(client: &tcp_async::Stack, servers: &[SocketAddr], mode: Mode) -> io::Result<()> {
+    for (round, server) in (1..=3u64).zip(servers.iter().cycle()) {
         let mut s = TcpStream::connect_with(client, server).await?;
+        println!("demo {round}: connected to {server}");
         let msg = format!("demo message {round}: hello over a user-space TCP stack\n");
         let mut reply = Vec::new();
         match mode {
@@ -174,9 +180,10 @@ async fn run() -> io::Result<()> {
             }
         }
         Net::Memory { client, .. } => {
-            let r = tokio::time::timeout(Duration::from_secs(30), demo(client, opts.local(), mode))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "demo timed out"))?;
+            let r =
+                tokio::time::timeout(Duration::from_secs(30), demo(client, &opts.targets(), mode))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "demo timed out"))?;
             r?;
             println!("demo finished");
         }

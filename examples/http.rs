@@ -7,6 +7,9 @@
 //! curl http://10.7.0.2:8080/bytes/1000  # 1000 bytes
 //! curl --data-binary @FILE http://10.7.0.2:8080/echo
 //! ```
+//! Over IPv6: `--addr fd00:7::2 --peer fd00:7::1 --prefix 64`, then
+//! `curl -g http://[fd00:7::2]:8080/`; with `--addr6 fd00:7::2 --peer6
+//! fd00:7::1` beside the IPv4 flags it listens on `[::]:8080` for both.
 //! Without a TUN device (or with `--memory`) it runs an in-process demo.
 
 mod common;
@@ -21,7 +24,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tcp_async::{TcpListener, TcpStream};
 
-const USAGE: &str = "usage: http [device flags]   (port 8080 by default)";
+const USAGE: &str = "usage: http [device flags]   (port 8080 by default)
+  e.g. http --tun ut6 --addr fd00:7::2 --peer fd00:7::1 --prefix 64, then
+  curl -g http://[fd00:7::2]:8080/";
 
 async fn serve(listener: TcpListener) -> io::Result<()> {
     loop {
@@ -43,6 +48,7 @@ async fn demo(
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     let conn = tokio::spawn(conn);
 
+    println!("demo: connected to {server}");
     let host = server.to_string();
     let get = |path: &str| {
         Request::builder()
@@ -131,9 +137,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Net::Memory { client, .. } => {
-            tokio::time::timeout(Duration::from_secs(30), demo(client, opts.local()))
-                .await
-                .map_err(|_| "demo timed out")??;
+            for target in opts.targets() {
+                tokio::time::timeout(Duration::from_secs(30), demo(client, target))
+                    .await
+                    .map_err(|_| "demo timed out")??;
+            }
             println!("demo finished");
         }
     }

@@ -1,7 +1,7 @@
 //! TUN device setup shared by the examples and the kernel-peer tests.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use tcp_async::device::tun::TunDevice;
 
 /// Why a TUN device cannot be made here, if it cannot: no `/dev/net/tun`,
@@ -48,14 +48,39 @@ pub fn open_tun_with(
     mtu: usize,
     offload: bool,
 ) -> io::Result<TunDevice> {
+    let peers: Vec<(IpAddr, u8)> = peer.map(|p| (p.into(), prefix)).into_iter().collect();
+    open_tun_addrs(name, &peers, mtu, offload)
+}
+
+/// [`open_tun_with`] giving the kernel side any number of addresses of
+/// either family, each with its prefix length (at most one IPv4 address:
+/// a TUN device has one).
+pub fn open_tun_addrs(
+    name: &str,
+    peers: &[(IpAddr, u8)],
+    mtu: usize,
+    offload: bool,
+) -> io::Result<TunDevice> {
     let mtu = u32::try_from(mtu).map_err(|_| io::Error::other("MTU out of range"))?;
     let mut builder = tcp_tun::TunBuilder::new().name(name).mtu(mtu).up(true);
-    if let Some(peer) = peer {
-        builder = builder.address(peer, prefix);
+    let mut v6 = Vec::new();
+    for &(peer, prefix) in peers {
+        match peer {
+            IpAddr::V4(p) => builder = builder.address(p, prefix),
+            // The builder takes one IPv6 address; the rest are added below.
+            IpAddr::V6(p) if v6.is_empty() => {
+                builder = builder.address6(p, prefix);
+                v6.push((p, prefix));
+            }
+            IpAddr::V6(p) => v6.push((p, prefix)),
+        }
     }
     let tun = match builder.clone().offload(offload).build() {
         Err(e) if offload && e.kind() == io::ErrorKind::InvalidInput => builder.build()?,
         result => result?,
     };
+    for &(p, prefix) in v6.iter().skip(1) {
+        tun.set_address6(p, prefix)?;
+    }
     TunDevice::new(tun)
 }

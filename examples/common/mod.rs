@@ -1,10 +1,13 @@
 //! Shared flag parsing and device setup for the examples.
 //!
-//! Device flags: `--tun NAME --addr IP --peer IP --prefix N --port N
-//! [--mtu N] [--pcap FILE] [--memory] [--no-offload]`. Without `/dev/net/tun` or
-//! CAP_NET_ADMIN, or with `--memory`, the examples run an in-process demo
-//! over `MemoryDevice::pair`: two user-space stacks, the example's server on
-//! one and a demo client on the other.
+//! Device flags: `--tun NAME --addr IP --peer IP --prefix N [--addr6 IP6
+//! --peer6 IP6 --prefix6 N] --port N [--mtu N] [--pcap FILE] [--memory]
+//! [--no-offload]`. `--addr` and `--peer` take either family (`--prefix`
+//! follows it); `--addr6`/`--peer6` add IPv6 beside an IPv4 `--addr`, and
+//! the examples then listen on `[::]:PORT`, taking both families. Without
+//! `/dev/net/tun` or CAP_NET_ADMIN, or with `--memory`, the examples run an
+//! in-process demo over `MemoryDevice::pair`: two user-space stacks, the
+//! example's server on one and a demo client on the other.
 #![allow(dead_code)]
 
 pub mod device;
@@ -13,7 +16,7 @@ pub mod router;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use tcp_async::device::{Device, MemoryDevice, PcapWriter};
 use tcp_async::Stack;
@@ -24,11 +27,20 @@ use tcp_stack::Config;
 pub struct Opts {
     /// TUN device name.
     pub tun: String,
-    /// Our (user-space stack's) address.
-    pub addr: Ipv4Addr,
-    /// Kernel side's address on the TUN; `None`: link up with no address.
-    pub peer: Option<Ipv4Addr>,
+    /// Our (user-space stack's) address, either family.
+    pub addr: IpAddr,
+    /// Kernel side's address on the TUN, of `addr`'s family; `None`: no
+    /// address of that family (with neither this nor `peer6`, the link is
+    /// only up).
+    pub peer: Option<IpAddr>,
+    /// Prefix length of `peer`: up to 32 for IPv4, 128 for IPv6.
     pub prefix: u8,
+    /// Our IPv6 address beside an IPv4 `addr` (dual stack).
+    pub addr6: Option<Ipv6Addr>,
+    /// Kernel side's IPv6 address beside an IPv4 `peer`.
+    pub peer6: Option<Ipv6Addr>,
+    /// Prefix length of `peer6`.
+    pub prefix6: u8,
     pub port: u16,
     pub mtu: usize,
     pub pcap: Option<PathBuf>,
@@ -41,15 +53,25 @@ pub struct Opts {
 
 const DEVICE_USAGE: &str = "device flags:
   --tun NAME       TUN device to create (default utcp0)
-  --addr IP        address of the user-space stack (default 10.7.0.2)
-  --peer IP        address given to the kernel side of the TUN (default: none, link only up)
-  --prefix N       prefix length of --peer (default 24)
+  --addr IP        address of the user-space stack, IPv4 or IPv6 (default 10.7.0.2)
+  --peer IP        address given to the kernel side of the TUN, same family as --addr
+                   (default: none, link only up)
+  --prefix N       prefix length of --peer (default 24 for IPv4, at most 32;
+                   64 for IPv6, at most 128)
+  --addr6 IP6      dual stack: an IPv6 address of the user-space stack beside an
+                   IPv4 --addr; the example then listens on [::]:PORT (both families)
+  --peer6 IP6      dual stack: IPv6 address given to the kernel side beside --peer
+  --prefix6 N      prefix length of --peer6 (default 64, at most 128)
   --port N         TCP port
-  --mtu N          link MTU (default 1500)
+  --mtu N          link MTU (default 1500; at least 1280 with IPv6)
   --pcap FILE      write every packet of the stack's device to FILE
   --memory         run the in-memory demo instead of using a TUN device
   --no-offload     no checksum/TSO offloads on the TUN or the in-memory pair
-                   (default: with them)";
+                   (default: with them)
+examples:
+  --addr 10.7.0.2 --peer 10.7.0.1 --prefix 24                    IPv4
+  --addr fd00:7::2 --peer fd00:7::1 --prefix 64                  IPv6
+  --addr 10.7.0.2 --peer 10.7.0.1 --addr6 fd00:7::2 --peer6 fd00:7::1   both";
 
 fn usage_exit(usage: &str, err: Option<String>) -> ! {
     if let Some(err) = &err {
@@ -57,6 +79,23 @@ fn usage_exit(usage: &str, err: Option<String>) -> ! {
     }
     eprintln!("{usage}\n{DEVICE_USAGE}");
     std::process::exit(if err.is_some() { 2 } else { 0 })
+}
+
+/// The address next to `ip` in its subnet, for a demo peer: the last
+/// byte 1 becomes 2, anything else becomes 1.
+fn neighbour(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut o = v4.octets();
+            o[3] = if o[3] == 1 { 2 } else { 1 };
+            Ipv4Addr::from(o).into()
+        }
+        IpAddr::V6(v6) => {
+            let mut o = v6.octets();
+            o[15] = if o[15] == 1 { 2 } else { 1 };
+            Ipv6Addr::from(o).into()
+        }
+    }
 }
 
 impl Opts {
@@ -75,9 +114,12 @@ impl Opts {
     ) -> Result<Opts, Option<String>> {
         let mut o = Opts {
             tun: "utcp0".into(),
-            addr: Ipv4Addr::new(10, 7, 0, 2),
+            addr: Ipv4Addr::new(10, 7, 0, 2).into(),
             peer: None,
-            prefix: 24,
+            prefix: 0,
+            addr6: None,
+            peer6: None,
+            prefix6: 64,
             port: default_port,
             mtu: 1500,
             pcap: None,
@@ -85,6 +127,8 @@ impl Opts {
             no_offload: false,
             extra: HashMap::new(),
         };
+        // Checked once the family of --addr is known.
+        let mut prefix: Option<u8> = None;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -125,10 +169,13 @@ impl Opts {
                 }
                 "addr" => o.addr = num(&name, &value)?,
                 "peer" => o.peer = Some(num(&name, &value)?),
-                "prefix" => {
-                    o.prefix = num(&name, &value)?;
-                    if o.prefix > 32 {
-                        return Err(Some("--prefix must be at most 32".into()));
+                "prefix" => prefix = Some(num(&name, &value)?),
+                "addr6" => o.addr6 = Some(num(&name, &value)?),
+                "peer6" => o.peer6 = Some(num(&name, &value)?),
+                "prefix6" => {
+                    o.prefix6 = num(&name, &value)?;
+                    if o.prefix6 > 128 {
+                        return Err(Some("--prefix6 must be at most 128".into()));
                     }
                 }
                 "port" => o.port = num(&name, &value)?,
@@ -140,6 +187,28 @@ impl Opts {
                 _ => return Err(Some(format!("unknown flag --{name}"))),
             }
         }
+        let max_prefix = if o.addr.is_ipv6() { 128 } else { 32 };
+        o.prefix = prefix.unwrap_or(if o.addr.is_ipv6() { 64 } else { 24 });
+        if o.prefix > max_prefix {
+            return Err(Some(format!(
+                "--prefix must be at most {max_prefix} for an IPv{} --addr",
+                if o.addr.is_ipv6() { 6 } else { 4 }
+            )));
+        }
+        if o.peer.is_some_and(|p| p.is_ipv6() != o.addr.is_ipv6()) {
+            return Err(Some(
+                "--peer must be of the family of --addr (use --addr6/--peer6 for dual stack)"
+                    .into(),
+            ));
+        }
+        if o.addr.is_ipv6() && (o.addr6.is_some() || o.peer6.is_some()) {
+            return Err(Some(
+                "--addr6/--peer6 go beside an IPv4 --addr; --addr is IPv6 already".into(),
+            ));
+        }
+        if o.peer6.is_some() && o.addr6.is_none() {
+            return Err(Some("--peer6 needs --addr6".into()));
+        }
         Ok(o)
     }
 
@@ -148,13 +217,45 @@ impl Opts {
         self.extra.get(flag).map(String::as_str)
     }
 
-    /// Our listening address.
-    pub fn local(&self) -> SocketAddr {
-        SocketAddr::V4(SocketAddrV4::new(self.addr, self.port))
+    /// Both families: an IPv6 address beside the IPv4 one.
+    pub fn dual_stack(&self) -> bool {
+        self.addr6.is_some()
     }
 
-    /// The stack configuration for address `addr`.
-    pub fn config(&self, addr: Ipv4Addr) -> Config {
+    /// Our listening address: `[::]:PORT` for dual stack (both families),
+    /// else `addr:PORT`.
+    pub fn local(&self) -> SocketAddr {
+        if self.dual_stack() {
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), self.port)
+        } else {
+            SocketAddr::new(self.addr, self.port)
+        }
+    }
+
+    /// Our addresses: `addr`, then `addr6` if given.
+    pub fn addrs(&self) -> Vec<IpAddr> {
+        let mut v = vec![self.addr];
+        v.extend(self.addr6.map(IpAddr::V6));
+        v
+    }
+
+    /// Where a client reaches our listener: one address per family.
+    pub fn targets(&self) -> Vec<SocketAddr> {
+        self.addrs()
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, self.port))
+            .collect()
+    }
+
+    /// The kernel side's addresses with their prefix lengths.
+    pub fn peers(&self) -> Vec<(IpAddr, u8)> {
+        let mut v: Vec<(IpAddr, u8)> = self.peer.map(|p| (p, self.prefix)).into_iter().collect();
+        v.extend(self.peer6.map(|p| (IpAddr::V6(p), self.prefix6)));
+        v
+    }
+
+    /// The stack configuration for addresses `addrs`.
+    pub fn config(&self, addrs: &[IpAddr]) -> Config {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -163,19 +264,32 @@ impl Opts {
         Config {
             mtu: self.mtu,
             seed,
-            ..Config::with_addr(addr)
+            ..Config::with_addrs(addrs.iter().copied())
         }
     }
 
-    /// The in-memory demo's client address: the peer's, or one next to ours.
-    pub fn demo_client_addr(&self) -> Ipv4Addr {
+    /// The in-memory demo's client address of `addr`'s family: the peer's,
+    /// or one next to ours.
+    pub fn demo_client_addr(&self) -> IpAddr {
         match self.peer {
             Some(p) if p != self.addr => p,
-            _ => {
-                let [a, b, c, d] = self.addr.octets();
-                Ipv4Addr::new(a, b, c, if d == 1 { 2 } else { 1 })
-            }
+            _ => neighbour(self.addr),
         }
+    }
+
+    /// The in-memory demo client's addresses: [`demo_client_addr`], then
+    /// an IPv6 one for dual stack.
+    ///
+    /// [`demo_client_addr`]: Opts::demo_client_addr
+    pub fn demo_client_addrs(&self) -> Vec<IpAddr> {
+        let mut v = vec![self.demo_client_addr()];
+        if let Some(a6) = self.addr6 {
+            v.push(match self.peer6 {
+                Some(p) if p != a6 => p.into(),
+                _ => neighbour(a6.into()),
+            });
+        }
+        v
     }
 }
 
@@ -224,7 +338,7 @@ pub fn setup(opts: &Opts) -> io::Result<Net> {
         return setup_memory(opts);
     }
     let offload = !opts.no_offload;
-    let tun = match device::open_tun_with(&opts.tun, opts.peer, opts.prefix, opts.mtu, offload) {
+    let tun = match device::open_tun_addrs(&opts.tun, &opts.peers(), opts.mtu, offload) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             println!(
@@ -240,19 +354,28 @@ pub fn setup(opts: &Opts) -> io::Result<Net> {
             ))
         }
     };
-    match opts.peer {
-        Some(p) => println!(
-            "TUN {} up, kernel side {p}/{}, user-space stack {}, MTU {}",
-            opts.tun, opts.prefix, opts.addr, opts.mtu
-        ),
-        None => println!(
-            "TUN {} up (no kernel address), user-space stack {}, MTU {}",
-            opts.tun, opts.addr, opts.mtu
-        ),
+    let ours = join(opts.addrs().iter());
+    let peers = opts.peers();
+    if peers.is_empty() {
+        println!(
+            "TUN {} up (no kernel address), user-space stack {ours}, MTU {}",
+            opts.tun, opts.mtu
+        );
+    } else {
+        let kernel = join(peers.iter().map(|(p, len)| format!("{p}/{len}")));
+        println!(
+            "TUN {} up, kernel side {kernel}, user-space stack {ours}, MTU {}",
+            opts.tun, opts.mtu
+        );
     }
-    let stack = build_stack(tun, opts.config(opts.addr), opts.pcap.as_deref())?;
+    let stack = build_stack(tun, opts.config(&opts.addrs()), opts.pcap.as_deref())?;
     stack.set_default();
     Ok(Net::Tun { stack })
+}
+
+/// `a, b, c`.
+fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn setup_memory(opts: &Opts) -> io::Result<Net> {
@@ -261,8 +384,8 @@ fn setup_memory(opts: &Opts) -> io::Result<Net> {
     } else {
         MemoryDevice::pair_with_offloads(opts.mtu)
     };
-    let server = build_stack(a, opts.config(opts.addr), opts.pcap.as_deref())?;
-    let client = build_stack(b, opts.config(opts.demo_client_addr()), None)?;
+    let server = build_stack(a, opts.config(&opts.addrs()), opts.pcap.as_deref())?;
+    let client = build_stack(b, opts.config(&opts.demo_client_addrs()), None)?;
     server.set_default();
     Ok(Net::Memory { server, client })
 }

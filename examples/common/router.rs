@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 pub type RespBody = BoxBody<Bytes, hyper::Error>;
 
 /// The greeting `GET /` returns.
-pub const GREETING: &str = "hello from utcp, a user-space TCP/IPv4 stack\n";
+pub const GREETING: &str = "hello from utcp, a user-space TCP/IP stack\n";
 
 /// Largest N accepted by `GET /bytes/N`.
 pub const MAX_BYTES: u64 = 1 << 32;

@@ -1,11 +1,14 @@
 //! Shared fixture of the kernel-peer tests: a TUN device per test with the
-//! Linux kernel on one side (10.210.X.1) and a user-space stack on the
-//! other (10.210.X.2).
+//! Linux kernel on one side (10.210.X.1 and fd00:210:X::1) and a
+//! user-space stack answering for both families on the other (10.210.X.2
+//! and fd00:210:X::2), a /24 and a /64.
 //!
 //! X is picked from a process-wide counter plus the pid, and claimed by
 //! binding the abstract Unix socket `@utcp-test-net-X`: the kernel releases
-//! it when the process dies, so parallel test binaries never share a /24.
-//! The TUN device is not persistent: it disappears when the stack drops it.
+//! it when the process dies, so parallel test binaries never share a
+//! subnet. The TUN device is not persistent: it disappears when the stack
+//! drops it. Where the kernel keeps IPv6 off (`disable_ipv6`), the network
+//! is IPv4 only; [`kernel_net6`] then skips.
 #![allow(dead_code)]
 
 #[path = "../../examples/common/device.rs"]
@@ -14,8 +17,8 @@ pub mod device;
 pub mod pattern;
 
 use std::future::Future;
-use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::io::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -30,11 +33,17 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub const MTU: usize = 1500;
 
 /// One test's network: the TUN device (inside `stack`), the kernel's and our
-/// addresses, and the claim on the /24.
+/// addresses of both families, and the claim on the subnets.
 pub struct KernelNet {
     pub name: String,
     pub kernel: Ipv4Addr,
     pub ours: Ipv4Addr,
+    /// The kernel's IPv6 address (configured only when `has_v6`).
+    pub kernel6: Ipv6Addr,
+    /// Our IPv6 address (the stack's only when `has_v6`).
+    pub ours6: Ipv6Addr,
+    /// Whether the kernel and the stack have their IPv6 addresses.
+    pub has_v6: bool,
     pub stack: Stack,
     _claim: UnixListener,
 }
@@ -46,12 +55,43 @@ impl KernelNet {
     pub fn our_addr(&self, port: u16) -> SocketAddr {
         SocketAddr::V4(SocketAddrV4::new(self.ours, port))
     }
+    /// `[kernel6]:port`.
+    ///
+    /// # Panics
+    /// If the network has no IPv6 (see [`kernel_net6`]).
+    #[track_caller]
+    pub fn kernel6_addr(&self, port: u16) -> SocketAddr {
+        assert!(self.has_v6, "this network has no IPv6: use kernel_net6()");
+        SocketAddr::V6(SocketAddrV6::new(self.kernel6, port, 0, 0))
+    }
+    /// `[ours6]:port`.
+    ///
+    /// # Panics
+    /// If the network has no IPv6 (see [`kernel_net6`]).
+    #[track_caller]
+    pub fn our6_addr(&self, port: u16) -> SocketAddr {
+        assert!(self.has_v6, "this network has no IPv6: use kernel_net6()");
+        SocketAddr::V6(SocketAddrV6::new(self.ours6, port, 0, 0))
+    }
 }
 
-/// Is 10.210.`octet`.0/24 routed anywhere already (by someone not using our claims)?
+/// The test subnets of claim `octet`: 10.210.`octet`.0/24 and
+/// fd00:210:`octet`::/64; host `host` in each.
+pub fn test_addrs(octet: u8, host: u8) -> (Ipv4Addr, Ipv6Addr) {
+    (
+        Ipv4Addr::new(10, 210, octet, host),
+        Ipv6Addr::new(0xfd00, 0x210, u16::from(octet), 0, 0, 0, 0, u16::from(host)),
+    )
+}
+
+/// Prefix length of the IPv6 test subnets.
+pub const PREFIX6: u8 = 64;
+
+/// Is 10.210.`octet`.0/24 or fd00:210:`octet`::/64 routed anywhere
+/// already (by someone not using our claims)?
 fn subnet_in_use(octet: u8) -> bool {
     let dest = u32::from_le_bytes([10, 210, octet, 0]);
-    std::fs::read_to_string("/proc/net/route")
+    let v4 = std::fs::read_to_string("/proc/net/route")
         .map(|t| {
             t.lines().skip(1).any(|l| {
                 l.split_whitespace()
@@ -60,11 +100,26 @@ fn subnet_in_use(octet: u8) -> bool {
                     == Some(dest)
             })
         })
-        .unwrap_or(false)
+        .unwrap_or(false);
+    // /proc/net/ipv6_route: destination as 32 hex digits, then its prefix
+    // length in hex.
+    let (_, net6) = test_addrs(octet, 0);
+    let dest6: String = net6.octets().iter().map(|b| format!("{b:02x}")).collect();
+    let v6 = std::fs::read_to_string("/proc/net/ipv6_route")
+        .map(|t| {
+            t.lines().any(|l| {
+                let mut f = l.split_whitespace();
+                f.next() == Some(dest6.as_str()) && f.next() == Some("40")
+            })
+        })
+        .unwrap_or(false);
+    v4 || v6
 }
 
-/// Claims a free third octet of 10.210.0.0/16 for this test.
-fn claim_subnet(n: u32) -> (u8, UnixListener) {
+/// Claims a free `octet` of the test subnets (see [`test_addrs`]) for
+/// this test; the claim lasts as long as the returned socket. `n` spreads
+/// the claims of one process.
+pub fn claim_subnet(n: u32) -> (u8, UnixListener) {
     let start = std::process::id()
         .wrapping_mul(37)
         .wrapping_add(n.wrapping_mul(7));
@@ -83,15 +138,35 @@ fn claim_subnet(n: u32) -> (u8, UnixListener) {
     panic!("no free /24 in 10.210.0.0/16");
 }
 
-/// Skips (returns `None` after printing "skipping: ...") when TUN devices
-/// cannot be made here; panics instead when CI=true.
+/// A new number for [`claim_subnet`] and TUN names.
+pub fn next_n() -> u32 {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Reports a skipped test on stderr (the runner shows it); panics instead
+/// when CI=true, where every kernel-peer test must run.
+#[track_caller]
+pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but this kernel-peer test cannot run: {why}");
+    }
+    // Straight to fd 2: the test runner captures `eprintln!` as it does
+    // `println!`, and a skip must show.
+    let _ = writeln!(io::stderr(), "skipping: {why}");
+}
+
+/// Skips (returns `Some(why)` after reporting it) when TUN devices cannot
+/// be made here; panics instead when CI=true.
 fn skip_reason() -> Option<String> {
     let why = device::tun_unavailable()?;
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but the kernel-peer tests cannot run: {why}");
-    }
-    println!("skipping: {why}");
+    skip(&why);
     Some(why)
+}
+
+/// True (after a visible skip; a panic under CI=true) when TUN devices
+/// cannot be made here.
+pub fn no_tun() -> bool {
+    skip_reason().is_some()
 }
 
 /// A fresh TUN + stack; the stack's device is whatever `wrap` makes of the
@@ -113,18 +188,33 @@ where
     if skip_reason().is_some() {
         return None;
     }
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let n = next_n();
     let (octet, claim) = claim_subnet(n);
     let name = format!("ut{}x{n}", std::process::id());
     assert!(name.len() < 16, "TUN name too long: {name}");
-    let kernel = Ipv4Addr::new(10, 210, octet, 1);
-    let ours = Ipv4Addr::new(10, 210, octet, 2);
-    let tun = device::open_tun_with(&name, Some(kernel), 24, MTU, offload)
-        .unwrap_or_else(|e| panic!("creating TUN {name}: {e}"));
+    let (kernel, kernel6) = test_addrs(octet, 1);
+    let (ours, ours6) = test_addrs(octet, 2);
+    let both = [(kernel.into(), 24), (kernel6.into(), PREFIX6)];
+    let (tun, has_v6) = match device::open_tun_addrs(&name, &both, MTU, offload) {
+        Ok(tun) => (tun, true),
+        // IPv6 is off on this host: the IPv4 tests still run.
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            let _ = writeln!(io::stderr(), "{name}: no IPv6 ({e}); IPv4 only");
+            let tun = device::open_tun_addrs(&name, &both[..1], MTU, offload)
+                .unwrap_or_else(|e| panic!("creating TUN {name}: {e}"));
+            (tun, false)
+        }
+        Err(e) => panic!("creating TUN {name}: {e}"),
+    };
+    let addrs: Vec<IpAddr> = if has_v6 {
+        vec![ours.into(), ours6.into()]
+    } else {
+        vec![ours.into()]
+    };
     let config = Config {
         mtu: MTU,
         seed: (u64::from(std::process::id()) << 16) | u64::from(n),
-        ..Config::with_addr(ours)
+        ..Config::with_addrs(addrs)
     };
     let stack = wrap(tun)
         .and_then(|s| s.build(config))
@@ -133,6 +223,9 @@ where
         name,
         kernel,
         ours,
+        kernel6,
+        ours6,
+        has_v6,
         stack,
         _claim: claim,
     })
@@ -155,6 +248,17 @@ impl Stackable {
 /// A fresh TUN + stack talking to the kernel directly.
 pub fn kernel_net() -> Option<KernelNet> {
     kernel_net_with(|tun| Ok(Stackable::new(tun)))
+}
+
+/// [`kernel_net`] for a test that needs IPv6: skips (visibly; a failure
+/// under CI=true) where the kernel has IPv6 off.
+pub fn kernel_net6() -> Option<KernelNet> {
+    let net = kernel_net()?;
+    if !net.has_v6 {
+        skip("IPv6 is disabled here (net.ipv6.conf.default.disable_ipv6 = 1?)");
+        return None;
+    }
+    Some(net)
 }
 
 /// Runs `fut`, panicking with `what` after `secs` seconds.
@@ -294,9 +398,13 @@ pub async fn kernel_echo_server(listener: tokio::net::TcpListener) {
 /// A kernel listener with a 1024-deep accept queue (tokio's `bind` asks for
 /// only 128: with 200 simultaneous connects the queue overflows, the kernel
 /// falls back to SYN cookies, and data segments past the first fail the
-/// cookie check and are answered with RST).
+/// cookie check and are answered with RST). Either family.
 pub fn kernel_listener(addr: SocketAddr) -> tokio::net::TcpListener {
-    let sock = tokio::net::TcpSocket::new_v4().expect("kernel socket");
+    let sock = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .expect("kernel socket");
     sock.set_reuseaddr(true).expect("SO_REUSEADDR");
     sock.bind(addr).expect("kernel bind");
     sock.listen(1024).expect("kernel listen")
