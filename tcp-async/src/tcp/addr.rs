@@ -1,4 +1,4 @@
-//! Address arguments: anything `tokio::net` accepts, resolved to IPv4.
+//! Address arguments: anything `tokio::net` accepts, either family.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 /// `SocketAddr`, `(IpAddr, u16)`, `"10.0.0.1:80"`, `("host", 80)`, ...
 ///
 /// Host names are resolved with the system resolver
-/// (`tokio::net::lookup_host`). Only IPv4 addresses are used: this stack
-/// speaks IPv4 only.
+/// (`tokio::net::lookup_host`); the addresses are tried in the order it
+/// gives them, IPv4 and IPv6 alike.
 ///
 /// This trait is sealed and cannot be implemented outside this crate.
 pub trait ToSocketAddrs: sealed::ToSocketAddrsPriv {}

@@ -88,7 +88,8 @@ impl TcpListener {
     /// # Errors
     ///
     /// `AddrInUse` if the address is taken; `AddrNotAvailable` if the IP is
-    /// not one of the stack's; `InvalidInput` for IPv6 only addresses.
+    /// not one of the stack's (either family; `[::]` is dual stack, as Linux
+    /// with `bindv6only=0`).
     ///
     /// # Examples
     ///

@@ -319,7 +319,9 @@ impl TcpSocket {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for IPv6 addresses.
+    /// `InvalidInput` for an address of the other family (an IPv6 address
+    /// on an IPv4 socket); `NetworkUnreachable` for an IPv4-mapped address
+    /// on an `only_v6` socket.
     pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         let addr = self.check_family(addr)?;
         *self.local() = Some(addr);
