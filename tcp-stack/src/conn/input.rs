@@ -1,5 +1,6 @@
 //! SEGMENT ARRIVES (RFC 9293 3.10.7) for a connection that exists.
 
+use super::parts::Prr;
 use super::rack::DUP_THRESH;
 use super::sent::Mark;
 use super::{ev, Conn, Disposition, Env, Timer};
@@ -765,13 +766,9 @@ impl Conn {
         if self.sent.lost_bytes() == 0 {
             return;
         }
-        // RFC 6937 initialization.
-        self.prr_recover_fs = self.flight_size().max(1);
-        self.prr_delivered = 0;
-        self.prr_out = 0;
-        // RFC 6675 5 step (C): retransmit the first segment deemed lost at
-        // once, whatever pipe says.
-        self.prr_allow = self.send_mss();
+        // RFC 6937 initialization; RFC 6675 5 step (C): the first segment
+        // deemed lost goes at once.
+        self.prr = Prr::start(self.flight_size(), self.send_mss());
         // The reduction is undone if this proves spurious (RFC 2883).
         self.undo_armed = true;
         self.sent.forget_retransmissions();

@@ -9,6 +9,7 @@
 mod gso;
 mod input;
 mod output;
+mod parts;
 mod rack;
 mod rcv_mss;
 mod sent;
@@ -30,6 +31,7 @@ use crate::seq::SeqNum;
 use crate::stack::{Stats, TcpInfo};
 use crate::state::{ListenerId, State};
 use crate::time::{Duration, Instant};
+use parts::Prr;
 use rack::Rack;
 use rcv_mss::RcvMss;
 use sent::SentLog;
@@ -282,13 +284,8 @@ pub(crate) struct Conn {
     pub probe_new_data: bool,
     /// SND.MAX when the outstanding tail loss probe went out.
     pub tlp_high: Option<SeqNum>,
-    /// Proportional Rate Reduction (RFC 6937) during SACK recovery:
-    /// FlightSize at the start, data delivered and sent since, and what may
-    /// be sent now.
-    pub prr_recover_fs: usize,
-    pub prr_delivered: usize,
-    pub prr_out: usize,
-    pub prr_allow: usize,
+    /// Proportional Rate Reduction (RFC 6937) during SACK recovery.
+    pub prr: Prr,
     /// The last recovery's reduction may still be undone on D-SACKs (RFC 2883).
     pub undo_armed: bool,
     /// Retransmissions, and D-SACKs received, since the last recovery began.
@@ -433,10 +430,7 @@ impl Conn {
             tlp_pending: false,
             probe_new_data: false,
             tlp_high: None,
-            prr_recover_fs: 1,
-            prr_delivered: 0,
-            prr_out: 0,
-            prr_allow: 0,
+            prr: Prr::default(),
             undo_armed: false,
             recovery_rtx: 0,
             recovery_dsacks: 0,
@@ -638,32 +632,16 @@ impl Conn {
 
     /// RFC 6937 3: on each ACK in recovery, how much may be sent.
     pub fn prr_on_ack(&mut self, delivered: usize) {
-        self.prr_delivered += delivered;
         let pipe = self.pipe();
         let ssthresh = self.cc.ssthresh();
         let mss = self.send_mss();
-        let sndcnt = if pipe > ssthresh {
-            // Proportional part: CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out.
-            let target = (self.prr_delivered as u128 * ssthresh as u128)
-                .div_ceil(self.prr_recover_fs as u128) as usize;
-            target.saturating_sub(self.prr_out)
-        } else {
-            // Slow-start reduction bound (PRR-SSRB).
-            let limit = self
-                .prr_delivered
-                .saturating_sub(self.prr_out)
-                .max(delivered)
-                + mss;
-            (ssthresh - pipe).min(limit)
-        };
-        self.prr_allow = sndcnt;
+        self.prr.on_ack(delivered, pipe, ssthresh, mss);
     }
 
     /// Accounts `n` bytes sent during recovery.
     pub fn prr_sent(&mut self, n: usize) {
         if self.recover.is_some() {
-            self.prr_out += n;
-            self.prr_allow = self.prr_allow.saturating_sub(n);
+            self.prr.on_sent(n);
         }
     }
 

@@ -160,7 +160,7 @@ impl Conn {
         let hole = self.sent.first_lost();
         // RFC 6937: send only what PRR allows, a whole segment at a time.
         let want = hole.map_or(mss, |(a, b)| b.since(a).min(mss));
-        if self.prr_allow < want {
+        if self.prr.allow < want {
             return Err(());
         }
         if let Some((a, b)) = hole {
@@ -253,7 +253,7 @@ impl Conn {
             mss
         } else if sack_recovery {
             // RFC 6937: in recovery PRR decides how much may go.
-            self.prr_allow
+            self.prr.allow
         } else {
             cwnd.saturating_sub(in_flight)
         };

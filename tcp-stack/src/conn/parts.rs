@@ -1,0 +1,65 @@
+//! The named parts of the transmission control block: state that belongs
+//! to one algorithm lives together, so a reader sees what goes with what.
+//! The RFC 9293 variables themselves (SND.*, RCV.*, ISS, IRS) stay flat in
+//! [`Conn`](super::Conn), under the names RFC 9293 gives them.
+
+/// Proportional Rate Reduction (RFC 6937) during SACK recovery: how much
+/// may be sent on each ACK so the window comes down to ssthresh smoothly.
+#[derive(Debug, Clone)]
+pub(crate) struct Prr {
+    /// RecoverFS: the FlightSize when recovery began (at least 1: a divisor).
+    pub recover_fs: usize,
+    /// prr_delivered: bytes the peer received since recovery began.
+    pub delivered: usize,
+    /// prr_out: bytes sent since recovery began.
+    pub out: usize,
+    /// sndcnt: what may be sent now.
+    pub allow: usize,
+}
+
+impl Default for Prr {
+    fn default() -> Self {
+        Prr {
+            recover_fs: 1,
+            delivered: 0,
+            out: 0,
+            allow: 0,
+        }
+    }
+}
+
+impl Prr {
+    /// RFC 6937 initialization as recovery begins with `flight_size` bytes
+    /// outstanding. RFC 6675 5 step (C): the first segment deemed lost is
+    /// retransmitted at once, whatever pipe says, so one `mss` is allowed.
+    pub fn start(flight_size: usize, mss: usize) -> Prr {
+        Prr {
+            recover_fs: flight_size.max(1),
+            delivered: 0,
+            out: 0,
+            allow: mss,
+        }
+    }
+
+    /// RFC 6937 3: an ACK in recovery reported `delivered` bytes; with
+    /// `pipe` bytes in the network, decides how much may be sent now.
+    pub fn on_ack(&mut self, delivered: usize, pipe: usize, ssthresh: usize, mss: usize) {
+        self.delivered += delivered;
+        self.allow = if pipe > ssthresh {
+            // Proportional part: CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out.
+            let target = (self.delivered as u128 * ssthresh as u128)
+                .div_ceil(self.recover_fs as u128) as usize;
+            target.saturating_sub(self.out)
+        } else {
+            // Slow-start reduction bound (PRR-SSRB).
+            let limit = self.delivered.saturating_sub(self.out).max(delivered) + mss;
+            (ssthresh - pipe).min(limit)
+        };
+    }
+
+    /// Accounts `n` bytes sent during recovery.
+    pub fn on_sent(&mut self, n: usize) {
+        self.out += n;
+        self.allow = self.allow.saturating_sub(n);
+    }
+}
