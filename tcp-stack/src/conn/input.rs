@@ -529,9 +529,9 @@ impl Conn {
         // RFC 8985 7.4: the tail loss probe's episode ends once the probe
         // is acknowledged or SACKed; RACK (below) then marks whatever was
         // sent before it and is still missing.
-        if let Some(high) = self.tlp_high {
+        if let Some(high) = self.tlp.high {
             if ack.diff(high) >= 0 || self.sent.is_sacked(high - 1) {
-                self.tlp_high = None;
+                self.tlp.high = None;
             }
         }
         if self.sack_enabled && self.snd_una != self.snd_max && self.sent.is_sacked(self.snd_una) {

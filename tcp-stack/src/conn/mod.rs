@@ -31,7 +31,7 @@ use crate::seq::SeqNum;
 use crate::stack::{Stats, TcpInfo};
 use crate::state::{ListenerId, State};
 use crate::time::{Duration, Instant};
-use parts::Prr;
+use parts::{Prr, Tlp};
 use rack::Rack;
 use rcv_mss::RcvMss;
 use sent::SentLog;
@@ -280,10 +280,8 @@ pub(crate) struct Conn {
     pub rack: Rack,
     /// Send a tail loss probe on the next output (RFC 8985 7.3).
     pub tlp_pending: bool,
-    /// The probe being sent is new data: ignore cwnd and Nagle for it.
-    pub probe_new_data: bool,
-    /// SND.MAX when the outstanding tail loss probe went out.
-    pub tlp_high: Option<SeqNum>,
+    /// The tail loss probe's episode (RFC 8985 7).
+    pub tlp: Tlp,
     /// Proportional Rate Reduction (RFC 6937) during SACK recovery.
     pub prr: Prr,
     /// The last recovery's reduction may still be undone on D-SACKs (RFC 2883).
@@ -428,8 +426,7 @@ impl Conn {
             sent: SentLog::default(),
             rack: Rack::default(),
             tlp_pending: false,
-            probe_new_data: false,
-            tlp_high: None,
+            tlp: Tlp::default(),
             prr: Prr::default(),
             undo_armed: false,
             recovery_rtx: 0,
@@ -660,7 +657,7 @@ impl Conn {
         self.timers.clear(Timer::Probe);
         if !self.sack_enabled
             || self.recover.is_some()
-            || self.tlp_high.is_some()
+            || self.tlp.high.is_some()
             || self.snd_max == self.snd_una
             || !self.state.is_synchronized()
             || self.state == State::TimeWait

@@ -124,9 +124,9 @@ impl Conn {
         let wnd_avail = (self.snd_una + self.snd_wnd).since(self.snd_max);
         let n = if unsent > 0 && wnd_avail > 0 && self.snd_nxt == self.snd_max {
             // One new segment, past cwnd and Nagle.
-            self.probe_new_data = true;
+            self.tlp.new_data = true;
             let n = self.send_data(env, buf);
-            self.probe_new_data = false;
+            self.tlp.new_data = false;
             n?
         } else {
             let data_end = if self.fin_sent() {
@@ -137,7 +137,7 @@ impl Conn {
             let len = self.send_mss().min(data_end.since(self.snd_una));
             self.retransmit_at(env, buf, data_end - len, len.max(1))
         };
-        self.tlp_high = Some(self.snd_max);
+        self.tlp.high = Some(self.snd_max);
         self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
         Some(n)
     }
@@ -249,7 +249,7 @@ impl Conn {
         };
         let cwnd = self.cc.window() + self.inflation + limited;
         let sack_recovery = self.sack_enabled && self.recover.is_some();
-        let cwnd_avail = if self.probe_new_data {
+        let cwnd_avail = if self.tlp.new_data {
             mss
         } else if sack_recovery {
             // RFC 6937: in recovery PRR decides how much may go.
@@ -259,7 +259,7 @@ impl Conn {
         };
         let is_retx = self.snd_nxt.diff(self.snd_max) < 0;
         let probe = std::mem::take(&mut self.probe_pending);
-        let single = is_retx || probe || self.probe_new_data || sack_recovery;
+        let single = is_retx || probe || self.tlp.new_data || sack_recovery;
         let max_len = self.gso_room(env, room, options.len(), buf.len(), single);
         let mut len = unsent.min(max_len).min(wnd_avail).min(cwnd_avail);
         if is_retx {
@@ -279,7 +279,7 @@ impl Conn {
         } else {
             len >= mss.min(room)
                 || is_retx
-                || self.probe_new_data
+                || self.tlp.new_data
                 || probe
                 || (len == unsent && (self.opts.nodelay || in_flight == 0 || fin))
                 || (self.max_snd_wnd > 0 && len >= self.max_snd_wnd / 2 && in_flight == 0)
@@ -330,7 +330,7 @@ impl Conn {
         if self.unacked_since.is_none() {
             self.unacked_since = Some(now);
         }
-        if !is_retx && !self.probe_new_data {
+        if !is_retx && !self.tlp.new_data {
             self.arm_tlp(now);
         }
         Some(n)
@@ -625,7 +625,7 @@ impl Conn {
         }
         if self.timers.take_due(Timer::Probe, now)
             && self.recover.is_none()
-            && self.tlp_high.is_none()
+            && self.tlp.high.is_none()
             && self.snd_max != self.snd_una
         {
             self.tlp_pending = true;
@@ -722,7 +722,7 @@ impl Conn {
         self.rack
             .mark_losses_on_rto(&mut self.sent, self.snd_una, now, reo_wnd);
         self.undo_armed = false;
-        self.tlp_high = None;
+        self.tlp.high = None;
         self.tlp_pending = false;
         self.timers.clear(Timer::Probe);
         self.dup_acks = 0;

@@ -3,6 +3,8 @@
 //! The RFC 9293 variables themselves (SND.*, RCV.*, ISS, IRS) stay flat in
 //! [`Conn`](super::Conn), under the names RFC 9293 gives them.
 
+use crate::seq::SeqNum;
+
 /// Proportional Rate Reduction (RFC 6937) during SACK recovery: how much
 /// may be sent on each ACK so the window comes down to ssthresh smoothly.
 #[derive(Debug, Clone)]
@@ -62,4 +64,15 @@ impl Prr {
         self.out += n;
         self.allow = self.allow.saturating_sub(n);
     }
+}
+
+/// The tail loss probe's episode (RFC 8985 7). Whether a probe is owed on
+/// the next output is `Pending::tlp`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tlp {
+    /// SND.MAX when the outstanding probe went out (TLP.end_seq, RFC 8985
+    /// 7.3): no further probe until it is acknowledged or SACKed (7.4).
+    pub high: Option<SeqNum>,
+    /// The probe being sent is new data: ignore cwnd and Nagle for it.
+    pub new_data: bool,
 }
