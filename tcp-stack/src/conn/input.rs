@@ -84,7 +84,7 @@ impl Conn {
         self.rcv_adv = self.rcv_nxt;
         self.negotiate(env.cfg, seg);
         // RFC 3168 6.1.1: an ECN-setup SYN-ACK has ECE and not CWR.
-        self.ecn_enabled =
+        self.ecn.enabled =
             env.cfg.ecn && f.ack() && f.contains(TcpFlags::ECE) && !f.contains(TcpFlags::CWR);
         self.last_recv = env.now;
         if f.ack() {
@@ -310,12 +310,12 @@ impl Conn {
         }
 
         // RFC 3168 6.1.3: echo CE with ECE until the sender's CWR.
-        if self.ecn_enabled {
+        if self.ecn.enabled {
             if seg.flags.contains(TcpFlags::CWR) {
-                self.ece_pending = false;
+                self.ecn.ece_pending = false;
             }
             if seg.ce && !seg.payload.is_empty() {
-                self.ece_pending = true;
+                self.ecn.ece_pending = true;
                 self.ack_now = true;
             }
         }
@@ -450,16 +450,16 @@ impl Conn {
         let sacked_before = self.sent.sacked_bytes();
         let was_in_recovery = self.recover.is_some();
         // RFC 3168 6.1.2: ECE means congestion; react once per window of data.
-        if self.ecn_enabled
+        if self.ecn.enabled
             && seg.flags.contains(TcpFlags::ECE)
             && self.recover.is_none()
-            && self.snd_una.diff(self.ecn_recover) >= 0
+            && self.snd_una.diff(self.ecn.recover) >= 0
             && self.snd_max != self.snd_una
         {
             let flight = self.congestion_flight();
             self.cc.on_congestion_event(env.now, flight);
-            self.ecn_recover = self.snd_max;
-            self.cwr_pending = true;
+            self.ecn.recover = self.snd_max;
+            self.ecn.cwr_pending = true;
             env.stats.ecn_reductions += 1;
         }
         // Window update (RFC 9293 3.10.7.4): only "if SND.UNA =< SEG.ACK =<

@@ -31,7 +31,7 @@ use crate::seq::SeqNum;
 use crate::stack::{Stats, TcpInfo};
 use crate::state::{ListenerId, State};
 use crate::time::{Duration, Instant};
-use parts::{Prr, Tlp};
+use parts::{Ecn, Prr, Tlp};
 use rack::Rack;
 use rcv_mss::RcvMss;
 use sent::SentLog;
@@ -215,16 +215,8 @@ pub(crate) struct Conn {
     pub ws_enabled: bool,
     pub sack_enabled: bool,
     pub ts_enabled: bool,
-    /// ECN negotiated (RFC 3168 6.1.1).
-    pub ecn_enabled: bool,
-    /// Set ECE on our ACKs: a CE mark arrived and no CWR yet.
-    pub ece_pending: bool,
-    /// Set CWR on the next new data segment (we reduced the window).
-    pub cwr_pending: bool,
-    /// No new ECN reaction until SND.UNA passes this.
-    pub ecn_recover: SeqNum,
-    /// ECN bits for the IP header of the segment just produced.
-    pub out_ecn: u8,
+    /// Explicit Congestion Notification (RFC 3168).
+    pub ecn: Ecn,
     /// TS.Recent (RFC 7323 4.3).
     pub ts_recent: u32,
     pub ts_recent_at: Instant,
@@ -388,11 +380,7 @@ impl Conn {
             ws_enabled: false,
             sack_enabled: false,
             ts_enabled: false,
-            ecn_enabled: false,
-            ece_pending: false,
-            cwr_pending: false,
-            ecn_recover: iss,
-            out_ecn: 0,
+            ecn: Ecn::new(iss),
             ts_recent: 0,
             ts_recent_at: now,
             ts_offset,
@@ -521,7 +509,7 @@ impl Conn {
         self.rcv_adv = self.rcv_nxt;
         self.negotiate(env.cfg, seg);
         // RFC 3168 6.1.1: an ECN-setup SYN has both ECE and CWR.
-        self.ecn_enabled = env.cfg.ecn
+        self.ecn.enabled = env.cfg.ecn
             && seg.flags.contains(crate::wire::TcpFlags::ECE)
             && seg.flags.contains(crate::wire::TcpFlags::CWR);
         self.update_window_from_syn(seg);

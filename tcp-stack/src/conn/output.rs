@@ -35,7 +35,7 @@ impl Conn {
                         } else {
                             TcpFlags::SYN
                         }
-                    } else if self.ecn_enabled {
+                    } else if self.ecn.enabled {
                         TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE
                     } else {
                         TcpFlags::SYN | TcpFlags::ACK
@@ -389,17 +389,17 @@ impl Conn {
         let syn = flags.syn();
         let rst = flags.rst();
         let mut flags = flags;
-        self.out_ecn = 0;
-        if self.ecn_enabled && !syn && !rst {
-            if self.ece_pending && flags.ack() {
+        self.ecn.out = 0;
+        if self.ecn.enabled && !syn && !rst {
+            if self.ecn.ece_pending && flags.ack() {
                 flags |= TcpFlags::ECE;
             }
             // New data only (RFC 3168 6.1.5: not retransmissions, not pure ACKs).
             if len > 0 && seq.diff(self.snd_max) >= 0 {
-                self.out_ecn = 0b10;
-                if self.cwr_pending {
+                self.ecn.out = 0b10;
+                if self.ecn.cwr_pending {
                     flags |= TcpFlags::CWR;
-                    self.cwr_pending = false;
+                    self.ecn.cwr_pending = false;
                 }
             }
         }

@@ -76,3 +76,34 @@ pub(crate) struct Tlp {
     /// The probe being sent is new data: ignore cwnd and Nagle for it.
     pub new_data: bool,
 }
+
+/// Explicit Congestion Notification (RFC 3168). ECE and CWR are flags owed
+/// on segments that go anyway, not segments of their own: so they live
+/// here, not in `Pending`.
+#[derive(Debug, Clone)]
+pub(crate) struct Ecn {
+    /// ECN negotiated (RFC 3168 6.1.1).
+    pub enabled: bool,
+    /// Set ECE on our ACKs: a CE mark arrived and no CWR yet (6.1.3).
+    pub ece_pending: bool,
+    /// Set CWR on the next new data segment: we reduced the window (6.1.2).
+    pub cwr_pending: bool,
+    /// No new reaction to ECE until SND.UNA passes this (6.1.2: once per
+    /// window of data).
+    pub recover: SeqNum,
+    /// ECN bits for the IP header of the segment just produced.
+    pub out: u8,
+}
+
+impl Ecn {
+    /// Not negotiated yet, for a connection whose ISS is `iss`.
+    pub fn new(iss: SeqNum) -> Ecn {
+        Ecn {
+            enabled: false,
+            ece_pending: false,
+            cwr_pending: false,
+            recover: iss,
+            out: 0,
+        }
+    }
+}
