@@ -146,7 +146,7 @@ impl Conn {
         self.rtt.reset_backoff();
         self.snd_nxt = self.snd_nxt.max(self.snd_una);
         self.snd_max = self.snd_max.max(self.snd_una);
-        self.recover_high = self.snd_una;
+        self.recovery.high = self.snd_una;
         self.cc.set_mss(self.send_mss());
         self.last_send = now;
     }
@@ -448,11 +448,11 @@ impl Conn {
         let acked = ack.since(self.snd_una);
         let old_wnd = self.snd_wnd;
         let sacked_before = self.sent.sacked_bytes();
-        let was_in_recovery = self.recover.is_some();
+        let was_in_recovery = self.recovery.recover.is_some();
         // RFC 3168 6.1.2: ECE means congestion; react once per window of data.
         if self.ecn.enabled
             && seg.flags.contains(TcpFlags::ECE)
-            && self.recover.is_none()
+            && self.recovery.recover.is_none()
             && self.snd_una.diff(self.ecn.recover) >= 0
             && self.snd_max != self.snd_una
         {
@@ -553,12 +553,12 @@ impl Conn {
             }
         }
         if self.sack_enabled {
-            let left_recovery = was_in_recovery && self.recover.is_none();
+            let left_recovery = was_in_recovery && self.recovery.recover.is_none();
             self.rack
                 .end_ack(dsack_seen, self.snd_una, self.snd_nxt, left_recovery);
             self.rack_detect_loss(env.now);
         }
-        if self.sack_enabled && self.recover.is_some() {
+        if self.sack_enabled && self.recovery.recover.is_some() {
             // RFC 6937 DeliveredData: change in SND.UNA plus change in SACKed bytes.
             let delivered = (acked + self.sent.sacked_bytes()).saturating_sub(sacked_before);
             self.prr_on_ack(delivered);
@@ -615,27 +615,27 @@ impl Conn {
         }
 
         // Congestion control and NewReno recovery (RFC 6582 3.2).
-        if let Some(recover) = self.recover {
+        if let Some(recover) = self.recovery.recover {
             if ack.diff(recover) >= 0 {
                 // Full acknowledgment: leave fast recovery.
-                self.recover = None;
-                self.inflation = 0;
-                self.dup_acks = 0;
+                self.recovery.recover = None;
+                self.recovery.inflation = 0;
+                self.recovery.dup_acks = 0;
                 let flight = self.flight_size();
                 self.cc.on_recovery_exit(env.now, flight);
             } else if self.sack_enabled {
                 // RFC 6675: the scoreboard drives retransmissions; nothing to do.
             } else {
                 // Partial acknowledgment: retransmit the next hole, deflate.
-                self.inflation = self.inflation.saturating_sub(data_acked);
+                self.recovery.inflation = self.recovery.inflation.saturating_sub(data_acked);
                 if data_acked >= self.send_mss() {
-                    self.inflation += self.send_mss();
+                    self.recovery.inflation += self.send_mss();
                 }
                 self.rtx_one = true;
                 env.stats.fast_retransmits += 1;
             }
         } else {
-            self.dup_acks = 0;
+            self.recovery.dup_acks = 0;
             // RFC 9406 rounds: a round ends when an ACK covers what was sent
             // at its start.
             if ack.diff(self.round_end) >= 0 {
@@ -665,25 +665,25 @@ impl Conn {
     }
 
     fn on_dup_ack(&mut self, env: &mut Env) {
-        self.dup_acks += 1;
+        self.recovery.dup_acks += 1;
         let mss = self.send_mss();
         if self.sack_enabled {
             // Recovery entry and retransmissions follow the scoreboard.
             return;
         }
-        if self.recover.is_some() {
+        if self.recovery.recover.is_some() {
             // RFC 5681 3.2 step 4: inflate by one segment per further duplicate.
-            self.inflation += mss;
+            self.recovery.inflation += mss;
             return;
         }
         // RFC 6582 3.2 step 1/2: enter fast recovery on the third duplicate
         // unless the loss is below the last recovery point.
-        if self.dup_acks == 3 && self.snd_una.diff(self.recover_high) >= 0 {
+        if self.recovery.dup_acks == 3 && self.snd_una.diff(self.recovery.high) >= 0 {
             let flight = self.flight_size();
             self.cc.on_congestion_event(env.now, flight);
-            self.recover = Some(self.snd_max);
-            self.recover_high = self.snd_max;
-            self.inflation = 3 * mss;
+            self.recovery.recover = Some(self.snd_max);
+            self.recovery.high = self.snd_max;
+            self.recovery.inflation = 3 * mss;
             self.rtx_one = true;
             self.rtt_seq = None;
             env.stats.fast_retransmits += 1;
@@ -747,13 +747,13 @@ impl Conn {
     /// SACK blocks gets the RFC 6675 DupThresh rule, the head marked lost.
     pub(super) fn maybe_enter_sack_recovery(&mut self, env: &mut Env) {
         if !self.sack_enabled
-            || self.recover.is_some()
+            || self.recovery.recover.is_some()
             || self.snd_max == self.snd_una
-            || self.snd_una.diff(self.recover_high) < 0
+            || self.snd_una.diff(self.recovery.high) < 0
         {
             return;
         }
-        if self.dup_acks as usize >= DUP_THRESH && self.sent.sacked_bytes() == 0 {
+        if self.recovery.dup_acks as usize >= DUP_THRESH && self.sent.sacked_bytes() == 0 {
             let una = self.snd_una;
             self.sent.mark_lost_where(|rec| {
                 if rec.start.diff(una) <= 0 {
@@ -770,15 +770,15 @@ impl Conn {
         // deemed lost goes at once.
         self.prr = Prr::start(self.flight_size(), self.send_mss());
         // The reduction is undone if this proves spurious (RFC 2883).
-        self.undo_armed = true;
+        self.recovery.undo_armed = true;
         self.sent.forget_retransmissions();
-        self.recovery_rtx = 0;
-        self.recovery_dsacks = 0;
+        self.recovery.rtx = 0;
+        self.recovery.dsacks = 0;
         let flight = self.congestion_flight();
         self.cc.on_congestion_event(env.now, flight);
-        self.recover = Some(self.snd_max);
-        self.recover_high = self.snd_max;
-        self.inflation = 0;
+        self.recovery.recover = Some(self.snd_max);
+        self.recovery.high = self.snd_max;
+        self.recovery.inflation = 0;
         self.rtt_seq = None;
         env.stats.fast_retransmits += 1;
         // In recovery the reordering window may differ (RFC 8985 6.2 step 4).
@@ -795,17 +795,20 @@ impl Conn {
         if !self.sent.claim_dsack(left, right) {
             return;
         }
-        self.recovery_dsacks += 1;
-        if self.undo_armed && self.recovery_rtx > 0 && self.recovery_dsacks >= self.recovery_rtx {
+        self.recovery.dsacks += 1;
+        if self.recovery.undo_armed
+            && self.recovery.rtx > 0
+            && self.recovery.dsacks >= self.recovery.rtx
+        {
             self.cc.undo_congestion_event();
-            self.undo_armed = false;
+            self.recovery.undo_armed = false;
             // Nothing was lost after all: leave recovery without the exit's
             // window moderation (as Linux's D-SACK undo does), unless RACK
             // still holds segments it deems lost.
-            if self.recover.is_some() && self.sent.lost_bytes() == 0 {
-                self.recover = None;
-                self.recover_high = self.snd_una;
-                self.inflation = 0;
+            if self.recovery.recover.is_some() && self.sent.lost_bytes() == 0 {
+                self.recovery.recover = None;
+                self.recovery.high = self.snd_una;
+                self.recovery.inflation = 0;
             }
         }
     }

@@ -31,7 +31,7 @@ use crate::seq::SeqNum;
 use crate::stack::{Stats, TcpInfo};
 use crate::state::{ListenerId, State};
 use crate::time::{Duration, Instant};
-use parts::{Ecn, Prr, Tlp};
+use parts::{Ecn, Prr, Recovery, Tlp};
 use rack::Rack;
 use rcv_mss::RcvMss;
 use sent::SentLog;
@@ -257,15 +257,8 @@ pub(crate) struct Conn {
     pub cc: Box<dyn CongestionController>,
     /// End of the current round trip (for HyStart++ rounds, RFC 9406).
     pub round_end: SeqNum,
-    /// Consecutive duplicate ACKs (RFC 5681 3.2).
-    pub dup_acks: u32,
-    /// NewReno: in fast recovery until SND.UNA passes this point (RFC 6582).
-    pub recover: Option<SeqNum>,
-    /// Highest SND.MAX at the last congestion event; no new fast recovery for
-    /// losses below it (RFC 6582 3.2 step 1).
-    pub recover_high: SeqNum,
-    /// Window inflation during NewReno fast recovery (bytes).
-    pub inflation: usize,
+    /// Loss recovery (RFC 5681 3.2, RFC 6582, RFC 6675).
+    pub recovery: Recovery,
     /// The segments in flight: SACK marks, loss marks, send times (RFC 6675, RFC 8985).
     pub sent: SentLog,
     /// RACK loss detection (RFC 8985 6).
@@ -276,11 +269,6 @@ pub(crate) struct Conn {
     pub tlp: Tlp,
     /// Proportional Rate Reduction (RFC 6937) during SACK recovery.
     pub prr: Prr,
-    /// The last recovery's reduction may still be undone on D-SACKs (RFC 2883).
-    pub undo_armed: bool,
-    /// Retransmissions, and D-SACKs received, since the last recovery began.
-    pub recovery_rtx: u32,
-    pub recovery_dsacks: u32,
     /// Retransmit one segment at SND.UNA on the next output (fast retransmit).
     pub rtx_one: bool,
     /// Send a SYN (or SYN-ACK) on the next output.
@@ -406,19 +394,13 @@ impl Conn {
                 peer_mss,
                 cfg.initial_window_segments,
             ),
-            dup_acks: 0,
             round_end: iss,
-            recover: None,
-            recover_high: iss,
-            inflation: 0,
+            recovery: Recovery::new(iss),
             sent: SentLog::default(),
             rack: Rack::default(),
             tlp_pending: false,
             tlp: Tlp::default(),
             prr: Prr::default(),
-            undo_armed: false,
-            recovery_rtx: 0,
-            recovery_dsacks: 0,
             rtx_one: false,
             syn_pending: false,
             syn_retries: 0,
@@ -587,7 +569,7 @@ impl Conn {
 
     /// In fast recovery, or retransmitting after a timeout (RFC 8985 6.2 step 4).
     pub fn in_recovery(&self) -> bool {
-        self.recover.is_some() || self.snd_una.diff(self.recover_high) < 0
+        self.recovery.recover.is_some() || self.snd_una.diff(self.recovery.high) < 0
     }
 
     /// RFC 8985 6.2 step 4: the reordering window now.
@@ -625,7 +607,7 @@ impl Conn {
 
     /// Accounts `n` bytes sent during recovery.
     pub fn prr_sent(&mut self, n: usize) {
-        if self.recover.is_some() {
+        if self.recovery.recover.is_some() {
             self.prr.on_sent(n);
         }
     }
@@ -644,7 +626,7 @@ impl Conn {
     pub fn arm_tlp(&mut self, now: Instant) {
         self.timers.clear(Timer::Probe);
         if !self.sack_enabled
-            || self.recover.is_some()
+            || self.recovery.recover.is_some()
             || self.tlp.high.is_some()
             || self.snd_max == self.snd_una
             || !self.state.is_synchronized()

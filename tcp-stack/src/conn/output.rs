@@ -87,7 +87,7 @@ impl Conn {
         }
         if self.state != State::TimeWait {
             let mut window_full = false;
-            if self.sack_enabled && self.recover.is_some() {
+            if self.sack_enabled && self.recovery.recover.is_some() {
                 match self.sack_recovery_output(env, buf) {
                     Ok(Some(n)) => return Some(n),
                     Ok(None) => {}
@@ -113,7 +113,7 @@ impl Conn {
     /// RFC 8985 7.3: a new segment if the peer's window allows, else the
     /// last segment sent again; then the retransmission timer.
     fn send_tail_loss_probe(&mut self, env: &mut Env, buf: &mut [u8]) -> Option<usize> {
-        if self.snd_max == self.snd_una || self.recover.is_some() {
+        if self.snd_max == self.snd_una || self.recovery.recover.is_some() {
             return None;
         }
         let data_start = self.data_start();
@@ -195,7 +195,7 @@ impl Conn {
             self.sent
                 .on_send(seq, seq + len + usize::from(fin), env.now, true);
         }
-        self.recovery_rtx += 1;
+        self.recovery.rtx += 1;
         self.prr_sent(len + usize::from(fin));
         self.stats.retransmits += 1;
         env.stats.retransmits += 1;
@@ -224,7 +224,7 @@ impl Conn {
             self.timers.clear(Timer::Persist);
             return None;
         }
-        let in_flight = if self.sack_enabled && self.recover.is_some() {
+        let in_flight = if self.sack_enabled && self.recovery.recover.is_some() {
             // RFC 6675: the scoreboard's pipe estimate, not SND.NXT - SND.UNA.
             self.pipe()
         } else {
@@ -242,13 +242,14 @@ impl Conn {
         let wnd_avail = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
         // RFC 3042 limited transmit: the first two duplicate ACKs each let
         // one new segment out.
-        let limited = if self.recover.is_none() && (1..=2).contains(&self.dup_acks) {
-            self.dup_acks as usize * mss
-        } else {
-            0
-        };
-        let cwnd = self.cc.window() + self.inflation + limited;
-        let sack_recovery = self.sack_enabled && self.recover.is_some();
+        let limited =
+            if self.recovery.recover.is_none() && (1..=2).contains(&self.recovery.dup_acks) {
+                self.recovery.dup_acks as usize * mss
+            } else {
+                0
+            };
+        let cwnd = self.cc.window() + self.recovery.inflation + limited;
+        let sack_recovery = self.sack_enabled && self.recovery.recover.is_some();
         let cwnd_avail = if self.tlp.new_data {
             mss
         } else if sack_recovery {
@@ -624,7 +625,7 @@ impl Conn {
             self.probe_pending = true;
         }
         if self.timers.take_due(Timer::Probe, now)
-            && self.recover.is_none()
+            && self.recovery.recover.is_none()
             && self.tlp.high.is_none()
             && self.snd_max != self.snd_una
         {
@@ -633,7 +634,7 @@ impl Conn {
         if self.timers.take_due(Timer::Reorder, now) && self.rack_detect_loss(now) {
             // RFC 8985 6.3: the reordering timer expired: what is now
             // overdue is lost; recover (or let PRR send it within recovery).
-            if self.recover.is_some() {
+            if self.recovery.recover.is_some() {
                 self.prr_on_ack(0);
             }
             self.maybe_enter_sack_recovery(env);
@@ -704,9 +705,9 @@ impl Conn {
         self.rtt_seq = None;
         // Go back N: resend from SND.UNA as the window allows.
         self.snd_nxt = self.snd_una;
-        self.recover = None;
-        self.recover_high = self.snd_max;
-        self.inflation = 0;
+        self.recovery.recover = None;
+        self.recovery.high = self.snd_max;
+        self.recovery.inflation = 0;
         // RFC 2018 8: "after a retransmit timeout the data sender SHOULD
         // turn off all of the SACKed bits" and MUST retransmit the segment
         // at the left edge of the window. The SACKed data need not be sent
@@ -721,11 +722,11 @@ impl Conn {
         let reo_wnd = self.reo_wnd();
         self.rack
             .mark_losses_on_rto(&mut self.sent, self.snd_una, now, reo_wnd);
-        self.undo_armed = false;
+        self.recovery.undo_armed = false;
         self.tlp.high = None;
         self.tlp_pending = false;
         self.timers.clear(Timer::Probe);
-        self.dup_acks = 0;
+        self.recovery.dup_acks = 0;
         self.rtx_one = false;
         // RFC 6298 5.5-5.6: back off and restart the timer now, whatever
         // the output finds to send, so unacknowledged data always has a
@@ -765,7 +766,7 @@ impl Conn {
             || self.keepalive_pending
             || self.probe_pending
             || self.tlp_pending
-            || (self.sack_enabled && self.recover.is_some())
+            || (self.sack_enabled && self.recovery.recover.is_some())
             || (self.state.is_synchronized()
                 && self.state != State::TimeWait
                 && (self.snd_nxt.since(self.data_start()) < self.send_buf.len()

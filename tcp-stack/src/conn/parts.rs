@@ -107,3 +107,41 @@ impl Ecn {
         }
     }
 }
+
+/// Loss recovery: duplicate ACKs and NewReno fast recovery (RFC 5681 3.2,
+/// RFC 6582), SACK recovery (RFC 6675, RFC 8985) and its undo when D-SACKs
+/// show it was spurious (RFC 2883, RFC 3708). The scoreboard
+/// (`Conn::sent`), RACK (`Conn::rack`) and PRR (`Conn::prr`) are parts of
+/// their own; the fast retransmission owed is `Pending::rtx_head`.
+#[derive(Debug, Clone)]
+pub(crate) struct Recovery {
+    /// Consecutive duplicate ACKs (RFC 5681 3.2).
+    pub dup_acks: u32,
+    /// In fast recovery until SND.UNA passes this point (RFC 6582 "recover").
+    pub recover: Option<SeqNum>,
+    /// Highest SND.MAX at the last congestion event; no new fast recovery
+    /// for losses below it (RFC 6582 3.2 step 1).
+    pub high: SeqNum,
+    /// Window inflation during NewReno fast recovery (bytes).
+    pub inflation: usize,
+    /// The last recovery's reduction may still be undone on D-SACKs (RFC 2883).
+    pub undo_armed: bool,
+    /// Retransmissions, and D-SACKs received, since the last recovery began.
+    pub rtx: u32,
+    pub dsacks: u32,
+}
+
+impl Recovery {
+    /// Not in recovery, for a connection whose ISS is `iss`.
+    pub fn new(iss: SeqNum) -> Recovery {
+        Recovery {
+            dup_acks: 0,
+            recover: None,
+            high: iss,
+            inflation: 0,
+            undo_armed: false,
+            rtx: 0,
+            dsacks: 0,
+        }
+    }
+}
