@@ -91,7 +91,7 @@ impl Conn {
             // Our SYN is acknowledged: SYN-SENT -> ESTABLISHED.
             self.enter_established(env, seg, true);
             self.raise(ev::CONNECTED | ev::WRITABLE);
-            self.ack_now = true;
+            self.pending.ack = true;
             if !seg.payload.is_empty() {
                 self.accept_text(env, seg.seq + 1, seg.payload);
             }
@@ -105,7 +105,7 @@ impl Conn {
             self.update_window_from_syn(seg);
             self.set_state(State::SynReceived);
             self.snd_nxt = self.iss;
-            self.syn_pending = true;
+            self.pending.syn = true;
             if !seg.payload.is_empty() {
                 self.accept_text(env, seg.seq + 1, seg.payload);
             }
@@ -139,7 +139,7 @@ impl Conn {
     /// The handshake finished: RTO bookkeeping (RFC 6298 5.7) and congestion state.
     fn handshake_done(&mut self, now: Instant) {
         self.timers.clear(Timer::Retransmit);
-        self.syn_pending = false;
+        self.pending.syn = false;
         if self.syn_retries > 0 && self.rtt.srtt().is_none() {
             self.rtt.on_handshake_retransmitted();
         }
@@ -167,7 +167,7 @@ impl Conn {
         {
             self.enter_established(env, seg, true);
             self.raise(ev::CONNECTED | ev::WRITABLE);
-            self.ack_now = true;
+            self.pending.ack = true;
             return Disposition::Keep;
         }
         // A retransmitted SYN in SYN-RECEIVED: our SYN,ACK was lost; send it
@@ -181,7 +181,7 @@ impl Conn {
             && seg.seq == self.irs
         {
             self.snd_nxt = self.iss;
-            self.syn_pending = true;
+            self.pending.syn = true;
             return Disposition::Keep;
         }
 
@@ -191,7 +191,7 @@ impl Conn {
                 let stale = env.now.saturating_duration_since(self.ts_recent_at) > PAWS_IDLE;
                 if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 && !stale {
                     env.stats.drop_segment += 1;
-                    self.ack_now = true;
+                    self.pending.ack = true;
                     return Disposition::Keep;
                 }
             }
@@ -215,7 +215,7 @@ impl Conn {
                     self.timers
                         .set(Timer::Close, env.now + env.cfg.msl + env.cfg.msl);
                 }
-                self.ack_now = true;
+                self.pending.ack = true;
             }
             return Disposition::Keep;
         }
@@ -258,7 +258,7 @@ impl Conn {
                 // RFC 9293 3.10.7.4 fourth, SYN-RECEIVED: a SYN in the window
                 // of a passive open returns it to LISTEN (this embryo goes;
                 // Linux resets it too).
-                self.rst_pending = true;
+                self.pending.rst = true;
                 self.enter_closed(None);
                 return Disposition::Keep;
             }
@@ -316,7 +316,7 @@ impl Conn {
             }
             if seg.ce && !seg.payload.is_empty() {
                 self.ecn.ece_pending = true;
-                self.ack_now = true;
+                self.pending.ack = true;
             }
         }
 
@@ -328,7 +328,7 @@ impl Conn {
                     if self.user_closed {
                         // Data for an application that is gone: reset (RFC 9293 3.10.4 /
                         // RFC 2525 2.17), as Linux does.
-                        self.rst_pending = true;
+                        self.pending.rst = true;
                         self.enter_closed(None);
                         return disposition;
                     }
@@ -402,7 +402,7 @@ impl Conn {
         if !recent && env.challenge.allow(env.now, env.cfg.challenge_ack_limit) {
             env.stats.challenge_acks += 1;
             self.last_challenge = Some(env.now);
-            self.challenge_pending = true;
+            self.pending.challenge = true;
         } else {
             env.stats.challenge_acks_suppressed += 1;
         }
@@ -434,13 +434,13 @@ impl Conn {
         // RFC 5961 5.2: acceptable iff SND.UNA - MAX.SND.WND =< SEG.ACK =< SND.NXT.
         if ack.diff(self.snd_max) > 0 {
             // Acks something not yet sent: send an ACK, drop.
-            self.ack_now = true;
+            self.pending.ack = true;
             env.stats.drop_segment += 1;
             return false;
         }
         let max_wnd = self.max_snd_wnd.max(1);
         if ack.diff(self.snd_una - max_wnd) < 0 {
-            self.ack_now = true;
+            self.pending.ack = true;
             env.stats.drop_segment += 1;
             return false;
         }
@@ -481,7 +481,7 @@ impl Conn {
             // retransmission timer (RFC 6298 5.1).
             self.timers.clear(Timer::Persist);
             self.persist_backoff = 0;
-            self.probe_pending = false;
+            self.pending.window_probe = false;
             if self.snd_max != self.snd_una && !self.timers.is_set(Timer::Retransmit) {
                 self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
             }
@@ -631,7 +631,7 @@ impl Conn {
                 if data_acked >= self.send_mss() {
                     self.recovery.inflation += self.send_mss();
                 }
-                self.rtx_one = true;
+                self.pending.rtx_head = true;
                 env.stats.fast_retransmits += 1;
             }
         } else {
@@ -684,7 +684,7 @@ impl Conn {
             self.recovery.recover = Some(self.snd_max);
             self.recovery.high = self.snd_max;
             self.recovery.inflation = 3 * mss;
-            self.rtx_one = true;
+            self.pending.rtx_head = true;
             self.rtt_seq = None;
             env.stats.fast_retransmits += 1;
         }
@@ -823,7 +823,7 @@ impl Conn {
                 // Entirely old: a duplicate; ACK at once, with a D-SACK
                 // block (RFC 2883) so the peer learns it retransmitted needlessly.
                 self.dsack = Some((seq, seq + data.len()));
-                self.ack_now = true;
+                self.pending.ack = true;
                 return;
             }
             (self.rcv_nxt, &data[skip..])
@@ -835,7 +835,7 @@ impl Conn {
         if stored == 0 {
             // No room at all (window probe or a peer overrunning the window).
             env.stats.drop_segment += 1;
-            self.ack_now = true;
+            self.pending.ack = true;
             return;
         }
         let had_holes = !self.assembler.is_empty();
@@ -862,7 +862,7 @@ impl Conn {
         }
         if offset > 0 || had_holes {
             // RFC 5681 4.2: out-of-order data, or data filling a hole: ACK at once.
-            self.ack_now = true;
+            self.pending.ack = true;
         } else {
             // RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: ACK at least every second
             // full-sized segment; otherwise delay. Full-sized is the peer's
@@ -874,7 +874,7 @@ impl Conn {
                 .unacked_segments
                 .saturating_add(u32::try_from(full).unwrap_or(u32::MAX));
             if self.unacked_segments >= 2 {
-                self.ack_now = true;
+                self.pending.ack = true;
             } else {
                 self.timers
                     .set_if_unset(Timer::DelayedAck, env.now + env.cfg.delayed_ack);
@@ -889,7 +889,7 @@ impl Conn {
             if fin_seq.diff(self.rcv_nxt) > 0 {
                 self.fin_recv_seq = Some(fin_seq);
             }
-            self.ack_now = true;
+            self.pending.ack = true;
             return;
         }
         match self.state {
@@ -921,7 +921,7 @@ impl Conn {
             // CLOSE-WAIT, CLOSING, LAST-ACK: remain.
             _ => {}
         }
-        self.ack_now = true;
+        self.pending.ack = true;
     }
 
     fn enter_time_wait(&mut self, env: &mut Env) {
@@ -935,7 +935,7 @@ impl Conn {
     /// Queues `<SEQ=SEG.ACK><CTL=RST>` for an unacceptable ACK (RFC 9293 3.10.7.3/4).
     fn reply_rst_for(&mut self, env: &mut Env, seg: &SegmentIn) {
         let _ = env;
-        self.rst_reply = Some(seg.ack);
+        self.pending.rst_reply = Some(seg.ack);
     }
 
     /// RFC 1122 4.2.3.6: keep-alive after an idle period.

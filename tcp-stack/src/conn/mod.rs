@@ -31,7 +31,7 @@ use crate::seq::SeqNum;
 use crate::stack::{Stats, TcpInfo};
 use crate::state::{ListenerId, State};
 use crate::time::{Duration, Instant};
-use parts::{Ecn, Prr, Recovery, Tlp};
+use parts::{Ecn, Pending, Prr, Recovery, Tlp};
 use rack::Rack;
 use rcv_mss::RcvMss;
 use sent::SentLog;
@@ -263,26 +263,17 @@ pub(crate) struct Conn {
     pub sent: SentLog,
     /// RACK loss detection (RFC 8985 6).
     pub rack: Rack,
-    /// Send a tail loss probe on the next output (RFC 8985 7.3).
-    pub tlp_pending: bool,
     /// The tail loss probe's episode (RFC 8985 7).
     pub tlp: Tlp,
     /// Proportional Rate Reduction (RFC 6937) during SACK recovery.
     pub prr: Prr,
-    /// Retransmit one segment at SND.UNA on the next output (fast retransmit).
-    pub rtx_one: bool,
-    /// Send a SYN (or SYN-ACK) on the next output.
-    pub syn_pending: bool,
     /// Number of SYN (or SYN-ACK) retransmissions.
     pub syn_retries: u32,
     /// Deadline of the active open.
     pub connect_deadline: Instant,
     /// Since when the oldest unacknowledged data has waited (user timeout).
     pub unacked_since: Option<Instant>,
-    /// Send one byte past the window on the next output (zero-window probe).
-    pub probe_pending: bool,
-    /// Send a keep-alive probe on the next output.
-    pub keepalive_pending: bool,
+    /// Keep-alive probes sent without an answer.
     pub keepalive_sent: u32,
     /// Last time a segment arrived (keep-alive idle time).
     pub last_recv: Instant,
@@ -296,9 +287,11 @@ pub(crate) struct Conn {
     /// Persist timer backoff count.
     pub persist_backoff: u32,
 
+    /// Control segments, probes and ACKs owed on the next output, and the
+    /// order they go in.
+    pub pending: Pending,
+
     // --- ACK generation ---
-    /// An ACK must go out now.
-    pub ack_now: bool,
     /// The peer's segment size as seen from what arrives (full-sized
     /// segments for the every-second-segment ACK rule).
     pub rcv_mss: RcvMss,
@@ -309,14 +302,8 @@ pub(crate) struct Conn {
     /// Out-of-order blocks, most recently received first: the order the
     /// next ACK reports them in (RFC 2018 4).
     pub sack_recent: crate::wire::SackBlocks,
-    /// Challenge ACK requested (RFC 5961), subject to the limits.
-    pub challenge_pending: bool,
     /// When this connection last sent a challenge ACK (RFC 5961 7 limit).
     pub last_challenge: Option<Instant>,
-    /// RST to send (abort, or data after close).
-    pub rst_pending: bool,
-    /// `<SEQ=x><CTL=RST>` to send in reply to an unacceptable ACK.
-    pub rst_reply: Option<SeqNum>,
 
     pub timers: Timers,
     pub opts: Options,
@@ -398,31 +385,23 @@ impl Conn {
             recovery: Recovery::new(iss),
             sent: SentLog::default(),
             rack: Rack::default(),
-            tlp_pending: false,
             tlp: Tlp::default(),
             prr: Prr::default(),
-            rtx_one: false,
-            syn_pending: false,
             syn_retries: 0,
             connect_deadline: now + cfg.connect_timeout,
             unacked_since: None,
-            probe_pending: false,
-            keepalive_pending: false,
             keepalive_sent: 0,
             last_recv: now,
             last_send: now,
             flight_start: now,
             consecutive_rtos: 0,
             persist_backoff: 0,
-            ack_now: false,
+            pending: Pending::default(),
             unacked_segments: 0,
             rcv_mss: RcvMss::default(),
-            challenge_pending: false,
             last_challenge: None,
             dsack: None,
             sack_recent: Default::default(),
-            rst_pending: false,
-            rst_reply: None,
             timers: Timers::default(),
             opts: Options::from_config(cfg, remote.is_ipv6()),
             error: None,
@@ -480,7 +459,7 @@ impl Conn {
     /// Active open (RFC 9293 3.10.1): CLOSED -> SYN-SENT.
     pub fn open_active(&mut self) {
         self.set_state(State::SynSent);
-        self.syn_pending = true;
+        self.pending.syn = true;
     }
 
     /// Passive open: a SYN reached a listener (RFC 9293 3.10.7.2): -> SYN-RECEIVED.
@@ -496,7 +475,7 @@ impl Conn {
             && seg.flags.contains(crate::wire::TcpFlags::CWR);
         self.update_window_from_syn(seg);
         self.set_state(State::SynReceived);
-        self.syn_pending = true;
+        self.pending.syn = true;
         self.connect_deadline = env.now + env.cfg.connect_timeout;
         self.last_recv = env.now;
         // Data on a SYN is queued until ESTABLISHED; accept it into the buffer now.
@@ -511,7 +490,7 @@ impl Conn {
     /// goes through `on_segment` next and establishes it.
     pub fn open_from_cookie(&mut self, env: &mut Env, syn: &SegmentIn, listener: ListenerId) {
         self.open_passive(env, syn, listener);
-        self.syn_pending = false;
+        self.pending.syn = false;
         self.snd_nxt = self.iss + 1;
         self.snd_max = self.snd_nxt;
         self.flight_start = env.now;
@@ -761,7 +740,7 @@ impl Conn {
         let cap = self.recv_buf.capacity();
         let want = (self.drs_bytes * 4).min(self.recv_buffer_max);
         if self.drs_bytes * 2 > cap && want > cap && self.recv_buf.grow(want) {
-            self.ack_now = true;
+            self.pending.ack = true;
         }
         self.drs_start = now;
         self.drs_bytes = 0;
@@ -796,7 +775,7 @@ impl Conn {
             if offered < self.our_mss
                 || grow >= (self.recv_buf.capacity() / 2).min(2 * self.our_mss)
             {
-                self.ack_now = true;
+                self.pending.ack = true;
             }
         }
     }
@@ -927,7 +906,7 @@ impl Conn {
                 | State::FinWait2
                 | State::CloseWait
         ) {
-            self.rst_pending = true;
+            self.pending.rst = true;
         }
         self.enter_closed(Some(err));
     }
@@ -942,12 +921,7 @@ impl Conn {
         }
         self.set_state(State::Closed);
         self.timers.clear_all();
-        self.syn_pending = false;
-        self.rtx_one = false;
-        self.probe_pending = false;
-        self.keepalive_pending = false;
-        self.ack_now = false;
-        self.challenge_pending = false;
+        self.pending.cancel_on_close();
         if let Some(e) = err {
             self.error = Some(e);
             match e {
@@ -970,7 +944,7 @@ impl Conn {
         !unacked
             || self.timers.is_set(Timer::Retransmit)
             || self.timers.is_set(Timer::Persist)
-            || self.probe_pending
+            || self.pending.window_probe
     }
 
     pub fn info(&self) -> TcpInfo {

@@ -1,5 +1,6 @@
 //! What a connection sends, and when (RFC 9293 3.8.6, RFC 5681, RFC 6298).
 
+use super::parts::Control;
 use super::{Conn, Env, Timer};
 use crate::error::Error;
 use crate::seq::SeqNum;
@@ -13,101 +14,114 @@ const MAX_PERSIST: Duration = Duration::from_secs(60);
 
 impl Conn {
     /// Writes the next TCP segment due into `buf` (room for one segment:
-    /// MTU minus the IPv4 header) and returns its length.
+    /// MTU minus the IPv4 header) and returns its length: the first step
+    /// of [`Control::ORDER`] that is owed (`Conn::pending`) and produces a
+    /// segment.
     pub fn poll_segment(&mut self, env: &mut Env, buf: &mut [u8]) -> Option<usize> {
-        if let Some(seq) = self.rst_reply.take() {
-            return Some(self.emit(env, buf, seq, TcpFlags::RST, 0, 0));
-        }
-        if self.rst_pending {
-            self.rst_pending = false;
-            let seq = self.snd_max;
-            return Some(self.emit(env, buf, seq, TcpFlags::RST | TcpFlags::ACK, 0, 0));
-        }
-        match self.state {
-            State::Closed | State::Listen => return None,
-            State::SynSent | State::SynReceived => {
-                if self.syn_pending {
-                    self.syn_pending = false;
-                    let flags = if self.state == State::SynSent {
-                        if env.cfg.ecn {
-                            // RFC 3168 6.1.1: ECN-setup SYN.
-                            TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR
-                        } else {
-                            TcpFlags::SYN
-                        }
-                    } else if self.ecn.enabled {
-                        TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE
-                    } else {
-                        TcpFlags::SYN | TcpFlags::ACK
-                    };
-                    let n = self.emit(env, buf, self.iss, flags, 0, 0);
-                    if self.snd_max == self.snd_una {
-                        self.flight_start = env.now;
-                    }
-                    if self.syn_retries > 0 {
-                        self.stats.retransmits += 1;
-                        env.stats.retransmits += 1;
-                    } else if self.rtt_seq.is_none() {
-                        self.rtt_seq = Some((self.iss + 1, env.now));
-                    }
-                    self.snd_nxt = self.iss + 1;
-                    self.snd_max = self.snd_max.max(self.snd_nxt);
-                    let rto = self.rtt.rto();
-                    let at = (env.now + rto).min(self.connect_deadline.max(env.now));
-                    self.timers.set(Timer::Retransmit, at);
-                    return Some(n);
-                }
-                if self.ack_now || self.challenge_pending {
-                    if self.state == State::SynReceived {
-                        return Some(self.emit(env, buf, self.snd_nxt, TcpFlags::ACK, 0, 0));
-                    }
-                    self.ack_now = false;
-                    self.challenge_pending = false;
-                }
-                return None;
-            }
-            _ => {}
-        }
-        if self.rtx_one {
-            self.rtx_one = false;
-            if let Some(n) = self.retransmit_head(env, buf) {
+        let mut last = None;
+        while let Some(control) = self.pending.next(self.state, last) {
+            if let Some(n) = self.send_control(env, buf, control) {
                 return Some(n);
             }
-        }
-        if std::mem::take(&mut self.tlp_pending) {
-            if let Some(n) = self.send_tail_loss_probe(env, buf) {
-                return Some(n);
-            }
-        }
-        if self.keepalive_pending {
-            self.keepalive_pending = false;
-            // RFC 1122 4.2.3.6: SEG.SEQ = SND.NXT - 1, no data; elicits an ACK.
-            let seq = self.snd_una - 1;
-            return Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0));
-        }
-        if self.state != State::TimeWait {
-            let mut window_full = false;
-            if self.sack_enabled && self.recovery.recover.is_some() {
-                match self.sack_recovery_output(env, buf) {
-                    Ok(Some(n)) => return Some(n),
-                    Ok(None) => {}
-                    Err(()) => window_full = true,
-                }
-            }
-            if !window_full {
-                if let Some(n) = self.send_data(env, buf) {
-                    return Some(n);
-                }
-            }
-        }
-        if self.ack_now || self.challenge_pending {
-            // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT the peer
-            // may already hold later data, and would find SND.NXT below its
-            // window and drop the ACK (Linux likewise never moves snd_nxt back).
-            let seq = self.snd_max;
-            return Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0));
+            last = Some(control);
         }
         None
+    }
+
+    /// Serves one step of the order, clearing what it owed; `None` if it
+    /// produced no segment (the next step is tried).
+    fn send_control(&mut self, env: &mut Env, buf: &mut [u8], control: Control) -> Option<usize> {
+        match control {
+            Control::RstReply => {
+                let seq = self.pending.rst_reply.take()?;
+                Some(self.emit(env, buf, seq, TcpFlags::RST, 0, 0))
+            }
+            Control::Rst => {
+                self.pending.rst = false;
+                let seq = self.snd_max;
+                Some(self.emit(env, buf, seq, TcpFlags::RST | TcpFlags::ACK, 0, 0))
+            }
+            Control::Syn => {
+                self.pending.syn = false;
+                Some(self.send_syn(env, buf))
+            }
+            Control::RtxHead => {
+                self.pending.rtx_head = false;
+                self.retransmit_head(env, buf)
+            }
+            Control::Tlp => {
+                self.pending.tlp = false;
+                self.send_tail_loss_probe(env, buf)
+            }
+            Control::KeepAlive => {
+                self.pending.keepalive = false;
+                // RFC 1122 4.2.3.6: SEG.SEQ = SND.NXT - 1, no data; elicits an ACK.
+                let seq = self.snd_una - 1;
+                Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0))
+            }
+            Control::Data => {
+                if self.sack_enabled && self.recovery.recover.is_some() {
+                    match self.sack_recovery_output(env, buf) {
+                        Ok(Some(n)) => return Some(n),
+                        Ok(None) => {}
+                        // The window is full: no new data either.
+                        Err(()) => return None,
+                    }
+                }
+                self.send_data(env, buf)
+            }
+            Control::Ack => {
+                let seq = match self.state {
+                    State::SynSent => {
+                        // Nothing to acknowledge before the peer's SYN.
+                        self.pending.ack = false;
+                        self.pending.challenge = false;
+                        return None;
+                    }
+                    State::SynReceived => self.snd_nxt,
+                    // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT
+                    // the peer may already hold later data, and would find
+                    // SND.NXT below its window and drop the ACK (Linux
+                    // likewise never moves snd_nxt back).
+                    _ => self.snd_max,
+                };
+                // (`emit` clears the flags, as for every segment with ACK.)
+                Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0))
+            }
+        }
+    }
+
+    /// Our SYN (SYN-SENT) or SYN,ACK (SYN-RECEIVED), first or again, and
+    /// the retransmission timer, bounded by the connect deadline.
+    fn send_syn(&mut self, env: &mut Env, buf: &mut [u8]) -> usize {
+        let flags = if self.state == State::SynSent {
+            if env.cfg.ecn {
+                // RFC 3168 6.1.1: ECN-setup SYN.
+                TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR
+            } else {
+                TcpFlags::SYN
+            }
+        } else if self.ecn.enabled {
+            TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE
+        } else {
+            TcpFlags::SYN | TcpFlags::ACK
+        };
+        let n = self.emit(env, buf, self.iss, flags, 0, 0);
+        if self.snd_max == self.snd_una {
+            self.flight_start = env.now;
+        }
+        if self.syn_retries > 0 {
+            self.stats.retransmits += 1;
+            env.stats.retransmits += 1;
+        } else if self.rtt_seq.is_none() {
+            self.rtt_seq = Some((self.iss + 1, env.now));
+        }
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        let rto = self.rtt.rto();
+        let at = (env.now + rto).min(self.connect_deadline.max(env.now));
+        self.timers.set(Timer::Retransmit, at);
+        n
     }
 
     /// RFC 8985 7.3: a new segment if the peer's window allows, else the
@@ -259,7 +273,7 @@ impl Conn {
             cwnd.saturating_sub(in_flight)
         };
         let is_retx = self.snd_nxt.diff(self.snd_max) < 0;
-        let probe = std::mem::take(&mut self.probe_pending);
+        let probe = std::mem::take(&mut self.pending.window_probe);
         let single = is_retx || probe || self.tlp.new_data || sack_recovery;
         let max_len = self.gso_room(env, room, options.len(), buf.len(), single);
         let mut len = unsent.min(max_len).min(wnd_avail).min(cwnd_avail);
@@ -469,8 +483,8 @@ impl Conn {
                 self.dsack = None;
             }
             self.last_ack_sent = self.rcv_nxt;
-            self.ack_now = false;
-            self.challenge_pending = false;
+            self.pending.ack = false;
+            self.pending.challenge = false;
             self.unacked_segments = 0;
             self.timers.clear(Timer::DelayedAck);
         }
@@ -622,14 +636,14 @@ impl Conn {
                 return;
             }
             self.persist_backoff += 1;
-            self.probe_pending = true;
+            self.pending.window_probe = true;
         }
         if self.timers.take_due(Timer::Probe, now)
             && self.recovery.recover.is_none()
             && self.tlp.high.is_none()
             && self.snd_max != self.snd_una
         {
-            self.tlp_pending = true;
+            self.pending.tlp = true;
         }
         if self.timers.take_due(Timer::Reorder, now) && self.rack_detect_loss(now) {
             // RFC 8985 6.3: the reordering timer expired: what is now
@@ -640,7 +654,7 @@ impl Conn {
             self.maybe_enter_sack_recovery(env);
         }
         if self.timers.take_due(Timer::DelayedAck, now) {
-            self.ack_now = true;
+            self.pending.ack = true;
         }
         if self.timers.take_due(Timer::KeepAlive, now) {
             self.on_keepalive(env);
@@ -687,7 +701,7 @@ impl Conn {
             self.rtt.backoff();
             self.rtt_seq = None;
             self.snd_nxt = self.iss;
-            self.syn_pending = true;
+            self.pending.syn = true;
             return;
         }
         if self.snd_max == self.snd_una {
@@ -724,10 +738,10 @@ impl Conn {
             .mark_losses_on_rto(&mut self.sent, self.snd_una, now, reo_wnd);
         self.recovery.undo_armed = false;
         self.tlp.high = None;
-        self.tlp_pending = false;
+        self.pending.tlp = false;
         self.timers.clear(Timer::Probe);
         self.recovery.dup_acks = 0;
-        self.rtx_one = false;
+        self.pending.rtx_head = false;
         // RFC 6298 5.5-5.6: back off and restart the timer now, whatever
         // the output finds to send, so unacknowledged data always has a
         // retransmission timer.
@@ -750,22 +764,14 @@ impl Conn {
             return;
         }
         self.keepalive_sent += 1;
-        self.keepalive_pending = true;
+        self.pending.keepalive = true;
         self.timers
             .set(Timer::KeepAlive, now + self.opts.keepalive_interval);
     }
 
     /// Whether `poll_segment` could produce something now (cheap check).
     pub fn wants_output(&self) -> bool {
-        self.rst_reply.is_some()
-            || self.rst_pending
-            || self.syn_pending
-            || self.ack_now
-            || self.challenge_pending
-            || self.rtx_one
-            || self.keepalive_pending
-            || self.probe_pending
-            || self.tlp_pending
+        self.pending.any()
             || (self.sack_enabled && self.recovery.recover.is_some())
             || (self.state.is_synchronized()
                 && self.state != State::TimeWait
