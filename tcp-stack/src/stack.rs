@@ -696,7 +696,7 @@ impl Stack {
             if self.conns.get(&tuple) == Some(&id.index) {
                 self.conns.remove(&tuple);
             }
-            let pending_output = conn.rst_pending || conn.rst_reply.is_some();
+            let pending_output = conn.pending.rst || conn.pending.rst_reply.is_some();
             let reclaim = !pending_output && (!owned || conn.user_closed);
             if reclaim {
                 self.remove(id);

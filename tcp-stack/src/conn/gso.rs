@@ -31,7 +31,7 @@ impl Conn {
         buf_len: usize,
         single: bool,
     ) -> usize {
-        if !env.gso || single || (self.ecn_enabled && self.cwr_pending) {
+        if !env.gso || single || (self.ecn.enabled && self.ecn.cwr_pending) {
             return room;
         }
         let header = 20 + options_len;

@@ -1,5 +1,6 @@
 //! SEGMENT ARRIVES (RFC 9293 3.10.7) for a connection that exists.
 
+use super::parts::Prr;
 use super::rack::DUP_THRESH;
 use super::sent::Mark;
 use super::{ev, Conn, Disposition, Env, Timer};
@@ -83,14 +84,14 @@ impl Conn {
         self.rcv_adv = self.rcv_nxt;
         self.negotiate(env.cfg, seg);
         // RFC 3168 6.1.1: an ECN-setup SYN-ACK has ECE and not CWR.
-        self.ecn_enabled =
+        self.ecn.enabled =
             env.cfg.ecn && f.ack() && f.contains(TcpFlags::ECE) && !f.contains(TcpFlags::CWR);
         self.last_recv = env.now;
         if f.ack() {
             // Our SYN is acknowledged: SYN-SENT -> ESTABLISHED.
             self.enter_established(env, seg, true);
             self.raise(ev::CONNECTED | ev::WRITABLE);
-            self.ack_now = true;
+            self.pending.ack = true;
             if !seg.payload.is_empty() {
                 self.accept_text(env, seg.seq + 1, seg.payload);
             }
@@ -104,7 +105,7 @@ impl Conn {
             self.update_window_from_syn(seg);
             self.set_state(State::SynReceived);
             self.snd_nxt = self.iss;
-            self.syn_pending = true;
+            self.pending.syn = true;
             if !seg.payload.is_empty() {
                 self.accept_text(env, seg.seq + 1, seg.payload);
             }
@@ -138,14 +139,14 @@ impl Conn {
     /// The handshake finished: RTO bookkeeping (RFC 6298 5.7) and congestion state.
     fn handshake_done(&mut self, now: Instant) {
         self.timers.clear(Timer::Retransmit);
-        self.syn_pending = false;
+        self.pending.syn = false;
         if self.syn_retries > 0 && self.rtt.srtt().is_none() {
             self.rtt.on_handshake_retransmitted();
         }
         self.rtt.reset_backoff();
         self.snd_nxt = self.snd_nxt.max(self.snd_una);
         self.snd_max = self.snd_max.max(self.snd_una);
-        self.recover_high = self.snd_una;
+        self.recovery.high = self.snd_una;
         self.cc.set_mss(self.send_mss());
         self.last_send = now;
     }
@@ -166,7 +167,7 @@ impl Conn {
         {
             self.enter_established(env, seg, true);
             self.raise(ev::CONNECTED | ev::WRITABLE);
-            self.ack_now = true;
+            self.pending.ack = true;
             return Disposition::Keep;
         }
         // A retransmitted SYN in SYN-RECEIVED: our SYN,ACK was lost; send it
@@ -180,7 +181,7 @@ impl Conn {
             && seg.seq == self.irs
         {
             self.snd_nxt = self.iss;
-            self.syn_pending = true;
+            self.pending.syn = true;
             return Disposition::Keep;
         }
 
@@ -190,7 +191,7 @@ impl Conn {
                 let stale = env.now.saturating_duration_since(self.ts_recent_at) > PAWS_IDLE;
                 if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 && !stale {
                     env.stats.drop_segment += 1;
-                    self.ack_now = true;
+                    self.pending.ack = true;
                     return Disposition::Keep;
                 }
             }
@@ -214,7 +215,7 @@ impl Conn {
                     self.timers
                         .set(Timer::Close, env.now + env.cfg.msl + env.cfg.msl);
                 }
-                self.ack_now = true;
+                self.pending.ack = true;
             }
             return Disposition::Keep;
         }
@@ -257,7 +258,7 @@ impl Conn {
                 // RFC 9293 3.10.7.4 fourth, SYN-RECEIVED: a SYN in the window
                 // of a passive open returns it to LISTEN (this embryo goes;
                 // Linux resets it too).
-                self.rst_pending = true;
+                self.pending.rst = true;
                 self.enter_closed(None);
                 return Disposition::Keep;
             }
@@ -309,13 +310,13 @@ impl Conn {
         }
 
         // RFC 3168 6.1.3: echo CE with ECE until the sender's CWR.
-        if self.ecn_enabled {
+        if self.ecn.enabled {
             if seg.flags.contains(TcpFlags::CWR) {
-                self.ece_pending = false;
+                self.ecn.ece_pending = false;
             }
             if seg.ce && !seg.payload.is_empty() {
-                self.ece_pending = true;
-                self.ack_now = true;
+                self.ecn.ece_pending = true;
+                self.pending.ack = true;
             }
         }
 
@@ -327,7 +328,7 @@ impl Conn {
                     if self.user_closed {
                         // Data for an application that is gone: reset (RFC 9293 3.10.4 /
                         // RFC 2525 2.17), as Linux does.
-                        self.rst_pending = true;
+                        self.pending.rst = true;
                         self.enter_closed(None);
                         return disposition;
                     }
@@ -401,7 +402,7 @@ impl Conn {
         if !recent && env.challenge.allow(env.now, env.cfg.challenge_ack_limit) {
             env.stats.challenge_acks += 1;
             self.last_challenge = Some(env.now);
-            self.challenge_pending = true;
+            self.pending.challenge = true;
         } else {
             env.stats.challenge_acks_suppressed += 1;
         }
@@ -433,13 +434,13 @@ impl Conn {
         // RFC 5961 5.2: acceptable iff SND.UNA - MAX.SND.WND =< SEG.ACK =< SND.NXT.
         if ack.diff(self.snd_max) > 0 {
             // Acks something not yet sent: send an ACK, drop.
-            self.ack_now = true;
+            self.pending.ack = true;
             env.stats.drop_segment += 1;
             return false;
         }
         let max_wnd = self.max_snd_wnd.max(1);
         if ack.diff(self.snd_una - max_wnd) < 0 {
-            self.ack_now = true;
+            self.pending.ack = true;
             env.stats.drop_segment += 1;
             return false;
         }
@@ -447,18 +448,18 @@ impl Conn {
         let acked = ack.since(self.snd_una);
         let old_wnd = self.snd_wnd;
         let sacked_before = self.sent.sacked_bytes();
-        let was_in_recovery = self.recover.is_some();
+        let was_in_recovery = self.recovery.recover.is_some();
         // RFC 3168 6.1.2: ECE means congestion; react once per window of data.
-        if self.ecn_enabled
+        if self.ecn.enabled
             && seg.flags.contains(TcpFlags::ECE)
-            && self.recover.is_none()
-            && self.snd_una.diff(self.ecn_recover) >= 0
+            && self.recovery.recover.is_none()
+            && self.snd_una.diff(self.ecn.recover) >= 0
             && self.snd_max != self.snd_una
         {
             let flight = self.congestion_flight();
             self.cc.on_congestion_event(env.now, flight);
-            self.ecn_recover = self.snd_max;
-            self.cwr_pending = true;
+            self.ecn.recover = self.snd_max;
+            self.ecn.cwr_pending = true;
             env.stats.ecn_reductions += 1;
         }
         // Window update (RFC 9293 3.10.7.4): only "if SND.UNA =< SEG.ACK =<
@@ -480,7 +481,7 @@ impl Conn {
             // retransmission timer (RFC 6298 5.1).
             self.timers.clear(Timer::Persist);
             self.persist_backoff = 0;
-            self.probe_pending = false;
+            self.pending.window_probe = false;
             if self.snd_max != self.snd_una && !self.timers.is_set(Timer::Retransmit) {
                 self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
             }
@@ -528,9 +529,9 @@ impl Conn {
         // RFC 8985 7.4: the tail loss probe's episode ends once the probe
         // is acknowledged or SACKed; RACK (below) then marks whatever was
         // sent before it and is still missing.
-        if let Some(high) = self.tlp_high {
+        if let Some(high) = self.tlp.high {
             if ack.diff(high) >= 0 || self.sent.is_sacked(high - 1) {
-                self.tlp_high = None;
+                self.tlp.high = None;
             }
         }
         if self.sack_enabled && self.snd_una != self.snd_max && self.sent.is_sacked(self.snd_una) {
@@ -552,12 +553,12 @@ impl Conn {
             }
         }
         if self.sack_enabled {
-            let left_recovery = was_in_recovery && self.recover.is_none();
+            let left_recovery = was_in_recovery && self.recovery.recover.is_none();
             self.rack
                 .end_ack(dsack_seen, self.snd_una, self.snd_nxt, left_recovery);
             self.rack_detect_loss(env.now);
         }
-        if self.sack_enabled && self.recover.is_some() {
+        if self.sack_enabled && self.recovery.recover.is_some() {
             // RFC 6937 DeliveredData: change in SND.UNA plus change in SACKed bytes.
             let delivered = (acked + self.sent.sacked_bytes()).saturating_sub(sacked_before);
             self.prr_on_ack(delivered);
@@ -614,27 +615,27 @@ impl Conn {
         }
 
         // Congestion control and NewReno recovery (RFC 6582 3.2).
-        if let Some(recover) = self.recover {
+        if let Some(recover) = self.recovery.recover {
             if ack.diff(recover) >= 0 {
                 // Full acknowledgment: leave fast recovery.
-                self.recover = None;
-                self.inflation = 0;
-                self.dup_acks = 0;
+                self.recovery.recover = None;
+                self.recovery.inflation = 0;
+                self.recovery.dup_acks = 0;
                 let flight = self.flight_size();
                 self.cc.on_recovery_exit(env.now, flight);
             } else if self.sack_enabled {
                 // RFC 6675: the scoreboard drives retransmissions; nothing to do.
             } else {
                 // Partial acknowledgment: retransmit the next hole, deflate.
-                self.inflation = self.inflation.saturating_sub(data_acked);
+                self.recovery.inflation = self.recovery.inflation.saturating_sub(data_acked);
                 if data_acked >= self.send_mss() {
-                    self.inflation += self.send_mss();
+                    self.recovery.inflation += self.send_mss();
                 }
-                self.rtx_one = true;
+                self.pending.rtx_head = true;
                 env.stats.fast_retransmits += 1;
             }
         } else {
-            self.dup_acks = 0;
+            self.recovery.dup_acks = 0;
             // RFC 9406 rounds: a round ends when an ACK covers what was sent
             // at its start.
             if ack.diff(self.round_end) >= 0 {
@@ -664,26 +665,26 @@ impl Conn {
     }
 
     fn on_dup_ack(&mut self, env: &mut Env) {
-        self.dup_acks += 1;
+        self.recovery.dup_acks += 1;
         let mss = self.send_mss();
         if self.sack_enabled {
             // Recovery entry and retransmissions follow the scoreboard.
             return;
         }
-        if self.recover.is_some() {
+        if self.recovery.recover.is_some() {
             // RFC 5681 3.2 step 4: inflate by one segment per further duplicate.
-            self.inflation += mss;
+            self.recovery.inflation += mss;
             return;
         }
         // RFC 6582 3.2 step 1/2: enter fast recovery on the third duplicate
         // unless the loss is below the last recovery point.
-        if self.dup_acks == 3 && self.snd_una.diff(self.recover_high) >= 0 {
+        if self.recovery.dup_acks == 3 && self.snd_una.diff(self.recovery.high) >= 0 {
             let flight = self.flight_size();
             self.cc.on_congestion_event(env.now, flight);
-            self.recover = Some(self.snd_max);
-            self.recover_high = self.snd_max;
-            self.inflation = 3 * mss;
-            self.rtx_one = true;
+            self.recovery.recover = Some(self.snd_max);
+            self.recovery.high = self.snd_max;
+            self.recovery.inflation = 3 * mss;
+            self.pending.rtx_head = true;
             self.rtt_seq = None;
             env.stats.fast_retransmits += 1;
         }
@@ -746,13 +747,13 @@ impl Conn {
     /// SACK blocks gets the RFC 6675 DupThresh rule, the head marked lost.
     pub(super) fn maybe_enter_sack_recovery(&mut self, env: &mut Env) {
         if !self.sack_enabled
-            || self.recover.is_some()
+            || self.recovery.recover.is_some()
             || self.snd_max == self.snd_una
-            || self.snd_una.diff(self.recover_high) < 0
+            || self.snd_una.diff(self.recovery.high) < 0
         {
             return;
         }
-        if self.dup_acks as usize >= DUP_THRESH && self.sent.sacked_bytes() == 0 {
+        if self.recovery.dup_acks as usize >= DUP_THRESH && self.sent.sacked_bytes() == 0 {
             let una = self.snd_una;
             self.sent.mark_lost_where(|rec| {
                 if rec.start.diff(una) <= 0 {
@@ -765,23 +766,19 @@ impl Conn {
         if self.sent.lost_bytes() == 0 {
             return;
         }
-        // RFC 6937 initialization.
-        self.prr_recover_fs = self.flight_size().max(1);
-        self.prr_delivered = 0;
-        self.prr_out = 0;
-        // RFC 6675 5 step (C): retransmit the first segment deemed lost at
-        // once, whatever pipe says.
-        self.prr_allow = self.send_mss();
+        // RFC 6937 initialization; RFC 6675 5 step (C): the first segment
+        // deemed lost goes at once.
+        self.prr = Prr::start(self.flight_size(), self.send_mss());
         // The reduction is undone if this proves spurious (RFC 2883).
-        self.undo_armed = true;
+        self.recovery.undo_armed = true;
         self.sent.forget_retransmissions();
-        self.recovery_rtx = 0;
-        self.recovery_dsacks = 0;
+        self.recovery.rtx = 0;
+        self.recovery.dsacks = 0;
         let flight = self.congestion_flight();
         self.cc.on_congestion_event(env.now, flight);
-        self.recover = Some(self.snd_max);
-        self.recover_high = self.snd_max;
-        self.inflation = 0;
+        self.recovery.recover = Some(self.snd_max);
+        self.recovery.high = self.snd_max;
+        self.recovery.inflation = 0;
         self.rtt_seq = None;
         env.stats.fast_retransmits += 1;
         // In recovery the reordering window may differ (RFC 8985 6.2 step 4).
@@ -798,17 +795,20 @@ impl Conn {
         if !self.sent.claim_dsack(left, right) {
             return;
         }
-        self.recovery_dsacks += 1;
-        if self.undo_armed && self.recovery_rtx > 0 && self.recovery_dsacks >= self.recovery_rtx {
+        self.recovery.dsacks += 1;
+        if self.recovery.undo_armed
+            && self.recovery.rtx > 0
+            && self.recovery.dsacks >= self.recovery.rtx
+        {
             self.cc.undo_congestion_event();
-            self.undo_armed = false;
+            self.recovery.undo_armed = false;
             // Nothing was lost after all: leave recovery without the exit's
             // window moderation (as Linux's D-SACK undo does), unless RACK
             // still holds segments it deems lost.
-            if self.recover.is_some() && self.sent.lost_bytes() == 0 {
-                self.recover = None;
-                self.recover_high = self.snd_una;
-                self.inflation = 0;
+            if self.recovery.recover.is_some() && self.sent.lost_bytes() == 0 {
+                self.recovery.recover = None;
+                self.recovery.high = self.snd_una;
+                self.recovery.inflation = 0;
             }
         }
     }
@@ -823,7 +823,7 @@ impl Conn {
                 // Entirely old: a duplicate; ACK at once, with a D-SACK
                 // block (RFC 2883) so the peer learns it retransmitted needlessly.
                 self.dsack = Some((seq, seq + data.len()));
-                self.ack_now = true;
+                self.pending.ack = true;
                 return;
             }
             (self.rcv_nxt, &data[skip..])
@@ -835,7 +835,7 @@ impl Conn {
         if stored == 0 {
             // No room at all (window probe or a peer overrunning the window).
             env.stats.drop_segment += 1;
-            self.ack_now = true;
+            self.pending.ack = true;
             return;
         }
         let had_holes = !self.assembler.is_empty();
@@ -862,7 +862,7 @@ impl Conn {
         }
         if offset > 0 || had_holes {
             // RFC 5681 4.2: out-of-order data, or data filling a hole: ACK at once.
-            self.ack_now = true;
+            self.pending.ack = true;
         } else {
             // RFC 9293 3.8.6.3 / RFC 1122 4.2.3.2: ACK at least every second
             // full-sized segment; otherwise delay. Full-sized is the peer's
@@ -874,7 +874,7 @@ impl Conn {
                 .unacked_segments
                 .saturating_add(u32::try_from(full).unwrap_or(u32::MAX));
             if self.unacked_segments >= 2 {
-                self.ack_now = true;
+                self.pending.ack = true;
             } else {
                 self.timers
                     .set_if_unset(Timer::DelayedAck, env.now + env.cfg.delayed_ack);
@@ -889,7 +889,7 @@ impl Conn {
             if fin_seq.diff(self.rcv_nxt) > 0 {
                 self.fin_recv_seq = Some(fin_seq);
             }
-            self.ack_now = true;
+            self.pending.ack = true;
             return;
         }
         match self.state {
@@ -921,7 +921,7 @@ impl Conn {
             // CLOSE-WAIT, CLOSING, LAST-ACK: remain.
             _ => {}
         }
-        self.ack_now = true;
+        self.pending.ack = true;
     }
 
     fn enter_time_wait(&mut self, env: &mut Env) {
@@ -935,7 +935,7 @@ impl Conn {
     /// Queues `<SEQ=SEG.ACK><CTL=RST>` for an unacceptable ACK (RFC 9293 3.10.7.3/4).
     fn reply_rst_for(&mut self, env: &mut Env, seg: &SegmentIn) {
         let _ = env;
-        self.rst_reply = Some(seg.ack);
+        self.pending.rst_reply = Some(seg.ack);
     }
 
     /// RFC 1122 4.2.3.6: keep-alive after an idle period.

@@ -9,6 +9,7 @@
 mod gso;
 mod input;
 mod output;
+mod parts;
 mod rack;
 mod rcv_mss;
 mod sent;
@@ -30,6 +31,7 @@ use crate::seq::SeqNum;
 use crate::stack::{Stats, TcpInfo};
 use crate::state::{ListenerId, State};
 use crate::time::{Duration, Instant};
+use parts::{Ecn, Pending, Prr, Recovery, Tlp};
 use rack::Rack;
 use rcv_mss::RcvMss;
 use sent::SentLog;
@@ -213,16 +215,8 @@ pub(crate) struct Conn {
     pub ws_enabled: bool,
     pub sack_enabled: bool,
     pub ts_enabled: bool,
-    /// ECN negotiated (RFC 3168 6.1.1).
-    pub ecn_enabled: bool,
-    /// Set ECE on our ACKs: a CE mark arrived and no CWR yet.
-    pub ece_pending: bool,
-    /// Set CWR on the next new data segment (we reduced the window).
-    pub cwr_pending: bool,
-    /// No new ECN reaction until SND.UNA passes this.
-    pub ecn_recover: SeqNum,
-    /// ECN bits for the IP header of the segment just produced.
-    pub out_ecn: u8,
+    /// Explicit Congestion Notification (RFC 3168).
+    pub ecn: Ecn,
     /// TS.Recent (RFC 7323 4.3).
     pub ts_recent: u32,
     pub ts_recent_at: Instant,
@@ -263,51 +257,23 @@ pub(crate) struct Conn {
     pub cc: Box<dyn CongestionController>,
     /// End of the current round trip (for HyStart++ rounds, RFC 9406).
     pub round_end: SeqNum,
-    /// Consecutive duplicate ACKs (RFC 5681 3.2).
-    pub dup_acks: u32,
-    /// NewReno: in fast recovery until SND.UNA passes this point (RFC 6582).
-    pub recover: Option<SeqNum>,
-    /// Highest SND.MAX at the last congestion event; no new fast recovery for
-    /// losses below it (RFC 6582 3.2 step 1).
-    pub recover_high: SeqNum,
-    /// Window inflation during NewReno fast recovery (bytes).
-    pub inflation: usize,
+    /// Loss recovery (RFC 5681 3.2, RFC 6582, RFC 6675).
+    pub recovery: Recovery,
     /// The segments in flight: SACK marks, loss marks, send times (RFC 6675, RFC 8985).
     pub sent: SentLog,
     /// RACK loss detection (RFC 8985 6).
     pub rack: Rack,
-    /// Send a tail loss probe on the next output (RFC 8985 7.3).
-    pub tlp_pending: bool,
-    /// The probe being sent is new data: ignore cwnd and Nagle for it.
-    pub probe_new_data: bool,
-    /// SND.MAX when the outstanding tail loss probe went out.
-    pub tlp_high: Option<SeqNum>,
-    /// Proportional Rate Reduction (RFC 6937) during SACK recovery:
-    /// FlightSize at the start, data delivered and sent since, and what may
-    /// be sent now.
-    pub prr_recover_fs: usize,
-    pub prr_delivered: usize,
-    pub prr_out: usize,
-    pub prr_allow: usize,
-    /// The last recovery's reduction may still be undone on D-SACKs (RFC 2883).
-    pub undo_armed: bool,
-    /// Retransmissions, and D-SACKs received, since the last recovery began.
-    pub recovery_rtx: u32,
-    pub recovery_dsacks: u32,
-    /// Retransmit one segment at SND.UNA on the next output (fast retransmit).
-    pub rtx_one: bool,
-    /// Send a SYN (or SYN-ACK) on the next output.
-    pub syn_pending: bool,
+    /// The tail loss probe's episode (RFC 8985 7).
+    pub tlp: Tlp,
+    /// Proportional Rate Reduction (RFC 6937) during SACK recovery.
+    pub prr: Prr,
     /// Number of SYN (or SYN-ACK) retransmissions.
     pub syn_retries: u32,
     /// Deadline of the active open.
     pub connect_deadline: Instant,
     /// Since when the oldest unacknowledged data has waited (user timeout).
     pub unacked_since: Option<Instant>,
-    /// Send one byte past the window on the next output (zero-window probe).
-    pub probe_pending: bool,
-    /// Send a keep-alive probe on the next output.
-    pub keepalive_pending: bool,
+    /// Keep-alive probes sent without an answer.
     pub keepalive_sent: u32,
     /// Last time a segment arrived (keep-alive idle time).
     pub last_recv: Instant,
@@ -321,9 +287,11 @@ pub(crate) struct Conn {
     /// Persist timer backoff count.
     pub persist_backoff: u32,
 
+    /// Control segments, probes and ACKs owed on the next output, and the
+    /// order they go in.
+    pub pending: Pending,
+
     // --- ACK generation ---
-    /// An ACK must go out now.
-    pub ack_now: bool,
     /// The peer's segment size as seen from what arrives (full-sized
     /// segments for the every-second-segment ACK rule).
     pub rcv_mss: RcvMss,
@@ -334,14 +302,8 @@ pub(crate) struct Conn {
     /// Out-of-order blocks, most recently received first: the order the
     /// next ACK reports them in (RFC 2018 4).
     pub sack_recent: crate::wire::SackBlocks,
-    /// Challenge ACK requested (RFC 5961), subject to the limits.
-    pub challenge_pending: bool,
     /// When this connection last sent a challenge ACK (RFC 5961 7 limit).
     pub last_challenge: Option<Instant>,
-    /// RST to send (abort, or data after close).
-    pub rst_pending: bool,
-    /// `<SEQ=x><CTL=RST>` to send in reply to an unacceptable ACK.
-    pub rst_reply: Option<SeqNum>,
 
     pub timers: Timers,
     pub opts: Options,
@@ -393,11 +355,7 @@ impl Conn {
             ws_enabled: false,
             sack_enabled: false,
             ts_enabled: false,
-            ecn_enabled: false,
-            ece_pending: false,
-            cwr_pending: false,
-            ecn_recover: iss,
-            out_ecn: 0,
+            ecn: Ecn::new(iss),
             ts_recent: 0,
             ts_recent_at: now,
             ts_offset,
@@ -423,45 +381,27 @@ impl Conn {
                 peer_mss,
                 cfg.initial_window_segments,
             ),
-            dup_acks: 0,
             round_end: iss,
-            recover: None,
-            recover_high: iss,
-            inflation: 0,
+            recovery: Recovery::new(iss),
             sent: SentLog::default(),
             rack: Rack::default(),
-            tlp_pending: false,
-            probe_new_data: false,
-            tlp_high: None,
-            prr_recover_fs: 1,
-            prr_delivered: 0,
-            prr_out: 0,
-            prr_allow: 0,
-            undo_armed: false,
-            recovery_rtx: 0,
-            recovery_dsacks: 0,
-            rtx_one: false,
-            syn_pending: false,
+            tlp: Tlp::default(),
+            prr: Prr::default(),
             syn_retries: 0,
             connect_deadline: now + cfg.connect_timeout,
             unacked_since: None,
-            probe_pending: false,
-            keepalive_pending: false,
             keepalive_sent: 0,
             last_recv: now,
             last_send: now,
             flight_start: now,
             consecutive_rtos: 0,
             persist_backoff: 0,
-            ack_now: false,
+            pending: Pending::default(),
             unacked_segments: 0,
             rcv_mss: RcvMss::default(),
-            challenge_pending: false,
             last_challenge: None,
             dsack: None,
             sack_recent: Default::default(),
-            rst_pending: false,
-            rst_reply: None,
             timers: Timers::default(),
             opts: Options::from_config(cfg, remote.is_ipv6()),
             error: None,
@@ -519,7 +459,7 @@ impl Conn {
     /// Active open (RFC 9293 3.10.1): CLOSED -> SYN-SENT.
     pub fn open_active(&mut self) {
         self.set_state(State::SynSent);
-        self.syn_pending = true;
+        self.pending.syn = true;
     }
 
     /// Passive open: a SYN reached a listener (RFC 9293 3.10.7.2): -> SYN-RECEIVED.
@@ -530,12 +470,12 @@ impl Conn {
         self.rcv_adv = self.rcv_nxt;
         self.negotiate(env.cfg, seg);
         // RFC 3168 6.1.1: an ECN-setup SYN has both ECE and CWR.
-        self.ecn_enabled = env.cfg.ecn
+        self.ecn.enabled = env.cfg.ecn
             && seg.flags.contains(crate::wire::TcpFlags::ECE)
             && seg.flags.contains(crate::wire::TcpFlags::CWR);
         self.update_window_from_syn(seg);
         self.set_state(State::SynReceived);
-        self.syn_pending = true;
+        self.pending.syn = true;
         self.connect_deadline = env.now + env.cfg.connect_timeout;
         self.last_recv = env.now;
         // Data on a SYN is queued until ESTABLISHED; accept it into the buffer now.
@@ -550,7 +490,7 @@ impl Conn {
     /// goes through `on_segment` next and establishes it.
     pub fn open_from_cookie(&mut self, env: &mut Env, syn: &SegmentIn, listener: ListenerId) {
         self.open_passive(env, syn, listener);
-        self.syn_pending = false;
+        self.pending.syn = false;
         self.snd_nxt = self.iss + 1;
         self.snd_max = self.snd_nxt;
         self.flight_start = env.now;
@@ -608,7 +548,7 @@ impl Conn {
 
     /// In fast recovery, or retransmitting after a timeout (RFC 8985 6.2 step 4).
     pub fn in_recovery(&self) -> bool {
-        self.recover.is_some() || self.snd_una.diff(self.recover_high) < 0
+        self.recovery.recover.is_some() || self.snd_una.diff(self.recovery.high) < 0
     }
 
     /// RFC 8985 6.2 step 4: the reordering window now.
@@ -638,32 +578,16 @@ impl Conn {
 
     /// RFC 6937 3: on each ACK in recovery, how much may be sent.
     pub fn prr_on_ack(&mut self, delivered: usize) {
-        self.prr_delivered += delivered;
         let pipe = self.pipe();
         let ssthresh = self.cc.ssthresh();
         let mss = self.send_mss();
-        let sndcnt = if pipe > ssthresh {
-            // Proportional part: CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out.
-            let target = (self.prr_delivered as u128 * ssthresh as u128)
-                .div_ceil(self.prr_recover_fs as u128) as usize;
-            target.saturating_sub(self.prr_out)
-        } else {
-            // Slow-start reduction bound (PRR-SSRB).
-            let limit = self
-                .prr_delivered
-                .saturating_sub(self.prr_out)
-                .max(delivered)
-                + mss;
-            (ssthresh - pipe).min(limit)
-        };
-        self.prr_allow = sndcnt;
+        self.prr.on_ack(delivered, pipe, ssthresh, mss);
     }
 
     /// Accounts `n` bytes sent during recovery.
     pub fn prr_sent(&mut self, n: usize) {
-        if self.recover.is_some() {
-            self.prr_out += n;
-            self.prr_allow = self.prr_allow.saturating_sub(n);
+        if self.recovery.recover.is_some() {
+            self.prr.on_sent(n);
         }
     }
 
@@ -681,8 +605,8 @@ impl Conn {
     pub fn arm_tlp(&mut self, now: Instant) {
         self.timers.clear(Timer::Probe);
         if !self.sack_enabled
-            || self.recover.is_some()
-            || self.tlp_high.is_some()
+            || self.recovery.recover.is_some()
+            || self.tlp.high.is_some()
             || self.snd_max == self.snd_una
             || !self.state.is_synchronized()
             || self.state == State::TimeWait
@@ -816,7 +740,7 @@ impl Conn {
         let cap = self.recv_buf.capacity();
         let want = (self.drs_bytes * 4).min(self.recv_buffer_max);
         if self.drs_bytes * 2 > cap && want > cap && self.recv_buf.grow(want) {
-            self.ack_now = true;
+            self.pending.ack = true;
         }
         self.drs_start = now;
         self.drs_bytes = 0;
@@ -851,7 +775,7 @@ impl Conn {
             if offered < self.our_mss
                 || grow >= (self.recv_buf.capacity() / 2).min(2 * self.our_mss)
             {
-                self.ack_now = true;
+                self.pending.ack = true;
             }
         }
     }
@@ -982,7 +906,7 @@ impl Conn {
                 | State::FinWait2
                 | State::CloseWait
         ) {
-            self.rst_pending = true;
+            self.pending.rst = true;
         }
         self.enter_closed(Some(err));
     }
@@ -997,12 +921,7 @@ impl Conn {
         }
         self.set_state(State::Closed);
         self.timers.clear_all();
-        self.syn_pending = false;
-        self.rtx_one = false;
-        self.probe_pending = false;
-        self.keepalive_pending = false;
-        self.ack_now = false;
-        self.challenge_pending = false;
+        self.pending.cancel_on_close();
         if let Some(e) = err {
             self.error = Some(e);
             match e {
@@ -1025,7 +944,7 @@ impl Conn {
         !unacked
             || self.timers.is_set(Timer::Retransmit)
             || self.timers.is_set(Timer::Persist)
-            || self.probe_pending
+            || self.pending.window_probe
     }
 
     pub fn info(&self) -> TcpInfo {

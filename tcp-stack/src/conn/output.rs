@@ -1,5 +1,6 @@
 //! What a connection sends, and when (RFC 9293 3.8.6, RFC 5681, RFC 6298).
 
+use super::parts::Control;
 use super::{Conn, Env, Timer};
 use crate::error::Error;
 use crate::seq::SeqNum;
@@ -13,107 +14,120 @@ const MAX_PERSIST: Duration = Duration::from_secs(60);
 
 impl Conn {
     /// Writes the next TCP segment due into `buf` (room for one segment:
-    /// MTU minus the IPv4 header) and returns its length.
+    /// MTU minus the IPv4 header) and returns its length: the first step
+    /// of [`Control::ORDER`] that is owed (`Conn::pending`) and produces a
+    /// segment.
     pub fn poll_segment(&mut self, env: &mut Env, buf: &mut [u8]) -> Option<usize> {
-        if let Some(seq) = self.rst_reply.take() {
-            return Some(self.emit(env, buf, seq, TcpFlags::RST, 0, 0));
-        }
-        if self.rst_pending {
-            self.rst_pending = false;
-            let seq = self.snd_max;
-            return Some(self.emit(env, buf, seq, TcpFlags::RST | TcpFlags::ACK, 0, 0));
-        }
-        match self.state {
-            State::Closed | State::Listen => return None,
-            State::SynSent | State::SynReceived => {
-                if self.syn_pending {
-                    self.syn_pending = false;
-                    let flags = if self.state == State::SynSent {
-                        if env.cfg.ecn {
-                            // RFC 3168 6.1.1: ECN-setup SYN.
-                            TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR
-                        } else {
-                            TcpFlags::SYN
-                        }
-                    } else if self.ecn_enabled {
-                        TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE
-                    } else {
-                        TcpFlags::SYN | TcpFlags::ACK
-                    };
-                    let n = self.emit(env, buf, self.iss, flags, 0, 0);
-                    if self.snd_max == self.snd_una {
-                        self.flight_start = env.now;
-                    }
-                    if self.syn_retries > 0 {
-                        self.stats.retransmits += 1;
-                        env.stats.retransmits += 1;
-                    } else if self.rtt_seq.is_none() {
-                        self.rtt_seq = Some((self.iss + 1, env.now));
-                    }
-                    self.snd_nxt = self.iss + 1;
-                    self.snd_max = self.snd_max.max(self.snd_nxt);
-                    let rto = self.rtt.rto();
-                    let at = (env.now + rto).min(self.connect_deadline.max(env.now));
-                    self.timers.set(Timer::Retransmit, at);
-                    return Some(n);
-                }
-                if self.ack_now || self.challenge_pending {
-                    if self.state == State::SynReceived {
-                        return Some(self.emit(env, buf, self.snd_nxt, TcpFlags::ACK, 0, 0));
-                    }
-                    self.ack_now = false;
-                    self.challenge_pending = false;
-                }
-                return None;
-            }
-            _ => {}
-        }
-        if self.rtx_one {
-            self.rtx_one = false;
-            if let Some(n) = self.retransmit_head(env, buf) {
+        let mut last = None;
+        while let Some(control) = self.pending.next(self.state, last) {
+            if let Some(n) = self.send_control(env, buf, control) {
                 return Some(n);
             }
-        }
-        if std::mem::take(&mut self.tlp_pending) {
-            if let Some(n) = self.send_tail_loss_probe(env, buf) {
-                return Some(n);
-            }
-        }
-        if self.keepalive_pending {
-            self.keepalive_pending = false;
-            // RFC 1122 4.2.3.6: SEG.SEQ = SND.NXT - 1, no data; elicits an ACK.
-            let seq = self.snd_una - 1;
-            return Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0));
-        }
-        if self.state != State::TimeWait {
-            let mut window_full = false;
-            if self.sack_enabled && self.recover.is_some() {
-                match self.sack_recovery_output(env, buf) {
-                    Ok(Some(n)) => return Some(n),
-                    Ok(None) => {}
-                    Err(()) => window_full = true,
-                }
-            }
-            if !window_full {
-                if let Some(n) = self.send_data(env, buf) {
-                    return Some(n);
-                }
-            }
-        }
-        if self.ack_now || self.challenge_pending {
-            // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT the peer
-            // may already hold later data, and would find SND.NXT below its
-            // window and drop the ACK (Linux likewise never moves snd_nxt back).
-            let seq = self.snd_max;
-            return Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0));
+            last = Some(control);
         }
         None
+    }
+
+    /// Serves one step of the order, clearing what it owed; `None` if it
+    /// produced no segment (the next step is tried).
+    fn send_control(&mut self, env: &mut Env, buf: &mut [u8], control: Control) -> Option<usize> {
+        match control {
+            Control::RstReply => {
+                let seq = self.pending.rst_reply.take()?;
+                Some(self.emit(env, buf, seq, TcpFlags::RST, 0, 0))
+            }
+            Control::Rst => {
+                self.pending.rst = false;
+                let seq = self.snd_max;
+                Some(self.emit(env, buf, seq, TcpFlags::RST | TcpFlags::ACK, 0, 0))
+            }
+            Control::Syn => {
+                self.pending.syn = false;
+                Some(self.send_syn(env, buf))
+            }
+            Control::RtxHead => {
+                self.pending.rtx_head = false;
+                self.retransmit_head(env, buf)
+            }
+            Control::Tlp => {
+                self.pending.tlp = false;
+                self.send_tail_loss_probe(env, buf)
+            }
+            Control::KeepAlive => {
+                self.pending.keepalive = false;
+                // RFC 1122 4.2.3.6: SEG.SEQ = SND.NXT - 1, no data; elicits an ACK.
+                let seq = self.snd_una - 1;
+                Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0))
+            }
+            Control::Data => {
+                if self.sack_enabled && self.recovery.recover.is_some() {
+                    match self.sack_recovery_output(env, buf) {
+                        Ok(Some(n)) => return Some(n),
+                        Ok(None) => {}
+                        // The window is full: no new data either.
+                        Err(()) => return None,
+                    }
+                }
+                self.send_data(env, buf)
+            }
+            Control::Ack => {
+                let seq = match self.state {
+                    State::SynSent => {
+                        // Nothing to acknowledge before the peer's SYN.
+                        self.pending.ack = false;
+                        self.pending.challenge = false;
+                        return None;
+                    }
+                    State::SynReceived => self.snd_nxt,
+                    // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT
+                    // the peer may already hold later data, and would find
+                    // SND.NXT below its window and drop the ACK (Linux
+                    // likewise never moves snd_nxt back).
+                    _ => self.snd_max,
+                };
+                // (`emit` clears the flags, as for every segment with ACK.)
+                Some(self.emit(env, buf, seq, TcpFlags::ACK, 0, 0))
+            }
+        }
+    }
+
+    /// Our SYN (SYN-SENT) or SYN,ACK (SYN-RECEIVED), first or again, and
+    /// the retransmission timer, bounded by the connect deadline.
+    fn send_syn(&mut self, env: &mut Env, buf: &mut [u8]) -> usize {
+        let flags = if self.state == State::SynSent {
+            if env.cfg.ecn {
+                // RFC 3168 6.1.1: ECN-setup SYN.
+                TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR
+            } else {
+                TcpFlags::SYN
+            }
+        } else if self.ecn.enabled {
+            TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE
+        } else {
+            TcpFlags::SYN | TcpFlags::ACK
+        };
+        let n = self.emit(env, buf, self.iss, flags, 0, 0);
+        if self.snd_max == self.snd_una {
+            self.flight_start = env.now;
+        }
+        if self.syn_retries > 0 {
+            self.stats.retransmits += 1;
+            env.stats.retransmits += 1;
+        } else if self.rtt_seq.is_none() {
+            self.rtt_seq = Some((self.iss + 1, env.now));
+        }
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        let rto = self.rtt.rto();
+        let at = (env.now + rto).min(self.connect_deadline.max(env.now));
+        self.timers.set(Timer::Retransmit, at);
+        n
     }
 
     /// RFC 8985 7.3: a new segment if the peer's window allows, else the
     /// last segment sent again; then the retransmission timer.
     fn send_tail_loss_probe(&mut self, env: &mut Env, buf: &mut [u8]) -> Option<usize> {
-        if self.snd_max == self.snd_una || self.recover.is_some() {
+        if self.snd_max == self.snd_una || self.recovery.recover.is_some() {
             return None;
         }
         let data_start = self.data_start();
@@ -124,9 +138,9 @@ impl Conn {
         let wnd_avail = (self.snd_una + self.snd_wnd).since(self.snd_max);
         let n = if unsent > 0 && wnd_avail > 0 && self.snd_nxt == self.snd_max {
             // One new segment, past cwnd and Nagle.
-            self.probe_new_data = true;
+            self.tlp.new_data = true;
             let n = self.send_data(env, buf);
-            self.probe_new_data = false;
+            self.tlp.new_data = false;
             n?
         } else {
             let data_end = if self.fin_sent() {
@@ -137,7 +151,7 @@ impl Conn {
             let len = self.send_mss().min(data_end.since(self.snd_una));
             self.retransmit_at(env, buf, data_end - len, len.max(1))
         };
-        self.tlp_high = Some(self.snd_max);
+        self.tlp.high = Some(self.snd_max);
         self.timers.set(Timer::Retransmit, env.now + self.rtt.rto());
         Some(n)
     }
@@ -160,7 +174,7 @@ impl Conn {
         let hole = self.sent.first_lost();
         // RFC 6937: send only what PRR allows, a whole segment at a time.
         let want = hole.map_or(mss, |(a, b)| b.since(a).min(mss));
-        if self.prr_allow < want {
+        if self.prr.allow < want {
             return Err(());
         }
         if let Some((a, b)) = hole {
@@ -195,7 +209,7 @@ impl Conn {
             self.sent
                 .on_send(seq, seq + len + usize::from(fin), env.now, true);
         }
-        self.recovery_rtx += 1;
+        self.recovery.rtx += 1;
         self.prr_sent(len + usize::from(fin));
         self.stats.retransmits += 1;
         env.stats.retransmits += 1;
@@ -224,7 +238,7 @@ impl Conn {
             self.timers.clear(Timer::Persist);
             return None;
         }
-        let in_flight = if self.sack_enabled && self.recover.is_some() {
+        let in_flight = if self.sack_enabled && self.recovery.recover.is_some() {
             // RFC 6675: the scoreboard's pipe estimate, not SND.NXT - SND.UNA.
             self.pipe()
         } else {
@@ -242,24 +256,25 @@ impl Conn {
         let wnd_avail = (self.snd_una + self.snd_wnd).since(self.snd_nxt);
         // RFC 3042 limited transmit: the first two duplicate ACKs each let
         // one new segment out.
-        let limited = if self.recover.is_none() && (1..=2).contains(&self.dup_acks) {
-            self.dup_acks as usize * mss
-        } else {
-            0
-        };
-        let cwnd = self.cc.window() + self.inflation + limited;
-        let sack_recovery = self.sack_enabled && self.recover.is_some();
-        let cwnd_avail = if self.probe_new_data {
+        let limited =
+            if self.recovery.recover.is_none() && (1..=2).contains(&self.recovery.dup_acks) {
+                self.recovery.dup_acks as usize * mss
+            } else {
+                0
+            };
+        let cwnd = self.cc.window() + self.recovery.inflation + limited;
+        let sack_recovery = self.sack_enabled && self.recovery.recover.is_some();
+        let cwnd_avail = if self.tlp.new_data {
             mss
         } else if sack_recovery {
             // RFC 6937: in recovery PRR decides how much may go.
-            self.prr_allow
+            self.prr.allow
         } else {
             cwnd.saturating_sub(in_flight)
         };
         let is_retx = self.snd_nxt.diff(self.snd_max) < 0;
-        let probe = std::mem::take(&mut self.probe_pending);
-        let single = is_retx || probe || self.probe_new_data || sack_recovery;
+        let probe = std::mem::take(&mut self.pending.window_probe);
+        let single = is_retx || probe || self.tlp.new_data || sack_recovery;
         let max_len = self.gso_room(env, room, options.len(), buf.len(), single);
         let mut len = unsent.min(max_len).min(wnd_avail).min(cwnd_avail);
         if is_retx {
@@ -279,7 +294,7 @@ impl Conn {
         } else {
             len >= mss.min(room)
                 || is_retx
-                || self.probe_new_data
+                || self.tlp.new_data
                 || probe
                 || (len == unsent && (self.opts.nodelay || in_flight == 0 || fin))
                 || (self.max_snd_wnd > 0 && len >= self.max_snd_wnd / 2 && in_flight == 0)
@@ -330,7 +345,7 @@ impl Conn {
         if self.unacked_since.is_none() {
             self.unacked_since = Some(now);
         }
-        if !is_retx && !self.probe_new_data {
+        if !is_retx && !self.tlp.new_data {
             self.arm_tlp(now);
         }
         Some(n)
@@ -389,17 +404,17 @@ impl Conn {
         let syn = flags.syn();
         let rst = flags.rst();
         let mut flags = flags;
-        self.out_ecn = 0;
-        if self.ecn_enabled && !syn && !rst {
-            if self.ece_pending && flags.ack() {
+        self.ecn.out = 0;
+        if self.ecn.enabled && !syn && !rst {
+            if self.ecn.ece_pending && flags.ack() {
                 flags |= TcpFlags::ECE;
             }
             // New data only (RFC 3168 6.1.5: not retransmissions, not pure ACKs).
             if len > 0 && seq.diff(self.snd_max) >= 0 {
-                self.out_ecn = 0b10;
-                if self.cwr_pending {
+                self.ecn.out = 0b10;
+                if self.ecn.cwr_pending {
                     flags |= TcpFlags::CWR;
-                    self.cwr_pending = false;
+                    self.ecn.cwr_pending = false;
                 }
             }
         }
@@ -468,8 +483,8 @@ impl Conn {
                 self.dsack = None;
             }
             self.last_ack_sent = self.rcv_nxt;
-            self.ack_now = false;
-            self.challenge_pending = false;
+            self.pending.ack = false;
+            self.pending.challenge = false;
             self.unacked_segments = 0;
             self.timers.clear(Timer::DelayedAck);
         }
@@ -621,25 +636,25 @@ impl Conn {
                 return;
             }
             self.persist_backoff += 1;
-            self.probe_pending = true;
+            self.pending.window_probe = true;
         }
         if self.timers.take_due(Timer::Probe, now)
-            && self.recover.is_none()
-            && self.tlp_high.is_none()
+            && self.recovery.recover.is_none()
+            && self.tlp.high.is_none()
             && self.snd_max != self.snd_una
         {
-            self.tlp_pending = true;
+            self.pending.tlp = true;
         }
         if self.timers.take_due(Timer::Reorder, now) && self.rack_detect_loss(now) {
             // RFC 8985 6.3: the reordering timer expired: what is now
             // overdue is lost; recover (or let PRR send it within recovery).
-            if self.recover.is_some() {
+            if self.recovery.recover.is_some() {
                 self.prr_on_ack(0);
             }
             self.maybe_enter_sack_recovery(env);
         }
         if self.timers.take_due(Timer::DelayedAck, now) {
-            self.ack_now = true;
+            self.pending.ack = true;
         }
         if self.timers.take_due(Timer::KeepAlive, now) {
             self.on_keepalive(env);
@@ -686,7 +701,7 @@ impl Conn {
             self.rtt.backoff();
             self.rtt_seq = None;
             self.snd_nxt = self.iss;
-            self.syn_pending = true;
+            self.pending.syn = true;
             return;
         }
         if self.snd_max == self.snd_una {
@@ -704,9 +719,9 @@ impl Conn {
         self.rtt_seq = None;
         // Go back N: resend from SND.UNA as the window allows.
         self.snd_nxt = self.snd_una;
-        self.recover = None;
-        self.recover_high = self.snd_max;
-        self.inflation = 0;
+        self.recovery.recover = None;
+        self.recovery.high = self.snd_max;
+        self.recovery.inflation = 0;
         // RFC 2018 8: "after a retransmit timeout the data sender SHOULD
         // turn off all of the SACKed bits" and MUST retransmit the segment
         // at the left edge of the window. The SACKed data need not be sent
@@ -721,12 +736,12 @@ impl Conn {
         let reo_wnd = self.reo_wnd();
         self.rack
             .mark_losses_on_rto(&mut self.sent, self.snd_una, now, reo_wnd);
-        self.undo_armed = false;
-        self.tlp_high = None;
-        self.tlp_pending = false;
+        self.recovery.undo_armed = false;
+        self.tlp.high = None;
+        self.pending.tlp = false;
         self.timers.clear(Timer::Probe);
-        self.dup_acks = 0;
-        self.rtx_one = false;
+        self.recovery.dup_acks = 0;
+        self.pending.rtx_head = false;
         // RFC 6298 5.5-5.6: back off and restart the timer now, whatever
         // the output finds to send, so unacknowledged data always has a
         // retransmission timer.
@@ -749,23 +764,15 @@ impl Conn {
             return;
         }
         self.keepalive_sent += 1;
-        self.keepalive_pending = true;
+        self.pending.keepalive = true;
         self.timers
             .set(Timer::KeepAlive, now + self.opts.keepalive_interval);
     }
 
     /// Whether `poll_segment` could produce something now (cheap check).
     pub fn wants_output(&self) -> bool {
-        self.rst_reply.is_some()
-            || self.rst_pending
-            || self.syn_pending
-            || self.ack_now
-            || self.challenge_pending
-            || self.rtx_one
-            || self.keepalive_pending
-            || self.probe_pending
-            || self.tlp_pending
-            || (self.sack_enabled && self.recover.is_some())
+        self.pending.any()
+            || (self.sack_enabled && self.recovery.recover.is_some())
             || (self.state.is_synchronized()
                 && self.state != State::TimeWait
                 && (self.snd_nxt.since(self.data_start()) < self.send_buf.len()

@@ -239,7 +239,7 @@ impl Stack {
                         protocol: IpProtocol::Tcp,
                         hop_limit: conn.opts.ttl,
                         // RFC 3168 6.1.2: new data of an ECN connection is ECT(0).
-                        ecn: conn.out_ecn,
+                        ecn: conn.ecn.out,
                         flow_label: conn.flow_label,
                     };
                     let tcp = TcpPacket::new_unchecked(&seg_buf[..n]);
