@@ -90,8 +90,8 @@
 //! - RFC 1191 and RFC 8201: path MTU discovery for both families: a
 //!   "fragmentation needed" or "packet too big" lowers the MSS of every
 //!   connection to that destination and resends what was lost; the learnt
-//!   MTU seeds new connections and ages out after 10 minutes (IPv6 never
-//!   below 1280). RFC 5927 4.1: an ICMP error quoting a sequence number
+//!   MTU seeds new connections and ages out after 10 minutes, for the
+//!   connections that learnt it too (IPv6 never below 1280). RFC 5927 4.1: an ICMP error quoting a sequence number
 //!   not in flight is ignored, for both families.
 //! - Dual stack as Linux with `net.ipv6.bindv6only=0` (`stack/addr.rs`): a
 //!   listener on `[::]:p` also takes IPv4 and reports those peers
@@ -99,9 +99,9 @@
 //!   IPv6 socket may connect to an IPv4-mapped address.
 //!
 //! Not yet: urgent data beyond in-band delivery (RFC 6093), IP
-//! reassembly (either family), an IPv6 jumbogram (RFC 2675), raising a
-//! live connection's MSS again when its learnt path MTU ages out (new
-//! connections use the full MTU again; RFC 8201 5.3's probing is not done).
+//! reassembly (either family), an IPv6 jumbogram (RFC 2675), probing for a
+//! larger path MTU before the 10 minutes are up (RFC 4821 / RFC 8899
+//! packetization-layer discovery).
 #![forbid(unsafe_code)]
 
 pub mod assembler;

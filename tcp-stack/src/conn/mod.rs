@@ -210,8 +210,14 @@ pub(crate) struct Conn {
     // --- Negotiated options ---
     /// MSS the peer can receive (its option, or 536 by default: RFC 9293 3.7.1).
     pub peer_mss: usize,
-    /// MSS we advertise (MTU - 40).
+    /// The largest segment we send and advertise: the link MTU less the
+    /// headers (MTU - 40 for IPv4, MTU - 60 for IPv6), or less after path
+    /// MTU discovery lowered it.
     pub our_mss: usize,
+    /// When path MTU discovery last lowered `our_mss` (RFC 1191, RFC
+    /// 8201): ten minutes on, it goes back to the link's, and a router on
+    /// a path still too small says so again (RFC 1191 6.3, RFC 8201 5.3).
+    pub pmtu_since: Option<Instant>,
     pub ws_enabled: bool,
     pub sack_enabled: bool,
     pub ts_enabled: bool,
@@ -352,6 +358,7 @@ impl Conn {
             rcv_wscale,
             peer_mss,
             our_mss,
+            pmtu_since: None,
             ws_enabled: false,
             sack_enabled: false,
             ts_enabled: false,

@@ -204,16 +204,16 @@ impl Stack {
         self.queue_icmpv6(dst, src, &msg);
     }
 
-    /// The MSS a learnt path MTU to `dst` allows (RFC 1191, RFC 8201), if
-    /// one is known and not older than [`PMTU_AGE`].
-    pub(super) fn path_mss(&mut self, now: Instant, dst: IpAddr) -> Option<usize> {
+    /// The MSS a learnt path MTU to `dst` allows (RFC 1191, RFC 8201), and
+    /// when it was learnt, if one is known and not older than [`PMTU_AGE`].
+    pub(super) fn path_mss(&mut self, now: Instant, dst: IpAddr) -> Option<(usize, Instant)> {
         let &(mtu, learnt) = self.pmtu.get(&dst)?;
         if now.saturating_duration_since(learnt) >= PMTU_AGE {
             // RFC 1191 6.3: an estimate this old is forgotten.
             self.pmtu.remove(&dst);
             return None;
         }
-        Some(mss_for_mtu(dst, mtu))
+        Some((mss_for_mtu(dst, mtu), learnt))
     }
 
     /// Records that the path to `dst` carries at most `mtu` bytes.
@@ -259,7 +259,7 @@ impl Stack {
                 let mss = mss_for_mtu(q.dst, mtu);
                 if mss < conn.our_mss {
                     self.learn_path_mtu(now, q.dst, mtu);
-                    self.lower_mss_to(q.dst, mss);
+                    self.lower_mss_to(now, q.dst, mss);
                     self.stats.pmtu_reductions += 1;
                 }
             }
@@ -282,7 +282,7 @@ impl Stack {
     /// Every connection to `dst` sends segments of at most `mss` bytes from
     /// now on, and resends what it has in flight (RFC 1191 6.4: the
     /// datagrams sent at the old size were lost).
-    fn lower_mss_to(&mut self, dst: IpAddr, mss: usize) {
+    fn lower_mss_to(&mut self, now: Instant, dst: IpAddr, mss: usize) {
         let ids: Vec<ConnId> = self
             .slots
             .iter()
@@ -300,11 +300,26 @@ impl Stack {
         for id in ids {
             if let Some(conn) = self.conn_mut(id) {
                 conn.our_mss = mss;
+                conn.pmtu_since = Some(now);
                 conn.cc.set_mss(conn.send_mss());
                 conn.snd_nxt = conn.snd_una;
             }
             self.after(id, true);
         }
+    }
+}
+
+/// RFC 1191 6.3, RFC 8201 5.3: a connection whose MSS path MTU discovery
+/// lowered [`PMTU_AGE`] ago goes back to the link's MSS (called before it
+/// sends); if the path is still narrow, the next "too big" lowers it again.
+pub(super) fn age_path_mtu(conn: &mut Conn, cfg: &Config, now: Instant) {
+    let Some(since) = conn.pmtu_since else {
+        return;
+    };
+    if now.saturating_duration_since(since) >= PMTU_AGE {
+        conn.pmtu_since = None;
+        conn.our_mss = Conn::our_mss(cfg, conn.remote.is_ipv6());
+        conn.cc.set_mss(conn.send_mss());
     }
 }
 

@@ -306,8 +306,11 @@ impl Stack {
         let mut conn = Conn::new(&self.cfg, local, remote, iss, ts_offset, sb, rb, now);
         conn.flow_label = self.flow_label(local, remote);
         // RFC 1191 / RFC 8201: start from what the path is known to carry.
-        if let Some(mss) = self.path_mss(now, remote.ip()) {
-            conn.our_mss = conn.our_mss.min(mss);
+        if let Some((mss, learnt)) = self.path_mss(now, remote.ip()) {
+            if mss < conn.our_mss {
+                conn.our_mss = mss;
+                conn.pmtu_since = Some(learnt);
+            }
         }
         (id, conn)
     }

@@ -228,6 +228,7 @@ impl Stack {
             let Some(conn) = slots[id.index as usize].conn.as_deref_mut() else {
                 continue;
             };
+            icmp::age_path_mtu(conn, env.cfg, now);
             let seg_buf = &mut buf[ihl..limit];
             let produced = conn.poll_segment(&mut env, seg_buf);
             let segment_size = env.gso_size;
