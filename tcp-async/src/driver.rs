@@ -218,7 +218,7 @@ impl<D: Device> Driver<D> {
     pub(crate) async fn run(mut self) {
         debug!(addrs = ?self.config.addrs, mtu = self.config.mtu, gso = self.gso, rx_meta = self.rx_meta, "tcp driver started");
         std::future::poll_fn(|cx| self.poll_drive(cx)).await;
-        self.finish();
+        // Dropping `self` fails every socket (see `Drop`).
     }
 
     fn now(&self) -> tcp_stack::Instant {
@@ -870,15 +870,28 @@ impl<D: Device> Driver<D> {
         // Connections the core reset with the listener never reach us.
         self.prune();
     }
+}
 
-    /// The driver is stopping: flushes, then fails every socket.
-    fn finish(&mut self) {
+/// However the driver ends (a stop, the last handle dropped, a panic, or
+/// its runtime shutting down and dropping the task), every socket still
+/// held fails from then on: pending and later reads, writes and readiness
+/// give `ConnectionAborted`, accepts `NotConnected`, and commands (connect,
+/// listen, stats) find the channel closed. No operation waits for a driver
+/// that is gone.
+impl<D> Drop for Driver<D> {
+    fn drop(&mut self) {
         for entry in self.conns.values() {
             entry.shared.set_flags(ABORTED);
         }
         for listener in self.listeners.values() {
             listener.closed.store(true, Ordering::Release);
             listener.waker.wake();
+        }
+        // Replies still queued (connect, listen, stats...) fail now rather
+        // than when the channel's memory is freed.
+        self.cmd_rx.close();
+        while let Ok(cmd) = self.cmd_rx.try_recv() {
+            drop(cmd);
         }
         debug!(
             connections = self.conns.len(),
