@@ -155,7 +155,10 @@ mod shared;
 mod stack;
 mod tcp;
 
-pub use stack::{clear_default, default_stack, set_default, Builder, Stack};
+pub use stack::{
+    clear_default, clear_runtime_default, default_stack, set_default, set_runtime_default, Builder,
+    DefaultGuard, Stack,
+};
 pub use tcp::{
     Incoming, IntoIncoming, OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener,
     TcpSocket, TcpStream, ToSocketAddrs, WriteHalf,

@@ -3,11 +3,14 @@
 use crate::device::Device;
 use crate::driver::{Command, Driver, SocketOpts};
 use crate::shared::{ListenerShared, Shared};
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tcp_stack::{Config, ConnId, SockOpt, Stats};
+use tokio::runtime::{self, Handle};
 use tokio::sync::{mpsc, oneshot};
 
 /// A handle to a user-space TCP/IP stack (IPv4 and IPv6) driven by a background task.
@@ -134,11 +137,52 @@ impl Stack {
         &self.inner.config
     }
 
-    /// Makes this stack the one used by [`TcpListener::bind`](crate::TcpListener::bind),
+    /// Makes this stack the process-wide default, used by
+    /// [`TcpListener::bind`](crate::TcpListener::bind),
     /// [`TcpStream::connect`](crate::TcpStream::connect) and
-    /// [`TcpSocket::new_v4`](crate::TcpSocket::new_v4). Same as [`set_default`].
+    /// [`TcpSocket::new_v4`](crate::TcpSocket::new_v4) when no scoped or
+    /// runtime default is set. Same as [`set_default`].
     pub fn set_default(&self) {
         set_default(self.clone());
+    }
+
+    /// Makes this stack the default of the current Tokio runtime. Same as
+    /// [`set_runtime_default`].
+    ///
+    /// # Errors
+    ///
+    /// `Other` if called outside a Tokio runtime.
+    pub fn set_runtime_default(&self) -> io::Result<()> {
+        set_runtime_default(self.clone()).map(drop)
+    }
+
+    /// Makes this stack the default of the current thread until the guard
+    /// is dropped, which restores the previous one (like
+    /// `tokio::runtime::Handle::enter` or tracing's `set_default`). It
+    /// comes before the runtime's and the process-wide default (see
+    /// [`default_stack`]), so parallel tests need not race on those.
+    ///
+    /// The scope is the thread: hold the guard around synchronous code, or
+    /// across `.await`s only on a current-thread runtime (a multi-thread
+    /// runtime may resume the task elsewhere; use
+    /// [`set_runtime_default`](Stack::set_runtime_default) there). Guards
+    /// should be dropped in the reverse order of creation.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox(stack: tcp_async::Stack) -> std::io::Result<()> {
+    /// let _guard = stack.enter();
+    /// let listener = tcp_async::TcpListener::bind("10.0.0.1:80").await?; // on `stack`
+    /// # drop(listener); Ok(())
+    /// # }
+    /// ```
+    pub fn enter(&self) -> DefaultGuard {
+        let prev = SCOPED.with(|s| s.borrow_mut().replace(self.clone()));
+        DefaultGuard {
+            prev,
+            _not_send: PhantomData,
+        }
     }
 
     /// A snapshot of the stack's counters.
@@ -228,8 +272,20 @@ pub(crate) fn gone() -> io::Error {
 
 static DEFAULT: RwLock<Option<Stack>> = RwLock::new(None);
 
+/// Per-runtime defaults, keyed by the runtime's id. Few runtimes set one,
+/// so a list; entries whose driver stopped are pruned when one is set.
+static RUNTIME_DEFAULTS: Mutex<Vec<(runtime::Id, Stack)>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The innermost [`Stack::enter`] on this thread.
+    static SCOPED: RefCell<Option<Stack>> = const { RefCell::new(None) };
+}
+
 /// Makes `stack` the process-wide default used by the constructors without
 /// `_with`, replacing (and returning) the previous one.
+///
+/// A scoped default ([`Stack::enter`]) or the current runtime's
+/// ([`set_runtime_default`]) takes precedence; see [`default_stack`].
 ///
 /// The default holds a handle, so its driver runs until [`clear_default`]
 /// (or [`Stack::shutdown`]).
@@ -240,17 +296,70 @@ pub fn set_default(stack: Stack) -> Option<Stack> {
         .replace(stack)
 }
 
-/// Removes the default stack and returns it.
+/// Removes the process-wide default stack and returns it.
 pub fn clear_default() -> Option<Stack> {
     DEFAULT.write().unwrap_or_else(|e| e.into_inner()).take()
 }
 
-/// The default stack.
+/// Makes `stack` the default of the current Tokio runtime (every thread and
+/// task of it), replacing (and returning) the previous one. Two runtimes
+/// (parallel tests, say) each keep their own.
+///
+/// The entry holds a handle, so the driver runs until
+/// [`clear_runtime_default`], [`Stack::shutdown`], or the runtime is
+/// dropped (which stops a driver spawned on it).
 ///
 /// # Errors
 ///
-/// `NotFound` if none was set with [`set_default`].
+/// `Other` if called outside a Tokio runtime.
+pub fn set_runtime_default(stack: Stack) -> io::Result<Option<Stack>> {
+    let id = Handle::try_current().map_err(io::Error::other)?.id();
+    let mut map = RUNTIME_DEFAULTS.lock().unwrap_or_else(|e| e.into_inner());
+    // Runtimes that went away took their drivers with them.
+    map.retain(|(other, s)| *other == id || !s.inner.cmd_tx.is_closed());
+    match map.iter_mut().find(|(other, _)| *other == id) {
+        Some((_, old)) => Ok(Some(std::mem::replace(old, stack))),
+        None => {
+            map.push((id, stack));
+            Ok(None)
+        }
+    }
+}
+
+/// Removes the current runtime's default stack and returns it (`None`
+/// outside a runtime or if it had none).
+pub fn clear_runtime_default() -> Option<Stack> {
+    let id = Handle::try_current().ok()?.id();
+    let mut map = RUNTIME_DEFAULTS.lock().unwrap_or_else(|e| e.into_inner());
+    let at = map.iter().position(|(other, _)| *other == id)?;
+    Some(map.swap_remove(at).1)
+}
+
+fn runtime_default() -> Option<Stack> {
+    let id = Handle::try_current().ok()?.id();
+    let map = RUNTIME_DEFAULTS.lock().unwrap_or_else(|e| e.into_inner());
+    map.iter()
+        .find(|(other, _)| *other == id)
+        .map(|(_, s)| s.clone())
+}
+
+/// The stack used by [`TcpListener::bind`](crate::TcpListener::bind),
+/// [`TcpStream::connect`](crate::TcpStream::connect) and
+/// [`TcpSocket::new_v4`](crate::TcpSocket::new_v4)/`new_v6`, the first of:
+/// 1. the scoped default of this thread ([`Stack::enter`]);
+/// 2. the current runtime's ([`set_runtime_default`]);
+/// 3. the process-wide one ([`set_default`]).
+///
+/// # Errors
+///
+/// `NotFound` if none is set.
 pub fn default_stack() -> io::Result<Stack> {
+    if let Some(stack) = SCOPED.with(|s| s.borrow().clone()) {
+        return Ok(stack);
+    }
+    if let Some(stack) = runtime_default() {
+        return Ok(stack);
+    }
     DEFAULT
         .read()
         .unwrap_or_else(|e| e.into_inner())
@@ -258,7 +367,30 @@ pub fn default_stack() -> io::Result<Stack> {
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                "no default tcp_async::Stack: call Stack::set_default first",
+                "no default tcp_async::Stack: call Stack::enter, set_runtime_default or set_default first",
             )
         })
+}
+
+/// Restores the previous scoped default when dropped; see [`Stack::enter`].
+///
+/// Not `Send`: the scope is the thread's, as `tokio::runtime::EnterGuard`'s.
+#[must_use = "the stack is the default only until the guard is dropped"]
+pub struct DefaultGuard {
+    prev: Option<Stack>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for DefaultGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultGuard").finish_non_exhaustive()
+    }
+}
+
+impl Drop for DefaultGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        // During thread teardown the slot may be gone: nothing to restore.
+        let _ = SCOPED.try_with(|s| *s.borrow_mut() = prev);
+    }
 }
