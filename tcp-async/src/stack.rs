@@ -9,6 +9,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use tcp_stack::{Config, ConnId, SockOpt, Stats};
 use tokio::runtime::{self, Handle};
 use tokio::sync::{mpsc, oneshot};
@@ -20,8 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 /// [`Stack`], [`TcpListener`](crate::TcpListener), [`TcpStream`](crate::TcpStream)
 /// or split half exists. When the last one is dropped the driver goes on
 /// until the graceful closes in progress are done (the data written before
-/// a drop, then the FIN, reach the peer; see the crate docs) and stops;
-/// [`Stack::shutdown`] stops it at once.
+/// a drop, then the FIN, reach the peer; see the crate docs) and stops.
+/// [`Stack::shutdown`] stops it gracefully (a FIN on every connection, a
+/// bounded wait), [`Stack::abort`] at once (a RST on every connection); if
+/// the runtime running the driver shuts down, the driver stops with it.
+/// Either way every socket of the stack then fails instead of waiting.
 ///
 /// # Examples
 ///
@@ -200,18 +204,65 @@ impl Stack {
         rx.await.map_err(|_| gone())
     }
 
-    /// Stops the driver: every connection is reset (its peer gets a RST,
-    /// as nothing will answer for it any more), packets already due are
-    /// flushed, then every open socket of this stack fails with
-    /// `ConnectionAborted`. Returns once the
-    /// driver task has finished. Calling it again is a no-op.
+    /// How long [`shutdown`](Stack::shutdown) lets connections finish
+    /// before it resets them: 5 seconds.
+    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Stops the stack gracefully, waiting at most
+    /// [`SHUTDOWN_TIMEOUT`](Stack::SHUTDOWN_TIMEOUT); see
+    /// [`shutdown_timeout`](Stack::shutdown_timeout).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the stop goes on even if this future is dropped.
+    pub async fn shutdown(&self) {
+        self.shutdown_timeout(Stack::SHUTDOWN_TIMEOUT).await;
+    }
+
+    /// Stops the stack gracefully, waiting at most `timeout`:
+    ///
+    /// 1. new connections and listeners are refused (`NotConnected`), and
+    ///    every listener is closed (connections it had not handed to
+    ///    `accept` are reset, as a kernel's closing listener does);
+    /// 2. every open connection gets a FIN after the data already written,
+    ///    as after `shutdown(SHUT_WR)`: writes now fail with `BrokenPipe`,
+    ///    reads go on and see the peer's data and FIN; connections already
+    ///    dropped go on closing;
+    /// 3. once no connection has anything left to exchange (all CLOSED or
+    ///    in TIME-WAIT, as when the last handle is dropped), or when
+    ///    `timeout` runs out, whichever comes first, what remains is reset,
+    ///    the driver stops, and every socket of this stack fails with
+    ///    `ConnectionAborted` (`accept` with `NotConnected`).
+    ///
+    /// A peer that never closes its side thus holds the stop for `timeout`.
+    /// Returns once the driver task has finished. Calling it again only
+    /// brings the deadline closer; [`abort`](Stack::abort) ends the wait.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the stop goes on even if this future is dropped.
+    pub async fn shutdown_timeout(&self, timeout: Duration) {
+        self.stop(Some(timeout)).await;
+    }
+
+    /// Stops the stack at once: every connection is reset (its peer gets a
+    /// RST, as nothing will answer for it any more, RFC 9293 3.10.5),
+    /// packets already due are flushed, then every open socket of this
+    /// stack fails with `ConnectionAborted` (`accept` with `NotConnected`).
+    /// Returns once the driver task has finished. Calling it again is a
+    /// no-op.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: the stop happens even if this future is dropped.
-    pub async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.command(Command::Stop(tx)).is_ok() {
+    pub async fn abort(&self) {
+        self.stop(None).await;
+    }
+
+    async fn stop(&self, grace: Option<Duration>) {
+        let (reply, rx) = oneshot::channel();
+        if self.command(Command::Stop { grace, reply }).is_ok() {
+            // An error means the driver is gone: stopped all the same.
             let _ = rx.await;
         }
     }
