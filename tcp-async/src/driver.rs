@@ -35,7 +35,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tcp_stack::{Config, ConnId, Event, ListenerId, SockOpt, State, Stats, TcpInfo};
+use tcp_stack::{Config, ConnId, Event, ListenerId, ListenerInfo, SockOpt, State, Stats, TcpInfo};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 use tracing::{debug, debug_span, trace, warn, Span};
@@ -95,6 +95,8 @@ pub(crate) enum Command {
     SetOption(ConnId, SockOpt),
     Info(ConnId, oneshot::Sender<Option<TcpInfo>>),
     Stats(oneshot::Sender<Stats>),
+    Connections(oneshot::Sender<Vec<TcpInfo>>),
+    Listeners(oneshot::Sender<Vec<ListenerInfo>>),
     /// Stop the driver. `grace: Some(t)`: first close every listener, send
     /// a FIN on every connection and wait up to `t` for them to finish;
     /// `None` (or the wait running out): reset them all.
@@ -665,6 +667,12 @@ impl<D: Device> Driver<D> {
             }
             Command::Stats(reply) => {
                 let _ = reply.send(self.stack.stats().clone());
+            }
+            Command::Connections(reply) => {
+                let _ = reply.send(self.stack.connections().collect());
+            }
+            Command::Listeners(reply) => {
+                let _ = reply.send(self.stack.listeners().collect());
             }
             Command::Stop { grace, reply } => {
                 self.stop_replies.push(reply);

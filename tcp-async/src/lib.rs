@@ -168,4 +168,4 @@ pub use tcp::{
     Incoming, IntoIncoming, OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener,
     TcpSocket, TcpStream, ToSocketAddrs, WriteHalf,
 };
-pub use tcp_stack::{Config, State, TcpInfo};
+pub use tcp_stack::{Config, ListenerInfo, State, Stats, TcpInfo};

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tcp_stack::{Config, ConnId, SockOpt, Stats};
+use tcp_stack::{Config, ConnId, ListenerInfo, SockOpt, Stats, TcpInfo};
 use tokio::runtime::{self, Handle};
 use tokio::sync::{mpsc, oneshot};
 
@@ -189,7 +189,8 @@ impl Stack {
         }
     }
 
-    /// A snapshot of the stack's counters.
+    /// A snapshot of the stack's counters; [`Stats::nstat`] names them as
+    /// `nstat` does, and its `Display` prints them so.
     ///
     /// # Errors
     ///
@@ -202,6 +203,36 @@ impl Stack {
         let (tx, rx) = oneshot::channel();
         self.command(Command::Stats(tx))?;
         rx.await.map_err(|_| gone())
+    }
+
+    /// A snapshot of every connection of the stack, like `ss -tnai`: its
+    /// addresses, state and [`TcpInfo`], in any state (those the
+    /// application dropped that are still closing, and TIME-WAIT, included).
+    /// Each prints as an `ss -tni` line (`TcpInfo`'s `Display`).
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn connections(&self) -> io::Result<Vec<TcpInfo>> {
+        self.request(Command::Connections).await
+    }
+
+    /// A snapshot of every listener, like `ss -tln`; each prints as an
+    /// `ss` line.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn listeners(&self) -> io::Result<Vec<ListenerInfo>> {
+        self.request(Command::Listeners).await
     }
 
     /// How long [`shutdown`](Stack::shutdown) lets connections finish
