@@ -6,6 +6,8 @@
 //! curl http://10.7.0.2:8080/            # greeting
 //! curl http://10.7.0.2:8080/bytes/1000  # 1000 bytes
 //! curl --data-binary @FILE http://10.7.0.2:8080/echo
+//! curl http://10.7.0.2:8080/debug/connections   # like `ss -tni`
+//! curl http://10.7.0.2:8080/debug/stats         # like `nstat -a`
 //! ```
 //! Over IPv6: `--addr fd00:7::2 --peer fd00:7::1 --prefix 64`, then
 //! `curl -g http://[fd00:7::2]:8080/`; with `--addr6 fd00:7::2 --peer6
@@ -17,26 +19,72 @@ mod common;
 use bytes::Bytes;
 use common::{pattern, router, Net, Opts};
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tcp_async::{TcpListener, TcpStream};
+use tcp_async::{Stack, TcpListener, TcpStream};
 
 const USAGE: &str = "usage: http [device flags]   (port 8080 by default)
   e.g. http --tun ut6 --addr fd00:7::2 --peer fd00:7::1 --prefix 64, then
   curl -g http://[fd00:7::2]:8080/";
 
-async fn serve(listener: TcpListener) -> io::Result<()> {
+async fn serve(listener: TcpListener, stack: Stack) -> io::Result<()> {
     loop {
         let (s, peer) = listener.accept().await?;
+        let stack = stack.clone();
         tokio::spawn(async move {
-            if let Err(e) = router::serve_connection(s).await {
+            let service = hyper::service::service_fn(move |req| route(req, stack.clone()));
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(s), service)
+                .await;
+            if let Err(e) = served {
                 println!("{peer}: {e}");
             }
         });
     }
+}
+
+/// The demo router, plus the stack's own view of itself as text:
+/// `/debug/connections` (every listener and connection, one `ss -tni`
+/// line each) and `/debug/stats` (the counters as `nstat -a` prints them).
+async fn route(
+    req: Request<Incoming>,
+    stack: Stack,
+) -> Result<Response<router::RespBody>, Infallible> {
+    if req.method() != Method::GET || !req.uri().path().starts_with("/debug/") {
+        return router::route(req).await;
+    }
+    let text = match req.uri().path() {
+        "/debug/connections" => debug_connections(&stack).await,
+        "/debug/stats" => stack.stats().await.map(|s| s.to_string()),
+        _ => return router::route(req).await,
+    };
+    let (status, body) = match text {
+        Ok(text) => (StatusCode::OK, text),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+    };
+    let body = Full::new(Bytes::from(body)).map_err(|never: Infallible| match never {});
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(body.boxed())
+        .expect("static response parts are valid"))
+}
+
+async fn debug_connections(stack: &Stack) -> io::Result<String> {
+    let mut text = String::new();
+    for l in stack.listeners().await? {
+        let _ = writeln!(text, "{l}");
+    }
+    for c in stack.connections().await? {
+        let _ = writeln!(text, "{c}");
+    }
+    Ok(text)
 }
 
 /// The in-memory demo: a hyper client on the second stack.
@@ -104,6 +152,24 @@ async fn demo(
         return Err("echo mismatch".into());
     }
 
+    for path in ["/debug/connections", "/debug/stats"] {
+        sender.ready().await?;
+        let resp = sender.send_request(get(path)?).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        println!("GET {path} -> {status}:\n{}", text.trim_end());
+        // The demo's own connection is listed; the counters are named.
+        let expect = if path == "/debug/stats" {
+            "UtcpConnectionsAccepted"
+        } else {
+            "ESTAB"
+        };
+        if status != StatusCode::OK || !text.contains(expect) {
+            return Err(format!("unexpected {path} body").into());
+        }
+    }
+
     sender.ready().await?;
     let resp = sender
         .send_request(
@@ -124,7 +190,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let net = common::setup(&opts)?;
     let listener = TcpListener::bind_with(net.stack(), opts.local()).await?;
     println!("HTTP listening on http://{}/", listener.local_addr()?);
-    let server = tokio::spawn(serve(listener));
+    let server = tokio::spawn(serve(listener, net.stack().clone()));
     match &net {
         Net::Tun { .. } => {
             tokio::select! {

@@ -24,7 +24,7 @@ use crate::device::{Device, RxChecksum, RxPacket};
 use crate::factory::{Halves, RingFactory};
 use crate::shared::{
     CachedOpts, ListenerShared, Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND,
-    PEER_FIN,
+    PEER_FIN, WRITE_SHUT,
 };
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -35,7 +35,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tcp_stack::{Config, ConnId, Event, ListenerId, SockOpt, State, Stats, TcpInfo};
+use tcp_stack::{Config, ConnId, Event, ListenerId, ListenerInfo, SockOpt, State, Stats, TcpInfo};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 use tracing::{debug, debug_span, trace, warn, Span};
@@ -95,7 +95,15 @@ pub(crate) enum Command {
     SetOption(ConnId, SockOpt),
     Info(ConnId, oneshot::Sender<Option<TcpInfo>>),
     Stats(oneshot::Sender<Stats>),
-    Stop(oneshot::Sender<()>),
+    Connections(oneshot::Sender<Vec<TcpInfo>>),
+    Listeners(oneshot::Sender<Vec<ListenerInfo>>),
+    /// Stop the driver. `grace: Some(t)`: first close every listener, send
+    /// a FIN on every connection and wait up to `t` for them to finish;
+    /// `None` (or the wait running out): reset them all.
+    Stop {
+        grace: Option<Duration>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// What the driver knows about a connection the application holds.
@@ -155,6 +163,9 @@ pub(crate) struct Driver<D> {
     /// progress are done, then stops.
     orphaned: bool,
     stopping: bool,
+    /// A graceful stop is under way: the connections were sent a FIN, the
+    /// driver stops once they are done, or resets them when this fires.
+    draining: Option<Pin<Box<Sleep>>>,
     stop_replies: Vec<oneshot::Sender<()>>,
 }
 
@@ -211,6 +222,7 @@ impl<D: Device> Driver<D> {
             recv_failed: false,
             orphaned: false,
             stopping: false,
+            draining: None,
             stop_replies: Vec::new(),
         }
     }
@@ -218,7 +230,7 @@ impl<D: Device> Driver<D> {
     pub(crate) async fn run(mut self) {
         debug!(addrs = ?self.config.addrs, mtu = self.config.mtu, gso = self.gso, rx_meta = self.rx_meta, "tcp driver started");
         std::future::poll_fn(|cx| self.poll_drive(cx)).await;
-        self.finish();
+        // Dropping `self` fails every socket (see `Drop`).
     }
 
     fn now(&self) -> tcp_stack::Instant {
@@ -236,10 +248,12 @@ impl<D: Device> Driver<D> {
             // Cheap when nothing is due: it only peeks at the timer heap.
             self.stack.handle_timeout(now);
             self.drain_events();
+            self.poll_drain_deadline(cx);
             more |= self.flush(cx, now);
             self.poll_sweep(cx);
             self.trace_states();
-            if self.stopping || (self.orphaned && !more && self.closes_done()) {
+            let closing = self.orphaned || self.draining.is_some();
+            if self.stopping || (closing && !more && self.closes_done()) {
                 return Poll::Ready(());
             }
             let timer_due = self.poll_timer(cx, now);
@@ -277,7 +291,8 @@ impl<D: Device> Driver<D> {
         true
     }
 
-    /// Every handle is gone (`orphaned`): whether the driver may stop.
+    /// Every handle is gone (`orphaned`), or a graceful stop is under way
+    /// (`draining`): whether the driver may stop.
     ///
     /// Linux keeps delivering after `close()` without linger: a graceful
     /// close in progress keeps the driver running until the core is done
@@ -610,7 +625,10 @@ impl<D: Device> Driver<D> {
                 opts,
                 reply,
             } => {
-                let result = self.connect(local, remote, opts);
+                let result = match self.draining {
+                    Some(_) => Err(crate::stack::gone()),
+                    None => self.connect(local, remote, opts),
+                };
                 if let Err(Ok(shared)) = reply.send(result) {
                     // The `connect` future was dropped: nobody holds the socket.
                     self.close(shared.id);
@@ -622,7 +640,10 @@ impl<D: Device> Driver<D> {
                 opts,
                 reply,
             } => {
-                let result = self.listen(local, backlog, opts);
+                let result = match self.draining {
+                    Some(_) => Err(crate::stack::gone()),
+                    None => self.listen(local, backlog, opts),
+                };
                 if let Err(Ok(listener)) = reply.send(result) {
                     self.close_listener(listener.id);
                 }
@@ -647,16 +668,100 @@ impl<D: Device> Driver<D> {
             Command::Stats(reply) => {
                 let _ = reply.send(self.stack.stats().clone());
             }
-            Command::Stop(reply) => {
-                debug!("shutdown requested: stopping the tcp driver");
-                // Nothing will answer for these connections any more: reset
-                // them, so peers learn at once instead of waiting for a
-                // timeout (the RSTs go out in this round's flush).
-                self.stack.reset_all();
+            Command::Connections(reply) => {
+                let _ = reply.send(self.stack.connections().collect());
+            }
+            Command::Listeners(reply) => {
+                let _ = reply.send(self.stack.listeners().collect());
+            }
+            Command::Stop { grace, reply } => {
                 self.stop_replies.push(reply);
-                self.stopping = true;
+                match grace {
+                    Some(grace) => self.drain(grace),
+                    None => self.abort_all(),
+                }
             }
         }
+    }
+
+    /// Starts a graceful stop: no new listeners or connections, every
+    /// listener closed (unaccepted connections reset, as a kernel does),
+    /// and on every connection the application holds a FIN after the data
+    /// it wrote, its writes failing from now on (as after `shutdown(SHUT_WR)`;
+    /// reads go on). Connections already released keep closing. The driver
+    /// stops once none is left to close (`closes_done`), or resets what
+    /// remains after `grace` (`poll_drain_deadline`). A second graceful
+    /// stop can only bring the deadline closer.
+    fn drain(&mut self, grace: Duration) {
+        let deadline = tokio::time::Instant::now()
+            .checked_add(grace)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365));
+        if let Some(sleep) = &mut self.draining {
+            if deadline < sleep.deadline() {
+                sleep.as_mut().reset(deadline);
+            }
+            return;
+        }
+        debug!(
+            connections = self.stack.active_connection_count(),
+            ?grace,
+            "graceful shutdown requested: closing every connection"
+        );
+        self.draining = Some(Box::pin(tokio::time::sleep_until(deadline)));
+        let listeners: Vec<_> = self.listeners.keys().copied().collect();
+        for l in listeners {
+            self.close_listener(l);
+        }
+        // Writes stop first; then the bytes already written are handed to
+        // the core before the FIN is placed after them. (A write that found
+        // the socket open just before may still land after the FIN: it is
+        // concurrent with the shutdown, and its bytes are not sent.)
+        for entry in self.conns.values() {
+            entry.shared.set_flags(WRITE_SHUT);
+        }
+        while let Ok(id) = self.dirty_rx.try_recv() {
+            if let Some(entry) = self.conns.get(&id) {
+                let bits = entry.shared.take_dirty();
+                if bits & DIRTY_SEND != 0 {
+                    self.stack.notify_send(id);
+                }
+                if bits & DIRTY_RECV != 0 {
+                    self.stack.notify_recv(id);
+                }
+            }
+        }
+        let ids: Vec<_> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.stack.notify_send(id);
+            if let Err(e) = self.stack.shutdown(id) {
+                trace!(conn = id.as_u64(), error = %e, "shutdown at stop failed");
+            }
+        }
+    }
+
+    /// Resets what a graceful stop left once its time is up.
+    fn poll_drain_deadline(&mut self, cx: &mut Context<'_>) {
+        if self.stopping {
+            return;
+        }
+        if let Some(sleep) = &mut self.draining {
+            if sleep.as_mut().poll(cx).is_ready() {
+                debug!(
+                    left = self.stack.active_connection_count(),
+                    "graceful shutdown timed out: resetting the rest"
+                );
+                self.abort_all();
+            }
+        }
+    }
+
+    /// Stops at once. Nothing will answer for the connections any more:
+    /// reset them, so peers learn at once instead of waiting for a timeout
+    /// (the RSTs go out in this round's flush).
+    fn abort_all(&mut self) {
+        debug!("stopping the tcp driver: resetting every connection");
+        self.stack.reset_all();
+        self.stopping = true;
     }
 
     fn connect(
@@ -870,15 +975,28 @@ impl<D: Device> Driver<D> {
         // Connections the core reset with the listener never reach us.
         self.prune();
     }
+}
 
-    /// The driver is stopping: flushes, then fails every socket.
-    fn finish(&mut self) {
+/// However the driver ends (a stop, the last handle dropped, a panic, or
+/// its runtime shutting down and dropping the task), every socket still
+/// held fails from then on: pending and later reads, writes and readiness
+/// give `ConnectionAborted`, accepts `NotConnected`, and commands (connect,
+/// listen, stats) find the channel closed. No operation waits for a driver
+/// that is gone.
+impl<D> Drop for Driver<D> {
+    fn drop(&mut self) {
         for entry in self.conns.values() {
             entry.shared.set_flags(ABORTED);
         }
         for listener in self.listeners.values() {
             listener.closed.store(true, Ordering::Release);
             listener.waker.wake();
+        }
+        // Replies still queued (connect, listen, stats...) fail now rather
+        // than when the channel's memory is freed.
+        self.cmd_rx.close();
+        while let Ok(cmd) = self.cmd_rx.try_recv() {
+            drop(cmd);
         }
         debug!(
             connections = self.conns.len(),

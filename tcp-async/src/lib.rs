@@ -116,8 +116,13 @@
 //! (TIME-WAIT is not kept), which the core's timeouts bound: the FIN-WAIT-2
 //! timeout, and the user timeout for unacknowledged data (a peer that keeps
 //! its window shut but answers the probes keeps the connection, and so the
-//! driver, alive). [`Stack::shutdown`] stops the driver at once; sockets
-//! then fail with `ConnectionAborted`.
+//! driver, alive). [`Stack::shutdown`] stops gracefully: a FIN on every
+//! connection, then a bounded wait for them to finish, then a reset of the
+//! rest; [`Stack::abort`] resets them all at once. The driver is a task of
+//! the runtime that built the stack: if that runtime shuts down, the task
+//! is dropped and stops too. However it stops, every socket of the stack
+//! then fails (`ConnectionAborted`; `accept`, connect and other commands
+//! `NotConnected`) instead of waiting, from any runtime or thread.
 //!
 //! **Loopback.** A connection to one of the stack's own addresses, or to
 //! 127.0.0.0/8, never reaches the device: the core loops its datagrams
@@ -155,9 +160,12 @@ mod shared;
 mod stack;
 mod tcp;
 
-pub use stack::{clear_default, default_stack, set_default, Builder, Stack};
+pub use stack::{
+    clear_default, clear_runtime_default, default_stack, set_default, set_runtime_default, Builder,
+    DefaultGuard, Stack,
+};
 pub use tcp::{
     Incoming, IntoIncoming, OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener,
     TcpSocket, TcpStream, ToSocketAddrs, WriteHalf,
 };
-pub use tcp_stack::{Config, State, TcpInfo};
+pub use tcp_stack::{Config, ListenerInfo, State, Stats, TcpInfo};

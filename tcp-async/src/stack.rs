@@ -3,11 +3,15 @@
 use crate::device::Device;
 use crate::driver::{Command, Driver, SocketOpts};
 use crate::shared::{ListenerShared, Shared};
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-use tcp_stack::{Config, ConnId, SockOpt, Stats};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tcp_stack::{Config, ConnId, ListenerInfo, SockOpt, Stats, TcpInfo};
+use tokio::runtime::{self, Handle};
 use tokio::sync::{mpsc, oneshot};
 
 /// A handle to a user-space TCP/IP stack (IPv4 and IPv6) driven by a background task.
@@ -17,8 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 /// [`Stack`], [`TcpListener`](crate::TcpListener), [`TcpStream`](crate::TcpStream)
 /// or split half exists. When the last one is dropped the driver goes on
 /// until the graceful closes in progress are done (the data written before
-/// a drop, then the FIN, reach the peer; see the crate docs) and stops;
-/// [`Stack::shutdown`] stops it at once.
+/// a drop, then the FIN, reach the peer; see the crate docs) and stops.
+/// [`Stack::shutdown`] stops it gracefully (a FIN on every connection, a
+/// bounded wait), [`Stack::abort`] at once (a RST on every connection); if
+/// the runtime running the driver shuts down, the driver stops with it.
+/// Either way every socket of the stack then fails instead of waiting.
 ///
 /// # Examples
 ///
@@ -134,14 +141,56 @@ impl Stack {
         &self.inner.config
     }
 
-    /// Makes this stack the one used by [`TcpListener::bind`](crate::TcpListener::bind),
+    /// Makes this stack the process-wide default, used by
+    /// [`TcpListener::bind`](crate::TcpListener::bind),
     /// [`TcpStream::connect`](crate::TcpStream::connect) and
-    /// [`TcpSocket::new_v4`](crate::TcpSocket::new_v4). Same as [`set_default`].
+    /// [`TcpSocket::new_v4`](crate::TcpSocket::new_v4) when no scoped or
+    /// runtime default is set. Same as [`set_default`].
     pub fn set_default(&self) {
         set_default(self.clone());
     }
 
-    /// A snapshot of the stack's counters.
+    /// Makes this stack the default of the current Tokio runtime. Same as
+    /// [`set_runtime_default`].
+    ///
+    /// # Errors
+    ///
+    /// `Other` if called outside a Tokio runtime.
+    pub fn set_runtime_default(&self) -> io::Result<()> {
+        set_runtime_default(self.clone()).map(drop)
+    }
+
+    /// Makes this stack the default of the current thread until the guard
+    /// is dropped, which restores the previous one (like
+    /// `tokio::runtime::Handle::enter` or tracing's `set_default`). It
+    /// comes before the runtime's and the process-wide default (see
+    /// [`default_stack`]), so parallel tests need not race on those.
+    ///
+    /// The scope is the thread: hold the guard around synchronous code, or
+    /// across `.await`s only on a current-thread runtime (a multi-thread
+    /// runtime may resume the task elsewhere; use
+    /// [`set_runtime_default`](Stack::set_runtime_default) there). Guards
+    /// should be dropped in the reverse order of creation.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox(stack: tcp_async::Stack) -> std::io::Result<()> {
+    /// let _guard = stack.enter();
+    /// let listener = tcp_async::TcpListener::bind("10.0.0.1:80").await?; // on `stack`
+    /// # drop(listener); Ok(())
+    /// # }
+    /// ```
+    pub fn enter(&self) -> DefaultGuard {
+        let prev = SCOPED.with(|s| s.borrow_mut().replace(self.clone()));
+        DefaultGuard {
+            prev,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// A snapshot of the stack's counters; [`Stats::nstat`] names them as
+    /// `nstat` does, and its `Display` prints them so.
     ///
     /// # Errors
     ///
@@ -156,18 +205,95 @@ impl Stack {
         rx.await.map_err(|_| gone())
     }
 
-    /// Stops the driver: every connection is reset (its peer gets a RST,
-    /// as nothing will answer for it any more), packets already due are
-    /// flushed, then every open socket of this stack fails with
-    /// `ConnectionAborted`. Returns once the
-    /// driver task has finished. Calling it again is a no-op.
+    /// A snapshot of every connection of the stack, like `ss -tnai`: its
+    /// addresses, state and [`TcpInfo`], in any state (those the
+    /// application dropped that are still closing, and TIME-WAIT, included).
+    /// Each prints as an `ss -tni` line (`TcpInfo`'s `Display`).
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn connections(&self) -> io::Result<Vec<TcpInfo>> {
+        self.request(Command::Connections).await
+    }
+
+    /// A snapshot of every listener, like `ss -tln`; each prints as an
+    /// `ss` line.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn listeners(&self) -> io::Result<Vec<ListenerInfo>> {
+        self.request(Command::Listeners).await
+    }
+
+    /// How long [`shutdown`](Stack::shutdown) lets connections finish
+    /// before it resets them: 5 seconds.
+    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Stops the stack gracefully, waiting at most
+    /// [`SHUTDOWN_TIMEOUT`](Stack::SHUTDOWN_TIMEOUT); see
+    /// [`shutdown_timeout`](Stack::shutdown_timeout).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the stop goes on even if this future is dropped.
+    pub async fn shutdown(&self) {
+        self.shutdown_timeout(Stack::SHUTDOWN_TIMEOUT).await;
+    }
+
+    /// Stops the stack gracefully, waiting at most `timeout`:
+    ///
+    /// 1. new connections and listeners are refused (`NotConnected`), and
+    ///    every listener is closed (connections it had not handed to
+    ///    `accept` are reset, as a kernel's closing listener does);
+    /// 2. every open connection gets a FIN after the data already written,
+    ///    as after `shutdown(SHUT_WR)`: writes now fail with `BrokenPipe`,
+    ///    reads go on and see the peer's data and FIN; connections already
+    ///    dropped go on closing;
+    /// 3. once no connection has anything left to exchange (all CLOSED or
+    ///    in TIME-WAIT, as when the last handle is dropped), or when
+    ///    `timeout` runs out, whichever comes first, what remains is reset,
+    ///    the driver stops, and every socket of this stack fails with
+    ///    `ConnectionAborted` (`accept` with `NotConnected`).
+    ///
+    /// A peer that never closes its side thus holds the stop for `timeout`.
+    /// Returns once the driver task has finished. Calling it again only
+    /// brings the deadline closer; [`abort`](Stack::abort) ends the wait.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the stop goes on even if this future is dropped.
+    pub async fn shutdown_timeout(&self, timeout: Duration) {
+        self.stop(Some(timeout)).await;
+    }
+
+    /// Stops the stack at once: every connection is reset (its peer gets a
+    /// RST, as nothing will answer for it any more, RFC 9293 3.10.5),
+    /// packets already due are flushed, then every open socket of this
+    /// stack fails with `ConnectionAborted` (`accept` with `NotConnected`).
+    /// Returns once the driver task has finished. Calling it again is a
+    /// no-op.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: the stop happens even if this future is dropped.
-    pub async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.command(Command::Stop(tx)).is_ok() {
+    pub async fn abort(&self) {
+        self.stop(None).await;
+    }
+
+    async fn stop(&self, grace: Option<Duration>) {
+        let (reply, rx) = oneshot::channel();
+        if self.command(Command::Stop { grace, reply }).is_ok() {
+            // An error means the driver is gone: stopped all the same.
             let _ = rx.await;
         }
     }
@@ -228,8 +354,20 @@ pub(crate) fn gone() -> io::Error {
 
 static DEFAULT: RwLock<Option<Stack>> = RwLock::new(None);
 
+/// Per-runtime defaults, keyed by the runtime's id. Few runtimes set one,
+/// so a list; entries whose driver stopped are pruned when one is set.
+static RUNTIME_DEFAULTS: Mutex<Vec<(runtime::Id, Stack)>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The innermost [`Stack::enter`] on this thread.
+    static SCOPED: RefCell<Option<Stack>> = const { RefCell::new(None) };
+}
+
 /// Makes `stack` the process-wide default used by the constructors without
 /// `_with`, replacing (and returning) the previous one.
+///
+/// A scoped default ([`Stack::enter`]) or the current runtime's
+/// ([`set_runtime_default`]) takes precedence; see [`default_stack`].
 ///
 /// The default holds a handle, so its driver runs until [`clear_default`]
 /// (or [`Stack::shutdown`]).
@@ -240,17 +378,70 @@ pub fn set_default(stack: Stack) -> Option<Stack> {
         .replace(stack)
 }
 
-/// Removes the default stack and returns it.
+/// Removes the process-wide default stack and returns it.
 pub fn clear_default() -> Option<Stack> {
     DEFAULT.write().unwrap_or_else(|e| e.into_inner()).take()
 }
 
-/// The default stack.
+/// Makes `stack` the default of the current Tokio runtime (every thread and
+/// task of it), replacing (and returning) the previous one. Two runtimes
+/// (parallel tests, say) each keep their own.
+///
+/// The entry holds a handle, so the driver runs until
+/// [`clear_runtime_default`], [`Stack::shutdown`], or the runtime is
+/// dropped (which stops a driver spawned on it).
 ///
 /// # Errors
 ///
-/// `NotFound` if none was set with [`set_default`].
+/// `Other` if called outside a Tokio runtime.
+pub fn set_runtime_default(stack: Stack) -> io::Result<Option<Stack>> {
+    let id = Handle::try_current().map_err(io::Error::other)?.id();
+    let mut map = RUNTIME_DEFAULTS.lock().unwrap_or_else(|e| e.into_inner());
+    // Runtimes that went away took their drivers with them.
+    map.retain(|(other, s)| *other == id || !s.inner.cmd_tx.is_closed());
+    match map.iter_mut().find(|(other, _)| *other == id) {
+        Some((_, old)) => Ok(Some(std::mem::replace(old, stack))),
+        None => {
+            map.push((id, stack));
+            Ok(None)
+        }
+    }
+}
+
+/// Removes the current runtime's default stack and returns it (`None`
+/// outside a runtime or if it had none).
+pub fn clear_runtime_default() -> Option<Stack> {
+    let id = Handle::try_current().ok()?.id();
+    let mut map = RUNTIME_DEFAULTS.lock().unwrap_or_else(|e| e.into_inner());
+    let at = map.iter().position(|(other, _)| *other == id)?;
+    Some(map.swap_remove(at).1)
+}
+
+fn runtime_default() -> Option<Stack> {
+    let id = Handle::try_current().ok()?.id();
+    let map = RUNTIME_DEFAULTS.lock().unwrap_or_else(|e| e.into_inner());
+    map.iter()
+        .find(|(other, _)| *other == id)
+        .map(|(_, s)| s.clone())
+}
+
+/// The stack used by [`TcpListener::bind`](crate::TcpListener::bind),
+/// [`TcpStream::connect`](crate::TcpStream::connect) and
+/// [`TcpSocket::new_v4`](crate::TcpSocket::new_v4)/`new_v6`, the first of:
+/// 1. the scoped default of this thread ([`Stack::enter`]);
+/// 2. the current runtime's ([`set_runtime_default`]);
+/// 3. the process-wide one ([`set_default`]).
+///
+/// # Errors
+///
+/// `NotFound` if none is set.
 pub fn default_stack() -> io::Result<Stack> {
+    if let Some(stack) = SCOPED.with(|s| s.borrow().clone()) {
+        return Ok(stack);
+    }
+    if let Some(stack) = runtime_default() {
+        return Ok(stack);
+    }
     DEFAULT
         .read()
         .unwrap_or_else(|e| e.into_inner())
@@ -258,7 +449,30 @@ pub fn default_stack() -> io::Result<Stack> {
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                "no default tcp_async::Stack: call Stack::set_default first",
+                "no default tcp_async::Stack: call Stack::enter, set_runtime_default or set_default first",
             )
         })
+}
+
+/// Restores the previous scoped default when dropped; see [`Stack::enter`].
+///
+/// Not `Send`: the scope is the thread's, as `tokio::runtime::EnterGuard`'s.
+#[must_use = "the stack is the default only until the guard is dropped"]
+pub struct DefaultGuard {
+    prev: Option<Stack>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for DefaultGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultGuard").finish_non_exhaustive()
+    }
+}
+
+impl Drop for DefaultGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        // During thread teardown the slot may be gone: nothing to restore.
+        let _ = SCOPED.try_with(|s| *s.borrow_mut() = prev);
+    }
 }

@@ -29,6 +29,8 @@ mod input;
 mod inspect;
 mod listen;
 mod output;
+mod report;
+pub use report::ListenerInfo;
 
 /// Counters of what the stack did with its input and output.
 ///
