@@ -479,6 +479,11 @@ impl<D: Device> Driver<D> {
                         .unwrap_or(tcp_stack::Error::ConnectionReset);
                     self.with_conn(c, |s| s.fail(err));
                 }
+                Event::SoftError(c) => {
+                    if let Some(e) = self.stack.soft_error(c) {
+                        self.with_conn(c, |s| s.set_soft_error(e));
+                    }
+                }
                 Event::TimedOut(c) => {
                     let err = self.stack.error(c).unwrap_or(tcp_stack::Error::TimedOut);
                     self.with_conn(c, |s| s.fail(err));

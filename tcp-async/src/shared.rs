@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     /// Encoded [`tcp_stack::Error`] behind `FAILED` (0 = none); stored
     /// before `FAILED` is set, so an `Acquire` load of `FAILED` sees it.
     error: AtomicU8,
+    /// Encoded soft error (Linux `sk_err_soft`, from ICMP) for `take_error`;
+    /// 0 = none. Set by the driver on `Event::SoftError`, taken by the app.
+    soft_error: AtomicU8,
     /// `DIRTY_*` bits; the app pushes `id` on the dirty queue only when it
     /// sets the first bit, the driver clears them all before notifying.
     dirty: AtomicU8,
@@ -136,6 +139,7 @@ impl Shared {
             write_waker: AtomicWaker::new(),
             flags: AtomicU32::new(flags),
             error: AtomicU8::new(0),
+            soft_error: AtomicU8::new(0),
             dirty: AtomicU8::new(0),
             dirty_tx,
             opts,
@@ -192,6 +196,25 @@ impl Shared {
         }
         let prev = self.flags.fetch_or(ERROR_TAKEN, Ordering::AcqRel);
         (prev & ERROR_TAKEN == 0).then(|| self.error(flags))
+    }
+
+    /// Driver side: an ICMP error left `err` as the connection's soft error.
+    pub(crate) fn set_soft_error(&self, err: tcp_stack::Error) {
+        self.soft_error.store(encode_error(err), Ordering::Release);
+        self.wake_all();
+    }
+
+    /// App side: `SO_ERROR` as Linux `sock_getsockopt()` reports it: the
+    /// pending error that failed the connection (once), else the soft error
+    /// an ICMP message left (cleared), else `None`.
+    pub(crate) fn so_error(&self) -> Option<io::Error> {
+        let flags = self.flags();
+        if flags & (FAILED | ABORTED) != 0 && flags & ERROR_TAKEN == 0 {
+            if let Some(e) = self.take_error(flags) {
+                return Some(e);
+            }
+        }
+        decode_error(self.soft_error.swap(0, Ordering::Acquire)).map(Into::into)
     }
 
     pub(crate) fn wake_all(&self) {

@@ -704,6 +704,21 @@ impl TcpStream {
         Ok(())
     }
 
+    /// `SO_ERROR`: the error pending on the socket, cleared by the call.
+    ///
+    /// As Linux `sock_getsockopt(SO_ERROR)`: the error that failed the
+    /// connection (a reset, a timeout) if no read or write reported it yet
+    /// (it is then not reported again), else the soft error an ICMP message
+    /// left on the live connection (`HostUnreachable`,
+    /// `NetworkUnreachable`, `ConnectionRefused`), else `None`.
+    ///
+    /// # Errors
+    ///
+    /// Never fails; `io::Result` for parity with `tokio::net`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        Ok(self.shared.so_error())
+    }
+
     /// A snapshot of the connection's internals (state, RTT, RTO, window,
     /// byte and retransmission counters), like Linux `TCP_INFO`.
     ///
