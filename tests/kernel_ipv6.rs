@@ -228,7 +228,7 @@ async fn only_v6_listener_refuses_ipv4() {
     socket
         .bind(format!("[::]:{PORT}").parse().unwrap())
         .expect("bind [::]");
-    let listener = socket.listen(16).await.expect("listen");
+    let listener = socket.listen(16).expect("listen");
     within(30, "IPV6_V6ONLY listener", async {
         let err = tokio::net::TcpStream::connect(net.our_addr(PORT))
             .await

@@ -26,13 +26,13 @@ use crate::shared::{
     CachedOpts, ListenerShared, Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND,
     PEER_FIN, WRITE_SHUT,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tcp_stack::{Config, ConnId, Event, ListenerId, ListenerInfo, SockOpt, State, Stats, TcpInfo};
@@ -68,6 +68,10 @@ pub(crate) struct SocketOpts {
     pub(crate) linger: Option<Duration>,
     /// `IPV6_V6ONLY`: an IPv6 listener on `[::]` takes no IPv4.
     pub(crate) only_v6: bool,
+    /// `SO_REUSEPORT` (listeners).
+    pub(crate) reuseport: bool,
+    /// `IP_TOS` of IPv4 datagrams.
+    pub(crate) tos: Option<u8>,
 }
 
 /// Rare control operations, sent by handles on the command channel.
@@ -78,16 +82,16 @@ pub(crate) enum Command {
         opts: SocketOpts,
         reply: oneshot::Sender<io::Result<Arc<Shared>>>,
     },
+    /// Create the core listener of a handle `listen` already made (its
+    /// address reserved in the bind table, so the core accepts it).
     Listen {
-        local: SocketAddr,
-        backlog: usize,
+        listener: Arc<ListenerShared>,
         opts: SocketOpts,
-        reply: oneshot::Sender<io::Result<Arc<ListenerShared>>>,
     },
     /// The application took from the accept queue: move more from the core,
     /// and tell it how many still wait.
-    Refill(ListenerId),
-    CloseListener(ListenerId),
+    Refill(Arc<ListenerShared>),
+    CloseListener(Arc<ListenerShared>),
     /// Queue a FIN after the data already written.
     Shutdown(ConnId),
     /// The application dropped its last handle of the connection.
@@ -483,9 +487,9 @@ impl<D: Device> Driver<D> {
                 Event::Readable(c) => {
                     // Bytes arrived: the receive ring holds storage.
                     self.watch(c);
-                    self.with_conn(c, |s| s.read_waker.wake());
+                    self.with_conn(c, |s| s.wake_read());
                 }
-                Event::Writable(c) => self.with_conn(c, |s| s.write_waker.wake()),
+                Event::Writable(c) => self.with_conn(c, |s| s.wake_write()),
                 Event::PeerClosed(c) => self.with_conn(c, |s| s.set_flags(PEER_FIN)),
                 Event::Reset(c) => {
                     let err = self
@@ -493,6 +497,11 @@ impl<D: Device> Driver<D> {
                         .error(c)
                         .unwrap_or(tcp_stack::Error::ConnectionReset);
                     self.with_conn(c, |s| s.fail(err));
+                }
+                Event::SoftError(c) => {
+                    if let Some(e) = self.stack.soft_error(c) {
+                        self.with_conn(c, |s| s.set_soft_error(e));
+                    }
                 }
                 Event::TimedOut(c) => {
                     let err = self.stack.error(c).unwrap_or(tcp_stack::Error::TimedOut);
@@ -634,22 +643,25 @@ impl<D: Device> Driver<D> {
                     self.close(shared.id);
                 }
             }
-            Command::Listen {
-                local,
-                backlog,
-                opts,
-                reply,
-            } => {
-                let result = match self.draining {
-                    Some(_) => Err(crate::stack::gone()),
-                    None => self.listen(local, backlog, opts),
-                };
-                if let Err(Ok(listener)) = reply.send(result) {
-                    self.close_listener(listener.id);
+            Command::Listen { listener, opts } => {
+                if self.draining.is_some() {
+                    // A graceful stop is under way: no new listeners.
+                    listener.closed.store(true, Ordering::Release);
+                    listener.waker.wake_all();
+                } else {
+                    self.listen(listener, opts);
                 }
             }
-            Command::Refill(l) => self.refill(l),
-            Command::CloseListener(l) => self.close_listener(l),
+            Command::Refill(l) => {
+                if let Some(&id) = l.id.get() {
+                    self.refill(id);
+                }
+            }
+            Command::CloseListener(l) => {
+                if let Some(&id) = l.id.get() {
+                    self.close_listener(id);
+                }
+            }
             Command::Shutdown(c) => {
                 self.stack.notify_send(c);
                 if let Err(e) = self.stack.shutdown(c) {
@@ -809,12 +821,16 @@ impl<D: Device> Driver<D> {
         if opts.linger == Some(Duration::ZERO) {
             set.push(SockOpt::LingerZero(true));
         }
+        if let Some(tos) = opts.tos.filter(|t| *t != 0) {
+            set.push(SockOpt::Tos(tos));
+        }
         let cached = CachedOpts::new(
             opts.nodelay.unwrap_or(c.nodelay),
             opts.keepalive.unwrap_or(c.keepalive),
             u32::from(opts.ttl.unwrap_or(c.ttl)),
             opts.linger,
         );
+        cached.tos.store(opts.tos.unwrap_or(0), Ordering::Relaxed);
         for opt in set {
             if let Err(e) = self.stack.set_option(id, opt) {
                 debug!(conn = id.as_u64(), ?opt, error = %e, "set_option failed");
@@ -874,7 +890,19 @@ impl<D: Device> Driver<D> {
     fn close(&mut self, id: ConnId) {
         // Data written just before the drop may still be un-notified.
         self.stack.notify_send(id);
-        if let Err(e) = self.stack.close(id) {
+        // SO_LINGER with a timeout: the close goes on, bounded by it (see
+        // `TcpStream::set_linger`); zero was given to the core already.
+        let linger = self
+            .conns
+            .get(&id)
+            .and_then(|e| e.shared.opts.linger())
+            .filter(|d| !d.is_zero());
+        let now = self.now();
+        let closed = match linger {
+            Some(linger) => self.stack.close_with_linger(now, id, linger),
+            None => self.stack.close(id),
+        };
+        if let Err(e) = closed {
             debug!(conn = id.as_u64(), error = %e, "close failed");
         }
         if let Some(entry) = self.conns.remove(&id) {
@@ -882,40 +910,38 @@ impl<D: Device> Driver<D> {
         }
     }
 
-    fn listen(
-        &mut self,
-        local: SocketAddr,
-        backlog: usize,
-        opts: SocketOpts,
-    ) -> io::Result<Arc<ListenerShared>> {
+    /// Creates the core listener for `listener`. The handle reserved its
+    /// address in the bind table, whose rules include the core's, so this
+    /// does not fail; if it ever did, `accept` reports the error.
+    fn listen(&mut self, listener: Arc<ListenerShared>, opts: SocketOpts) {
         // Linux queues `backlog + 1` connections before any accept
         // (`sk_acceptq_is_full()` tests `>`, not `>=`), and takes a backlog
-        // of 0. The core's accept queue and the listener's count together
-        // (`set_listener_waiting`).
-        let backlog = backlog.saturating_add(1);
-        let listen_opts = tcp_stack::ListenOptions::default().v6_only(opts.only_v6);
-        let id = self.stack.listen_with(local, backlog, listen_opts)?;
-        let local = self.stack.listener_addr(id).unwrap_or(local);
-        let c = &self.config;
-        let listener = Arc::new(ListenerShared {
-            id,
-            local,
-            queue: Mutex::new(VecDeque::new()),
-            backlog,
-            waker: Default::default(),
-            closed: Default::default(),
-            opts: CachedOpts::new(
-                opts.nodelay.unwrap_or(c.nodelay),
-                opts.keepalive.unwrap_or(c.keepalive),
-                u32::from(opts.ttl.unwrap_or(c.ttl)),
-                opts.linger,
-            ),
-        });
-        let (send, recv) = self.buffer_sizes(&opts);
-        self.stack.set_listener_buffers(id, send, recv)?;
-        debug!(%local, backlog, "listening");
-        self.listeners.insert(id, listener.clone());
-        Ok(listener)
+        // of 0 (the handle added the 1). The core's accept queue and the
+        // listener's count together (`set_listener_waiting`).
+        let listen_opts = tcp_stack::ListenOptions::default()
+            .v6_only(opts.only_v6)
+            .reuseport(opts.reuseport);
+        let local = listener.local;
+        let result = self
+            .stack
+            .listen_with(local, listener.backlog, listen_opts)
+            .and_then(|id| {
+                let (send, recv) = self.buffer_sizes(&opts);
+                self.stack.set_listener_buffers(id, send, recv).map(|()| id)
+            });
+        match result {
+            Ok(id) => {
+                let _ = listener.id.set(id);
+                debug!(%local, backlog = listener.backlog, "listening");
+                self.listeners.insert(id, listener);
+            }
+            Err(e) => {
+                warn!(%local, error = %e, "the core refused a listener the bind table allowed");
+                let _ = listener.error.set(e);
+                listener.closed.store(true, Ordering::Release);
+                listener.waker.wake_all();
+            }
+        }
     }
 
     /// Moves established connections from the core's accept queue to the
@@ -936,6 +962,7 @@ impl<D: Device> Driver<D> {
                 keepalive: Some(o.keepalive.load(Ordering::Relaxed)),
                 ttl: u8::try_from(o.ttl.load(Ordering::Relaxed)).ok(),
                 linger: o.linger(),
+                tos: Some(o.tos.load(Ordering::Relaxed)),
                 ..SocketOpts::default()
             };
             let cached = self.apply_opts(id, &opts);
@@ -955,7 +982,7 @@ impl<D: Device> Driver<D> {
             debug!(local = %listener.local, error = %e, "set_listener_waiting failed");
         }
         if added {
-            listener.waker.wake();
+            listener.waker.wake_all();
         }
     }
 
@@ -970,7 +997,7 @@ impl<D: Device> Driver<D> {
                 let _ = self.stack.abort(shared.id);
                 self.close(shared.id);
             }
-            listener.waker.wake();
+            listener.waker.wake_all();
         }
         // Connections the core reset with the listener never reach us.
         self.prune();
@@ -990,13 +1017,18 @@ impl<D> Drop for Driver<D> {
         }
         for listener in self.listeners.values() {
             listener.closed.store(true, Ordering::Release);
-            listener.waker.wake();
+            listener.waker.wake_all();
         }
         // Replies still queued (connect, listen, stats...) fail now rather
         // than when the channel's memory is freed.
         self.cmd_rx.close();
         while let Ok(cmd) = self.cmd_rx.try_recv() {
-            drop(cmd);
+            // A listener whose command never ran has no reply to fail:
+            // close it, so its accept ends instead of waiting for ever.
+            if let Command::Listen { listener, .. } = cmd {
+                listener.closed.store(true, Ordering::Release);
+                listener.waker.wake_all();
+            }
         }
         debug!(
             connections = self.conns.len(),

@@ -54,7 +54,8 @@
 //! single-producer/single-consumer byte rings ([`ring`]): the core holds the
 //! driver halves (installed through `tcp_stack::Stack::set_buffer_factory`),
 //! the application the other halves, inside an `Arc<Shared>` together with
-//! one `AtomicWaker` per direction and an atomic flag word (connected, peer
+//! the waiting tasks (a small list per direction: every waiter is woken)
+//! and an atomic flag word (connected, peer
 //! FIN, failed + error code, write shut down, closed, stack aborted). A
 //! write copies into the send ring, sets a dirty bit and, if it was the
 //! first one, pushes the connection id on an unbounded queue, which wakes
@@ -89,9 +90,9 @@
 //! - Ring bytes: the producer copies then publishes its position with
 //!   `Release`; the consumer loads it with `Acquire` (see [`ring`]).
 //! - Driver → application: the driver publishes ring data, then sets flags
-//!   with a `Release` RMW, then wakes the `AtomicWaker`. The application
-//!   tries its operation, registers the waker (`AtomicWaker` orders
-//!   registration and wake with `AcqRel`), and tries again; so a wake-up
+//!   with a `Release` RMW, then wakes the waiters. The application
+//!   tries its operation, registers its waker (the waiter list's mutex
+//!   orders registration and wake), and tries again; so a wake-up
 //!   between the first try and the registration is never lost. A reader that
 //!   finds the ring empty loads the flags with `Acquire` and, on a FIN or an
 //!   error, reads the ring once more: data published before the FIN is
@@ -140,15 +141,16 @@
 //!
 //! # Differences from `tokio::net`
 //!
-//! - [`TcpSocket::listen`] is `async` (the driver may run on the calling
-//!   thread); [`TcpSocket::bind`] reserves nothing until `connect`/`listen`.
 //! - Both families as Linux with `net.ipv6.bindv6only=0`: a listener on
 //!   `[::]:p` also accepts IPv4, reporting those peers IPv4-mapped
 //!   (`::ffff:a.b.c.d`), unless [`TcpSocket::set_only_v6`]; the stack's
 //!   addresses of both families are in `tcp_stack::Config::addrs`.
-//! - One waiting task per direction per socket (per listener for
-//!   `accept`): the last one to poll is woken.
-//! - `set_linger` with a non-zero timeout never blocks the drop.
+//! - `set_linger` with a non-zero timeout never blocks the drop: the close
+//!   goes on in the background and is reset if data is still
+//!   unacknowledged when the timeout passes ([`TcpStream::set_linger`]).
+//! - After [`Stack::shutdown`], `accept` fails with `NotConnected` (as every
+//!   command to a stopped stack; streams fail with `ConnectionAborted`), then
+//!   again only after a one-second pause each time (no spinning).
 //! - [`TcpStream::tcp_info`] is an extension (`async`: it asks the driver).
 
 pub mod device;
@@ -158,7 +160,8 @@ mod driver;
 mod factory;
 mod shared;
 mod stack;
-mod tcp;
+pub mod tcp;
+mod waiters;
 
 pub use stack::{
     clear_default, clear_runtime_default, default_stack, set_default, set_runtime_default, Builder,

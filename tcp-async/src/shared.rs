@@ -5,7 +5,7 @@
 //! the atomics of [`Shared`].
 
 use crate::ring::{RecvReader, SendWriter};
-use futures::task::AtomicWaker;
+use crate::waiters::Waiters;
 use std::cell::UnsafeCell;
 use std::io;
 use std::net::SocketAddr;
@@ -29,6 +29,10 @@ pub(crate) const ABORTED: u32 = 1 << 5;
 /// see [`Shared::take_error`].
 pub(crate) const ERROR_TAKEN: u32 = 1 << 6;
 
+/// [`Shared::waiters`] directions.
+pub(crate) const READ: usize = 0;
+pub(crate) const WRITE: usize = 1;
+
 /// Dirty bits: the app touched a ring and the driver must tell the core.
 pub(crate) const DIRTY_SEND: u8 = 1 << 0;
 pub(crate) const DIRTY_RECV: u8 = 1 << 1;
@@ -43,14 +47,17 @@ pub(crate) struct Shared {
     pub(crate) send: Exclusive<SendWriter>,
     /// App half of the receive ring (the core writes the other half).
     pub(crate) recv: Exclusive<RecvReader>,
-    pub(crate) read_waker: AtomicWaker,
-    pub(crate) write_waker: AtomicWaker,
+    /// Tasks waiting to read ([`READ`]) or write ([`WRITE`]); all are woken.
+    pub(crate) waiters: Waiters<2>,
     /// `CONNECTED`, `PEER_FIN`, ... Written by the driver with `Release`
     /// before it wakes; read by the app with `Acquire` after it registers.
     pub(crate) flags: AtomicU32,
     /// Encoded [`tcp_stack::Error`] behind `FAILED` (0 = none); stored
     /// before `FAILED` is set, so an `Acquire` load of `FAILED` sees it.
     error: AtomicU8,
+    /// Encoded soft error (Linux `sk_err_soft`, from ICMP) for `take_error`;
+    /// 0 = none. Set by the driver on `Event::SoftError`, taken by the app.
+    soft_error: AtomicU8,
     /// `DIRTY_*` bits; the app pushes `id` on the dirty queue only when it
     /// sets the first bit, the driver clears them all before notifying.
     dirty: AtomicU8,
@@ -66,6 +73,10 @@ pub(crate) struct CachedOpts {
     pub(crate) ttl: AtomicU32,
     /// Linger in milliseconds plus one; 0 means "not set".
     pub(crate) linger_ms: AtomicU32,
+    /// `IP_TOS` (DSCP bits) of IPv4 datagrams.
+    pub(crate) tos: AtomicU8,
+    /// `TCP_QUICKACK`.
+    pub(crate) quickack: AtomicBool,
 }
 
 impl CachedOpts {
@@ -80,6 +91,8 @@ impl CachedOpts {
             keepalive: AtomicBool::new(keepalive),
             ttl: AtomicU32::new(ttl),
             linger_ms: AtomicU32::new(encode_linger(linger)),
+            tos: AtomicU8::new(0),
+            quickack: AtomicBool::new(false),
         }
     }
 
@@ -132,10 +145,10 @@ impl Shared {
             addrs: Box::new((local, peer)),
             send: Exclusive::new(send),
             recv: Exclusive::new(recv),
-            read_waker: AtomicWaker::new(),
-            write_waker: AtomicWaker::new(),
+            waiters: Waiters::default(),
             flags: AtomicU32::new(flags),
             error: AtomicU8::new(0),
+            soft_error: AtomicU8::new(0),
             dirty: AtomicU8::new(0),
             dirty_tx,
             opts,
@@ -194,9 +207,37 @@ impl Shared {
         (prev & ERROR_TAKEN == 0).then(|| self.error(flags))
     }
 
+    /// Driver side: an ICMP error left `err` as the connection's soft error.
+    pub(crate) fn set_soft_error(&self, err: tcp_stack::Error) {
+        self.soft_error.store(encode_error(err), Ordering::Release);
+        self.wake_all();
+    }
+
+    /// App side: `SO_ERROR` as Linux `sock_getsockopt()` reports it: the
+    /// pending error that failed the connection (once), else the soft error
+    /// an ICMP message left (cleared), else `None`.
+    pub(crate) fn so_error(&self) -> Option<io::Error> {
+        let flags = self.flags();
+        if flags & (FAILED | ABORTED) != 0 && flags & ERROR_TAKEN == 0 {
+            if let Some(e) = self.take_error(flags) {
+                return Some(e);
+            }
+        }
+        decode_error(self.soft_error.swap(0, Ordering::Acquire)).map(Into::into)
+    }
+
     pub(crate) fn wake_all(&self) {
-        self.read_waker.wake();
-        self.write_waker.wake();
+        self.waiters.wake_all();
+    }
+
+    /// Driver side: wakes the tasks waiting to read.
+    pub(crate) fn wake_read(&self) {
+        self.waiters.wake(READ);
+    }
+
+    /// Driver side: wakes the tasks waiting to write.
+    pub(crate) fn wake_write(&self) {
+        self.waiters.wake(WRITE);
     }
 
     /// App side: the ring changed in a way the core must hear about.
@@ -316,7 +357,12 @@ impl<T> Exclusive<T> {
 
 /// One listener's accept queue, filled by the driver, drained by `accept`.
 pub(crate) struct ListenerShared {
-    pub(crate) id: tcp_stack::ListenerId,
+    /// The core's listener, set by the driver when it creates it (the
+    /// handle exists before: `listen` does not wait for the driver).
+    pub(crate) id: std::sync::OnceLock<tcp_stack::ListenerId>,
+    /// Why the core refused the listener; the bind table makes that
+    /// impossible, so this is a safety net reported by `accept`.
+    pub(crate) error: std::sync::OnceLock<tcp_stack::Error>,
     pub(crate) local: SocketAddr,
     /// Connections the driver took from the core's accept queue; at most
     /// `backlog` of them, the rest wait in the core, which counts these
@@ -325,7 +371,8 @@ pub(crate) struct ListenerShared {
     /// How many connections may wait for `accept`: the application's
     /// backlog + 1, as on Linux.
     pub(crate) backlog: usize,
-    pub(crate) waker: AtomicWaker,
+    /// Tasks waiting in `accept` (direction 0); all are woken.
+    pub(crate) waker: Waiters<1>,
     /// The driver stopped or the listener was closed.
     pub(crate) closed: AtomicBool,
     /// Options accepted connections inherit (like a kernel listener's).

@@ -2,7 +2,7 @@
 
 use crate::device::Device;
 use crate::driver::{Command, Driver, SocketOpts};
-use crate::shared::{ListenerShared, Shared};
+use crate::shared::Shared;
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
@@ -51,6 +51,8 @@ pub struct Stack {
 pub(crate) struct Inner {
     cmd_tx: mpsc::UnboundedSender<Command>,
     pub(crate) config: Config,
+    /// Addresses and ports bound by this stack's sockets (`bind`, `listen`).
+    pub(crate) ports: Arc<crate::tcp::ports::Ports>,
 }
 
 impl fmt::Debug for Stack {
@@ -121,7 +123,11 @@ impl<D: Device> Builder<D> {
         let driver = Driver::new(device, config.clone(), offloads, cmd_rx);
         handle.spawn(driver.run());
         Ok(Stack {
-            inner: Arc::new(Inner { cmd_tx, config }),
+            inner: Arc::new(Inner {
+                cmd_tx,
+                ports: Arc::new(crate::tcp::ports::Ports::new(&config)),
+                config,
+            }),
         })
     }
 }
@@ -321,21 +327,6 @@ impl Stack {
         self.request(|reply| Command::Connect {
             local,
             remote,
-            opts,
-            reply,
-        })
-        .await?
-    }
-
-    pub(crate) async fn listen(
-        &self,
-        local: SocketAddr,
-        backlog: usize,
-        opts: SocketOpts,
-    ) -> io::Result<Arc<ListenerShared>> {
-        self.request(|reply| Command::Listen {
-            local,
-            backlog,
             opts,
             reply,
         })

@@ -79,7 +79,7 @@ async fn accepts_more_connections_than_the_backlog() {
 async fn a_listener_with_backlog(a: &tcp_async::Stack, backlog: u32) -> TcpListener {
     let socket = tcp_async::TcpSocket::new_v4_with(a);
     socket.bind(addr(A, 0)).unwrap();
-    socket.listen(backlog).await.unwrap()
+    socket.listen(backlog).unwrap()
 }
 
 #[tokio::test]

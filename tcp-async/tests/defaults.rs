@@ -62,7 +62,7 @@ async fn serve_on_default(n: u8, client: &Stack) {
     // TcpSocket takes the same default.
     let sock = TcpSocket::new_v4().unwrap();
     sock.bind(addr(ip, 81)).unwrap();
-    drop(sock.listen(8).await.unwrap());
+    drop(sock.listen(8).unwrap());
 }
 
 /// Two runtimes on two threads, each with its own runtime default, bind at

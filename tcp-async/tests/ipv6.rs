@@ -130,7 +130,7 @@ async fn only_v6_listener_refuses_ipv4() {
     socket.set_only_v6(true).unwrap();
     assert!(socket.only_v6().unwrap());
     socket.bind(sa("[::]:81")).unwrap();
-    let listener = socket.listen(16).await.unwrap();
+    let listener = socket.listen(16).unwrap();
     let err = within("v4", TcpStream::connect_with(&a, "10.0.0.2:81"))
         .await
         .unwrap_err();
@@ -186,7 +186,7 @@ async fn v6_socket_connects_to_ipv4_mapped_address() {
 #[tokio::test]
 async fn unbound_v6_socket_listens_on_the_ipv6_address() {
     let (_a, b) = dual_stacks(false);
-    let listener = TcpSocket::new_v6_with(&b).listen(4).await.unwrap();
+    let listener = TcpSocket::new_v6_with(&b).listen(4).unwrap();
     let local = listener.local_addr().unwrap();
     assert_eq!(local.ip(), IpAddr::V6(B6));
     assert_ne!(local.port(), 0);

@@ -110,7 +110,7 @@ async fn listener_options_are_inherited() {
     let socket = TcpSocket::new_v4_with(&a);
     socket.bind(addr(A, 9003)).unwrap();
     socket.set_nodelay(true).unwrap();
-    let listener = socket.listen(16).await.unwrap();
+    let listener = socket.listen(16).unwrap();
     listener.set_ttl(33).unwrap();
     assert_eq!(listener.ttl().unwrap(), 33);
     let (client, accepted) = within("connect+accept", async {
@@ -132,7 +132,7 @@ async fn listener_buffer_sizes_apply_to_accepted_connections() {
     let socket = TcpSocket::new_v4_with(&a);
     socket.bind(addr(A, 9004)).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    let listener = socket.listen(16).await.unwrap();
+    let listener = socket.listen(16).unwrap();
     // A plain listener on the same stack keeps the default.
     let plain = TcpListener::bind_with(&a, addr(A, 9005)).await.unwrap();
     let (c1, s1, c2, s2) = within("connect+accept", async {

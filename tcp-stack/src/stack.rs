@@ -228,6 +228,16 @@ pub enum SockOpt {
     LingerZero(bool),
     /// TCP_CONGESTION: switch this connection's congestion controller.
     CongestionControl(crate::CongestionControl),
+    /// IP_TOS of the connection's IPv4 datagrams. Only the DSCP bits (the
+    /// upper six) are used: the ECN field (the lower two) stays under the
+    /// stack's control (RFC 3168 6.1.2), as Linux `ip_setsockopt()` keeps
+    /// `INET_ECN_MASK` from the socket's ECN state. IPv6 datagrams are
+    /// unaffected (that is `IPV6_TCLASS`).
+    Tos(u8),
+    /// TCP_QUICKACK: while set, every segment that would start the delayed
+    /// ACK timer is acknowledged at once. Linux's quick-ack mode ends by
+    /// itself after a few ACKs; this one lasts until it is cleared.
+    QuickAck(bool),
 }
 
 /// Options of [`Stack::listen_with`].
@@ -238,12 +248,23 @@ pub struct ListenOptions {
     /// it `[::]:p` takes IPv4 too, reporting IPv4-mapped peers (Linux's
     /// default, `net.ipv6.bindv6only=0`). Ignored for IPv4 addresses.
     pub v6_only: bool,
+    /// `SO_REUSEPORT`: several listeners with it may share one address and
+    /// port (and overlap each other's addresses); a new connection goes to
+    /// one of the listeners bound to the address it reaches, chosen by a
+    /// hash of its four-tuple (Linux `reuseport_select_sock()`).
+    pub reuseport: bool,
 }
 
 impl ListenOptions {
     /// Sets [`v6_only`](Self::v6_only).
     pub fn v6_only(mut self, v6_only: bool) -> Self {
         self.v6_only = v6_only;
+        self
+    }
+
+    /// Sets [`reuseport`](Self::reuseport).
+    pub fn reuseport(mut self, reuseport: bool) -> Self {
+        self.reuseport = reuseport;
         self
     }
 }
@@ -291,6 +312,9 @@ pub(crate) struct IpHeader {
     pub hop_limit: u8,
     /// ECN codepoint (RFC 3168 5), the low bits of TOS / traffic class.
     pub ecn: u8,
+    /// DSCP of an IPv4 datagram: the TOS byte's upper six bits
+    /// ([`SockOpt::Tos`]); its ECN bits are ignored (`ecn` gives them).
+    pub dscp: u8,
     /// IPv6 flow label (RFC 6437); ignored for IPv4.
     pub flow_label: u32,
 }
@@ -408,6 +432,8 @@ struct Listener {
     v6_socket: bool,
     /// An IPv6 wildcard listener that takes no IPv4 (`IPV6_V6ONLY`).
     v6_only: bool,
+    /// `SO_REUSEPORT`: shares its address with the others that have it.
+    reuseport: bool,
     backlog: usize,
     /// Embryonic connections (SYN-RECEIVED).
     syn_queue: usize,

@@ -105,4 +105,8 @@ pub enum Event {
     TimedOut(ConnId),
     /// The connection reached CLOSED; after `close`, its handle is now invalid.
     Closed(ConnId),
+    /// An ICMP error left a soft error (Linux `sk_err_soft`) on a live
+    /// connection: [`Stack::soft_error`](crate::Stack::soft_error) has it,
+    /// [`Stack::take_error`](crate::Stack::take_error) reports it once.
+    SoftError(ConnId),
 }

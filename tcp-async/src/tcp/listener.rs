@@ -1,18 +1,22 @@
 //! [`TcpListener`]: a listening socket, like `tokio::net::TcpListener`.
 
 use crate::driver::{Command, SocketOpts};
-use crate::shared::ListenerShared;
+use crate::shared::{CachedOpts, ListenerShared};
 use crate::stack::{default_stack, Stack};
 use crate::tcp::addr::{resolve, ToSocketAddrs};
+use crate::tcp::ports::{BindFlags, Reservation};
 use crate::tcp::stream::TcpStream;
 use futures::Stream;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Sleep;
 
 /// Backlog of listeners made by `bind` (Tokio uses 1024 as well).
 pub(crate) const DEFAULT_BACKLOG: usize = 1024;
@@ -42,7 +46,27 @@ pub(crate) const DEFAULT_BACKLOG: usize = 1024;
 pub struct TcpListener {
     stack: Stack,
     shared: Arc<ListenerShared>,
+    /// The address held in the stack's bind table; released after the
+    /// close command is sent (`Drop` runs before the fields drop).
+    _port: Reservation,
+    /// Once the stack stopped: the pause before the next error (see
+    /// [`TcpListener::accept`]).
+    stopped: Mutex<Stopped>,
 }
+
+/// How `accept` fails once the stack stopped.
+#[derive(Default)]
+struct Stopped {
+    /// The error was returned at least once.
+    reported: bool,
+    /// The pause before the next one, while it runs.
+    pause: Option<Pin<Box<Sleep>>>,
+}
+
+/// The pause between two `accept` errors after the stack stopped, so a
+/// server looping on `accept` and ignoring errors does not spin (axum's
+/// `serve` pauses as long after an accept error).
+pub(crate) const STOPPED_RETRY: Duration = Duration::from_secs(1);
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -54,7 +78,9 @@ impl fmt::Debug for TcpListener {
 
 impl Drop for TcpListener {
     fn drop(&mut self) {
-        let _ = self.stack.command(Command::CloseListener(self.shared.id));
+        let _ = self
+            .stack
+            .command(Command::CloseListener(self.shared.clone()));
     }
 }
 
@@ -101,27 +127,80 @@ impl TcpListener {
     /// ```
     pub async fn bind_with<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpListener> {
         let mut last = None;
-        for local in resolve(&addr).await? {
-            match stack
-                .listen(local, DEFAULT_BACKLOG, SocketOpts::default())
-                .await
-            {
-                Ok(shared) => return Ok(TcpListener::new(stack.clone(), shared)),
+        // As tokio's `bind`: `SO_REUSEADDR` set, backlog 1024.
+        let flags = BindFlags {
+            reuseaddr: true,
+            ..BindFlags::default()
+        };
+        for local in resolve(addr).await? {
+            let listener = stack
+                .inner
+                .ports
+                .reserve(local, flags, true)
+                .and_then(|port| {
+                    TcpListener::start(stack, port, DEFAULT_BACKLOG, SocketOpts::default())
+                });
+            match listener {
+                Ok(listener) => return Ok(listener),
                 Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address")))
     }
 
-    pub(crate) fn new(stack: Stack, shared: Arc<ListenerShared>) -> TcpListener {
-        TcpListener { stack, shared }
+    /// A listener on the address `port` holds (already marked listening
+    /// in the bind table); the driver creates the core listener from the
+    /// command this sends, without anyone waiting for it.
+    pub(crate) fn start(
+        stack: &Stack,
+        port: Reservation,
+        backlog: usize,
+        opts: SocketOpts,
+    ) -> io::Result<TcpListener> {
+        let c = stack.config();
+        let cached = CachedOpts::new(
+            opts.nodelay.unwrap_or(c.nodelay),
+            opts.keepalive.unwrap_or(c.keepalive),
+            u32::from(opts.ttl.unwrap_or(c.ttl)),
+            opts.linger,
+        );
+        cached.tos.store(opts.tos.unwrap_or(0), Ordering::Relaxed);
+        let shared = Arc::new(ListenerShared {
+            id: Default::default(),
+            error: Default::default(),
+            local: port.addr,
+            queue: Default::default(),
+            // Linux queues `backlog + 1` (`sk_acceptq_is_full()` tests `>`).
+            backlog: backlog.saturating_add(1),
+            waker: Default::default(),
+            closed: Default::default(),
+            opts: cached,
+        });
+        stack.command(Command::Listen {
+            listener: shared.clone(),
+            opts,
+        })?;
+        Ok(TcpListener {
+            stack: stack.clone(),
+            shared,
+            _port: port,
+            stopped: Mutex::default(),
+        })
     }
 
     /// Waits for a new connection; returns it with the peer's address.
     ///
+    /// Several tasks may wait at once; each is woken when a connection
+    /// arrives (one of them gets it, the others wait again).
+    ///
     /// # Errors
     ///
-    /// `NotConnected` once the stack was shut down.
+    /// Once the stack was shut down (or the driver stopped), `NotConnected`,
+    /// the error every command to a stopped stack gives: at once the first
+    /// time, then after a pause of one second each time, so a server that
+    /// loops on `accept` and ignores errors does not spin. It is not
+    /// `ConnectionAborted`, which servers (hyper, axum) take for one failed
+    /// connection and retry at once.
     ///
     /// # Cancel safety
     ///
@@ -142,20 +221,44 @@ impl TcpListener {
     }
 
     /// Polls for a new connection. On `Pending` the task is woken when one
-    /// is ready; only the last task to poll is woken.
+    /// is ready; every task polling is woken.
     ///
     /// # Errors
     ///
     /// As [`accept`](TcpListener::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         if let Some(r) = self.try_pop() {
-            return Poll::Ready(r);
+            return self.pace(cx, r);
         }
-        self.shared.waker.register(cx.waker());
+        self.shared.waker.register(0, cx.waker());
         match self.try_pop() {
-            Some(r) => Poll::Ready(r),
+            Some(r) => self.pace(cx, r),
             None => Poll::Pending,
         }
+    }
+
+    /// Delays the errors after the first by [`STOPPED_RETRY`].
+    fn pace(
+        &self,
+        cx: &mut Context<'_>,
+        r: io::Result<(TcpStream, SocketAddr)>,
+    ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        if r.is_ok() {
+            return Poll::Ready(r);
+        }
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        if !stopped.reported {
+            stopped.reported = true;
+            return Poll::Ready(r);
+        }
+        let pause = stopped
+            .pause
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(STOPPED_RETRY)));
+        if pause.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        stopped.pause = None;
+        Poll::Ready(r)
     }
 
     fn try_pop(&self) -> Option<io::Result<(TcpStream, SocketAddr)>> {
@@ -164,14 +267,19 @@ impl TcpListener {
             Some(shared) => {
                 // The core counts this queue against the backlog and may
                 // hold more: tell the driver (one command per accept).
-                let _ = self.stack.command(Command::Refill(self.shared.id));
+                let _ = self.stack.command(Command::Refill(self.shared.clone()));
                 let peer = shared.peer();
                 Some(Ok((TcpStream::new(self.stack.clone(), shared), peer)))
             }
-            None if self.shared.closed.load(Ordering::Acquire) => Some(Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "the stack was shut down",
-            ))),
+            None if self.shared.closed.load(Ordering::Acquire) => {
+                Some(Err(match self.shared.error.get() {
+                    Some(&e) => e.into(),
+                    None => io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "not listening: the stack was shut down",
+                    ),
+                }))
+            }
             None => None,
         }
     }

@@ -4,6 +4,7 @@
 use crate::driver::SocketOpts;
 use crate::stack::{default_stack, Stack};
 use crate::tcp::listener::TcpListener;
+use crate::tcp::ports::{BindFlags, Reservation};
 use crate::tcp::stream::{connect_addr, TcpStream};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -13,9 +14,10 @@ use std::time::Duration;
 /// `tokio::net::TcpSocket`: set options, optionally [`bind`](TcpSocket::bind),
 /// then [`connect`](TcpSocket::connect) or [`listen`](TcpSocket::listen).
 ///
-/// Unlike a kernel socket, nothing is reserved before `connect`/`listen`:
-/// `bind` records the address and conflicts (`AddrInUse`) are reported by
-/// `connect` or `listen`.
+/// As a kernel socket, `bind` reserves the address in the stack's bind
+/// table at once (`AddrInUse` then; port 0 picks a free ephemeral port,
+/// which [`local_addr`](TcpSocket::local_addr) shows), and `listen` is
+/// synchronous: see `tcp/ports.rs` for the conflict rules.
 ///
 /// # Examples
 ///
@@ -36,7 +38,8 @@ pub struct TcpSocket {
     /// An `AF_INET6` socket (`new_v6`): it binds and connects to IPv6
     /// addresses, and to IPv4 ones IPv4-mapped (unless `only_v6`).
     v6: bool,
-    local: std::sync::Mutex<Option<SocketAddr>>,
+    /// The address `bind` reserved.
+    bound: std::sync::Mutex<Option<Reservation>>,
     opts: std::sync::Mutex<Opts>,
 }
 
@@ -44,6 +47,16 @@ pub struct TcpSocket {
 struct Opts {
     inner: SocketOpts,
     reuseaddr: bool,
+}
+
+impl Opts {
+    fn bind_flags(&self) -> BindFlags {
+        BindFlags {
+            v6_only: self.inner.only_v6,
+            reuseaddr: self.reuseaddr,
+            reuseport: self.inner.reuseport,
+        }
+    }
 }
 
 impl TcpSocket {
@@ -61,7 +74,7 @@ impl TcpSocket {
         TcpSocket {
             stack: stack.clone(),
             v6: false,
-            local: std::sync::Mutex::new(None),
+            bound: std::sync::Mutex::new(None),
             opts: std::sync::Mutex::new(Opts::default()),
         }
     }
@@ -159,13 +172,15 @@ impl TcpSocket {
         self.opts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn local(&self) -> std::sync::MutexGuard<'_, Option<SocketAddr>> {
-        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    fn bound(&self) -> std::sync::MutexGuard<'_, Option<Reservation>> {
+        self.bound.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sets `SO_REUSEADDR`. Recorded only: the core always lets a new
-    /// connection reuse a local address whose old connection is in
-    /// TIME-WAIT, and never lets two listeners share one.
+    /// Sets `SO_REUSEADDR`: two sockets that both set it may bind one
+    /// address while neither listens (Linux rules); a listener's address
+    /// is never shared this way. (The core always lets a new connection
+    /// reuse a local address whose old connection is in TIME-WAIT.)
+    /// Set it before [`bind`](TcpSocket::bind).
     ///
     /// # Errors
     ///
@@ -182,6 +197,79 @@ impl TcpSocket {
     /// Never fails.
     pub fn reuseaddr(&self) -> io::Result<bool> {
         Ok(self.opts().reuseaddr)
+    }
+
+    /// Sets `SO_REUSEPORT`: listeners that all set it may share one
+    /// address and port; the stack spreads new connections among those
+    /// bound to the address a SYN reaches by a hash of its four-tuple, as
+    /// Linux does. Set it before [`bind`](TcpSocket::bind) or
+    /// [`listen`](TcpSocket::listen).
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn dox(stack: &tcp_async::Stack) -> std::io::Result<()> {
+    /// let mut listeners = Vec::new();
+    /// for _ in 0..4 {
+    ///     let socket = tcp_async::TcpSocket::new_v4_with(stack);
+    ///     socket.set_reuseport(true)?;
+    ///     socket.bind("10.0.0.1:80".parse().unwrap())?;
+    ///     listeners.push(socket.listen(1024)?);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_reuseport(&self, reuseport: bool) -> io::Result<()> {
+        self.opts().inner.reuseport = reuseport;
+        Ok(())
+    }
+
+    /// The `SO_REUSEPORT` value last set.
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn reuseport(&self) -> io::Result<bool> {
+        Ok(self.opts().inner.reuseport)
+    }
+
+    /// Sets `IP_TOS` for the connection's IPv4 datagrams (or those of
+    /// every connection the listener accepts). Only the DSCP bits (the
+    /// upper six) are used: the ECN bits stay under the stack's control,
+    /// as on Linux.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` above 255.
+    pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
+        let tos = u8::try_from(tos)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TOS above 255"))?;
+        self.opts().inner.tos = Some(tos & !0b11);
+        Ok(())
+    }
+
+    /// The `IP_TOS` value the connection will have (the DSCP bits as set).
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn tos_v4(&self) -> io::Result<u32> {
+        Ok(u32::from(self.opts().inner.tos.unwrap_or(0)))
+    }
+
+    /// `SO_ERROR`: a socket neither connected nor listening has no pending
+    /// error, so this is always `None` (a failed `connect` returns its
+    /// error); see [`TcpStream::take_error`].
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        Ok(None)
     }
 
     /// Sets the size of the send buffer the connection will have.
@@ -315,27 +403,42 @@ impl TcpSocket {
         Ok(())
     }
 
-    /// Chooses the local address (port 0: an ephemeral port at connect).
+    /// Binds the local address, reserving it in the stack's bind table
+    /// (port 0: a free ephemeral port, shown by
+    /// [`local_addr`](TcpSocket::local_addr)).
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for an address of the other family (an IPv6 address
-    /// on an IPv4 socket); `NetworkUnreachable` for an IPv4-mapped address
-    /// on an `only_v6` socket.
+    /// `AddrInUse` if another socket holds the address (Linux rules, see
+    /// [`set_reuseaddr`](TcpSocket::set_reuseaddr) and
+    /// [`set_reuseport`](TcpSocket::set_reuseport)); `AddrNotAvailable` if
+    /// the IP is not one of the stack's; `InvalidInput` if already bound
+    /// (Linux: EINVAL) or for an address of the other family (an IPv6
+    /// address on an IPv4 socket); `NetworkUnreachable` for an IPv4-mapped
+    /// address on an `only_v6` socket.
     pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         let addr = self.check_family(addr)?;
-        *self.local() = Some(addr);
+        let mut bound = self.bound();
+        if bound.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the socket is already bound",
+            ));
+        }
+        let flags = self.opts().bind_flags();
+        *bound = Some(self.stack.inner.ports.reserve(addr, flags, false)?);
         Ok(())
     }
 
-    /// The address given to [`bind`](TcpSocket::bind), or `0.0.0.0:0`.
+    /// The bound address (with the port chosen for port 0), or the
+    /// unspecified address of the family with port 0.
     ///
     /// # Errors
     ///
     /// Never fails.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         let unspecified = self.unspecified();
-        Ok(self.local().unwrap_or(unspecified))
+        Ok(self.bound().as_ref().map_or(unspecified, |r| r.addr))
     }
 
     /// Connects to `addr`, consuming the socket.
@@ -351,15 +454,25 @@ impl TcpSocket {
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
         let remote = self.check_family(addr)?;
         let opts = self.opts().inner;
-        let local = (*self.local()).filter(|a| !(a.ip().is_unspecified() && a.port() == 0));
-        connect_addr(&self.stack, local, remote, opts).await
+        // The reservation is given back when this returns: the core keeps
+        // connections apart by their four-tuple (see `tcp/ports.rs`).
+        let bound = self.bound().take();
+        let local = bound
+            .as_ref()
+            .map(|r| r.addr)
+            .filter(|a| !(a.ip().is_unspecified() && a.port() == 0));
+        let stream = connect_addr(&self.stack, local, remote, opts).await;
+        drop(bound);
+        stream
     }
 
     /// Listens, consuming the socket. An unbound socket listens on the
-    /// stack's first address and an ephemeral port.
+    /// stack's first address of its family and an ephemeral port.
     ///
-    /// Unlike Tokio's, this is `async`: the listener is created by the
-    /// driver task, which may run on the calling thread.
+    /// Synchronous, as tokio's: the address is checked and taken in the
+    /// stack's bind table at once, and the driver task creates the core's
+    /// listener from a command (nothing waits for it; the table's rules
+    /// include the core's, so the core cannot refuse it).
     ///
     /// As on Linux, `backlog + 1` connections may complete and wait for
     /// `accept` (`sk_acceptq_is_full()` tests `>`, not `>=`); further SYNs
@@ -368,27 +481,43 @@ impl TcpSocket {
     ///
     /// # Errors
     ///
-    /// As [`TcpListener::bind_with`].
+    /// `AddrInUse` if a listener holds an overlapping address (unless both
+    /// set [`set_reuseport`](TcpSocket::set_reuseport)); `AddrNotAvailable`
+    /// for an address not the stack's or no free ephemeral port;
+    /// `NotConnected` if the stack was shut down.
     ///
-    /// # Cancel safety
+    /// # Examples
     ///
-    /// Dropping the future closes the listener if it was created.
-    pub async fn listen(self, backlog: u32) -> io::Result<TcpListener> {
-        let first = self
-            .stack
-            .config()
-            .addrs
-            .iter()
-            .copied()
-            .find(|a| a.is_ipv6() == self.v6);
-        let unspecified = self.unspecified();
-        let local = self
-            .local()
-            .unwrap_or_else(|| first.map_or(unspecified, |ip| SocketAddr::new(ip, 0)));
-        let opts = self.opts().inner;
+    /// ```no_run
+    /// # fn dox() -> std::io::Result<()> {
+    /// let socket = tcp_async::TcpSocket::new_v4()?;
+    /// socket.bind("10.0.0.1:8080".parse().unwrap())?;
+    /// let listener = socket.listen(1024)?;
+    /// # drop(listener); Ok(())
+    /// # }
+    /// ```
+    pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
+        let opts = *self.opts();
+        let flags = opts.bind_flags();
+        let port = match self.bound().take() {
+            Some(port) => {
+                port.listen(flags)?;
+                port
+            }
+            None => {
+                let first = self
+                    .stack
+                    .config()
+                    .addrs
+                    .iter()
+                    .copied()
+                    .find(|a| a.is_ipv6() == self.v6);
+                let local = first.map_or(self.unspecified(), |ip| SocketAddr::new(ip, 0));
+                self.stack.inner.ports.reserve(local, flags, true)?
+            }
+        };
         let backlog = usize::try_from(backlog).unwrap_or(usize::MAX);
-        let shared = self.stack.listen(local, backlog, opts).await?;
-        Ok(TcpListener::new(self.stack.clone(), shared))
+        TcpListener::start(&self.stack, port, backlog, opts.inner)
     }
 }
 

@@ -95,6 +95,15 @@ impl ReadHalf<'_> {
         self.0.try_read_buf(buf)
     }
 
+    /// See [`TcpStream::try_read_vectored`].
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::try_read`].
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        self.0.try_read_vectored(bufs)
+    }
+
     /// The remote address.
     ///
     /// # Errors
@@ -175,6 +184,18 @@ impl WriteHalf<'_> {
     /// Never fails.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
+    }
+}
+
+impl AsRef<TcpStream> for ReadHalf<'_> {
+    fn as_ref(&self) -> &TcpStream {
+        self.0
+    }
+}
+
+impl AsRef<TcpStream> for WriteHalf<'_> {
+    fn as_ref(&self) -> &TcpStream {
+        self.0
     }
 }
 

@@ -145,6 +145,15 @@ impl OwnedReadHalf {
         self.inner.try_read_buf(buf)
     }
 
+    /// See [`TcpStream::try_read_vectored`].
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::try_read`].
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        self.inner.try_read_vectored(bufs)
+    }
+
     /// The remote address.
     ///
     /// # Errors
@@ -247,6 +256,18 @@ impl Drop for OwnedWriteHalf {
         if self.shutdown_on_drop {
             let _ = self.inner.shutdown_priv();
         }
+    }
+}
+
+impl AsRef<TcpStream> for OwnedReadHalf {
+    fn as_ref(&self) -> &TcpStream {
+        &self.inner
+    }
+}
+
+impl AsRef<TcpStream> for OwnedWriteHalf {
+    fn as_ref(&self) -> &TcpStream {
+        &self.inner
     }
 }
 

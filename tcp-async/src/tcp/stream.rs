@@ -6,11 +6,12 @@ use crate::shared::{
     Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND, ERROR_TAKEN, FAILED, PEER_FIN,
     WRITE_SHUT,
 };
+use crate::shared::{READ, WRITE};
 use crate::stack::{default_stack, Stack};
 use crate::tcp::addr::{resolve, ToSocketAddrs};
 use crate::tcp::split::{split, ReadHalf, WriteHalf};
 use crate::tcp::split_owned::{split_owned, OwnedReadHalf, OwnedWriteHalf};
-use futures::task::AtomicWaker;
+use crate::waiters::Waiters;
 use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -73,14 +74,14 @@ impl Drop for TcpStream {
 /// wake-up between the first try and the registration is not lost.
 pub(crate) fn poll_io<T>(
     cx: &mut Context<'_>,
-    waker: &AtomicWaker,
+    waiters: (&Waiters<2>, usize),
     mut op: impl FnMut() -> io::Result<T>,
 ) -> Poll<io::Result<T>> {
     match op() {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         r => return Poll::Ready(r),
     }
-    waker.register(cx.waker());
+    waiters.0.register(waiters.1, cx.waker());
     match op() {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
         r => Poll::Ready(r),
@@ -148,7 +149,7 @@ impl TcpStream {
     /// ```
     pub async fn connect_with<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpStream> {
         let mut last = None;
-        for remote in resolve(&addr).await? {
+        for remote in resolve(addr).await? {
             match connect_addr(stack, None, remote, SocketOpts::default()).await {
                 Ok(stream) => return Ok(stream),
                 Err(e) => last = Some(e),
@@ -225,7 +226,7 @@ impl TcpStream {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        poll_io(cx, &self.shared.read_waker, || {
+        poll_io(cx, (&self.shared.waiters, READ), || {
             self.try_read_with(true, |r| r.read_buf(buf)).map(drop)
         })
     }
@@ -341,7 +342,7 @@ impl TcpStream {
     /// Polls for data to peek at; fills `buf` without consuming.
     ///
     /// On `Pending` the task is woken when data (or the end of stream)
-    /// arrives. Only the last task to poll is woken.
+    /// arrives; every task polling is woken.
     ///
     /// # Errors
     ///
@@ -354,7 +355,7 @@ impl TcpStream {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(0));
         }
-        poll_io(cx, &self.shared.read_waker, || {
+        poll_io(cx, (&self.shared.waiters, READ), || {
             let n = self.try_read_with(false, |r| r.peek(buf.initialize_unfilled()))?;
             buf.advance(n);
             Ok(n)
@@ -401,7 +402,7 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        poll_io(cx, &self.shared.write_waker, || {
+        poll_io(cx, (&self.shared.waiters, WRITE), || {
             self.try_write_with(buf.is_empty(), |w| w.write(buf))
         })
     }
@@ -412,7 +413,7 @@ impl TcpStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let empty = bufs.iter().all(|b| b.is_empty());
-        poll_io(cx, &self.shared.write_waker, || {
+        poll_io(cx, (&self.shared.waiters, WRITE), || {
             self.try_write_with(empty, |w| w.write_vectored(bufs))
         })
     }
@@ -531,13 +532,13 @@ impl TcpStream {
             return Poll::Ready(Ok(ready));
         }
         if interest.is_readable() {
-            self.shared.read_waker.register(cx.waker());
+            self.shared.waiters.register(READ, cx.waker());
         }
         // A failure wakes both directions (`Shared::fail`). `ERROR` alone
         // takes the write direction's slot: a writer waits only on a full
         // send buffer, a reader on every idle connection.
         if interest.is_writable() || (interest.is_error() && !interest.is_readable()) {
-            self.shared.write_waker.register(cx.waker());
+            self.shared.waiters.register(WRITE, cx.waker());
         }
         let ready = self.ready_for(interest);
         if ready.is_empty() {
@@ -550,11 +551,10 @@ impl TcpStream {
     /// Waits for any of the requested readiness. Readiness may be spurious:
     /// a following `try_*` call can still return `WouldBlock`.
     ///
-    /// One task per direction is woken (like `AsyncRead`/`AsyncWrite`): do
-    /// not wait for the same direction from two tasks at once. A wait for
-    /// [`Interest::ERROR`] alone counts as one for the write direction;
-    /// it is ready once the connection failed (reset, timed out, stack shut
-    /// down), as `EPOLLERR` is.
+    /// Several tasks may wait at once, for the same direction too: each is
+    /// woken (as tokio wakes every waiter). A wait for [`Interest::ERROR`]
+    /// alone waits with the writers; it is ready once the connection
+    /// failed (reset, timed out, stack shut down), as `EPOLLERR` is.
     ///
     /// # Errors
     ///
@@ -663,10 +663,19 @@ impl TcpStream {
         Ok(self.shared.opts.linger())
     }
 
-    /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes drop abort the
-    /// connection with RST. Other timeouts are recorded but, unlike a
-    /// kernel, drop never blocks: the graceful close continues in the
-    /// background either way.
+    /// Sets `SO_LINGER`, which takes effect when the stream is dropped:
+    ///
+    /// - `None` (the default): the graceful close continues in the
+    ///   background; the data written, then the FIN, reach the peer.
+    /// - `Some(Duration::ZERO)` ([`set_zero_linger`](TcpStream::set_zero_linger)):
+    ///   drop aborts the connection with RST, discarding unsent data.
+    /// - `Some(timeout)`: a kernel's `close()` would block until the data
+    ///   is acknowledged or the timeout passes; a drop cannot block in
+    ///   async code, so the stack keeps the connection closing in the
+    ///   background and, if data (or the FIN) is still unacknowledged when
+    ///   `timeout` has passed since the drop, resets it (as BSD and
+    ///   Windows end a linger; Linux would instead only stop waiting).
+    ///   The wait is thus bounded by `timeout` as with a kernel.
     ///
     /// # Errors
     ///
@@ -680,6 +689,129 @@ impl TcpStream {
         }
         self.shared.opts.set_linger(dur);
         Ok(())
+    }
+
+    /// `SO_LINGER` with a zero timeout: dropping the stream resets the
+    /// connection (RST) instead of closing it gracefully. Same as
+    /// `set_linger(Some(Duration::ZERO))`.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        self.set_linger(Some(Duration::ZERO))
+    }
+
+    /// Whether `TCP_QUICKACK` is set.
+    ///
+    /// # Errors
+    ///
+    /// Never fails; `io::Result` for parity with `tokio::net`.
+    pub fn quickack(&self) -> io::Result<bool> {
+        Ok(self.shared.opts.quickack.load(Ordering::Relaxed))
+    }
+
+    /// Sets `TCP_QUICKACK`: while set, received data is acknowledged at
+    /// once instead of after the delayed-ACK timer, and setting it sends a
+    /// delayed ACK now. Linux's quick-ack mode is temporary (the kernel
+    /// leaves it after a few ACKs, so applications set it again after
+    /// reads); here it lasts until cleared, which is what those
+    /// applications want.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    pub fn set_quickack(&self, quickack: bool) -> io::Result<()> {
+        self.stack
+            .set_option(self.shared.id, SockOpt::QuickAck(quickack))?;
+        self.shared.opts.quickack.store(quickack, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether keep-alive probes are on (`SO_KEEPALIVE`).
+    ///
+    /// # Errors
+    ///
+    /// Never fails.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        Ok(self.shared.opts.keepalive.load(Ordering::Relaxed))
+    }
+
+    /// Turns keep-alive probes on or off (`SO_KEEPALIVE`, socket2's
+    /// `set_keepalive`), with the timing of
+    /// [`set_keepalive_params`](TcpStream::set_keepalive_params) or the
+    /// stack's `Config`.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
+        self.stack
+            .set_option(self.shared.id, SockOpt::KeepAlive(keepalive))?;
+        self.shared
+            .opts
+            .keepalive
+            .store(keepalive, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sets the keep-alive timing, as socket2's
+    /// `set_tcp_keepalive(&TcpKeepalive::new().with_time(idle)
+    /// .with_interval(interval).with_retries(count))`: `TCP_KEEPIDLE` (idle
+    /// time before the first probe), `TCP_KEEPINTVL` (between probes) and
+    /// `TCP_KEEPCNT` (unanswered probes before the connection is dropped,
+    /// at least 1). It does not turn keep-alive on: see
+    /// [`set_keepalive`](TcpStream::set_keepalive).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero `idle` or `interval` (Linux: EINVAL below
+    /// one second); `NotConnected` if the stack was shut down.
+    pub fn set_keepalive_params(
+        &self,
+        idle: Duration,
+        interval: Duration,
+        count: u32,
+    ) -> io::Result<()> {
+        if idle.is_zero() || interval.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "keep-alive idle time and interval must be above zero",
+            ));
+        }
+        self.stack.set_option(
+            self.shared.id,
+            SockOpt::KeepAliveParams {
+                idle,
+                interval,
+                probes: count,
+            },
+        )
+    }
+
+    /// Sets `TCP_USER_TIMEOUT` (socket2's `set_tcp_user_timeout`): how long
+    /// sent data may stay unacknowledged before the connection is dropped
+    /// with `TimedOut`. `None` restores the stack's configured value.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    pub fn set_user_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let timeout = timeout.unwrap_or(self.stack.config().user_timeout);
+        self.stack
+            .set_option(self.shared.id, SockOpt::UserTimeout(timeout))
+    }
+
+    /// Sets `TCP_CONGESTION` (socket2's `set_tcp_congestion`, which takes
+    /// the name: `b"cubic"` is `Cubic`, `b"reno"` is `NewReno`): switches
+    /// this connection's congestion controller.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the stack was shut down.
+    pub fn set_congestion_control(&self, cc: tcp_stack::CongestionControl) -> io::Result<()> {
+        self.stack
+            .set_option(self.shared.id, SockOpt::CongestionControl(cc))
     }
 
     /// The IP TTL of this connection's datagrams.
@@ -702,6 +834,21 @@ impl TcpStream {
         self.stack.set_option(self.shared.id, SockOpt::Ttl(ttl8))?;
         self.shared.opts.ttl.store(ttl, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// `SO_ERROR`: the error pending on the socket, cleared by the call.
+    ///
+    /// As Linux `sock_getsockopt(SO_ERROR)`: the error that failed the
+    /// connection (a reset, a timeout) if no read or write reported it yet
+    /// (it is then not reported again), else the soft error an ICMP message
+    /// left on the live connection (`HostUnreachable`,
+    /// `NetworkUnreachable`, `ConnectionRefused`), else `None`.
+    ///
+    /// # Errors
+    ///
+    /// Never fails; `io::Result` for parity with `tokio::net`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        Ok(self.shared.so_error())
     }
 
     /// A snapshot of the connection's internals (state, RTT, RTO, window,
@@ -751,7 +898,7 @@ pub(crate) async fn connect_addr(
     // From here on, dropping `stream` (a cancelled connect) closes it.
     let stream = TcpStream::new(stack.clone(), shared);
     poll_fn(|cx| {
-        poll_io(cx, &stream.shared.write_waker, || {
+        poll_io(cx, (&stream.shared.waiters, WRITE), || {
             let flags = stream.shared.flags();
             if flags & (FAILED | ABORTED) != 0 {
                 Err(stream.shared.error(flags))

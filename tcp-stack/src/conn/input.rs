@@ -873,7 +873,8 @@ impl Conn {
             self.unacked_segments = self
                 .unacked_segments
                 .saturating_add(u32::try_from(full).unwrap_or(u32::MAX));
-            if self.unacked_segments >= 2 {
+            // TCP_QUICKACK (`SockOpt::QuickAck`): no delay while it is set.
+            if self.unacked_segments >= 2 || self.opts.quickack {
                 self.pending.ack = true;
             } else {
                 self.timers

@@ -106,6 +106,7 @@ pub(crate) mod ev {
     pub const RESET: u8 = 1 << 4;
     pub const TIMED_OUT: u8 = 1 << 5;
     pub const CLOSED: u8 = 1 << 6;
+    pub const SOFT_ERROR: u8 = 1 << 7;
 }
 
 /// Per-connection options (the `SockOpt` values).
@@ -119,6 +120,10 @@ pub(crate) struct Options {
     pub user_timeout: Duration,
     pub ttl: u8,
     pub linger_zero: bool,
+    /// IP TOS of IPv4 datagrams (`SockOpt::Tos`); only the DSCP bits are used.
+    pub tos: u8,
+    /// `SockOpt::QuickAck`: no delayed ACKs while set.
+    pub quickack: bool,
     /// How long an orphaned connection may stay in FIN-WAIT-2.
     pub fin_wait2_timeout: Duration,
 }
@@ -136,6 +141,8 @@ impl Options {
             user_timeout: cfg.user_timeout,
             ttl: if v6 { cfg.hop_limit } else { cfg.ttl },
             linger_zero: false,
+            tos: 0,
+            quickack: false,
             fin_wait2_timeout: cfg.fin_wait2_timeout,
         }
     }
@@ -877,6 +884,17 @@ impl Conn {
         }
     }
 
+    /// `SockOpt::QuickAck`. Setting it sends an ACK the delayed-ACK timer
+    /// holds at once (Linux `tcp_setsockopt(TCP_QUICKACK)` does the same
+    /// through `__tcp_cleanup_rbuf()`).
+    pub fn set_quickack(&mut self, on: bool) {
+        self.opts.quickack = on;
+        if on && self.timers.is_set(Timer::DelayedAck) {
+            self.timers.clear(Timer::DelayedAck);
+            self.pending.ack = true;
+        }
+    }
+
     /// The application released the connection.
     pub fn close(&mut self) {
         self.user_closed = true;
@@ -901,6 +919,21 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// `close` with a non-zero `SO_LINGER`: a graceful close whose data
+    /// (and FIN) must be acknowledged by `deadline`, or the connection is
+    /// reset then (see [`Timer::Linger`]).
+    pub fn close_linger(&mut self, deadline: Instant) {
+        self.close();
+        if !matches!(self.state, State::Closed | State::TimeWait) {
+            self.timers.set(Timer::Linger, deadline);
+        }
+    }
+
+    /// Data or a FIN sent or queued and not yet acknowledged.
+    pub fn has_unacked(&self) -> bool {
+        self.snd_una != self.snd_max || !self.send_buf.is_empty()
     }
 
     /// RFC 9293 3.10.5 ABORT: RST in synchronized (and SYN-RECEIVED) states.

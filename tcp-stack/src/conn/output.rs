@@ -613,6 +613,14 @@ impl Conn {
             self.enter_closed(None);
             return;
         }
+        if self.timers.take_due(Timer::Linger, now) && self.has_unacked() {
+            // SO_LINGER ran out with data unacknowledged: give it up with
+            // RST (as BSD and Windows do; Linux only stops waiting and
+            // lets the close go on, which drop cannot wait for here).
+            self.abort(Error::ConnectionAborted);
+            self.error = None;
+            return;
+        }
         if self.timers.take_due(Timer::Retransmit, now) {
             self.on_rto(env);
             if self.state == State::Closed {

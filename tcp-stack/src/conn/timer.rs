@@ -20,9 +20,12 @@ pub(crate) enum Timer {
     Probe = 5,
     /// End of the reordering window before loss marking (RFC 8985 6.2).
     Reorder = 6,
+    /// End of a non-zero `SO_LINGER` wait after `close`: what is still
+    /// unacknowledged then is given up with RST.
+    Linger = 7,
 }
 
-const N: usize = 7;
+const N: usize = 8;
 
 /// Deadlines, `None` when unarmed.
 #[derive(Debug, Clone, Default)]

@@ -787,7 +787,8 @@ impl Fuzzer {
             | Event::PeerClosed(id)
             | Event::Reset(id)
             | Event::TimedOut(id)
-            | Event::Closed(id) => Some(id),
+            | Event::Closed(id)
+            | Event::SoftError(id) => Some(id),
         };
         if let Some(id) = id {
             assert!(

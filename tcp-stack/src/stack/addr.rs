@@ -117,20 +117,54 @@ impl Stack {
 
     /// A listener bound to `addr` (canonical) with `v6_only` would take
     /// some destination an existing listener takes (Linux `inet_csk_get_port`
-    /// conflict, with every socket `SO_REUSEADDR` as tokio sets it).
-    pub(super) fn listener_conflict(&self, addr: SocketAddr, v6_only: bool) -> bool {
+    /// conflict, with every socket `SO_REUSEADDR` as tokio sets it), unless
+    /// both have `SO_REUSEPORT` (`inet_csk_bind_conflict()`: `sk_reuseport`
+    /// on both, one user, lets them share).
+    pub(super) fn listener_conflict(
+        &self,
+        addr: SocketAddr,
+        v6_only: bool,
+        reuseport: bool,
+    ) -> bool {
         let new = Covers::of(addr, v6_only);
         self.listeners
             .iter()
             .flatten()
             .filter(|l| l.key.port() == addr.port())
+            .filter(|l| !(reuseport && l.reuseport))
             .any(|l| Covers::of(l.key, l.v6_only).overlaps(new))
     }
 
-    /// The listener a segment to `local` (in its wire family) reaches: the
-    /// one bound to that address, else the wildcard of its family, else
-    /// for IPv4 a dual-stack `[::]` listener.
-    pub(super) fn find_listener(&self, local: SocketAddr) -> Option<u32> {
+    /// The listener a segment from `remote` to `local` (in its wire
+    /// family) reaches: the one bound to that address, else the wildcard
+    /// of its family, else for IPv4 a dual-stack `[::]` listener. Among
+    /// `SO_REUSEPORT` listeners bound to that same address, the four-tuple's
+    /// hash picks one (Linux `reuseport_select_sock()` scales `inet_ehashfn`
+    /// over the group), so a connection's segments (and a SYN cookie's ACK)
+    /// keep reaching the same one while the group is unchanged.
+    pub(super) fn find_listener(&self, local: SocketAddr, remote: SocketAddr) -> Option<u32> {
+        let found = self.find_listener_key(local)?;
+        let l = self.listeners.get(found as usize)?.as_ref()?;
+        if !l.reuseport {
+            return Some(found);
+        }
+        let key = l.key;
+        let group = || {
+            self.listeners
+                .iter()
+                .enumerate()
+                .filter(move |(_, o)| matches!(o, Some(o) if o.reuseport && o.key == key))
+                .map(|(i, _)| i as u32)
+        };
+        let n = group().count() as u64;
+        let hash = self.conns.hasher().hash_one((local, remote));
+        // `reciprocal_scale()`: the hash's top half scaled to `0..n`.
+        let pick = ((hash >> 32) * n) >> 32;
+        group().nth(pick as usize).or(Some(found))
+    }
+
+    /// The first listener found for `local`, before `SO_REUSEPORT`'s choice.
+    fn find_listener_key(&self, local: SocketAddr) -> Option<u32> {
         if let Some(&i) = self.listener_map.get(&local) {
             return Some(i);
         }

@@ -41,10 +41,13 @@ impl Stack {
             let start = self.rng.next_u32() % span;
             let port = (0..span)
                 .map(|i| lo + ((start + i) % span) as u16)
-                .find(|&p| !self.listener_conflict(SocketAddr::new(key.ip(), p), opts.v6_only))
+                .find(|&p| {
+                    let cand = SocketAddr::new(key.ip(), p);
+                    !self.listener_conflict(cand, opts.v6_only, opts.reuseport)
+                })
                 .ok_or(Error::AddrNotAvailable)?;
             key.set_port(port);
-        } else if self.listener_conflict(key, opts.v6_only) {
+        } else if self.listener_conflict(key, opts.v6_only, opts.reuseport) {
             return Err(Error::AddrInUse);
         }
         let mut addr = addr;
@@ -54,6 +57,7 @@ impl Stack {
             key,
             v6_socket,
             v6_only: opts.v6_only && v6_socket,
+            reuseport: opts.reuseport,
             backlog: backlog.clamp(1, 65535),
             syn_queue: 0,
             embryos: VecDeque::new(),
@@ -73,7 +77,8 @@ impl Stack {
                 self.listeners.len() - 1
             }
         } as u32;
-        self.listener_map.insert(key, idx);
+        // A `SO_REUSEPORT` group keeps its first member in the map.
+        self.listener_map.entry(key).or_insert(idx);
         Ok(ListenerId(idx))
     }
 
@@ -107,7 +112,17 @@ impl Stack {
         else {
             return;
         };
-        self.listener_map.remove(&l.key);
+        if self.listener_map.get(&l.key) == Some(&listener.0) {
+            // Another member of its `SO_REUSEPORT` group takes the key.
+            let next = self
+                .listeners
+                .iter()
+                .position(|o| matches!(o, Some(o) if o.key == l.key));
+            match next {
+                Some(i) => self.listener_map.insert(l.key, i as u32),
+                None => self.listener_map.remove(&l.key),
+            };
+        }
         let mut doomed: Vec<ConnId> = l.accept_queue.into_iter().collect();
         for (i, s) in self.slots.iter().enumerate() {
             if let Some(c) = s.conn.as_deref() {
@@ -299,7 +314,9 @@ impl Stack {
             let port = lo + ((start + i) % span) as u16;
             let cand = SocketAddr::new(lip, port);
             // Not a port a listener takes segments to `lip` on.
-            if !self.conns.contains_key(&(cand, remote)) && !self.listener_conflict(cand, true) {
+            if !self.conns.contains_key(&(cand, remote))
+                && !self.listener_conflict(cand, true, false)
+            {
                 self.port_table[slot] = self.port_table[slot].wrapping_add(i as u16 + 1);
                 return Ok(cand);
             }
@@ -346,6 +363,30 @@ impl Stack {
         Ok(())
     }
 
+    /// [`close`](Stack::close) with a non-zero `SO_LINGER` of `linger`:
+    /// the graceful close goes on, but if the data written (and the FIN)
+    /// are not all acknowledged `linger` after `now`, the connection is
+    /// reset then. A zero `linger` is [`SockOpt::LingerZero`]'s abort.
+    pub fn close_with_linger(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        linger: Duration,
+    ) -> crate::Result<()> {
+        let c = self.owned_conn_mut(conn)?;
+        if linger.is_zero() {
+            c.opts.linger_zero = true;
+            c.close();
+        } else {
+            c.close_linger(now + linger);
+        }
+        if let Some(s) = self.slots.get_mut(conn.index as usize) {
+            s.in_events = false;
+        }
+        self.after(conn, true);
+        Ok(())
+    }
+
     /// Sends RST and drops the connection at once; the handle stays valid
     /// (state CLOSED) until `close`.
     pub fn abort(&mut self, conn: ConnId) -> crate::Result<()> {
@@ -364,6 +405,21 @@ impl Stack {
     /// The error that ended the connection (reset, refused, timed out), if any.
     pub fn error(&self, conn: ConnId) -> Option<Error> {
         self.conn(conn).and_then(|c| c.error)
+    }
+
+    /// The soft error an ICMP message left on the connection (Linux
+    /// `sk_err_soft`: unreachable or source quench while synchronized),
+    /// if any; it stays until [`take_error`](Stack::take_error).
+    pub fn soft_error(&self, conn: ConnId) -> Option<Error> {
+        self.conn(conn).and_then(|c| c.soft_error)
+    }
+
+    /// `SO_ERROR`: the soft error left by an ICMP message, cleared as
+    /// Linux `sock_getsockopt(SO_ERROR)` clears `sk_err_soft`. The error
+    /// that ended the connection stays in [`error`](Stack::error) (a
+    /// front end reports it once, before any soft error).
+    pub fn take_error(&mut self, conn: ConnId) -> Option<Error> {
+        self.conn_mut(conn).and_then(|c| c.soft_error.take())
     }
 
     /// The connection's local address: IPv4-mapped for an IPv4 connection
@@ -410,6 +466,8 @@ impl Stack {
             SockOpt::Ttl(t) => c.opts.ttl = t.max(1),
             SockOpt::LingerZero(v) => c.opts.linger_zero = v,
             SockOpt::CongestionControl(kind) => c.set_congestion_control(kind, iw),
+            SockOpt::Tos(tos) => c.opts.tos = tos & !0b11,
+            SockOpt::QuickAck(v) => c.set_quickack(v),
         }
         self.after(conn, true);
         Ok(())

@@ -55,6 +55,7 @@ impl Stack {
                     protocol: IpProtocol::Icmp,
                     hop_limit: self.cfg.ttl,
                     ecn: 0,
+                    dscp: 0,
                     flow_label: 0,
                 };
                 self.ip_header(&mut pkt, &hdr, len);
@@ -74,6 +75,10 @@ impl Stack {
                     4 => return,
                     // Protocol and port unreachable (RFC 1122 4.2.3.9).
                     2 | 3 => IcmpError::Unreachable(Error::ConnectionRefused),
+                    // Net unreachable, unknown, prohibited, or unreachable
+                    // for the TOS (RFC 1122 3.2.2.1 codes 0, 6, 9, 11):
+                    // ENETUNREACH, as Linux `icmp_err_convert`.
+                    0 | 6 | 9 | 11 => IcmpError::Unreachable(Error::NetworkUnreachable),
                     _ => IcmpError::Unreachable(Error::HostUnreachable),
                 };
                 if let Some(q) = QuotedTcp::parse_v4(data) {
@@ -172,6 +177,7 @@ impl Stack {
             protocol: IpProtocol::Icmpv6,
             hop_limit: self.cfg.hop_limit,
             ecn: 0,
+            dscp: 0,
             flow_label: 0,
         };
         self.ip_header(&mut pkt, &hdr, len);
@@ -269,11 +275,13 @@ impl Stack {
                     conn.enter_closed(Some(err));
                 } else {
                     conn.soft_error = Some(err);
+                    conn.raise(ev::SOFT_ERROR);
                 }
                 self.after(id, true);
             }
             IcmpError::Transient => {
                 conn.soft_error = Some(Error::HostUnreachable);
+                conn.raise(ev::SOFT_ERROR);
                 self.after(id, true);
             }
         }

@@ -235,7 +235,7 @@ impl Stack {
         iss_floor: Option<SeqNum>,
     ) {
         let f = seg.flags;
-        if let Some(lidx) = self.find_listener(local) {
+        if let Some(lidx) = self.find_listener(local, remote) {
             if f.rst() {
                 return;
             }

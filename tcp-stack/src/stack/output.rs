@@ -48,6 +48,7 @@ impl Stack {
             protocol: IpProtocol::Tcp,
             hop_limit: self.default_hop_limit(remote.ip()),
             ecn: 0,
+            dscp: 0,
             flow_label: self.flow_label(local, remote),
         };
         self.ip_header(&mut pkt, &ip, hl);
@@ -87,7 +88,7 @@ impl Stack {
                     protocol: ip.protocol,
                     payload_len,
                     ttl: ip.hop_limit,
-                    tos: ip.ecn & 0b11,
+                    tos: (ip.dscp & !0b11) | (ip.ecn & 0b11),
                     ident: self.ip_ident,
                     dont_frag: true,
                 }
@@ -241,6 +242,7 @@ impl Stack {
                         hop_limit: conn.opts.ttl,
                         // RFC 3168 6.1.2: new data of an ECN connection is ECT(0).
                         ecn: conn.ecn.out,
+                        dscp: conn.opts.tos,
                         flow_label: conn.flow_label,
                     };
                     let tcp = TcpPacket::new_unchecked(&seg_buf[..n]);
@@ -436,7 +438,7 @@ impl Stack {
                             continue;
                         }
                     };
-                    const ORDER: [u8; 7] = [
+                    const ORDER: [u8; 8] = [
                         ev::CONNECTED,
                         ev::READABLE,
                         ev::WRITABLE,
@@ -444,6 +446,7 @@ impl Stack {
                         ev::RESET,
                         ev::TIMED_OUT,
                         ev::CLOSED,
+                        ev::SOFT_ERROR,
                     ];
                     let bit = ORDER.into_iter().find(|b| conn.events & b != 0);
                     let Some(bit) = bit else {
@@ -463,6 +466,7 @@ impl Stack {
                         ev::PEER_CLOSED => Event::PeerClosed(id),
                         ev::RESET => Event::Reset(id),
                         ev::TIMED_OUT => Event::TimedOut(id),
+                        ev::SOFT_ERROR => Event::SoftError(id),
                         _ => Event::Closed(id),
                     });
                 }

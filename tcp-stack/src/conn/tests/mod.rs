@@ -2003,3 +2003,5 @@ fn test_established_ce_mark_echoed_until_cwr() {
 mod rules;
 // SYN queue, SYN cookies (RFC 4987) and the accept queue's limit.
 mod syncookies;
+// TCP_QUICKACK, IP_TOS, SO_LINGER, SO_ERROR, SO_REUSEPORT.
+mod sockopts;
