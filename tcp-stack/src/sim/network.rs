@@ -617,6 +617,11 @@ impl<H: Host> Sim<H> {
     }
 
     /// [`run_until`](Sim::run_until) reporting a livelock as an error.
+    ///
+    /// # Errors
+    ///
+    /// [`Stalled`] when more than the allowed number of steps happen at one
+    /// instant.
     pub fn try_run_until(
         &mut self,
         deadline: Instant,
