@@ -114,6 +114,9 @@ pub struct Config {
     /// 1000, and `icmp_msgs_burst`, 50). Beyond it they are not sent and are
     /// counted in `Stats::icmp_rate_limited`.
     pub icmp_msgs_per_sec: u32,
+    /// The most ICMP messages sent back to back after a quiet spell: the
+    /// token bucket's capacity for `icmp_msgs_per_sec` (Linux
+    /// `icmp_msgs_burst`, 50).
     pub icmp_msgs_burst: u32,
     /// Memory the connections' buffers may hold, stack-wide, as a front
     /// end reports it ([`Stack::set_buffer_memory`](crate::Stack::set_buffer_memory);

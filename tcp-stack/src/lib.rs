@@ -103,6 +103,7 @@
 //! larger path MTU before the 10 minutes are up (RFC 4821 / RFC 8899
 //! packetization-layer discovery).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod assembler;
 pub mod buffer;

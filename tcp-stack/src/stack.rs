@@ -168,17 +168,26 @@ pub struct Transmit {
 /// A `tcp_info`-like snapshot of one connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TcpInfo {
+    /// The connection's state (Linux `tcpi_state`).
     pub state: State,
     /// As [`Stack::local_addr`] reports it (IPv4-mapped for an IPv4
     /// connection of an IPv6 socket).
     pub local: SocketAddr,
+    /// The peer's address, as [`Stack::peer_addr`] reports it.
     pub remote: SocketAddr,
     /// Smoothed RTT (None before the first sample).
     pub srtt: Option<Duration>,
+    /// RTT variation, RTTVAR of RFC 6298 2 (Linux `tcpi_rttvar`); zero
+    /// before the first sample.
     pub rttvar: Duration,
+    /// Current retransmission timeout, backoff included (RFC 6298; Linux
+    /// `tcpi_rto`).
     pub rto: Duration,
     /// Congestion window, bytes.
     pub cwnd: usize,
+    /// Slow-start threshold, bytes (RFC 5681 3.1; Linux
+    /// `tcpi_snd_ssthresh` counts segments); `usize::MAX` before the first
+    /// congestion event.
     pub ssthresh: usize,
     /// Effective send MSS.
     pub mss: usize,
@@ -189,16 +198,29 @@ pub struct TcpInfo {
     pub send_window: usize,
     /// Window we advertise, bytes.
     pub recv_window: usize,
+    /// Payload bytes sent for the first time; unlike Linux
+    /// `tcpi_bytes_sent`, retransmissions are not counted.
     pub bytes_sent: u64,
+    /// Payload bytes acknowledged by the peer (Linux `tcpi_bytes_acked`).
     pub bytes_acked: u64,
+    /// Payload bytes received in order, ready for the application (Linux
+    /// `tcpi_bytes_received`).
     pub bytes_received: u64,
+    /// Segments sent, pure ACKs and retransmissions included, each part of
+    /// a super-segment counted (Linux `tcpi_segs_out`).
     pub segments_sent: u64,
+    /// Segments received by this connection (Linux `tcpi_segs_in`).
     pub segments_received: u64,
+    /// Segments retransmitted, SYNs included (Linux `tcpi_total_retrans`).
     pub retransmits: u64,
     /// Bytes in flight (sent, not acknowledged).
     pub in_flight: usize,
+    /// Window scaling (RFC 7323 2) was negotiated (Linux `tcpi_options`
+    /// `TCPI_OPT_WSCALE`).
     pub window_scaling: bool,
+    /// Timestamps (RFC 7323 3) were negotiated (`TCPI_OPT_TIMESTAMPS`).
     pub timestamps: bool,
+    /// SACK (RFC 2018) was negotiated (`TCPI_OPT_SACK`).
     pub sack: bool,
     /// Send buffer size in bytes (it grows with the window while the
     /// application keeps it full, up to `Config::send_buffer_max`).
@@ -215,9 +237,17 @@ pub enum SockOpt {
     /// Enable keep-alive probes (SO_KEEPALIVE).
     KeepAlive(bool),
     /// Keep-alive idle time, interval and probe count.
+    ///
+    /// [`Stack::set_option`] refuses a zero `idle` or `interval` with
+    /// [`Error::InvalidInput`].
     KeepAliveParams {
+        /// Time without a received segment before the first probe
+        /// (TCP_KEEPIDLE).
         idle: Duration,
+        /// Time between unanswered probes (TCP_KEEPINTVL).
         interval: Duration,
+        /// Unanswered probes before the connection times out
+        /// (TCP_KEEPCNT; 0 counts as 1).
         probes: u32,
     },
     /// TCP_USER_TIMEOUT.

@@ -5,16 +5,43 @@ use core::fmt;
 /// A connection state of the RFC 9293 3.3.2 state diagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
+    /// CLOSED: no connection state at all (RFC 9293 3.3.2).
     Closed,
+    /// LISTEN: waiting for a connection request from any remote TCP peer and
+    /// port (RFC 9293 3.3.2).
     Listen,
+    /// SYN-SENT: waiting for a matching connection request after having sent
+    /// one (RFC 9293 3.3.2).
     SynSent,
+    /// SYN-RECEIVED: waiting for a confirming acknowledgment of the
+    /// connection request after having both received and sent one
+    /// (RFC 9293 3.3.2).
     SynReceived,
+    /// ESTABLISHED: an open connection; data received can be delivered to
+    /// the user. The normal state for the data transfer phase
+    /// (RFC 9293 3.3.2).
     Established,
+    /// FIN-WAIT-1: waiting for a connection termination request from the
+    /// remote TCP peer, or an acknowledgment of the termination request
+    /// previously sent (RFC 9293 3.3.2).
     FinWait1,
+    /// FIN-WAIT-2: waiting for a connection termination request from the
+    /// remote TCP peer (RFC 9293 3.3.2).
     FinWait2,
+    /// CLOSE-WAIT: waiting for a connection termination request from the
+    /// local user (RFC 9293 3.3.2).
     CloseWait,
+    /// CLOSING: waiting for a connection termination request acknowledgment
+    /// from the remote TCP peer (RFC 9293 3.3.2).
     Closing,
+    /// LAST-ACK: waiting for an acknowledgment of the connection termination
+    /// request previously sent to the remote TCP peer, which includes an
+    /// acknowledgment of its termination request (RFC 9293 3.3.2).
     LastAck,
+    /// TIME-WAIT: waiting for enough time to pass to be sure the remote TCP
+    /// peer received the acknowledgment of its connection termination
+    /// request, and to avoid new connections being impacted by delayed
+    /// segments from previous connections (RFC 9293 3.3.2).
     TimeWait,
 }
 

@@ -397,6 +397,15 @@ impl TunBuilder {
     /// The existence check and the creation are two steps, so a name taken
     /// concurrently by another process may instead attach to that device if
     /// it is a persistent TUN device with no fd open.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a bad name, address, prefix or MTU (checked before
+    /// anything is created); `AddrInUse` for a name in use; the others of
+    /// the crate-level [Errors](crate#errors) table, and those of the
+    /// configuration calls ([`Tun::set_mtu`], [`Tun::set_address`],
+    /// [`Tun::set_address6`], ...). A device created before a later step
+    /// failed is removed again.
     pub fn build(&self) -> io::Result<Tun> {
         self.open(Mode::Create)
     }
@@ -404,6 +413,12 @@ impl TunBuilder {
     /// Attaches to an existing TUN device (normally a persistent one, or
     /// another queue of a multi-queue device) and applies the configuration.
     /// Fails with `NotFound` if there is no interface with this name.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), except that a missing interface is
+    /// `NotFound`, a `%d` template is `InvalidInput`, and an interface that
+    /// is not a compatible TUN device is `InvalidInput`.
     pub fn attach(&self) -> io::Result<Tun> {
         self.open(Mode::Attach)
     }
@@ -567,11 +582,19 @@ pub struct Tun {
 impl Tun {
     /// Creates a new TUN device named `name` (may contain `%d`; at most 15
     /// bytes). The interface starts down with no address.
+    ///
+    /// # Errors
+    ///
+    /// As [`TunBuilder::build`].
     pub fn create(name: &str) -> io::Result<Tun> {
         TunBuilder::new().name(name).build()
     }
 
     /// Attaches to the existing persistent TUN device `name`.
+    ///
+    /// # Errors
+    ///
+    /// As [`TunBuilder::attach`].
     pub fn attach(name: &str) -> io::Result<Tun> {
         TunBuilder::new().name(name).attach()
     }
@@ -599,6 +622,12 @@ impl Tun {
     /// briefly gives the interface the classful default mask before the
     /// netmask is applied; configure before [`set_up`](Tun::set_up)`(true)`
     /// to avoid a transient route.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a bad address or prefix (or one the kernel
+    /// refuses); `PermissionDenied` without `CAP_NET_ADMIN`; `NotFound` if
+    /// the interface is gone.
     pub fn set_address(&self, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
         validate_address(addr, prefix)?;
         sys::set_ipv4(self.ctl.as_fd(), &self.name, sys::AddrKind::Local, addr)
@@ -615,6 +644,11 @@ impl Tun {
 
     /// The kernel-side IPv4 address and prefix length, `None` if none is
     /// assigned.
+    ///
+    /// # Errors
+    ///
+    /// The ioctl's error with context (`NotFound` if the interface is gone);
+    /// `InvalidData` for a non-contiguous netmask.
     pub fn address(&self) -> io::Result<Option<(Ipv4Addr, u8)>> {
         let addr = match sys::get_ipv4(self.ctl.as_fd(), &self.name, sys::AddrKind::Local) {
             Ok(addr) => addr,
@@ -758,6 +792,11 @@ impl Tun {
     /// link-local ones included, in the kernel's order (read from
     /// `/proc/net/if_inet6` of the calling thread's network namespace).
     /// Empty when the interface has none or the kernel has no IPv6.
+    ///
+    /// # Errors
+    ///
+    /// The error reading `/proc/net/if_inet6`, with context, other than its
+    /// absence.
     pub fn addresses6(&self) -> io::Result<Vec<(Ipv6Addr, u8)>> {
         let table = match read_if_inet6() {
             Ok(table) => table,
@@ -778,6 +817,12 @@ impl Tun {
     }
 
     /// Sets the MTU (`SIOCSIFMTU`); must be 68..=65535.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an MTU out of range (or one the kernel refuses);
+    /// `PermissionDenied` without `CAP_NET_ADMIN`; `NotFound` if the
+    /// interface is gone.
     pub fn set_mtu(&self, mtu: u32) -> io::Result<()> {
         validate_mtu(mtu)?;
         sys::set_mtu(self.ctl.as_fd(), &self.name, mtu as libc::c_int)
@@ -785,6 +830,10 @@ impl Tun {
     }
 
     /// The current MTU (`SIOCGIFMTU`).
+    ///
+    /// # Errors
+    ///
+    /// The ioctl's error with context (`NotFound` if the interface is gone).
     pub fn mtu(&self) -> io::Result<u32> {
         let mtu = sys::get_mtu(self.ctl.as_fd(), &self.name)
             .map_err(|e| ioctl_error(e, &self.name, "reading MTU"))?;
@@ -793,6 +842,11 @@ impl Tun {
 
     /// Brings the interface up or down (`IFF_UP` via `SIOCGIFFLAGS` /
     /// `SIOCSIFFLAGS`).
+    ///
+    /// # Errors
+    ///
+    /// `PermissionDenied` without `CAP_NET_ADMIN`; `NotFound` if the
+    /// interface is gone; otherwise the ioctl's error with context.
     pub fn set_up(&self, up: bool) -> io::Result<()> {
         let what = if up { "bringing up" } else { "bringing down" };
         let flags = sys::get_flags(self.ctl.as_fd(), &self.name)
@@ -807,6 +861,10 @@ impl Tun {
     }
 
     /// Whether the interface is administratively up (`IFF_UP`).
+    ///
+    /// # Errors
+    ///
+    /// The ioctl's error with context (`NotFound` if the interface is gone).
     pub fn is_up(&self) -> io::Result<bool> {
         let flags = sys::get_flags(self.ctl.as_fd(), &self.name)
             .map_err(|e| ioctl_error(e, &self.name, "reading interface flags"))?;
@@ -816,6 +874,11 @@ impl Tun {
     /// Makes the device persistent (`TUNSETPERSIST`): it then stays after
     /// this `Tun` is dropped, until `set_persist(false)` and the last fd is
     /// closed.
+    ///
+    /// # Errors
+    ///
+    /// `PermissionDenied` without `CAP_NET_ADMIN`; otherwise the ioctl's
+    /// error with context.
     pub fn set_persist(&self, persist: bool) -> io::Result<()> {
         sys::tun_set_persist(self.fd.as_fd(), persist)
             .map_err(|e| ioctl_error(e, &self.name, "TUNSETPERSIST"))
@@ -827,6 +890,10 @@ impl Tun {
     /// should be at least [`mtu`](Tun::mtu) bytes ([`MAX_PACKET`] is always
     /// enough): with a shorter buffer the kernel silently truncates the
     /// packet to `buf.len()` bytes and discards the rest.
+    ///
+    /// # Errors
+    ///
+    /// The raw OS error of `read(2)`: `WouldBlock` when no packet is queued.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         sys::read(self.fd.as_fd(), buf)
     }
@@ -837,6 +904,12 @@ impl Tun {
     /// Non-blocking: may return `WouldBlock`. The kernel rejects packets
     /// whose first nibble is not 4 or 6 (`EINVAL`) and fails with `EIO`
     /// while the interface is down.
+    ///
+    /// # Errors
+    ///
+    /// The raw OS error of `write(2)`: `WouldBlock` when the kernel queue is
+    /// full, `EINVAL` for a packet that is not IPv4/IPv6, `EIO` while the
+    /// interface is down.
     pub fn send(&self, packet: &[u8]) -> io::Result<usize> {
         sys::write(self.fd.as_fd(), packet)
     }
@@ -870,6 +943,11 @@ impl Tun {
     ///
     /// Non-blocking like [`recv`](Tun::recv). A read shorter than the
     /// header fails with `InvalidData`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Tun::recv), and `InvalidData` for a read shorter than the
+    /// header.
     pub fn recv_vnet(&self, buf: &mut [u8]) -> io::Result<(VirtioNetHdr, usize)> {
         let mut head = [0u8; VirtioNetHdr::LEN];
         let n = sys::read2(self.fd.as_fd(), &mut head, buf)?;
@@ -894,6 +972,11 @@ impl Tun {
     ///
     /// Non-blocking like [`send`](Tun::send); the kernel rejects a header
     /// inconsistent with the packet with `EINVAL`.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Tun::send), and `EINVAL` for a header inconsistent with
+    /// the packet.
     pub fn send_vnet(&self, hdr: &VirtioNetHdr, packet: &[u8]) -> io::Result<usize> {
         let n = sys::write2(self.fd.as_fd(), &hdr.encode(), packet)?;
         Ok(n.saturating_sub(VirtioNetHdr::LEN))
@@ -905,6 +988,12 @@ impl Tun {
     /// Returns the number of packets read. Returns `WouldBlock` only if no
     /// packet at all was available (so readiness-based callers can clear
     /// their readiness). Only as many packets as `lens.len()` are read.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Tun::recv); an error after the first packet is returned
+    /// (and the packets read before it are lost to the caller), except
+    /// `WouldBlock`, which ends the batch.
     pub fn recv_batch(&self, bufs: &mut [&mut [u8]], lens: &mut [usize]) -> io::Result<usize> {
         let mut count = 0;
         for (buf, len) in bufs.iter_mut().zip(lens.iter_mut()) {
@@ -924,6 +1013,10 @@ impl Tun {
     /// elapses (`None`: wait forever). Returns whether the fd is readable.
     /// Meant for synchronous users and tests; async users rely on their
     /// runtime's readiness instead.
+    ///
+    /// # Errors
+    ///
+    /// The raw OS error of `poll(2)` (`Interrupted` when a signal arrives).
     pub fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
         let ms = match timeout {
             None => -1,

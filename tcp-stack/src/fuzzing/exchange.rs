@@ -22,9 +22,13 @@ use std::sync::OnceLock;
 /// A segment the peer sent in a recorded exchange.
 #[derive(Debug, Clone)]
 pub struct Template {
+    /// The peer's address and port.
     pub src: SocketAddrV4,
+    /// Our address and port.
     pub dst: SocketAddrV4,
+    /// The TCP header.
     pub tcp: TcpRepr,
+    /// The TCP payload.
     pub payload: Vec<u8>,
 }
 

@@ -43,62 +43,98 @@ pub struct StackSnapshot {
     pub live: usize,
     /// Slots allocated (live + free).
     pub slots: usize,
+    /// Free slots.
     pub free: usize,
     /// Entries of the 4-tuple map.
     pub conn_map: usize,
+    /// Entries of the listening-address map.
     pub listener_map: usize,
     /// Entries in the timer heap (including stale ones).
     pub timers: usize,
+    /// Connections queued to be polled for output.
     pub dirty: usize,
+    /// Connections and listeners queued with pending events.
     pub events: usize,
+    /// How many of `events` are listeners.
     pub listener_events: usize,
     /// Queued control packets (RSTs, echo replies).
     pub control: usize,
+    /// The bound on `control`.
     pub max_control: usize,
+    /// Every connection.
     pub conns: Vec<ConnSnapshot>,
+    /// Every open listener.
     pub listeners: Vec<ListenerSnapshot>,
 }
 
 /// One listener's queues.
 #[derive(Debug, Clone)]
 pub struct ListenerSnapshot {
+    /// The address it is bound to.
     pub addr: SocketAddr,
+    /// Its backlog, after clamping.
     pub backlog: usize,
+    /// Half-open connections counted against its SYN queue.
     pub syn_queue: usize,
+    /// Established connections waiting for `accept`.
     pub accept_queue: usize,
 }
 
 /// One connection's sequence variables and buffer use.
 #[derive(Debug, Clone)]
 pub struct ConnSnapshot {
+    /// Its handle.
     pub id: ConnId,
     /// The application holds a handle.
     pub owned: bool,
+    /// The application closed its handle.
     pub user_closed: bool,
+    /// RFC 9293 3.3.2 state.
     pub state: State,
+    /// Local address (as on the wire, not IPv4-mapped).
     pub local: SocketAddr,
+    /// Remote address (as on the wire, not IPv4-mapped).
     pub remote: SocketAddr,
+    /// ISS: initial send sequence number (RFC 9293 3.3.1).
     pub iss: SeqNum,
+    /// SND.UNA: oldest unacknowledged sequence number (RFC 9293 3.3.1).
     pub snd_una: SeqNum,
+    /// SND.NXT: next sequence number to send (RFC 9293 3.3.1).
     pub snd_nxt: SeqNum,
+    /// The highest sequence number sent so far (SND.NXT can move back
+    /// below it on a retransmission).
     pub snd_max: SeqNum,
+    /// IRS: initial receive sequence number (RFC 9293 3.3.1).
     pub irs: SeqNum,
+    /// RCV.NXT: next sequence number expected (RFC 9293 3.3.1).
     pub rcv_nxt: SeqNum,
+    /// Right edge of the window last advertised.
     pub rcv_adv: SeqNum,
+    /// Our window shift (RFC 7323 2).
     pub rcv_wscale: u8,
+    /// Bytes in the send buffer.
     pub send_len: usize,
+    /// Send buffer capacity.
     pub send_cap: usize,
+    /// Bytes in the receive buffer.
     pub recv_len: usize,
+    /// Receive buffer capacity.
     pub recv_cap: usize,
+    /// Upper bound of send buffer auto-sizing.
     pub send_buffer_max: usize,
+    /// Upper bound of receive buffer auto-tuning.
     pub recv_buffer_max: usize,
-    /// Out-of-order ranges held, and the end offset (from RCV.NXT) of the last.
+    /// Out-of-order ranges held.
     pub assembler_ranges: usize,
+    /// End offset (from RCV.NXT) of the last out-of-order range, 0 if none.
     pub assembler_end: usize,
+    /// Bytes in flight the peer SACKed.
     pub sacked_bytes: usize,
+    /// Bytes in flight deemed lost (RACK marks or an RTO).
     pub lost_bytes: usize,
     /// `Conn::retransmission_timer_invariant`.
     pub timer_invariant: bool,
+    /// The earliest of its timers.
     pub next_timer: Option<Instant>,
     /// Pending event bits.
     pub events: u8,

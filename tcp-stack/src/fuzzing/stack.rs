@@ -59,9 +59,11 @@ pub struct Mutation {
     pub ack: Option<(u8, u32)>,
     /// The eight control bits.
     pub flags: Option<u8>,
+    /// The raw window field.
     pub window: Option<u16>,
     /// (length % 2048, fill byte).
     pub payload: Option<(u16, u8)>,
+    /// Replacement options.
     pub options: Option<OptMutation>,
     /// Bit 0: corrupt the checksum; bits 1-2: ECN codepoint; bit 3: mark
     /// the checksum as verified by the device; bit 4: deliver twice.
@@ -72,8 +74,11 @@ pub struct Mutation {
 /// 3 timestamps, 4 SACK blocks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OptMutation {
+    /// Which options are present (bits as above).
     pub present: u8,
+    /// The MSS value.
     pub mss: u16,
+    /// The window scale shift.
     pub wscale: u8,
     /// (mode, a, b): mode % 3 = 0 (a, b) as given; 1 (template TSval + a,
     /// last TSval the stack sent on this tuple + b); 2 (a, 0).
@@ -87,7 +92,9 @@ pub struct OptMutation {
 pub enum Action {
     /// A peer segment from template `template` (modulo their number).
     Segment {
+        /// Template index.
         template: u8,
+        /// The changes to the template.
         m: Mutation,
     },
     /// Bytes as a TCP segment from the peer, in a valid IPv4 header, with
@@ -99,60 +106,94 @@ pub enum Action {
     /// unreachable (code `code % 16`), 2 time exceeded, 3 fragmentation
     /// needed with `mtu`; errors quote a recent datagram of ours (`quote`).
     Icmp {
+        /// Message kind, modulo 4 (see above).
         kind: u8,
+        /// Code of a destination unreachable.
         code: u8,
+        /// Next-hop MTU of a fragmentation needed.
         mtu: u16,
+        /// Which recent datagram of ours an error quotes.
         quote: u8,
+        /// Echo request data length, modulo 64.
         len: u8,
     },
     /// Advance the clock by step `code` (1 ms, 10 ms, 40 ms, 200 ms, 1 s,
     /// 3 s, 10 s, 60 s, 130 s, 2 h), or by `ms` when `code` is past them.
     Advance {
+        /// Index into the step table.
         code: u8,
+        /// Milliseconds, when `code` is past the table.
         ms: u16,
     },
     /// Jump to the next timer deadline.
     ToTimeout,
     /// Accept from listener `listener`.
     Accept(u8),
+    /// `send` of `len` bytes on a held connection.
     Send {
+        /// Held connection index (modulo their number), stale handles included.
         conn: u8,
+        /// Bytes to send.
         len: u16,
     },
+    /// `recv` of up to `len` bytes on a held connection.
     Recv {
+        /// Held connection index (modulo their number).
         conn: u8,
+        /// Buffer length.
         len: u16,
     },
+    /// `peek` of up to `len` bytes on a held connection.
     Peek {
+        /// Held connection index (modulo their number).
         conn: u8,
+        /// Buffer length.
         len: u16,
     },
+    /// `shutdown` of a held connection (index modulo their number).
     Shutdown(u8),
+    /// `close` of a held connection (index modulo their number).
     Close(u8),
+    /// `abort` of a held connection (index modulo their number).
     Abort(u8),
+    /// `set_option` on a held connection.
     SetOption {
+        /// Held connection index (modulo their number).
         conn: u8,
+        /// Which option, modulo 7: no-delay, keep-alive, keep-alive parameters,
+        /// user timeout, TTL, linger zero, congestion control.
         opt: u8,
+        /// The option's value, drawn from these bits.
         value: u32,
     },
     /// Active open to the peer; `local_port` 0 picks an ephemeral one.
     Connect {
+        /// The peer's port.
         port: u16,
+        /// Our port.
         local_port: u16,
     },
     /// Listen on `port` (odd ports on the wildcard address).
     Listen {
+        /// The port.
         port: u16,
+        /// The backlog.
         backlog: u8,
     },
+    /// `close_listener` of a listener (index modulo their number).
     CloseListener(u8),
+    /// `connect_listener` from a listener to the peer.
     ConnectListener {
+        /// Listener index (modulo their number).
         listener: u8,
+        /// The peer's port.
         port: u16,
     },
     /// `notify_recv` or `notify_send`.
     Notify {
+        /// Held connection index (modulo their number).
         conn: u8,
+        /// `notify_recv` when set, else `notify_send`.
         recv: bool,
     },
     /// The getters: state, error, addresses, info, buffers.
@@ -162,7 +203,9 @@ pub enum Action {
     /// headers in front (0: none, 1: Hop-by-Hop PadN, 2: Destination
     /// Options with an unknown option of action `ext >> 6`, 3: a fragment).
     RawTcp6 {
+        /// Extension headers in front (see above).
         ext: u8,
+        /// The TCP segment.
         bytes: Vec<u8>,
     },
 }
@@ -499,7 +542,9 @@ pub fn run_stack(data: &[u8]) {
 
 /// A stack plus what the harness remembers about it.
 pub struct Fuzzer {
+    /// The stack under test.
     pub stack: Stack,
+    /// Its virtual clock.
     pub now: Instant,
     gso: bool,
     bounds: Bounds,
@@ -509,6 +554,7 @@ pub struct Fuzzer {
     closed: Vec<ConnId>,
     /// Handles whose `Closed` event was delivered.
     closed_event: Vec<ConnId>,
+    /// Listeners opened, closed ones included.
     pub listeners: Vec<ListenerId>,
     /// Recent TCP datagrams we sent, for ICMP errors to quote.
     quotes: VecDeque<Vec<u8>>,
@@ -518,7 +564,9 @@ pub struct Fuzzer {
     previous: Vec<ConnSnapshot>,
     /// Keep the datagrams and events of the last action (for recording).
     pub record: bool,
+    /// With `record`: the datagrams the stack sent during the last action.
     pub out: Vec<Vec<u8>>,
+    /// With `record`: the events the stack reported during the last action.
     pub events: Vec<Event>,
     tx_buf: Vec<u8>,
 }

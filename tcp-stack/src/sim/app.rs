@@ -15,6 +15,7 @@ pub struct Pattern {
 }
 
 impl Pattern {
+    /// The byte stream of `seed`.
     pub fn new(seed: u64) -> Self {
         Pattern { seed }
     }
@@ -72,6 +73,7 @@ pub struct TransferSpec {
     pub port: u16,
     /// Seed of the two byte patterns.
     pub seed: u64,
+    /// Who sends the first FIN.
     pub close: CloseOrder,
     /// The server starts sending only after the client's end of stream:
     /// every server byte then travels over a half-closed connection.
@@ -116,7 +118,10 @@ impl TransferSpec {
 /// What one end of a [`Transfer`] saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndReport {
+    /// The node this end runs on.
     pub node: NodeId,
+    /// Its connection: the client's from [`Transfer::start`] on, the
+    /// server's once accepted.
     pub conn: Option<ConnId>,
     /// Bytes accepted by `send`.
     pub sent: u64,
@@ -264,6 +269,7 @@ impl Transfer {
         self.server_addr
     }
 
+    /// The client's connection, set by [`start`](Transfer::start).
     pub fn client_conn(&self) -> Option<ConnId> {
         self.client.report.conn
     }
@@ -284,10 +290,12 @@ impl Transfer {
         self.client.read_paused_until = until;
     }
 
+    /// What the client end saw.
     pub fn client(&self) -> &EndReport {
         &self.client.report
     }
 
+    /// What the server end saw.
     pub fn server(&self) -> &EndReport {
         &self.server.report
     }

@@ -95,6 +95,7 @@ impl LinkConfig {
             .corrupt(0.01)
     }
 
+    /// Sets the one-way propagation delay.
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
@@ -107,37 +108,45 @@ impl LinkConfig {
         self
     }
 
+    /// Sets the probability that a packet is lost.
     pub fn loss(mut self, p: f64) -> Self {
         self.loss = p;
         self
     }
 
+    /// Sets the probability that a packet is delivered twice.
     pub fn duplicate(mut self, p: f64) -> Self {
         self.duplicate = p;
         self
     }
 
+    /// Sets the probability that a packet is held back by `delay`.
     pub fn reorder(mut self, p: f64, delay: Duration) -> Self {
         self.reorder = p;
         self.reorder_delay = delay;
         self
     }
 
+    /// Sets the probability that one random bit of a packet is flipped.
     pub fn corrupt(mut self, p: f64) -> Self {
         self.corrupt = p;
         self
     }
 
+    /// Sets the probability that an ACK gets a forged SACK block (see
+    /// [`renege`](Self::renege)).
     pub fn renege(mut self, p: f64) -> Self {
         self.renege = p;
         self
     }
 
+    /// Sets the probability that a segment's TSecr is zeroed.
     pub fn zero_tsecr(mut self, p: f64) -> Self {
         self.zero_tsecr = p;
         self
     }
 
+    /// Sets the largest datagram the link carries.
     pub fn mtu(mut self, mtu: usize) -> Self {
         self.mtu = mtu;
         self
@@ -186,13 +195,21 @@ pub struct LinkStats {
     pub offered: u64,
     /// Copies scheduled for delivery (duplicates included).
     pub scheduled: u64,
+    /// Bytes in the copies scheduled for delivery.
     pub bytes_scheduled: u64,
+    /// Packets lost on the wire ([`DropReason::Loss`]).
     pub lost: u64,
+    /// Packets dropped by a full bottleneck queue ([`DropReason::QueueFull`]).
     pub queue_drops: u64,
+    /// Packets dropped for exceeding the MTU ([`DropReason::TooBig`]).
     pub too_big: u64,
+    /// Packets dropped while the link was down ([`DropReason::LinkDown`]).
     pub down_drops: u64,
+    /// Packets delivered twice.
     pub duplicated: u64,
+    /// Packets held back by the reorder delay.
     pub reordered: u64,
+    /// Packets with one bit flipped.
     pub corrupted: u64,
     /// ACKs given a forged SACK block (`LinkConfig::renege`).
     pub reneged: u64,

@@ -17,9 +17,15 @@ pub struct NodeId(pub usize);
 /// What the simulator needs from a node: the sans-IO driving interface of
 /// [`Stack`]. Implemented by `Stack`; the simulator's own tests use a toy host.
 pub trait Host {
+    /// Takes one datagram arriving at `now` ([`Stack::handle_packet`]).
     fn handle_packet(&mut self, now: Instant, packet: &[u8]);
+    /// Writes the next datagram due into `buf` and returns its length, or
+    /// `None` when nothing is due ([`Stack::poll_transmit`]).
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize>;
+    /// The earliest instant at which `handle_timeout` must be called, if any
+    /// ([`Stack::poll_timeout`]).
     fn poll_timeout(&mut self) -> Option<Instant>;
+    /// Runs the timers due at `now` ([`Stack::handle_timeout`]).
     fn handle_timeout(&mut self, now: Instant);
     /// Application events, collected by the simulator into [`Sim::events`].
     fn poll_event(&mut self) -> Option<Event> {
@@ -61,28 +67,41 @@ pub enum TraceEvent {
 /// One line of the packet trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceEntry {
+    /// When it happened (virtual time).
     pub at: Instant,
+    /// What happened.
     pub event: TraceEvent,
+    /// The packet, as it was at that moment.
     pub packet: Packet,
 }
 
 /// Counters of the whole network.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SimStats {
+    /// Calls to [`Sim::step_now`].
     pub steps: u64,
+    /// Datagrams emitted by the nodes.
     pub emitted: u64,
+    /// Packets put in flight by [`Sim::inject`].
     pub injected: u64,
+    /// Packets handed to their destination.
     pub delivered: u64,
+    /// Datagrams with no owner of their destination or no link to it.
     pub unroutable: u64,
+    /// Packets dropped by the hook.
     pub hook_drops: u64,
+    /// Packets dropped by a link (see [`LinkStats`]).
     pub link_drops: u64,
+    /// Hosts replaced by [`Sim::replace_host`] (reboots).
     pub crashes: u64,
 }
 
 /// The simulator found itself stepping forever at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stalled {
+    /// The instant at which time stopped advancing.
     pub at: Instant,
+    /// Steps taken at that instant.
     pub steps: u64,
 }
 
@@ -283,6 +302,7 @@ impl<H: Host> Sim<H> {
         self.stats.crashes += 1;
     }
 
+    /// The node's name, as given when it was added.
     pub fn name(&self, node: NodeId) -> &str {
         &self.nodes[node.0].name
     }
@@ -333,6 +353,7 @@ impl<H: Host> Sim<H> {
         self.hook = Some(Box::new(hook));
     }
 
+    /// Removes the packet hook.
     pub fn clear_hook(&mut self) {
         self.hook = None;
     }
@@ -596,6 +617,11 @@ impl<H: Host> Sim<H> {
     }
 
     /// [`run_until`](Sim::run_until) reporting a livelock as an error.
+    ///
+    /// # Errors
+    ///
+    /// [`Stalled`] when more than the allowed number of steps happen at one
+    /// instant.
     pub fn try_run_until(
         &mut self,
         deadline: Instant,

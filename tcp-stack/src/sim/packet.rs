@@ -57,10 +57,15 @@ pub enum Verdict {
 
 /// TCP flag bits as on the wire (low 8 bits of byte 13).
 pub mod flags {
+    /// FIN: no more data from the sender.
     pub const FIN: u8 = 0x01;
+    /// SYN: synchronize sequence numbers.
     pub const SYN: u8 = 0x02;
+    /// RST: reset the connection.
     pub const RST: u8 = 0x04;
+    /// PSH: push function.
     pub const PSH: u8 = 0x08;
+    /// ACK: the acknowledgment number is significant.
     pub const ACK: u8 = 0x10;
 }
 
@@ -86,14 +91,21 @@ pub fn ipv4_dst(data: &[u8]) -> Option<Ipv4Addr> {
 /// are not verified: corrupted packets still parse so that traces show them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpSegment {
+    /// Source address and port.
     pub src: SocketAddrV4,
+    /// Destination address and port.
     pub dst: SocketAddrV4,
+    /// Sequence Number.
     pub seq: u32,
+    /// Acknowledgment Number.
     pub ack: u32,
+    /// Control bits (see [`flags`]).
     pub flags: u8,
+    /// Window, raw (not scaled).
     pub window: u16,
     /// Raw option bytes.
     pub options: Vec<u8>,
+    /// Payload bytes after the TCP header.
     pub payload_len: usize,
 }
 
@@ -131,22 +143,27 @@ impl TcpSegment {
         })
     }
 
+    /// Whether every bit of `flag` (from [`flags`]) is set.
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag == flag
     }
 
+    /// Whether SYN is set.
     pub fn syn(&self) -> bool {
         self.has(flags::SYN)
     }
 
+    /// Whether FIN is set.
     pub fn fin(&self) -> bool {
         self.has(flags::FIN)
     }
 
+    /// Whether RST is set.
     pub fn rst(&self) -> bool {
         self.has(flags::RST)
     }
 
+    /// Whether ACK is set.
     pub fn is_ack(&self) -> bool {
         self.has(flags::ACK)
     }
@@ -251,6 +268,8 @@ pub struct SegmentBuilder {
 }
 
 impl SegmentBuilder {
+    /// A segment from `src` to `dst`: sequence and acknowledgment numbers 0, no
+    /// flags, window 65535, no options or payload, TTL 64.
     pub fn new(src: SocketAddrV4, dst: SocketAddrV4) -> Self {
         SegmentBuilder {
             src,
@@ -265,11 +284,13 @@ impl SegmentBuilder {
         }
     }
 
+    /// Sets the Sequence Number.
     pub fn seq(mut self, seq: u32) -> Self {
         self.seq = seq;
         self
     }
 
+    /// Sets the Acknowledgment Number.
     pub fn ack(mut self, ack: u32) -> Self {
         self.ack = ack;
         self
@@ -281,6 +302,7 @@ impl SegmentBuilder {
         self
     }
 
+    /// Sets the Window.
     pub fn window(mut self, window: u16) -> Self {
         self.window = window;
         self
@@ -295,6 +317,7 @@ impl SegmentBuilder {
         self
     }
 
+    /// Sets the payload.
     pub fn payload(mut self, payload: &[u8]) -> Self {
         self.payload = payload.to_vec();
         self

@@ -12,6 +12,14 @@ impl Stack {
     /// (dual stack, reporting IPv4 peers IPv4-mapped, as Linux with
     /// `bindv6only=0`); [`listen_with`](Stack::listen_with) and
     /// [`ListenOptions::v6_only`] turn that off.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AddrNotAvailable`] when the address is not one of the stack's
+    /// (nor unspecified) or port 0 finds no free ephemeral port;
+    /// [`Error::AddrInUse`] when a listener already takes the address and port
+    /// (unless both use `SO_REUSEPORT`); [`Error::InvalidInput`] for an
+    /// IPv4-mapped address with [`ListenOptions::v6_only`].
     pub fn listen(
         &mut self,
         addr: impl Into<SocketAddr>,
@@ -21,6 +29,10 @@ impl Stack {
     }
 
     /// [`listen`](Stack::listen) with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Stack::listen).
     pub fn listen_with(
         &mut self,
         addr: impl Into<SocketAddr>,
@@ -149,6 +161,10 @@ impl Stack {
     /// for its application. They count against the backlog as if they were
     /// still in the accept queue, so a front end that moves connections
     /// ahead of its application keeps the backlog's meaning.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHandle`] when `listener` is not an open listener.
     pub fn set_listener_waiting(
         &mut self,
         listener: ListenerId,
@@ -176,6 +192,20 @@ impl Stack {
     /// and ephemeral port. Either family; an IPv6 socket (an IPv6 `local`)
     /// may connect to an IPv4-mapped `remote`, which goes out as IPv4 and
     /// reports IPv4-mapped addresses (RFC 4291 2.5.5.2), as on Linux.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidInput`]: `remote` has port 0 or is unspecified,
+    ///   broadcast or multicast; an IPv4 `local` with an IPv6 `remote`; a
+    ///   loopback source for a remote that is not local.
+    /// - [`Error::NetworkUnreachable`]: an IPv6 `local` with an IPv4 `remote`,
+    ///   or no local address of `remote`'s family.
+    /// - [`Error::AddrNotAvailable`]: `local` is not one of the stack's
+    ///   addresses, or no ephemeral port is free.
+    /// - [`Error::AddrInUse`]: `local` with that `remote` is already a
+    ///   connection.
+    /// - [`Error::Exhausted`]: `Config::max_connections` or
+    ///   `Config::max_buffer_memory` is reached.
     pub fn connect(
         &mut self,
         now: Instant,
@@ -189,6 +219,10 @@ impl Stack {
     /// [`connect`](Stack::connect) with send and receive buffers of the
     /// given sizes instead of the configured ones (`SO_SNDBUF`/`SO_RCVBUF`
     /// set before `connect`). The buffer factory is asked for them.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Stack::connect).
     pub fn connect_with_buffers(
         &mut self,
         now: Instant,
@@ -256,6 +290,10 @@ impl Stack {
     /// Sets the send and receive buffer sizes of the connections
     /// `listener` accepts from now on (`SO_SNDBUF`/`SO_RCVBUF` set on a
     /// listening socket, which Linux passes on to accepted ones).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHandle`] when `listener` is not an open listener.
     pub fn set_listener_buffers(
         &mut self,
         listener: ListenerId,
@@ -275,6 +313,14 @@ impl Stack {
     /// 3.10.2, the LISTEN -> SYN-SENT arrow, as for active FTP data
     /// connections): the listener becomes an active open from its own
     /// address. Connections still queued on the listener are reset.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHandle`] when `listener` is not an open listener;
+    /// [`Error::AddrNotAvailable`] when it is bound to the unspecified address
+    /// (it has no single source address), and then the listener stays open.
+    /// Otherwise the listener is closed and the errors are those of
+    /// [`connect`](Stack::connect).
     pub fn connect_listener(
         &mut self,
         now: Instant,
@@ -325,6 +371,18 @@ impl Stack {
     }
 
     /// Queues bytes for sending; returns how many were taken (`WouldBlock` if none fit).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidHandle`]: `conn` is not a connection the application
+    ///   owns (connected or accepted, not yet closed).
+    /// - The error that ended the connection ([`Error::ConnectionReset`],
+    ///   [`Error::TimedOut`], ...), if one did.
+    /// - [`Error::NotConnected`] in CLOSED; [`Error::BrokenPipe`] after
+    ///   [`shutdown`](Stack::shutdown) or in a state where no more data may be
+    ///   sent.
+    /// - [`Error::WouldBlock`]: the send buffer is full (an empty `data` gives
+    ///   `Ok(0)`).
     pub fn send(&mut self, conn: ConnId, data: &[u8]) -> crate::Result<usize> {
         let n = self.owned_conn_mut(conn)?.send(data)?;
         self.after(conn, true);
@@ -333,6 +391,15 @@ impl Stack {
 
     /// Reads received bytes; `Ok(0)` is the end of stream (the peer's FIN),
     /// `WouldBlock` means nothing yet.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidHandle`]: `conn` is not a connection the application
+    ///   owns (connected or accepted, not yet closed).
+    /// - The error that ended the connection, if one did (once the buffered
+    ///   bytes are read, and unless the peer's FIN came first).
+    /// - [`Error::NotConnected`] in CLOSED with nothing left to read.
+    /// - [`Error::WouldBlock`]: no bytes yet (an empty `buf` gives `Ok(0)`).
     pub fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> crate::Result<usize> {
         let r = self.owned_conn_mut(conn)?.recv(buf, true);
         self.after(conn, true);
@@ -340,11 +407,20 @@ impl Stack {
     }
 
     /// Like `recv` without consuming.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Stack::recv).
     pub fn peek(&mut self, conn: ConnId, buf: &mut [u8]) -> crate::Result<usize> {
         self.owned_conn_mut(conn)?.recv(buf, false)
     }
 
     /// Half-close: a FIN is sent after the queued data; receiving continues.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHandle`] when `conn` is not a connection the application
+    /// owns; [`Error::NotConnected`] in CLOSED.
     pub fn shutdown(&mut self, conn: ConnId) -> crate::Result<()> {
         let r = self.owned_conn_mut(conn)?.shutdown();
         self.after(conn, true);
@@ -354,6 +430,11 @@ impl Stack {
     /// Closes the connection and releases the handle. With unread data, or
     /// linger zero, sends RST (RFC 2525 2.17); otherwise a graceful close
     /// (FIN after queued data) continues in the background.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHandle`] when `conn` is not a connection the application
+    /// owns (for instance, already closed).
     pub fn close(&mut self, conn: ConnId) -> crate::Result<()> {
         self.owned_conn_mut(conn)?.close();
         if let Some(s) = self.slots.get_mut(conn.index as usize) {
@@ -367,6 +448,11 @@ impl Stack {
     /// the graceful close goes on, but if the data written (and the FIN)
     /// are not all acknowledged `linger` after `now`, the connection is
     /// reset then. A zero `linger` is [`SockOpt::LingerZero`]'s abort.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHandle`] when `conn` is not a connection the application
+    /// owns (for instance, already closed).
     pub fn close_with_linger(
         &mut self,
         now: Instant,
@@ -389,6 +475,11 @@ impl Stack {
 
     /// Sends RST and drops the connection at once; the handle stays valid
     /// (state CLOSED) until `close`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHandle`] when `conn` is not a connection the application
+    /// owns (for instance, already closed).
     pub fn abort(&mut self, conn: ConnId) -> crate::Result<()> {
         let c = self.owned_conn_mut(conn)?;
         c.abort(Error::ConnectionAborted);
@@ -435,6 +526,12 @@ impl Stack {
     }
 
     /// Sets a per-connection option.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHandle`] when `conn` is not a connection the application
+    /// owns; [`Error::InvalidInput`] for [`SockOpt::KeepAliveParams`] with a zero
+    /// `idle` or `interval`.
     pub fn set_option(&mut self, conn: ConnId, opt: SockOpt) -> crate::Result<()> {
         let iw = self.cfg.initial_window_segments;
         let c = self.owned_conn_mut(conn)?;

@@ -24,31 +24,58 @@ const HEADER_LEN: usize = 8;
 /// The ICMP messages the stack acts on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum IcmpRepr<'a> {
+    /// Type 8, Echo (RFC 792 "Echo or Echo Reply Message").
     EchoRequest {
+        /// Identifier, to match replies to requests.
         ident: u16,
+        /// Sequence Number, to match replies to requests.
         seq: u16,
+        /// The data, returned unchanged in the reply.
         data: &'a [u8],
     },
+    /// Type 0, Echo Reply (RFC 792 "Echo or Echo Reply Message").
     EchoReply {
+        /// Identifier, copied from the request.
         ident: u16,
+        /// Sequence Number, copied from the request.
         seq: u16,
+        /// The data, copied from the request.
         data: &'a [u8],
     },
     /// Type 3. `data` is the quoted original datagram (IPv4 header + at least 8 bytes).
     DstUnreachable {
+        /// Code (RFC 792): 0 net, 1 host, 2 protocol, 3 port unreachable,
+        /// 4 fragmentation needed and DF set, 5 source route failed.
         code: u8,
         /// Next-hop MTU for code 4 (fragmentation needed), else 0.
         next_hop_mtu: u16,
+        /// The quoted original datagram.
         data: &'a [u8],
     },
-    /// Type 11.
-    TimeExceeded { code: u8, data: &'a [u8] },
+    /// Type 11 (RFC 792 "Time Exceeded Message").
+    TimeExceeded {
+        /// Code (RFC 792): 0 TTL exceeded in transit, 1 fragment reassembly
+        /// time exceeded.
+        code: u8,
+        /// The quoted original datagram (IPv4 header + at least 8 bytes).
+        data: &'a [u8],
+    },
     /// Anything else (parsed for counting only).
-    Other { kind: u8, code: u8 },
+    Other {
+        /// Type.
+        kind: u8,
+        /// Code.
+        code: u8,
+    },
 }
 
 impl<'a> IcmpRepr<'a> {
     /// Parses an ICMP message (the IPv4 payload), verifying its checksum.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Truncated`] when shorter than the 8-byte header;
+    /// [`WireError::BadChecksum`] when the checksum does not verify.
     pub fn parse(bytes: &'a [u8]) -> Result<IcmpRepr<'a>, WireError> {
         if bytes.len() < HEADER_LEN {
             return Err(WireError::Truncated);

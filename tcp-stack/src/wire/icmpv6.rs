@@ -46,35 +46,68 @@ const HEADER_LEN: usize = 8;
 pub enum Icmpv6Repr<'a> {
     /// Type 128 (RFC 4443 4.1).
     EchoRequest {
+        /// Identifier, to match replies to requests.
         ident: u16,
+        /// Sequence Number, to match replies to requests.
         seq: u16,
+        /// The data, returned unchanged in the reply.
         data: &'a [u8],
     },
     /// Type 129 (RFC 4443 4.2).
     EchoReply {
+        /// Identifier, copied from the request.
         ident: u16,
+        /// Sequence Number, copied from the request.
         seq: u16,
+        /// The data, copied from the request.
         data: &'a [u8],
     },
     /// Type 1 (RFC 4443 3.1). `data` is the quoted invoking packet (IPv6
     /// header and as much after it as fits the minimum MTU).
-    DstUnreachable { code: u8, data: &'a [u8] },
+    DstUnreachable {
+        /// Code (RFC 4443 3.1): 0 no route, 1 administratively prohibited,
+        /// 2 beyond scope of source, 3 address unreachable, 4 port
+        /// unreachable, 5 source address failed policy, 6 reject route.
+        code: u8,
+        /// The quoted invoking packet.
+        data: &'a [u8],
+    },
     /// Type 2 (RFC 4443 3.2): the MTU of the next-hop link, for Path MTU
     /// Discovery (RFC 8201).
-    PacketTooBig { mtu: u32, data: &'a [u8] },
+    PacketTooBig {
+        /// The MTU of the next-hop link.
+        mtu: u32,
+        /// The quoted invoking packet.
+        data: &'a [u8],
+    },
     /// Type 3 (RFC 4443 3.3).
-    TimeExceeded { code: u8, data: &'a [u8] },
+    TimeExceeded {
+        /// Code (RFC 4443 3.3): 0 hop limit exceeded in transit, 1 fragment
+        /// reassembly time exceeded.
+        code: u8,
+        /// The quoted invoking packet.
+        data: &'a [u8],
+    },
     /// Type 4 (RFC 4443 3.4): `pointer` is the byte offset in the quoted
     /// packet where the problem lies.
     ParamProblem {
+        /// Code (RFC 4443 3.4): 0 erroneous header field, 1 unrecognised
+        /// Next Header type, 2 unrecognised IPv6 option.
         code: u8,
+        /// Pointer: the byte offset in the invoking packet of the error.
         pointer: u32,
+        /// The quoted invoking packet.
         data: &'a [u8],
     },
     /// Anything else: Neighbour Discovery, MLD, unknown types (RFC 4443 2.4
     /// (b): unknown errors go to the upper layer, unknown informational
     /// messages are discarded). Parsed for counting only.
-    Other { kind: u8, code: u8 },
+    Other {
+        /// Type.
+        kind: u8,
+        /// Code.
+        code: u8,
+    },
 }
 
 impl<'a> Icmpv6Repr<'a> {

@@ -61,6 +61,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Wraps after checking: version 4, IHL >= 5, header fits, total length
     /// within the buffer and >= header length. Trailing bytes beyond total
     /// length (link padding) are allowed and ignored by `payload`.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Truncated`] when the buffer is shorter than 20 bytes, the
+    /// header length or the total length; [`WireError::Malformed`] when the
+    /// version is not 4, IHL is below 5 or the total length is below the
+    /// header length.
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let packet = Ipv4Packet { buffer };
         packet.check()?;
@@ -97,9 +104,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ok(())
     }
 
+    /// Returns the underlying buffer.
     pub fn into_inner(self) -> T {
         self.buffer
     }
+    /// Version (RFC 791 3.1); 4 after `new_checked`.
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
@@ -115,15 +124,19 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn ecn(&self) -> u8 {
         self.tos() & 0b11
     }
+    /// Total Length (RFC 791 3.1): header and data, in bytes.
     pub fn total_len(&self) -> usize {
         usize::from(be16(self.buffer.as_ref(), field::LENGTH))
     }
+    /// Identification (RFC 791 3.1), used to reassemble fragments.
     pub fn ident(&self) -> u16 {
         be16(self.buffer.as_ref(), field::IDENT)
     }
+    /// The Don't Fragment flag (RFC 791 3.1).
     pub fn dont_frag(&self) -> bool {
         be16(self.buffer.as_ref(), field::FLG_OFF) & FLAG_DF != 0
     }
+    /// The More Fragments flag (RFC 791 3.1).
     pub fn more_frags(&self) -> bool {
         be16(self.buffer.as_ref(), field::FLG_OFF) & FLAG_MF != 0
     }
@@ -132,19 +145,24 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         // RFC 791 3.1: measured in units of 8 octets.
         usize::from(be16(self.buffer.as_ref(), field::FLG_OFF) & FRAG_OFFSET_MASK) * 8
     }
+    /// Time to Live (RFC 791 3.1).
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
+    /// Protocol (RFC 791 3.1): the next-level protocol in the data.
     pub fn protocol(&self) -> IpProtocol {
         IpProtocol::from(self.buffer.as_ref()[field::PROTOCOL])
     }
+    /// Header Checksum (RFC 791 3.1), as stored.
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
+    /// Source Address (RFC 791 3.1).
     pub fn src_addr(&self) -> Ipv4Addr {
         let b = self.buffer.as_ref();
         Ipv4Addr::new(b[12], b[13], b[14], b[15])
     }
+    /// Destination Address (RFC 791 3.1).
     pub fn dst_addr(&self) -> Ipv4Addr {
         let b = self.buffer.as_ref();
         Ipv4Addr::new(b[16], b[17], b[18], b[19])
@@ -178,12 +196,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     pub fn set_header_len(&mut self, len: usize) {
         self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((len / 4) as u8 & 0x0F);
     }
+    /// Sets the Type of Service byte (RFC 791 3.1): DSCP and ECN. The header
+    /// checksum is not updated.
     pub fn set_tos(&mut self, tos: u8) {
         self.buffer.as_mut()[field::TOS] = tos;
     }
+    /// Sets the Total Length (RFC 791 3.1), header included.
     pub fn set_total_len(&mut self, len: u16) {
         self.buffer.as_mut()[field::LENGTH].copy_from_slice(&len.to_be_bytes());
     }
+    /// Sets the Identification (RFC 791 3.1).
     pub fn set_ident(&mut self, ident: u16) {
         self.buffer.as_mut()[field::IDENT].copy_from_slice(&ident.to_be_bytes());
     }
@@ -198,18 +220,24 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         }
         self.buffer.as_mut()[field::FLG_OFF].copy_from_slice(&v.to_be_bytes());
     }
+    /// Sets the Time to Live (RFC 791 3.1).
     pub fn set_ttl(&mut self, ttl: u8) {
         self.buffer.as_mut()[field::TTL] = ttl;
     }
+    /// Sets the Protocol (RFC 791 3.1).
     pub fn set_protocol(&mut self, protocol: IpProtocol) {
         self.buffer.as_mut()[field::PROTOCOL] = u8::from(protocol);
     }
+    /// Sets the Header Checksum field (RFC 791 3.1); see
+    /// [`fill_checksum`](Ipv4Packet::fill_checksum) to compute it.
     pub fn set_checksum(&mut self, checksum: u16) {
         self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&checksum.to_be_bytes());
     }
+    /// Sets the Source Address (RFC 791 3.1).
     pub fn set_src_addr(&mut self, addr: Ipv4Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&addr.octets());
     }
+    /// Sets the Destination Address (RFC 791 3.1).
     pub fn set_dst_addr(&mut self, addr: Ipv4Addr) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&addr.octets());
     }
@@ -238,14 +266,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 /// A validated IPv4 header. Options are tolerated on parse and never emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Repr {
+    /// Source Address (RFC 791 3.1).
     pub src: Ipv4Addr,
+    /// Destination Address (RFC 791 3.1).
     pub dst: Ipv4Addr,
+    /// Protocol (RFC 791 3.1) of the payload.
     pub protocol: IpProtocol,
+    /// Payload length in bytes: Total Length minus the header (options included).
     pub payload_len: usize,
+    /// Time to Live (RFC 791 3.1).
     pub ttl: u8,
     /// DSCP << 2 | ECN.
     pub tos: u8,
+    /// Identification (RFC 791 3.1).
     pub ident: u16,
+    /// The Don't Fragment flag (RFC 791 3.1).
     pub dont_frag: bool,
 }
 
@@ -254,6 +289,13 @@ impl Ipv4Repr {
     pub const HEADER_LEN: usize = 20;
 
     /// Validates checksum and rejects fragments (`WireError::Fragmented`).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Ipv4Packet::new_checked`] (the lengths are checked again);
+    /// [`WireError::BadChecksum`] when the header checksum does not verify;
+    /// [`WireError::Fragmented`] when MF is set or the fragment offset is
+    /// not zero.
     pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Ipv4Repr, WireError> {
         // Re-check lengths: `packet` may come from `new_unchecked`.
         packet.check()?;

@@ -97,6 +97,12 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// Wraps after checking: version 6, the fixed header fits and the payload
     /// length is within the buffer. Trailing bytes beyond `40 + payload_len`
     /// (link padding) are allowed and ignored by `payload`.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Truncated`] when the buffer is shorter than the 40-byte
+    /// fixed header or than `40 + payload_len`; [`WireError::Malformed`] when
+    /// the version is not 6.
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let packet = Ipv6Packet { buffer };
         packet.check()?;
@@ -124,6 +130,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ok(())
     }
 
+    /// Returns the underlying buffer.
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -132,6 +139,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         let r = field::VER_TC_FLOW;
         u32::from_be_bytes([b[r.start], b[r.start + 1], b[r.start + 2], b[r.start + 3]])
     }
+    /// Version (RFC 8200 3); 6 after `new_checked`.
     pub fn version(&self) -> u8 {
         (self.first_word() >> 28) as u8
     }
@@ -157,14 +165,17 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     pub fn next_header(&self) -> IpProtocol {
         IpProtocol::from(self.buffer.as_ref()[field::NEXT_HEADER])
     }
+    /// Hop Limit (RFC 8200 3): decremented by each forwarding node.
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[field::HOP_LIMIT]
     }
+    /// Source Address (RFC 8200 3).
     pub fn src_addr(&self) -> Ipv6Addr {
         let mut a = [0u8; 16];
         a.copy_from_slice(&self.buffer.as_ref()[field::SRC_ADDR]);
         Ipv6Addr::from(a)
     }
+    /// Destination Address (RFC 8200 3).
     pub fn dst_addr(&self) -> Ipv6Addr {
         let mut a = [0u8; 16];
         a.copy_from_slice(&self.buffer.as_ref()[field::DST_ADDR]);
@@ -189,6 +200,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
         let w = self.first_word();
         self.set_first_word((w & 0x0FFF_FFFF) | (6 << 28));
     }
+    /// Sets the Traffic Class byte (RFC 8200 3): DSCP and ECN.
     pub fn set_traffic_class(&mut self, tc: u8) {
         let w = self.first_word();
         self.set_first_word((w & 0xF00F_FFFF) | (u32::from(tc) << 20));
@@ -205,18 +217,23 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
         let w = self.first_word();
         self.set_first_word((w & 0xFFF0_0000) | (label & 0x000F_FFFF));
     }
+    /// Sets the Payload Length (RFC 8200 3): the bytes after the fixed header.
     pub fn set_payload_len(&mut self, len: u16) {
         self.buffer.as_mut()[field::LENGTH].copy_from_slice(&len.to_be_bytes());
     }
+    /// Sets the Next Header of the fixed header (RFC 8200 3).
     pub fn set_next_header(&mut self, next_header: IpProtocol) {
         self.buffer.as_mut()[field::NEXT_HEADER] = u8::from(next_header);
     }
+    /// Sets the Hop Limit (RFC 8200 3).
     pub fn set_hop_limit(&mut self, hop_limit: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = hop_limit;
     }
+    /// Sets the Source Address (RFC 8200 3).
     pub fn set_src_addr(&mut self, addr: Ipv6Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&addr.octets());
     }
+    /// Sets the Destination Address (RFC 8200 3).
     pub fn set_dst_addr(&mut self, addr: Ipv6Addr) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&addr.octets());
     }
@@ -241,15 +258,26 @@ pub enum Ipv6Drop {
     /// A type 0 Routing header with segments left (RFC 5095 3: processed as
     /// an unrecognised Routing Type, so Parameter Problem code 0 pointing at
     /// the Routing Type field).
-    RoutingType0 { pointer: usize },
+    RoutingType0 {
+        /// Offset of the Routing Type field.
+        pointer: usize,
+    },
     /// A Routing header of an unrecognised type with segments left
     /// (RFC 8200 4.4: Parameter Problem code 0 pointing at the Routing Type).
-    UnknownRouting { pointer: usize },
+    UnknownRouting {
+        /// Offset of the Routing Type field.
+        pointer: usize,
+    },
     /// An unrecognised option whose action bits say discard (RFC 8200 4.2).
     /// `pointer` is the option type's offset (for Parameter Problem code 2);
     /// `icmp` says whether that message should be sent (actions 10, and 11
     /// to a unicast destination).
-    UnknownOption { pointer: usize, icmp: bool },
+    UnknownOption {
+        /// Offset of the option's Option Type byte.
+        pointer: usize,
+        /// Whether a Parameter Problem should be sent.
+        icmp: bool,
+    },
     /// Next Header 59 (RFC 8200 4.7): nothing follows.
     NoNextHeader,
     /// An impossible header: wrong version, a Hop-by-Hop header that is not
@@ -310,12 +338,15 @@ impl From<WireError> for Ipv6Drop {
 /// emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv6Repr {
+    /// Source Address (RFC 8200 3).
     pub src: Ipv6Addr,
+    /// Destination Address (RFC 8200 3).
     pub dst: Ipv6Addr,
     /// The upper-layer protocol, after any extension headers.
     pub next_header: IpProtocol,
     /// The upper-layer length (extension headers not counted).
     pub payload_len: usize,
+    /// Hop Limit (RFC 8200 3).
     pub hop_limit: u8,
     /// DSCP << 2 | ECN.
     pub traffic_class: u8,

@@ -52,11 +52,15 @@ impl std::error::Error for WireError {}
 /// IP protocol numbers (IPv4 Protocol, IPv6 Next Header) this stack knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpProtocol {
+    /// ICMP, protocol 1 (RFC 792).
     Icmp,
+    /// TCP, protocol 6 (RFC 9293).
     Tcp,
+    /// UDP, protocol 17 (RFC 768).
     Udp,
     /// ICMP for IPv6, Next Header 58 (RFC 4443 1).
     Icmpv6,
+    /// Any other protocol number.
     Unknown(u8),
 }
 

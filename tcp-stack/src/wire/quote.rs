@@ -37,10 +37,15 @@ const AUTH_HEADER: u8 = 51;
 /// we sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotedTcp {
+    /// Source Address of the quoted IP header.
     pub src: IpAddr,
+    /// Destination Address of the quoted IP header.
     pub dst: IpAddr,
+    /// Source Port of the quoted TCP header (RFC 9293 3.1).
     pub src_port: u16,
+    /// Destination Port of the quoted TCP header (RFC 9293 3.1).
     pub dst_port: u16,
+    /// Sequence Number of the quoted TCP header (RFC 9293 3.1).
     pub seq: SeqNum,
 }
 

@@ -30,34 +30,50 @@ use std::net::IpAddr;
 pub struct TcpFlags(pub u16);
 
 impl TcpFlags {
+    /// FIN: no more data from the sender (RFC 9293 3.1).
     pub const FIN: TcpFlags = TcpFlags(0x001);
+    /// SYN: synchronize sequence numbers (RFC 9293 3.1).
     pub const SYN: TcpFlags = TcpFlags(0x002);
+    /// RST: reset the connection (RFC 9293 3.1).
     pub const RST: TcpFlags = TcpFlags(0x004);
+    /// PSH: push function (RFC 9293 3.1).
     pub const PSH: TcpFlags = TcpFlags(0x008);
+    /// ACK: the acknowledgment number field is significant (RFC 9293 3.1).
     pub const ACK: TcpFlags = TcpFlags(0x010);
+    /// URG: the urgent pointer field is significant (RFC 9293 3.1).
     pub const URG: TcpFlags = TcpFlags(0x020);
+    /// ECE: ECN-Echo (RFC 3168 6.1).
     pub const ECE: TcpFlags = TcpFlags(0x040);
+    /// CWR: Congestion Window Reduced (RFC 3168 6.1).
     pub const CWR: TcpFlags = TcpFlags(0x080);
+    /// No bits set.
     pub const EMPTY: TcpFlags = TcpFlags(0);
 
+    /// Whether every bit of `other` is set in `self`.
     pub const fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
     }
+    /// Whether any bit of `other` is set in `self`.
     pub const fn intersects(self, other: TcpFlags) -> bool {
         self.0 & other.0 != 0
     }
+    /// Whether FIN is set.
     pub fn fin(self) -> bool {
         self.contains(Self::FIN)
     }
+    /// Whether SYN is set.
     pub fn syn(self) -> bool {
         self.contains(Self::SYN)
     }
+    /// Whether RST is set.
     pub fn rst(self) -> bool {
         self.contains(Self::RST)
     }
+    /// Whether ACK is set.
     pub fn ack(self) -> bool {
         self.contains(Self::ACK)
     }
+    /// Whether PSH is set.
     pub fn psh(self) -> bool {
         self.contains(Self::PSH)
     }
@@ -106,6 +122,7 @@ pub struct SackBlocks {
 }
 
 impl SackBlocks {
+    /// The most blocks one SACK option can carry (RFC 2018 3: 40 option bytes).
     pub const MAX: usize = 4;
     /// Appends a block; returns false (and does nothing) when full.
     pub fn push(&mut self, left: SeqNum, right: SeqNum) -> bool {
@@ -117,12 +134,15 @@ impl SackBlocks {
             false
         }
     }
+    /// The blocks in use, in order.
     pub fn as_slice(&self) -> &[(SeqNum, SeqNum)] {
         &self.blocks[..self.len as usize]
     }
+    /// Number of blocks in use.
     pub fn len(&self) -> usize {
         self.len as usize
     }
+    /// Whether no block is in use.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -140,11 +160,14 @@ impl SackBlocks {
 /// The TCP options this stack understands. Unknown options are skipped on parse.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
 pub struct TcpOptions {
+    /// Maximum Segment Size the sender can receive (RFC 9293 3.7.1), SYN only.
     pub mss: Option<u16>,
     /// Shift count (RFC 7323 2.2); values above 14 are clamped to 14 by the
     /// connection logic, not by the parser.
     pub window_scale: Option<u8>,
+    /// SACK-permitted (RFC 2018 2), SYN only.
     pub sack_permitted: bool,
+    /// SACK blocks (RFC 2018 3).
     pub sack: SackBlocks,
     /// (TSval, TSecr) (RFC 7323 3).
     pub timestamps: Option<(u32, u32)>,
@@ -170,6 +193,11 @@ impl TcpOptions {
     /// such a segment without them would let a forged or corrupted segment
     /// slip past checks a well-formed one must pass. A conforming peer
     /// never sends one; a corrupted one is retransmitted.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Malformed`] when an option's length is below 2 or runs
+    /// past the end of `bytes`.
     pub fn parse(bytes: &[u8]) -> Result<TcpOptions, WireError> {
         let mut opts = TcpOptions::default();
         let mut i = 0;
@@ -304,6 +332,7 @@ impl TcpOptions {
         self.fixed_len() + sack
     }
 
+    /// Whether [`len`](TcpOptions::len) is zero (no options are emitted).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -437,10 +466,17 @@ pub struct TcpPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
+    /// Wraps `buffer` without checks; accessors may panic on a short buffer.
     pub fn new_unchecked(buffer: T) -> Self {
         TcpPacket { buffer }
     }
     /// Checks: at least 20 bytes, data offset >= 5 and within the buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Truncated`] when the buffer is shorter than 20 bytes or
+    /// than the data offset says; [`WireError::Malformed`] when the data
+    /// offset is below 5.
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let packet = TcpPacket { buffer };
         let len = packet.buffer.as_ref().len();
@@ -456,46 +492,60 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         }
         Ok(packet)
     }
+    /// Returns the underlying buffer.
     pub fn into_inner(self) -> T {
         self.buffer
     }
+    /// Source Port (RFC 9293 3.1).
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
+    /// Destination Port (RFC 9293 3.1).
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::DST_PORT.start)
     }
+    /// Sequence Number (RFC 9293 3.1): the first data octet in this segment, or
+    /// the ISN when SYN is set.
     pub fn seq(&self) -> SeqNum {
         SeqNum(be32(self.buffer.as_ref(), field::SEQ.start))
     }
+    /// Acknowledgment Number (RFC 9293 3.1): the next sequence number the sender
+    /// expects, significant when ACK is set.
     pub fn ack(&self) -> SeqNum {
         SeqNum(be32(self.buffer.as_ref(), field::ACK.start))
     }
+    /// Header length in bytes, options included: Data Offset * 4 (RFC 9293 3.1).
     pub fn header_len(&self) -> usize {
         // RFC 9293 3.1: Data Offset, the header length in 32-bit words.
         usize::from(self.buffer.as_ref()[field::DOFF] >> 4) * 4
     }
+    /// The eight control bits (RFC 9293 3.1); the reserved bits are not read.
     pub fn flags(&self) -> TcpFlags {
         // RFC 9293 3.1: the four reserved bits before the control bits "must
         // be ignored in received segments" (this includes the historic NS
         // bit of RFC 3540).
         TcpFlags(u16::from(self.buffer.as_ref()[field::FLAGS]))
     }
+    /// Window (RFC 9293 3.1), raw: not shifted by the window scale.
     pub fn window(&self) -> u16 {
         be16(self.buffer.as_ref(), field::WINDOW.start)
     }
+    /// Checksum (RFC 9293 3.1), as stored.
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
+    /// Urgent Pointer (RFC 9293 3.1), as stored.
     pub fn urgent(&self) -> u16 {
         be16(self.buffer.as_ref(), field::URGENT.start)
     }
+    /// The option bytes, between the fixed 20-byte header and the data.
     pub fn options(&self) -> &[u8] {
         self.buffer
             .as_ref()
             .get(MIN_HEADER_LEN..self.header_len())
             .unwrap_or(&[])
     }
+    /// The data after the header.
     pub fn payload(&self) -> &[u8] {
         self.buffer.as_ref().get(self.header_len()..).unwrap_or(&[])
     }
@@ -512,15 +562,19 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    /// Sets the Source Port (RFC 9293 3.1).
     pub fn set_src_port(&mut self, port: u16) {
         self.buffer.as_mut()[field::SRC_PORT].copy_from_slice(&port.to_be_bytes());
     }
+    /// Sets the Destination Port (RFC 9293 3.1).
     pub fn set_dst_port(&mut self, port: u16) {
         self.buffer.as_mut()[field::DST_PORT].copy_from_slice(&port.to_be_bytes());
     }
+    /// Sets the Sequence Number (RFC 9293 3.1).
     pub fn set_seq(&mut self, seq: SeqNum) {
         self.buffer.as_mut()[field::SEQ].copy_from_slice(&seq.0.to_be_bytes());
     }
+    /// Sets the Acknowledgment Number (RFC 9293 3.1).
     pub fn set_ack(&mut self, ack: SeqNum) {
         self.buffer.as_mut()[field::ACK].copy_from_slice(&ack.0.to_be_bytes());
     }
@@ -533,12 +587,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     pub fn set_flags(&mut self, flags: TcpFlags) {
         self.buffer.as_mut()[field::FLAGS] = (flags.0 & 0xFF) as u8;
     }
+    /// Sets the Window (RFC 9293 3.1), raw.
     pub fn set_window(&mut self, window: u16) {
         self.buffer.as_mut()[field::WINDOW].copy_from_slice(&window.to_be_bytes());
     }
+    /// Sets the Checksum field (RFC 9293 3.1); see
+    /// [`fill_checksum`](TcpPacket::fill_checksum) to compute it.
     pub fn set_checksum(&mut self, checksum: u16) {
         self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&checksum.to_be_bytes());
     }
+    /// Sets the Urgent Pointer (RFC 9293 3.1).
     pub fn set_urgent(&mut self, urgent: u16) {
         self.buffer.as_mut()[field::URGENT].copy_from_slice(&urgent.to_be_bytes());
     }
@@ -573,20 +631,33 @@ fn pseudo_header(src: IpAddr, dst: IpAddr, len: u32) -> u32 {
 /// A validated TCP header (payload carried separately).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct TcpRepr {
+    /// Source Port (RFC 9293 3.1).
     pub src_port: u16,
+    /// Destination Port (RFC 9293 3.1).
     pub dst_port: u16,
+    /// Sequence Number (RFC 9293 3.1).
     pub seq: SeqNum,
+    /// Acknowledgment Number (RFC 9293 3.1).
     pub ack: SeqNum,
+    /// Control bits (RFC 9293 3.1).
     pub flags: TcpFlags,
     /// Raw (unscaled) window field.
     pub window: u16,
+    /// Urgent Pointer (RFC 9293 3.1).
     pub urgent: u16,
+    /// Options (RFC 9293 3.1, 3.2).
     pub options: TcpOptions,
 }
 
 impl TcpRepr {
-    /// Parses a segment (the IPv4 payload). With `verify_checksum`, a bad
+    /// Parses a segment (the IPv4 or IPv6 payload). With `verify_checksum`, a bad
     /// checksum is `BadChecksum`. Returns the header and the payload.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`TcpPacket::new_checked`] and [`TcpOptions::parse`], and
+    /// [`WireError::BadChecksum`] when `verify_checksum` is set and the
+    /// checksum over the pseudo-header and segment does not verify.
     // The explicit lifetime is part of the agreed public signature.
     #[allow(clippy::needless_lifetimes)]
     pub fn parse<'a>(
