@@ -1,0 +1,79 @@
+//! Adapters for the Tokio ecosystem, each behind the cargo feature of its
+//! name (all off by default):
+//!
+//! - `axum`: [`TcpListener`](crate::TcpListener) is an
+//!   `axum::serve::Listener`, so `axum::serve(listener, app)` serves over
+//!   the stack (see [`axum`](self::axum) for `ConnectInfo` and ending
+//!   `serve` when the stack stops).
+//! - `hyper-util`: [`HttpConnector`](crate::HttpConnector), a
+//!   `tower::Service<Uri>` for hyper-util's legacy `Client` (and for
+//!   tonic's `Endpoint::connect_with_connector`); `TcpStream` is a
+//!   hyper-util `Connection`.
+//! - `tonic`: `TcpStream` is a `tonic::transport::server::Connected`
+//!   (reporting `TcpConnectInfo`, so `Request::remote_addr` works), so
+//!   `Server::serve_with_incoming` takes
+//!   [`TcpListener::into_incoming`](crate::TcpListener::into_incoming).
+//!
+//! TLS needs no feature: `tokio_rustls` wraps a `TcpStream` as it wraps
+//! Tokio's (see `examples/tls.rs`).
+//!
+//! [`Stack::stopped`](crate::Stack::stopped), always present, is the
+//! signal that ends a server's accept loop (`with_graceful_shutdown`,
+//! `serve_with_incoming_shutdown`) once the stack is shut down.
+
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "hyper-util")]
+pub mod hyper;
+#[cfg(feature = "tonic")]
+pub mod tonic;
+
+use crate::stack::Stack;
+use std::future::Future;
+use std::time::Duration;
+
+/// How often [`Stack::stopped`] asks the driver whether it still runs.
+const STOPPED_POLL: Duration = Duration::from_millis(100);
+
+impl Stack {
+    /// Completes once the stack's driver has stopped ([`Stack::shutdown`]).
+    ///
+    /// Servers take it as their shutdown signal, so that they end when the
+    /// stack does rather than wait for connections that can no longer
+    /// come: `axum::serve(..).with_graceful_shutdown(stack.stopped())`,
+    /// tonic's `serve_with_incoming_shutdown(incoming, stack.stopped())`.
+    /// The future owns a handle (it is `'static`, as `with_graceful_shutdown`
+    /// wants), so the stack only stops through [`Stack::shutdown`] while it
+    /// waits (or when the runtime ends).
+    ///
+    /// It asks the driver every 100 ms, so it completes up to that long
+    /// after the stop.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only watches.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn dox(stack: tcp_async::Stack) {
+    /// let watcher = stack.clone();
+    /// tokio::spawn(async move {
+    ///     watcher.stopped().await;
+    ///     println!("stack stopped");
+    /// });
+    /// stack.shutdown().await;
+    /// # }
+    /// ```
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let stack = self.clone();
+        async move {
+            // The driver answers `stats` while it runs; once it has stopped
+            // the request fails (its command channel is closed, or the reply
+            // is dropped with it).
+            while stack.stats().await.is_ok() {
+                tokio::time::sleep(STOPPED_POLL).await;
+            }
+        }
+    }
+}
