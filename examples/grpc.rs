@@ -67,7 +67,7 @@ async fn run() -> Result<(), Error> {
     let server = tokio::spawn(
         Server::builder()
             .add_service(GreeterServer)
-            .serve_with_incoming_shutdown(listener.into_incoming(), stack.stopped()),
+            .serve_with_incoming(listener.into_stream()),
     );
     match &net {
         Net::Tun { .. } => {

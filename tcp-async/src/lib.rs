@@ -167,3 +167,4 @@ pub use tcp_stack::{Config, State, TcpInfo};
 
 #[cfg(feature = "hyper-util")]
 pub use integrations::hyper::HttpConnector;
+pub use integrations::ListenerStream;

@@ -12,14 +12,16 @@
 //! - `tonic`: `TcpStream` is a `tonic::transport::server::Connected`
 //!   (reporting `TcpConnectInfo`, so `Request::remote_addr` works), so
 //!   `Server::serve_with_incoming` takes
-//!   [`TcpListener::into_incoming`](crate::TcpListener::into_incoming).
+//!   [`TcpListener::into_stream`](crate::TcpListener::into_stream).
 //!
 //! TLS needs no feature: `tokio_rustls` wraps a `TcpStream` as it wraps
 //! Tokio's (see `examples/tls.rs`).
 //!
-//! [`Stack::stopped`](crate::Stack::stopped), always present, is the
-//! signal that ends a server's accept loop (`with_graceful_shutdown`,
-//! `serve_with_incoming_shutdown`) once the stack is shut down.
+//! Always present: [`Stack::stopped`](crate::Stack::stopped), the signal
+//! that ends a server's accept loop (`with_graceful_shutdown`,
+//! `serve_with_incoming_shutdown`) once the stack is shut down, and
+//! [`TcpListener::into_stream`](crate::TcpListener::into_stream), accepted
+//! connections as a stream that ends then.
 
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -27,6 +29,10 @@ pub mod axum;
 pub mod hyper;
 #[cfg(feature = "tonic")]
 pub mod tonic;
+
+mod stream;
+
+pub use stream::ListenerStream;
 
 use crate::stack::Stack;
 use std::future::Future;

@@ -3,8 +3,12 @@
 //! [`TcpStream`] is a [`Connected`]: its connect info is tonic's own
 //! [`TcpConnectInfo`], so `Request::remote_addr` and `local_addr` work in
 //! handlers as over Tokio. Serve with `serve_with_incoming` (or
-//! `serve_with_incoming_shutdown`, with [`Stack::stopped`](crate::Stack::stopped)
-//! to end with the stack) fed by [`TcpListener::into_incoming`](crate::TcpListener::into_incoming);
+//! `serve_with_incoming_shutdown`) fed by
+//! [`TcpListener::into_stream`](crate::TcpListener::into_stream), which
+//! ends when the stack stops, and so ends the server (not
+//! [`into_incoming`](crate::TcpListener::into_incoming): tonic skips
+//! accept errors, and would poll it again and again once the stack has
+//! stopped);
 //! connect clients with `Endpoint::connect_with_connector` and an
 //! [`HttpConnector`](crate::HttpConnector).
 //!
@@ -16,7 +20,7 @@
 //! tokio::spawn(
 //!     Server::builder()
 //!         .add_service(svc)
-//!         .serve_with_incoming_shutdown(listener.into_incoming(), stack.stopped()),
+//!         .serve_with_incoming(listener.into_stream()),
 //! );
 //! let channel = Endpoint::from_static("http://10.0.0.1:50051")
 //!     .connect_with_connector(HttpConnector::new(&stack))
