@@ -3,9 +3,9 @@
 //!
 //! - `axum`: [`TcpListener`](crate::TcpListener) is an
 //!   `axum::serve::Listener`, so `axum::serve(listener, app)` serves over
-//!   the stack (see [`axum`](self::axum) for `ConnectInfo` and ending
+//!   the stack (see the `axum` module for `ConnectInfo` and ending
 //!   `serve` when the stack stops).
-//! - `hyper-util`: [`HttpConnector`](crate::HttpConnector), a
+//! - `hyper-util`: `HttpConnector`, a
 //!   `tower::Service<Uri>` for hyper-util's legacy `Client` (and for
 //!   tonic's `Endpoint::connect_with_connector`); `TcpStream` is a
 //!   hyper-util `Connection`.
