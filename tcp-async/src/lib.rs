@@ -2,8 +2,9 @@
 //!
 //! [`TcpListener`], [`TcpStream`] and [`TcpSocket`] have the names,
 //! signatures and semantics of their `tokio::net` namesakes (hyper serves
-//! and sends over them unchanged through `hyper_util::rt::TokioIo`; for
-//! axum, implement `axum::serve::Listener` with `accept` and `local_addr`),
+//! and sends over them unchanged through `hyper_util::rt::TokioIo`; the
+//! features `axum`, `hyper-util` and `tonic` add the adapters those crates
+//! need, see [`integrations`]),
 //! but the TCP/IP behind them is the user-space `tcp_stack::Stack`,
 //! exchanging raw IPv4 and IPv6 datagrams with a [`Device`](device::Device): a TUN
 //! interface ([`device::tun::TunDevice`]), or an in-memory link
@@ -156,6 +157,8 @@
 pub mod device;
 pub mod ring;
 
+pub mod integrations;
+
 mod driver;
 mod factory;
 mod shared;
@@ -172,3 +175,7 @@ pub use tcp::{
     TcpSocket, TcpStream, ToSocketAddrs, WriteHalf,
 };
 pub use tcp_stack::{Config, ListenerInfo, State, Stats, TcpInfo};
+
+#[cfg(feature = "hyper-util")]
+pub use integrations::hyper::HttpConnector;
+pub use integrations::ListenerStream;

@@ -308,6 +308,12 @@ impl Stack {
         self.inner.cmd_tx.send(cmd).map_err(|_| gone())
     }
 
+    /// Completes once the driver has ended (its command channel closed).
+    pub(crate) fn driver_gone(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let tx = self.inner.cmd_tx.clone();
+        async move { tx.closed().await }
+    }
+
     /// Sends a command and waits for its reply.
     pub(crate) async fn request<T>(
         &self,
