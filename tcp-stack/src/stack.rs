@@ -22,6 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 mod addr;
 pub(crate) use addr::mapped;
+pub use addr::{binds_overlap, canonical};
 mod calls;
 mod icmp;
 mod input;

@@ -26,6 +26,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tcp_stack::stack::{binds_overlap, canonical};
 use tcp_stack::Config;
 
 /// How a socket holds its address.
@@ -78,45 +79,12 @@ impl Drop for Reservation {
     }
 }
 
-/// In its wire family: an IPv4-mapped IPv6 address is IPv4.
-fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
-            None => addr,
-        },
-        v4 => v4,
-    }
-}
-
-/// Whether sockets on `a` and `b` (canonical, same port) take a common
-/// destination.
-fn overlaps(a: SocketAddr, a_v6only: bool, b: SocketAddr, b_v6only: bool) -> bool {
-    let covers = |x: SocketAddr, v6only: bool, other: IpAddr| -> bool {
-        match (x.ip(), other) {
-            (IpAddr::V4(x), IpAddr::V4(o)) => x.is_unspecified() || x == o,
-            (IpAddr::V6(x), IpAddr::V6(o)) => x.is_unspecified() || x == o,
-            // `[::]` without IPV6_V6ONLY takes IPv4 too.
-            (IpAddr::V6(x), IpAddr::V4(_)) => x.is_unspecified() && !v6only,
-            (IpAddr::V4(_), IpAddr::V6(_)) => false,
-        }
-    };
-    let (ai, bi) = (a.ip(), b.ip());
-    if ai.is_unspecified() || bi.is_unspecified() {
-        // A wildcard overlaps what it covers, and two wildcards overlap
-        // when one covers the other's family.
-        covers(a, a_v6only, bi) || covers(b, b_v6only, ai) || (ai == bi)
-    } else {
-        ai == bi
-    }
-}
-
 impl Table {
     fn conflicts(&self, key: SocketAddr, flags: BindFlags, skip: Option<u64>) -> bool {
         self.entries
             .iter()
             .filter(|e| Some(e.id) != skip && e.key.port() == key.port())
-            .filter(|e| overlaps(e.key, e.flags.v6_only, key, flags.v6_only))
+            .filter(|e| binds_overlap(e.key, e.flags.v6_only, key, flags.v6_only))
             .any(|e| {
                 let shared_port = flags.reuseport && e.flags.reuseport;
                 let shared_addr = flags.reuseaddr && e.flags.reuseaddr && !e.listening;

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// `addr` in the family it has on the wire: an IPv4-mapped IPv6 address
 /// becomes the IPv4 address it maps.
-pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
@@ -39,18 +39,13 @@ pub(crate) fn unspecified_like(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// A source address a datagram may not come from (RFC 1122 3.2.1.3,
-/// RFC 4291 2.5.2 and 2.7: unspecified, broadcast, multicast).
+/// An address a datagram may not come from, nor a connection go to (RFC
+/// 1122 3.2.1.3, RFC 4291 2.5.2 and 2.7: unspecified, broadcast, multicast).
 pub(crate) fn bad_source(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => a.is_broadcast() || a.is_multicast() || a.is_unspecified(),
         IpAddr::V6(a) => a.is_multicast() || a.is_unspecified(),
     }
-}
-
-/// A destination a connection may not go to (unspecified, broadcast, multicast).
-pub(crate) fn bad_destination(ip: IpAddr) -> bool {
-    bad_source(ip)
 }
 
 /// The addresses a listener covers, per family: `None` not that family,
@@ -94,6 +89,14 @@ impl Covers {
         }
         one(self.v4, other.v4) || one(self.v6, other.v6)
     }
+}
+
+/// Whether sockets bound to `a` and `b` (the same port, either family,
+/// IPv4-mapped or not) would take a common destination: Linux's bind
+/// conflict test before `SO_REUSEADDR`/`SO_REUSEPORT` are considered. An
+/// IPv6 wildcard overlaps IPv4 unless its `v6_only` is set.
+pub fn binds_overlap(a: SocketAddr, a_v6_only: bool, b: SocketAddr, b_v6_only: bool) -> bool {
+    Covers::of(canonical(a), a_v6_only).overlaps(Covers::of(canonical(b), b_v6_only))
 }
 
 impl Stack {

@@ -234,7 +234,7 @@ impl Stack {
         let v6_socket = remote.is_ipv6() || local.is_some_and(|l| l.is_ipv6());
         let remote = addr::canonical(remote);
         let rip = remote.ip();
-        if remote.port() == 0 || addr::bad_destination(rip) {
+        if remote.port() == 0 || addr::bad_source(rip) {
             return Err(Error::InvalidInput);
         }
         let local = match local.map(addr::canonical) {
