@@ -23,19 +23,20 @@
 
 mod common;
 
+use common::netns::{self, ip, Netns};
 use common::{assert_pattern, recv_pattern, send_pattern, within};
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tcp_async::{Stack, TcpStream};
 use tcp_stack::Config;
 use tokio::io::AsyncWriteExt;
 
 const PORT: u16 = 5001;
+
+/// Prefix of the namespaces these tests make; the pid that made one follows.
+const NETNS_PREFIX: &str = "utpmtu-";
 
 /// Bytes of the transfer that meets the narrow link.
 const BULK: u64 = 4 << 20;
@@ -92,158 +93,6 @@ impl Family {
     }
 }
 
-/// Why this test cannot run here: no TUN, no root, or no `ip`.
-fn unavailable() -> Option<String> {
-    if let Some(why) = common::device::tun_unavailable() {
-        return Some(why);
-    }
-    match Command::new("ip").arg("-V").output() {
-        Ok(out) if out.status.success() => None,
-        Ok(out) => Some(format!("`ip -V` failed: {}", out.status)),
-        Err(e) => Some(format!("`ip` (iproute2) cannot be run: {e}")),
-    }
-}
-
-/// Prints the reason and returns true when the test cannot run; panics
-/// instead under CI=true, where a skip would hide a broken runner.
-fn skip() -> bool {
-    let Some(why) = unavailable() else {
-        return false;
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but the path MTU tests cannot run: {why}");
-    }
-    // Straight to the stderr handle: the test harness captures `eprintln!`
-    // and shows it only for failures, and a skip must be seen.
-    let _ = writeln!(io::stderr(), "skipping kernel_pmtu: {why}");
-    true
-}
-
-/// Runs `ip` with `args`, failing with its stderr.
-fn ip(args: &[&str]) -> io::Result<()> {
-    let out = Command::new("ip").args(args).output()?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(io::Error::other(format!(
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
-}
-
-/// Runs `ip` with `args` and returns its stdout.
-fn ip_output(args: &[&str]) -> io::Result<String> {
-    let out = Command::new("ip").args(args).output()?;
-    if !out.status.success() {
-        return Err(io::Error::other(format!("ip {} failed", args.join(" "))));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A named network namespace (`ip netns add`), deleted on drop. The
-/// interfaces in it go with it; sockets opened in it keep it alive until
-/// they close.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(name: String) -> io::Result<Netns> {
-        ip(&["netns", "add", &name])?;
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    /// `ip -n <ns> args...`
-    fn ip(&self, args: &[&str]) -> io::Result<()> {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// Runs `f` on a thread that has entered this namespace: sockets it
-    /// opens and `/proc/sys/net` files it writes belong to the namespace.
-    fn enter<T, F>(&self, f: F) -> io::Result<T>
-    where
-        T: Send,
-        F: FnOnce() -> io::Result<T> + Send,
-    {
-        let handle = File::open(format!("/run/netns/{}", self.name))?;
-        std::thread::scope(|scope| {
-            scope
-                .spawn(move || {
-                    // SAFETY: `handle` is an open namespace file for the
-                    // call's duration; CLONE_NEWNET moves only this thread,
-                    // which ends when `f` returns.
-                    let rc = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
-                    if rc != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    f()
-                })
-                .join()
-                .expect("namespace thread panicked")
-        })
-    }
-
-    /// Writes a sysctl of this namespace (`key` as a path under /proc/sys).
-    fn sysctl(&self, key: &str, value: &str) -> io::Result<()> {
-        let path = format!("/proc/sys/{key}");
-        self.enter(|| std::fs::write(&path, value))
-    }
-
-    /// Waits (bounded) until no IPv6 address here is tentative (DAD).
-    fn wait_no_tentative(&self) -> io::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = ip_output(&["-n", &self.name, "-6", "addr", "show", "tentative"])?;
-            if out.trim().is_empty() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::other(format!(
-                    "addresses still tentative in {}: {out}",
-                    self.name
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Err(e) = ip(&["netns", "del", &self.name]) {
-            eprintln!("cleanup: {e}");
-        }
-    }
-}
-
-/// Prefix of the namespaces these tests make; the pid that made one follows.
-const NETNS_PREFIX: &str = "utpmtu-";
-
-/// Deletes namespaces left by test processes that died before their
-/// guards ran (killed by a timeout, say): their pid is gone.
-fn remove_stale_namespaces() {
-    let Ok(dir) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(NETNS_PREFIX)
-            .and_then(|rest| rest.split('-').nth(1))
-        else {
-            continue;
-        };
-        if !std::path::Path::new("/proc").join(pid).exists() {
-            let _ = ip(&["netns", "del", &name]);
-        }
-    }
-}
-
 /// One test's network (see the module docs). Fields drop in order: the
 /// stack (and with it the TUN) first, then the namespaces.
 struct PmtuNet {
@@ -259,10 +108,10 @@ impl PmtuNet {
     /// the router must check segment by segment against the narrow link).
     /// `None` when the test is skipped. Call inside the Tokio runtime.
     fn new(family: Family, offload: bool) -> Option<PmtuNet> {
-        if skip() {
+        if netns::skip("kernel_pmtu") {
             return None;
         }
-        remove_stale_namespaces();
+        netns::remove_stale(NETNS_PREFIX);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let tun_name = format!("utm{pid}x{n}");
