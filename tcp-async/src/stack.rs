@@ -200,7 +200,7 @@ impl Stack {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     ///
     /// # Cancel safety
     ///
@@ -218,7 +218,7 @@ impl Stack {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     ///
     /// # Cancel safety
     ///
@@ -232,7 +232,7 @@ impl Stack {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     ///
     /// # Cancel safety
     ///
@@ -258,7 +258,8 @@ impl Stack {
 
     /// Stops the stack gracefully, waiting at most `timeout`:
     ///
-    /// 1. new connections and listeners are refused (`NotConnected`), and
+    /// 1. new connections and listeners are refused (`NotConnected`,
+    ///    [`StackStopped`](crate::StackStopped)), and
     ///    every listener is closed (connections it had not handed to
     ///    `accept` are reset, as a kernel's closing listener does);
     /// 2. every open connection gets a FIN after the data already written,
@@ -269,7 +270,7 @@ impl Stack {
     ///    in TIME-WAIT, as when the last handle is dropped), or when
     ///    `timeout` runs out, whichever comes first, what remains is reset,
     ///    the driver stops, and every socket of this stack fails with
-    ///    `ConnectionAborted` (`accept` with `NotConnected`).
+    ///    `NotConnected` ([`StackStopped`](crate::StackStopped)).
     ///
     /// A peer that never closes its side thus holds the stop for `timeout`.
     /// Returns once the driver task has finished. Calling it again only
@@ -285,7 +286,7 @@ impl Stack {
     /// Stops the stack at once: every connection is reset (its peer gets a
     /// RST, as nothing will answer for it any more, RFC 9293 3.10.5),
     /// packets already due are flushed, then every open socket of this
-    /// stack fails with `ConnectionAborted` (`accept` with `NotConnected`).
+    /// stack fails with `NotConnected` ([`StackStopped`](crate::StackStopped)).
     /// Returns once the driver task has finished. Calling it again is a
     /// no-op.
     ///
@@ -345,8 +346,10 @@ impl Stack {
     }
 }
 
+/// The error of a command to a stopped stack (the driver is gone, or is
+/// stopping and takes nothing new): [`StackStopped`](crate::StackStopped).
 pub(crate) fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "the stack was shut down")
+    crate::error::stack_stopped()
 }
 
 static DEFAULT: RwLock<Option<Stack>> = RwLock::new(None);

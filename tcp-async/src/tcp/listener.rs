@@ -195,7 +195,8 @@ impl TcpListener {
     ///
     /// # Errors
     ///
-    /// Once the stack was shut down (or the driver stopped), `NotConnected`,
+    /// Once the stack was shut down (or the driver stopped), `NotConnected`
+    /// ([`StackStopped`](crate::StackStopped)),
     /// the error every command to a stopped stack gives: at once the first
     /// time, then after a pause of one second each time, so a server that
     /// loops on `accept` and ignores errors does not spin. It is not
@@ -274,10 +275,9 @@ impl TcpListener {
             None if self.shared.closed.load(Ordering::Acquire) => {
                 Some(Err(match self.shared.error.get() {
                     Some(&e) => e.into(),
-                    None => io::Error::new(
-                        io::ErrorKind::NotConnected,
-                        "not listening: the stack was shut down",
-                    ),
+                    // Closed without an error: the stack stopped (or is
+                    // stopping, which takes nothing new either).
+                    None => crate::error::stack_stopped(),
                 }))
             }
             None => None,

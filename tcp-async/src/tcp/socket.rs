@@ -484,7 +484,7 @@ impl TcpSocket {
     /// `AddrInUse` if a listener holds an overlapping address (unless both
     /// set [`set_reuseport`](TcpSocket::set_reuseport)); `AddrNotAvailable`
     /// for an address not the stack's or no free ephemeral port;
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     ///
     /// # Examples
     ///

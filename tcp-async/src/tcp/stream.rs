@@ -455,7 +455,9 @@ impl TcpStream {
     ///
     /// A connection that failed (or whose stack stopped) is not connected
     /// any more, and tokio's `shutdown` maps ENOTCONN to `Ok(())` on purpose
-    /// (tokio-rs/tokio#4665): so does this one.
+    /// (tokio-rs/tokio#4665): so does this one. It is thus the one
+    /// operation that does not report [`StackStopped`](crate::StackStopped),
+    /// whose kind is `NotConnected`.
     pub(crate) fn shutdown_priv(&self) -> io::Result<()> {
         let flags = self.shared.flags();
         if flags & (WRITE_SHUT | FAILED | ABORTED) != 0 {
@@ -526,7 +528,24 @@ impl TcpStream {
         ready
     }
 
+    /// On a stopped stack, the readiness fails with `StackStopped`, as
+    /// tokio's fails once its I/O driver is gone; except that a reader
+    /// still sees the data received before the stop, and the end of stream
+    /// if the peer had closed, as its reads do.
+    fn stopped(&self, interest: Interest) -> Option<io::Error> {
+        let flags = self.shared.flags();
+        if flags & ABORTED == 0 {
+            return None;
+        }
+        let readable = interest.is_readable()
+            && (flags & PEER_FIN != 0 || self.shared.recv.with(|r| r.len()) > 0);
+        (!readable).then(crate::error::stack_stopped)
+    }
+
     fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<Ready>> {
+        if let Some(e) = self.stopped(interest) {
+            return Poll::Ready(Err(e));
+        }
         let ready = self.ready_for(interest);
         if !ready.is_empty() {
             return Poll::Ready(Ok(ready));
@@ -539,6 +558,9 @@ impl TcpStream {
         // send buffer, a reader on every idle connection.
         if interest.is_writable() || (interest.is_error() && !interest.is_readable()) {
             self.shared.waiters.register(WRITE, cx.waker());
+        }
+        if let Some(e) = self.stopped(interest) {
+            return Poll::Ready(Err(e));
         }
         let ready = self.ready_for(interest);
         if ready.is_empty() {
@@ -558,7 +580,12 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// Never fails today; `io::Result` for parity with `tokio::net`.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) once the
+    /// stack has stopped, as tokio's readiness fails once its I/O driver
+    /// is gone; a wait that includes [`Interest::READABLE`] still resolves
+    /// while data received before the stop (or the peer's end of stream)
+    /// is there to read. A failed connection is not an error here: it is
+    /// ready, and the error comes with the next read or write.
     ///
     /// # Cancel safety
     ///
@@ -637,7 +664,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     ///
     /// # Examples
     ///
@@ -679,7 +706,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
         let zero = dur == Some(Duration::ZERO);
         let was_zero = self.shared.opts.linger() == Some(Duration::ZERO);
@@ -697,7 +724,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_zero_linger(&self) -> io::Result<()> {
         self.set_linger(Some(Duration::ZERO))
     }
@@ -720,7 +747,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_quickack(&self, quickack: bool) -> io::Result<()> {
         self.stack
             .set_option(self.shared.id, SockOpt::QuickAck(quickack))?;
@@ -744,7 +771,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
         self.stack
             .set_option(self.shared.id, SockOpt::KeepAlive(keepalive))?;
@@ -766,7 +793,7 @@ impl TcpStream {
     /// # Errors
     ///
     /// `InvalidInput` for a zero `idle` or `interval` (Linux: EINVAL below
-    /// one second); `NotConnected` if the stack was shut down.
+    /// one second); `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_keepalive_params(
         &self,
         idle: Duration,
@@ -795,7 +822,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_user_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         let timeout = timeout.unwrap_or(self.stack.config().user_timeout);
         self.stack
@@ -808,7 +835,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_congestion_control(&self, cc: tcp_stack::CongestionControl) -> io::Result<()> {
         self.stack
             .set_option(self.shared.id, SockOpt::CongestionControl(cc))
@@ -827,7 +854,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` above 255; `NotConnected` if the stack was shut down.
+    /// `InvalidInput` above 255; `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let ttl8 = u8::try_from(ttl)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TTL above 255"))?;
@@ -856,7 +883,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down or the connection is gone.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped or the connection is gone.
     ///
     /// # Cancel safety
     ///
