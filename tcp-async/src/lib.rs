@@ -10,12 +10,13 @@
 //! interface ([`device::tun::TunDevice`]), or an in-memory link
 //! ([`device::MemoryDevice::pair`]) joining two stacks in one process.
 //!
-//! ```no_run
-//! use tcp_async::{device::MemoryDevice, Stack, TcpListener, TcpStream};
-//! use tcp_stack::Config;
+//! ```
+//! use tcp_async::{device::MemoryDevice, Config, Stack, TcpListener, TcpStream};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
-//! # async fn dox() -> std::io::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! // Two stacks in one process, joined by an in-memory link.
 //! let (a, b) = MemoryDevice::pair(1500);
 //! let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
 //! let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
@@ -30,6 +31,7 @@
 //! c.write_all(b"ping").await?;
 //! let mut buf = [0; 4];
 //! c.read_exact(&mut buf).await?;
+//! assert_eq!(&buf, b"ping");
 //! # Ok(())
 //! # }
 //! ```
@@ -157,6 +159,8 @@
 //!   `ConnectionAborted`, which axum and hyper retry at once. Readiness
 //!   fails with it too, as tokio's does once its I/O driver is gone.
 //! - [`TcpStream::tcp_info`] is an extension (`async`: it asks the driver).
+
+#![warn(missing_docs)]
 
 pub mod device;
 pub mod ring;

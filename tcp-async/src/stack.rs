@@ -29,17 +29,32 @@ use tokio::sync::{mpsc, oneshot};
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use tcp_async::{device::MemoryDevice, Stack, TcpListener};
-/// use tcp_stack::Config;
+/// ```
+/// use tcp_async::{device::MemoryDevice, Config, Stack, TcpListener, TcpStream};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
-/// # async fn dox() -> std::io::Result<()> {
-/// let (a, _b) = MemoryDevice::pair(1500);
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let (a, b) = MemoryDevice::pair(1500);
 /// let stack = Stack::builder(a)
 ///     .config(Config::with_addr("10.0.0.1".parse().unwrap()))
 ///     .build()?;
+/// let peer = Stack::builder(b)
+///     .config(Config::with_addr("10.0.0.2".parse().unwrap()))
+///     .build()?;
 /// let listener = TcpListener::bind_with(&stack, "10.0.0.1:80").await?;
-/// # drop(listener);
+/// let mut client = TcpStream::connect_with(&peer, "10.0.0.1:80").await?;
+/// let (mut server, from) = listener.accept().await?;
+/// assert_eq!(from, client.local_addr()?);
+/// server.write_all(b"hello").await?;
+/// let mut buf = [0; 5];
+/// client.read_exact(&mut buf).await?;
+/// assert_eq!(&buf, b"hello");
+///
+/// // Once the stack stops, its sockets fail with one error.
+/// stack.abort().await;
+/// let err = server.write_all(b"more").await.unwrap_err();
+/// assert!(tcp_async::is_stack_stopped(&err));
 /// # Ok(())
 /// # }
 /// ```

@@ -38,13 +38,29 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use tcp_async::TcpStream;
-/// use tokio::io::AsyncWriteExt;
+/// As with `tokio::net` (`connect` uses the default stack, here `client`;
+/// a server at 10.0.0.1:8080 on another stack reads what it gets):
 ///
-/// # async fn dox() -> std::io::Result<()> {
-/// let mut stream = TcpStream::connect("10.0.0.2:8080").await?;
+/// ```
+/// use tcp_async::TcpStream;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # use tcp_async::{device::MemoryDevice, Config, Stack};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # // Two stacks joined by an in-memory link, 10.0.0.1 and 10.0.0.2.
+/// # let (a, b) = MemoryDevice::pair(1500);
+/// # let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
+/// # let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
+/// # client.set_runtime_default()?;
+/// # let listener = tcp_async::TcpListener::bind_with(&server, "10.0.0.1:8080").await?;
+/// let mut stream = TcpStream::connect("10.0.0.1:8080").await?;
 /// stream.write_all(b"hello world!").await?;
+/// stream.shutdown().await?; // a FIN after the data
+/// # let (mut peer, _) = listener.accept().await?;
+/// # let mut got = Vec::new();
+/// # peer.read_to_end(&mut got).await?;
+/// # assert_eq!(got, b"hello world!");
 /// # Ok(())
 /// # }
 /// ```
