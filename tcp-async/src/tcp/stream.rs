@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 /// Dropping the stream closes it like a kernel socket: with unread received
 /// data it is reset (RFC 2525 2.17), otherwise the data already written is
 /// delivered and a FIN follows, in the background. Use
-/// [`shutdown`](tokio::io::AsyncWriteExt::shutdown) to half-close and keep
+/// `shutdown` ([`AsyncWrite::poll_shutdown`]) to half-close and keep
 /// reading.
 ///
 /// # Examples
