@@ -10,12 +10,13 @@
 //! interface ([`device::tun::TunDevice`]), or an in-memory link
 //! ([`device::MemoryDevice::pair`]) joining two stacks in one process.
 //!
-//! ```no_run
-//! use tcp_async::{device::MemoryDevice, Stack, TcpListener, TcpStream};
-//! use tcp_stack::Config;
+//! ```
+//! use tcp_async::{device::MemoryDevice, Config, Stack, TcpListener, TcpStream};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
-//! # async fn dox() -> std::io::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! // Two stacks in one process, joined by an in-memory link.
 //! let (a, b) = MemoryDevice::pair(1500);
 //! let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
 //! let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
@@ -30,6 +31,7 @@
 //! c.write_all(b"ping").await?;
 //! let mut buf = [0; 4];
 //! c.read_exact(&mut buf).await?;
+//! assert_eq!(&buf, b"ping");
 //! # Ok(())
 //! # }
 //! ```
@@ -122,9 +124,11 @@
 //! connection, then a bounded wait for them to finish, then a reset of the
 //! rest; [`Stack::abort`] resets them all at once. The driver is a task of
 //! the runtime that built the stack: if that runtime shuts down, the task
-//! is dropped and stops too. However it stops, every socket of the stack
-//! then fails (`ConnectionAborted`; `accept`, connect and other commands
-//! `NotConnected`) instead of waiting, from any runtime or thread.
+//! is dropped and stops too. However it stops, every operation on the
+//! stack and its sockets then fails with one error, `NotConnected` whose
+//! source is [`StackStopped`] (see [`is_stack_stopped`]), instead of
+//! waiting, from any runtime or thread; only reads still return the data
+//! received before the stop, and the end of stream if the peer had closed.
 //!
 //! **Loopback.** A connection to one of the stack's own addresses, or to
 //! 127.0.0.0/8, never reaches the device: the core loops its datagrams
@@ -149,10 +153,14 @@
 //! - `set_linger` with a non-zero timeout never blocks the drop: the close
 //!   goes on in the background and is reset if data is still
 //!   unacknowledged when the timeout passes ([`TcpStream::set_linger`]).
-//! - After [`Stack::shutdown`], `accept` fails with `NotConnected` (as every
-//!   command to a stopped stack; streams fail with `ConnectionAborted`), then
-//!   again only after a one-second pause each time (no spinning).
+//! - After [`Stack::shutdown`], `accept` fails with `NotConnected`
+//!   ([`StackStopped`], as every operation on a stopped stack), then again
+//!   only after a one-second pause each time (no spinning). Not
+//!   `ConnectionAborted`, which axum and hyper retry at once. Readiness
+//!   fails with it too, as tokio's does once its I/O driver is gone.
 //! - [`TcpStream::tcp_info`] is an extension (`async`: it asks the driver).
+
+#![warn(missing_docs)]
 
 pub mod device;
 pub mod ring;
@@ -160,12 +168,14 @@ pub mod ring;
 pub mod integrations;
 
 mod driver;
+mod error;
 mod factory;
 mod shared;
 mod stack;
 pub mod tcp;
 mod waiters;
 
+pub use error::{is_stack_stopped, StackStopped};
 pub use stack::{
     clear_default, clear_runtime_default, default_stack, set_default, set_runtime_default, Builder,
     DefaultGuard, Stack,

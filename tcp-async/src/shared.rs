@@ -23,7 +23,8 @@ pub(crate) const FAILED: u32 = 1 << 2;
 pub(crate) const WRITE_SHUT: u32 = 1 << 3;
 /// The connection reached CLOSED in the core.
 pub(crate) const CLOSED: u32 = 1 << 4;
-/// The stack's driver stopped: every operation fails with ECONNABORTED.
+/// The stack's driver stopped: every operation fails with
+/// [`StackStopped`](crate::StackStopped) (`NotConnected`).
 pub(crate) const ABORTED: u32 = 1 << 5;
 /// The application was given the error behind `FAILED` (set by the app):
 /// see [`Shared::take_error`].
@@ -182,9 +183,12 @@ impl Shared {
 
     /// The error behind `FAILED`, as the `io::Error` a kernel socket gives.
     /// Call after observing `FAILED` with `Acquire`.
+    /// A stopped stack gives [`StackStopped`](crate::StackStopped), even
+    /// if the connection had failed before: one error for every operation
+    /// once the driver is gone.
     pub(crate) fn error(&self, flags: u32) -> io::Error {
-        if flags & ABORTED != 0 && flags & FAILED == 0 {
-            return io::Error::new(io::ErrorKind::ConnectionAborted, "the stack was shut down");
+        if flags & ABORTED != 0 {
+            return crate::error::stack_stopped();
         }
         match decode_error(self.error.load(Ordering::Relaxed)) {
             Some(e) => e.into(),
@@ -198,9 +202,10 @@ impl Shared {
     /// Linux `sock_error()` reports a connection's error once and clears it
     /// (`sk_err`): after a reset, the first read or write gives ECONNRESET,
     /// then reads give the end of stream and writes EPIPE (the caller's
-    /// choice on `None`). A stopped stack gives ECONNABORTED every time.
+    /// choice on `None`). A stopped stack gives
+    /// [`StackStopped`](crate::StackStopped) every time.
     pub(crate) fn take_error(&self, flags: u32) -> Option<io::Error> {
-        if flags & FAILED == 0 {
+        if flags & ABORTED != 0 || flags & FAILED == 0 {
             return Some(self.error(flags));
         }
         let prev = self.flags.fetch_or(ERROR_TAKEN, Ordering::AcqRel);

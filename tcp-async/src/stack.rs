@@ -29,17 +29,32 @@ use tokio::sync::{mpsc, oneshot};
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use tcp_async::{device::MemoryDevice, Stack, TcpListener};
-/// use tcp_stack::Config;
+/// ```
+/// use tcp_async::{device::MemoryDevice, Config, Stack, TcpListener, TcpStream};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
-/// # async fn dox() -> std::io::Result<()> {
-/// let (a, _b) = MemoryDevice::pair(1500);
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let (a, b) = MemoryDevice::pair(1500);
 /// let stack = Stack::builder(a)
 ///     .config(Config::with_addr("10.0.0.1".parse().unwrap()))
 ///     .build()?;
+/// let peer = Stack::builder(b)
+///     .config(Config::with_addr("10.0.0.2".parse().unwrap()))
+///     .build()?;
 /// let listener = TcpListener::bind_with(&stack, "10.0.0.1:80").await?;
-/// # drop(listener);
+/// let mut client = TcpStream::connect_with(&peer, "10.0.0.1:80").await?;
+/// let (mut server, from) = listener.accept().await?;
+/// assert_eq!(from, client.local_addr()?);
+/// server.write_all(b"hello").await?;
+/// let mut buf = [0; 5];
+/// client.read_exact(&mut buf).await?;
+/// assert_eq!(&buf, b"hello");
+///
+/// // Once the stack stops, its sockets fail with one error.
+/// stack.abort().await;
+/// let err = server.write_all(b"more").await.unwrap_err();
+/// assert!(tcp_async::is_stack_stopped(&err));
 /// # Ok(())
 /// # }
 /// ```
@@ -200,7 +215,7 @@ impl Stack {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     ///
     /// # Cancel safety
     ///
@@ -218,7 +233,7 @@ impl Stack {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     ///
     /// # Cancel safety
     ///
@@ -232,7 +247,7 @@ impl Stack {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     ///
     /// # Cancel safety
     ///
@@ -258,7 +273,8 @@ impl Stack {
 
     /// Stops the stack gracefully, waiting at most `timeout`:
     ///
-    /// 1. new connections and listeners are refused (`NotConnected`), and
+    /// 1. new connections and listeners are refused (`NotConnected`,
+    ///    [`StackStopped`](crate::StackStopped)), and
     ///    every listener is closed (connections it had not handed to
     ///    `accept` are reset, as a kernel's closing listener does);
     /// 2. every open connection gets a FIN after the data already written,
@@ -269,7 +285,7 @@ impl Stack {
     ///    in TIME-WAIT, as when the last handle is dropped), or when
     ///    `timeout` runs out, whichever comes first, what remains is reset,
     ///    the driver stops, and every socket of this stack fails with
-    ///    `ConnectionAborted` (`accept` with `NotConnected`).
+    ///    `NotConnected` ([`StackStopped`](crate::StackStopped)).
     ///
     /// A peer that never closes its side thus holds the stop for `timeout`.
     /// Returns once the driver task has finished. Calling it again only
@@ -285,7 +301,7 @@ impl Stack {
     /// Stops the stack at once: every connection is reset (its peer gets a
     /// RST, as nothing will answer for it any more, RFC 9293 3.10.5),
     /// packets already due are flushed, then every open socket of this
-    /// stack fails with `ConnectionAborted` (`accept` with `NotConnected`).
+    /// stack fails with `NotConnected` ([`StackStopped`](crate::StackStopped)).
     /// Returns once the driver task has finished. Calling it again is a
     /// no-op.
     ///
@@ -345,8 +361,10 @@ impl Stack {
     }
 }
 
+/// The error of a command to a stopped stack (the driver is gone, or is
+/// stopping and takes nothing new): [`StackStopped`](crate::StackStopped).
 pub(crate) fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "the stack was shut down")
+    crate::error::stack_stopped()
 }
 
 static DEFAULT: RwLock<Option<Stack>> = RwLock::new(None);

@@ -86,11 +86,11 @@ async fn explicit_shutdown_aborts_sockets() {
     let mut buf = [0; 1];
     assert_eq!(
         client.read(&mut buf).await.unwrap_err().kind(),
-        ErrorKind::ConnectionAborted
+        ErrorKind::NotConnected
     );
     assert_eq!(
         client.write(b"x").await.unwrap_err().kind(),
-        ErrorKind::ConnectionAborted
+        ErrorKind::NotConnected
     );
     // New sockets fail cleanly.
     let err = TcpStream::connect_with(&b, addr(A, 6004))

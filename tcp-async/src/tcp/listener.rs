@@ -29,18 +29,39 @@ pub(crate) const DEFAULT_BACKLOG: usize = 1024;
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use tcp_async::TcpListener;
+/// An echo server, as with `tokio::net` (`bind` uses the default stack,
+/// here `server`):
 ///
-/// # async fn dox() -> std::io::Result<()> {
+/// ```
+/// use tcp_async::TcpListener;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # use tcp_async::{device::MemoryDevice, Config, Stack};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # // Two stacks joined by an in-memory link, 10.0.0.1 and 10.0.0.2.
+/// # let (a, b) = MemoryDevice::pair(1500);
+/// # let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
+/// # let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
+/// # server.set_runtime_default()?;
 /// let listener = TcpListener::bind("10.0.0.1:8080").await?;
-/// loop {
-///     let (socket, peer) = listener.accept().await?;
-///     tokio::spawn(async move {
-///         // serve `socket` (e.g. hyper over `hyper_util::rt::TokioIo`)
-///         let _ = (socket, peer);
-///     });
-/// }
+/// tokio::spawn(async move {
+///     loop {
+///         let (mut socket, _peer) = listener.accept().await?;
+///         tokio::spawn(async move {
+///             let (mut r, mut w) = socket.split();
+///             tokio::io::copy(&mut r, &mut w).await
+///         });
+///     }
+///     #[allow(unreachable_code)]
+///     Ok::<_, std::io::Error>(())
+/// });
+/// # let mut c = tcp_async::TcpStream::connect_with(&client, "10.0.0.1:8080").await?;
+/// # c.write_all(b"echo").await?;
+/// # let mut buf = [0; 4];
+/// # c.read_exact(&mut buf).await?;
+/// # assert_eq!(&buf, b"echo");
+/// # Ok(())
 /// # }
 /// ```
 pub struct TcpListener {
@@ -94,6 +115,10 @@ impl TcpListener {
     /// `NotFound` if no default stack is set; otherwise as
     /// [`bind_with`](TcpListener::bind_with).
     ///
+    /// # Cancel safety
+    ///
+    /// As [`bind_with`](TcpListener::bind_with).
+    ///
     /// # Examples
     ///
     /// ```no_run
@@ -115,7 +140,14 @@ impl TcpListener {
     ///
     /// `AddrInUse` if the address is taken; `AddrNotAvailable` if the IP is
     /// not one of the stack's (either family; `[::]` is dual stack, as Linux
-    /// with `bindv6only=0`).
+    /// with `bindv6only=0`); `NotConnected`
+    /// ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: only the resolution of `addr` waits, and the listener
+    /// is created when the future completes; a future dropped before
+    /// leaves nothing bound.
     ///
     /// # Examples
     ///
@@ -195,7 +227,8 @@ impl TcpListener {
     ///
     /// # Errors
     ///
-    /// Once the stack was shut down (or the driver stopped), `NotConnected`,
+    /// Once the stack was shut down (or the driver stopped), `NotConnected`
+    /// ([`StackStopped`](crate::StackStopped)),
     /// the error every command to a stopped stack gives: at once the first
     /// time, then after a pause of one second each time, so a server that
     /// loops on `accept` and ignores errors does not spin. It is not
@@ -274,10 +307,9 @@ impl TcpListener {
             None if self.shared.closed.load(Ordering::Acquire) => {
                 Some(Err(match self.shared.error.get() {
                     Some(&e) => e.into(),
-                    None => io::Error::new(
-                        io::ErrorKind::NotConnected,
-                        "not listening: the stack was shut down",
-                    ),
+                    // Closed without an error: the stack stopped (or is
+                    // stopping, which takes nothing new either).
+                    None => crate::error::stack_stopped(),
                 }))
             }
             None => None,

@@ -21,15 +21,35 @@ use std::time::Duration;
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use tcp_async::TcpSocket;
+/// A socket configured, then connected (`new_v4` uses the default stack,
+/// here `client`, and the server at 10.0.0.1:80 is on another stack):
 ///
-/// # async fn dox() -> std::io::Result<()> {
+/// ```
+/// use tcp_async::TcpSocket;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # use tcp_async::{device::MemoryDevice, Config, Stack};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # // Two stacks joined by an in-memory link, 10.0.0.1 and 10.0.0.2.
+/// # let (a, b) = MemoryDevice::pair(1500);
+/// # let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
+/// # let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
+/// # client.set_runtime_default()?;
+/// # let listener = TcpSocket::new_v4_with(&server);
+/// # listener.bind("10.0.0.1:80".parse().unwrap())?;
+/// # let listener = listener.listen(16)?;
 /// let socket = TcpSocket::new_v4()?;
 /// socket.set_send_buffer_size(64 * 1024)?;
 /// socket.set_nodelay(true)?;
-/// let stream = socket.connect("10.0.0.2:80".parse().unwrap()).await?;
-/// # drop(stream); Ok(())
+/// let mut stream = socket.connect("10.0.0.1:80".parse().unwrap()).await?;
+/// assert!(stream.nodelay()?);
+/// stream.write_all(b"hi").await?;
+/// # let (mut peer, _) = listener.accept().await?;
+/// # let mut buf = [0; 2];
+/// # peer.read_exact(&mut buf).await?;
+/// # assert_eq!(&buf, b"hi");
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Debug)]
@@ -484,7 +504,7 @@ impl TcpSocket {
     /// `AddrInUse` if a listener holds an overlapping address (unless both
     /// set [`set_reuseport`](TcpSocket::set_reuseport)); `AddrNotAvailable`
     /// for an address not the stack's or no free ephemeral port;
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     ///
     /// # Examples
     ///

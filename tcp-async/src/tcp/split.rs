@@ -10,6 +10,37 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 /// The read half of a borrowed split; reads go straight to the stream.
 ///
 /// Created by [`TcpStream::split`].
+///
+/// # Examples
+///
+/// Reading and writing one stream at once, in one task:
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # use tcp_async::{device::MemoryDevice, Config, Stack};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # // Two stacks joined by an in-memory link, 10.0.0.1 and 10.0.0.2.
+/// # let (a, b) = MemoryDevice::pair(1500);
+/// # let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
+/// # let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
+/// # let listener = tcp_async::TcpListener::bind_with(&server, "10.0.0.1:7").await?;
+/// # let mut stream = tcp_async::TcpStream::connect_with(&client, "10.0.0.1:7").await?;
+/// # let (mut peer, _) = listener.accept().await?;
+/// # peer.write_all(b"pong").await?;
+/// let (mut rd, mut wr) = stream.split();
+/// let mut buf = [0; 4];
+/// let (r, w) = tokio::join!(rd.read_exact(&mut buf), wr.write_all(b"ping"));
+/// r?;
+/// w?;
+/// assert_eq!(&buf, b"pong");
+/// # let mut got = [0; 4];
+/// # peer.read_exact(&mut got).await?;
+/// # assert_eq!(&got, b"ping");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct ReadHalf<'a>(&'a TcpStream);
 
@@ -17,6 +48,38 @@ pub struct ReadHalf<'a>(&'a TcpStream);
 /// stream; dropping it does nothing.
 ///
 /// Created by [`TcpStream::split`].
+///
+/// # Examples
+///
+/// Half-closing through the write half, then reading the answer:
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # use tcp_async::{device::MemoryDevice, Config, Stack};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # // Two stacks joined by an in-memory link, 10.0.0.1 and 10.0.0.2.
+/// # let (a, b) = MemoryDevice::pair(1500);
+/// # let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
+/// # let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
+/// # let listener = tcp_async::TcpListener::bind_with(&server, "10.0.0.1:7").await?;
+/// # let mut stream = tcp_async::TcpStream::connect_with(&client, "10.0.0.1:7").await?;
+/// # let (mut peer, _) = listener.accept().await?;
+/// let (mut rd, mut wr) = stream.split();
+/// wr.write_all(b"question").await?;
+/// wr.shutdown().await?; // the peer sees the end of stream
+/// # let mut q = Vec::new();
+/// # peer.read_to_end(&mut q).await?;
+/// # assert_eq!(q, b"question");
+/// # peer.write_all(b"answer").await?;
+/// # drop(peer);
+/// let mut answer = Vec::new();
+/// rd.read_to_end(&mut answer).await?;
+/// assert_eq!(answer, b"answer");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct WriteHalf<'a>(&'a TcpStream);
 

@@ -14,6 +14,42 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 ///
 /// Created by [`TcpStream::into_split`]. Dropping it does not close
 /// anything: the connection closes when both halves are gone.
+///
+/// # Examples
+///
+/// A reader task and a writer task on one connection, then the halves
+/// reunited:
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # use tcp_async::{device::MemoryDevice, Config, Stack};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # // Two stacks joined by an in-memory link, 10.0.0.1 and 10.0.0.2.
+/// # let (a, b) = MemoryDevice::pair(1500);
+/// # let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
+/// # let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
+/// # let listener = tcp_async::TcpListener::bind_with(&server, "10.0.0.1:7").await?;
+/// # let mut stream = tcp_async::TcpStream::connect_with(&client, "10.0.0.1:7").await?;
+/// # let (mut peer, _) = listener.accept().await?;
+/// # peer.write_all(b"pong").await?;
+/// let (mut rd, mut wr) = stream.into_split();
+/// let reader = tokio::spawn(async move {
+///     let mut buf = [0; 4];
+///     rd.read_exact(&mut buf).await.map(|_| (buf, rd))
+/// });
+/// wr.write_all(b"ping").await?;
+/// let (buf, rd) = reader.await.unwrap()?;
+/// assert_eq!(&buf, b"pong");
+/// let stream = rd.reunite(wr).expect("halves of one stream");
+/// # let mut got = [0; 4];
+/// # peer.read_exact(&mut got).await?;
+/// # assert_eq!(&got, b"ping");
+/// # drop(stream);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct OwnedReadHalf {
     inner: Arc<TcpStream>,
@@ -24,6 +60,38 @@ pub struct OwnedReadHalf {
 /// Created by [`TcpStream::into_split`]. Like Tokio's, dropping it shuts
 /// the write direction down (a FIN after the written data), unless
 /// [`forget`](OwnedWriteHalf::forget) was called.
+///
+/// # Examples
+///
+/// Dropping the write half sends the FIN; the read half keeps reading:
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # use tcp_async::{device::MemoryDevice, Config, Stack};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # // Two stacks joined by an in-memory link, 10.0.0.1 and 10.0.0.2.
+/// # let (a, b) = MemoryDevice::pair(1500);
+/// # let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
+/// # let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
+/// # let listener = tcp_async::TcpListener::bind_with(&server, "10.0.0.1:7").await?;
+/// # let mut stream = tcp_async::TcpStream::connect_with(&client, "10.0.0.1:7").await?;
+/// # let (mut peer, _) = listener.accept().await?;
+/// let (mut rd, mut wr) = stream.into_split();
+/// wr.write_all(b"bye").await?;
+/// drop(wr); // shuts the write direction down
+/// # let mut got = Vec::new();
+/// # peer.read_to_end(&mut got).await?;
+/// # assert_eq!(got, b"bye");
+/// # peer.write_all(b"ok").await?;
+/// # drop(peer);
+/// let mut answer = Vec::new();
+/// rd.read_to_end(&mut answer).await?;
+/// assert_eq!(answer, b"ok");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct OwnedWriteHalf {
     inner: Arc<TcpStream>,

@@ -33,18 +33,34 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 /// Dropping the stream closes it like a kernel socket: with unread received
 /// data it is reset (RFC 2525 2.17), otherwise the data already written is
 /// delivered and a FIN follows, in the background. Use
-/// [`shutdown`](tokio::io::AsyncWriteExt::shutdown) to half-close and keep
+/// `shutdown` ([`AsyncWrite::poll_shutdown`]) to half-close and keep
 /// reading.
 ///
 /// # Examples
 ///
-/// ```no_run
-/// use tcp_async::TcpStream;
-/// use tokio::io::AsyncWriteExt;
+/// As with `tokio::net` (`connect` uses the default stack, here `client`;
+/// a server at 10.0.0.1:8080 on another stack reads what it gets):
 ///
-/// # async fn dox() -> std::io::Result<()> {
-/// let mut stream = TcpStream::connect("10.0.0.2:8080").await?;
+/// ```
+/// use tcp_async::TcpStream;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # use tcp_async::{device::MemoryDevice, Config, Stack};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # // Two stacks joined by an in-memory link, 10.0.0.1 and 10.0.0.2.
+/// # let (a, b) = MemoryDevice::pair(1500);
+/// # let server = Stack::builder(a).config(Config::with_addr("10.0.0.1".parse().unwrap())).build()?;
+/// # let client = Stack::builder(b).config(Config::with_addr("10.0.0.2".parse().unwrap())).build()?;
+/// # client.set_runtime_default()?;
+/// # let listener = tcp_async::TcpListener::bind_with(&server, "10.0.0.1:8080").await?;
+/// let mut stream = TcpStream::connect("10.0.0.1:8080").await?;
 /// stream.write_all(b"hello world!").await?;
+/// stream.shutdown().await?; // a FIN after the data
+/// # let (mut peer, _) = listener.accept().await?;
+/// # let mut got = Vec::new();
+/// # peer.read_to_end(&mut got).await?;
+/// # assert_eq!(got, b"hello world!");
 /// # Ok(())
 /// # }
 /// ```
@@ -455,7 +471,9 @@ impl TcpStream {
     ///
     /// A connection that failed (or whose stack stopped) is not connected
     /// any more, and tokio's `shutdown` maps ENOTCONN to `Ok(())` on purpose
-    /// (tokio-rs/tokio#4665): so does this one.
+    /// (tokio-rs/tokio#4665): so does this one. It is thus the one
+    /// operation that does not report [`StackStopped`](crate::StackStopped),
+    /// whose kind is `NotConnected`.
     pub(crate) fn shutdown_priv(&self) -> io::Result<()> {
         let flags = self.shared.flags();
         if flags & (WRITE_SHUT | FAILED | ABORTED) != 0 {
@@ -526,7 +544,24 @@ impl TcpStream {
         ready
     }
 
+    /// On a stopped stack, the readiness fails with `StackStopped`, as
+    /// tokio's fails once its I/O driver is gone; except that a reader
+    /// still sees the data received before the stop, and the end of stream
+    /// if the peer had closed, as its reads do.
+    fn stopped(&self, interest: Interest) -> Option<io::Error> {
+        let flags = self.shared.flags();
+        if flags & ABORTED == 0 {
+            return None;
+        }
+        let readable = interest.is_readable()
+            && (flags & PEER_FIN != 0 || self.shared.recv.with(|r| r.len()) > 0);
+        (!readable).then(crate::error::stack_stopped)
+    }
+
     fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<Ready>> {
+        if let Some(e) = self.stopped(interest) {
+            return Poll::Ready(Err(e));
+        }
         let ready = self.ready_for(interest);
         if !ready.is_empty() {
             return Poll::Ready(Ok(ready));
@@ -539,6 +574,9 @@ impl TcpStream {
         // send buffer, a reader on every idle connection.
         if interest.is_writable() || (interest.is_error() && !interest.is_readable()) {
             self.shared.waiters.register(WRITE, cx.waker());
+        }
+        if let Some(e) = self.stopped(interest) {
+            return Poll::Ready(Err(e));
         }
         let ready = self.ready_for(interest);
         if ready.is_empty() {
@@ -558,7 +596,12 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// Never fails today; `io::Result` for parity with `tokio::net`.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) once the
+    /// stack has stopped, as tokio's readiness fails once its I/O driver
+    /// is gone; a wait that includes [`Interest::READABLE`] still resolves
+    /// while data received before the stop (or the peer's end of stream)
+    /// is there to read. A failed connection is not an error here: it is
+    /// ready, and the error comes with the next read or write.
     ///
     /// # Cancel safety
     ///
@@ -637,7 +680,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     ///
     /// # Examples
     ///
@@ -679,7 +722,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
         let zero = dur == Some(Duration::ZERO);
         let was_zero = self.shared.opts.linger() == Some(Duration::ZERO);
@@ -697,7 +740,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_zero_linger(&self) -> io::Result<()> {
         self.set_linger(Some(Duration::ZERO))
     }
@@ -720,7 +763,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_quickack(&self, quickack: bool) -> io::Result<()> {
         self.stack
             .set_option(self.shared.id, SockOpt::QuickAck(quickack))?;
@@ -744,7 +787,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
         self.stack
             .set_option(self.shared.id, SockOpt::KeepAlive(keepalive))?;
@@ -766,7 +809,7 @@ impl TcpStream {
     /// # Errors
     ///
     /// `InvalidInput` for a zero `idle` or `interval` (Linux: EINVAL below
-    /// one second); `NotConnected` if the stack was shut down.
+    /// one second); `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_keepalive_params(
         &self,
         idle: Duration,
@@ -795,7 +838,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_user_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         let timeout = timeout.unwrap_or(self.stack.config().user_timeout);
         self.stack
@@ -808,7 +851,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_congestion_control(&self, cc: tcp_stack::CongestionControl) -> io::Result<()> {
         self.stack
             .set_option(self.shared.id, SockOpt::CongestionControl(cc))
@@ -827,7 +870,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` above 255; `NotConnected` if the stack was shut down.
+    /// `InvalidInput` above 255; `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let ttl8 = u8::try_from(ttl)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TTL above 255"))?;
@@ -856,7 +899,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the stack was shut down or the connection is gone.
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped or the connection is gone.
     ///
     /// # Cancel safety
     ///
