@@ -134,3 +134,4 @@ pub use seq::SeqNum;
 pub use stack::{ListenOptions, ListenerInfo, RxMeta, SockOpt, Stack, Stats, TcpInfo, Transmit};
 pub use state::{ConnId, Event, ListenerId, State};
 pub use time::{Duration, Instant};
+pub use wire::ethernet::MacAddr;

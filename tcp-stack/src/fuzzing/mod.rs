@@ -4,7 +4,7 @@
 //!
 //! Compiled for tests and with the `fuzzing` feature; not a public API.
 //!
-//! - [`run_wire`]: every parser (IPv4, TCP with options, ICMP) on the
+//! - [`run_wire`]: every parser (IPv4, TCP with options, ICMP, Ethernet, ARP, NS/NA) on the
 //!   bytes; whatever parses must emit back to an equal representation.
 //! - [`run_stack`]: a whole [`Stack`](crate::Stack) driven by a sequence of
 //!   actions decoded from the bytes (peer segments mutated from a recorded
