@@ -128,10 +128,13 @@ pub mod wire;
 pub mod sim;
 
 pub use buffer::{BufferFactory, RecvBuffer, SendBuffer, VecRecvBuffer, VecSendBuffer};
-pub use config::{Config, CongestionControl, SynCookies};
+pub use config::{Config, CongestionControl, EthernetConfig, NeighbourConfig, SynCookies};
 pub use error::{Error, Result};
 pub use seq::SeqNum;
-pub use stack::{ListenOptions, ListenerInfo, RxMeta, SockOpt, Stack, Stats, TcpInfo, Transmit};
+pub use stack::{
+    ListenOptions, ListenerInfo, NeighbourInfo, NeighbourState, RxMeta, SockOpt, Stack, Stats,
+    TcpInfo, Transmit,
+};
 pub use state::{ConnId, Event, ListenerId, State};
 pub use time::{Duration, Instant};
 pub use wire::ethernet::MacAddr;

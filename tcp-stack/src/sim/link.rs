@@ -256,7 +256,21 @@ impl Link {
     }
 
     /// Offers `data`, emitted at `now`, to the link.
-    pub fn transmit(&mut self, now: Instant, mut data: Vec<u8>) -> Transmission {
+    #[cfg(test)]
+    pub fn transmit(&mut self, now: Instant, data: Vec<u8>) -> Transmission {
+        self.transmit_frame(now, data, 0)
+    }
+
+    /// [`transmit`](Self::transmit) for a datagram behind `link_len` bytes
+    /// of link header (an Ethernet frame): the MTU applies to the
+    /// datagram, and the TCP-level impairments (which rewrite bare IPv4)
+    /// are not applied.
+    pub fn transmit_frame(
+        &mut self,
+        now: Instant,
+        mut data: Vec<u8>,
+        link_len: usize,
+    ) -> Transmission {
         self.stats.offered += 1;
         let mut out = Transmission::default();
         if !self.up {
@@ -264,7 +278,7 @@ impl Link {
             out.dropped = Some(DropReason::LinkDown);
             return out;
         }
-        if data.len() > self.config.mtu {
+        if data.len().saturating_sub(link_len) > self.config.mtu {
             self.stats.too_big += 1;
             out.dropped = Some(DropReason::TooBig);
             return out;
@@ -301,7 +315,7 @@ impl Link {
             self.stats.reordered += 1;
             arrival += self.config.reorder_delay;
         }
-        if self.config.renege > 0.0 || self.config.zero_tsecr > 0.0 {
+        if link_len == 0 && (self.config.renege > 0.0 || self.config.zero_tsecr > 0.0) {
             self.mangle_tcp(&mut data);
         }
         if !data.is_empty() && self.chance(self.config.corrupt) {
