@@ -98,6 +98,17 @@
 //!   IPv4-mapped (RFC 4291 2.5.5.2) unless [`ListenOptions::v6_only`]; an
 //!   IPv6 socket may connect to an IPv4-mapped address.
 //!
+//! - Optional Ethernet link layer ([`Config::ethernet`], `stack/link.rs`,
+//!   `stack/neighbour.rs`): Ethernet II frames (RFC 894; IPv6 multicast
+//!   MACs of RFC 2464 7), ARP (RFC 826, gratuitous ARP at start), Neighbour
+//!   Solicitation/Advertisement with the checks of RFC 4861 7.1, address
+//!   resolution 7.2 and Neighbour Unreachability Detection 7.3 (one state
+//!   machine for both families, as Linux), upper-layer confirmation by TCP
+//!   ACKs (7.3.1), a link-local address from the MAC (RFC 4291 appendix A,
+//!   RFC 4862 5.3; no DAD), on-link prefixes and default gateways;
+//!   unresolved neighbours hold a bounded queue, and a failed resolution
+//!   reaches TCP as an ICMP host unreachable would.
+//!
 //! Not yet: urgent data beyond in-band delivery (RFC 6093), IP
 //! reassembly (either family), an IPv6 jumbogram (RFC 2675), probing for a
 //! larger path MTU before the 10 minutes are up (RFC 4821 / RFC 8899

@@ -197,8 +197,7 @@ pub struct RxMeta {
 /// One datagram written by [`Stack::poll_transmit_gso`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
-    /// Bytes of the IPv4 datagram (of the whole frame, header included,
-    /// with [`Config::ethernet`]).
+    /// Bytes of the IPv4 datagram.
     pub len: usize,
     /// `Some(n)`: a TCP super-segment (TSO/GSO) to be cut into parts of `n`
     /// payload bytes (the last part may be shorter), each with a copy of

@@ -138,11 +138,12 @@ impl Stack {
         // RFC 4861 7.2.1: with a link layer, all-nodes and our
         // solicited-node groups are ours, for Neighbour Discovery only.
         if !looped && dst.is_multicast() && self.listens_to(dst) {
-            if repr.next_header == IpProtocol::Icmpv6 {
+            if repr.next_header == IpProtocol::Icmpv6 && matches!(payload.first(), Some(135 | 136))
+            {
                 self.stats.icmp_in += 1;
                 return self.handle_ndp(now, &repr, payload);
             }
-            self.stats.drop_protocol += 1;
+            self.stats.drop_not_ours += 1;
             return;
         }
         if !self.accept_addresses(src.into(), dst.into(), looped) {

@@ -114,6 +114,13 @@ impl Stack {
     /// Writes the next IPv4 datagram due into `buf` (at least `mtu` bytes
     /// recommended) and returns its length, or `None` if nothing is due.
     /// Connections take turns, one segment each.
+    ///
+    /// With [`Config::ethernet`] the output is an Ethernet II frame: the
+    /// datagram is written at `buf[14..]` behind the frame header, so `buf`
+    /// needs `mtu + 14` bytes, and the length returned (and
+    /// [`Transmit::len`] of [`poll_transmit_gso`](Stack::poll_transmit_gso))
+    /// counts the whole frame. ARP and Neighbour Discovery frames come out
+    /// here too, before any TCP output.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.transmit(now, buf, false).map(|t| t.len)
     }
