@@ -592,8 +592,9 @@ impl Stack {
     ///
     /// # Panics
     ///
-    /// With [`Config::ethernet`]: when its MAC is not unicast, or a prefix
-    /// is longer than its family's address.
+    /// With [`Config::ethernet`]: when its MAC is not unicast, a prefix
+    /// is longer than its family's address, or a gateway is not on-link
+    /// (covered by a prefix; for IPv6 also fe80::/10).
     pub fn new(config: Config) -> Stack {
         let mut rng = Rng::new(config.seed);
         let isn = IsnGenerator::new(&mut rng);

@@ -139,6 +139,21 @@ impl Stack {
                 "Config::ethernet: prefix {ip}/{len} is too long"
             );
         }
+        // A gateway must itself be on-link (Linux refuses such a route
+        // with "Nexthop has invalid gateway").
+        let on_link = |g: IpAddr| eth.prefixes.iter().any(|&(p, len)| in_prefix(g, p, len));
+        if let Some(g) = eth.gateway_v4 {
+            assert!(
+                on_link(g.into()),
+                "Config::ethernet: gateway {g} is not on-link"
+            );
+        }
+        if let Some(g) = eth.gateway_v6 {
+            assert!(
+                is_link_local(g) || on_link(g.into()),
+                "Config::ethernet: gateway {g} is not on-link"
+            );
+        }
         let mut rng = Rng::new(self.cfg.seed ^ 0x4861_4861_4861_4861);
         let link = Link::new(&eth, &mut rng);
         if let Some(ll) = link.link_local {

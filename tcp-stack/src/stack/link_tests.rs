@@ -719,3 +719,113 @@ fn test_nstat_names_link_counters() {
     assert!(names.contains(&"IpOutNoRoutes"));
     assert!(names.contains(&"UtcpNeighResFailed"));
 }
+
+#[test]
+fn test_link_control_frames_go_before_tcp_output() {
+    // The ARP reply queued by input leaves before the SYN produced after
+    // it; sending to the STALE entry the request created makes it DELAY
+    // (RFC 4861 7.3.3).
+    let mut s = stack();
+    let req = arp(
+        ArpOp::Request,
+        MacAddr::BROADCAST,
+        PEER,
+        "10.0.0.2",
+        MacAddr::ZERO,
+        "10.0.0.1",
+    );
+    s.handle_packet(at(1.0), &req);
+    let c = s.connect(at(1.0), None, "10.0.0.2:80".parse::<SocketAddr>().unwrap());
+    assert!(c.is_ok());
+    let out = drain(&mut s, at(1.0));
+    assert_eq!(out.len(), 2);
+    assert_eq!(parse_eth(&out[0]).ethertype, EtherType::Arp);
+    let syn = parse_eth(&out[1]);
+    assert_eq!((syn.dst, syn.ethertype), (PEER, EtherType::Ipv4));
+    assert_eq!(
+        state_of(&s, IpAddr::V4(v4("10.0.0.2"))),
+        Some((Some(PEER), NeighbourState::Delay))
+    );
+}
+
+#[test]
+fn test_delay_probe_over_the_stack_sends_unicast_arp() {
+    // RFC 4861 7.3.3 with ARP as Linux: DELAY -> PROBE after
+    // delay_first_probe, with a unicast request to the cached MAC.
+    let mut s = stack();
+    let req = arp(
+        ArpOp::Request,
+        MacAddr::BROADCAST,
+        PEER,
+        "10.0.0.2",
+        MacAddr::ZERO,
+        "10.0.0.1",
+    );
+    s.handle_packet(at(1.0), &req);
+    let _ = s.connect(at(1.0), None, "10.0.0.2:80".parse::<SocketAddr>().unwrap());
+    let _ = drain(&mut s, at(1.0));
+    s.handle_timeout(at(6.0));
+    let probes: Vec<Vec<u8>> = drain(&mut s, at(6.0))
+        .into_iter()
+        .filter(|f| parse_eth(f).ethertype == EtherType::Arp)
+        .collect();
+    assert_eq!(probes.len(), 1);
+    assert_eq!(parse_eth(&probes[0]).dst, PEER);
+    assert_eq!(parse_arp(&probes[0]).target_ip, v4("10.0.0.2"));
+    assert_eq!(
+        state_of(&s, IpAddr::V4(v4("10.0.0.2"))),
+        Some((Some(PEER), NeighbourState::Probe))
+    );
+}
+
+#[test]
+#[should_panic(expected = "not on-link")]
+fn test_config_off_link_gateway_refused() {
+    let _ = stack_with(|e| e.gateway_v4 = Some(Ipv4Addr::new(192, 0, 2, 1)));
+}
+
+#[test]
+fn test_ethernet_padding_beyond_ip_length_ignored() {
+    // A minimum-size frame pads a short datagram: the IP length field
+    // decides (RFC 894).
+    let mut s = stack();
+    let l = s.listen("10.0.0.1:80".parse::<SocketAddr>().unwrap(), 8);
+    assert!(l.is_ok());
+    let syn = TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        seq: SeqNum(1),
+        ack: SeqNum(0),
+        flags: TcpFlags::SYN,
+        window: 1000,
+        urgent: 0,
+        options: TcpOptions::default(),
+    };
+    let mut seg = vec![0u8; syn.header_len()];
+    syn.emit(&mut seg);
+    fill_checksum(
+        &mut seg,
+        IpAddr::V4(v4("10.0.0.2")),
+        IpAddr::V4(v4("10.0.0.1")),
+    );
+    let mut ip = vec![0u8; Ipv4Repr::HEADER_LEN + seg.len()];
+    Ipv4Repr {
+        src: v4("10.0.0.2"),
+        dst: v4("10.0.0.1"),
+        protocol: IpProtocol::Tcp,
+        payload_len: seg.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_frag: true,
+    }
+    .emit(&mut ip);
+    ip[Ipv4Repr::HEADER_LEN..].copy_from_slice(&seg);
+    let mut f = frame(US, PEER, EtherType::Ipv4, &ip);
+    f.extend_from_slice(&[0xee; 6]);
+    s.handle_packet(at(1.0), &f);
+    assert_eq!(s.stats().drop_malformed + s.stats().drop_checksum, 0);
+    // The SYN-ACK waits for the peer's address: an ARP request goes out.
+    let out = drain(&mut s, at(1.0));
+    assert_eq!(parse_arp(&out[0]).target_ip, v4("10.0.0.2"));
+}
