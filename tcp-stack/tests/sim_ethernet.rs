@@ -272,3 +272,34 @@ fn test_ethernet_runs_are_deterministic() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn test_ethernet_established_peer_gone_gives_soft_error() {
+    // The peer vanishes: no more confirmations, REACHABLE -> STALE ->
+    // DELAY -> PROBE -> FAILED (RFC 4861 7.3.3); the datagrams that could
+    // not go are reported as by ICMP host unreachable, a soft error for an
+    // established connection (RFC 1122 4.2.3.9).
+    let (mut sim, c, s) = Sim::ethernet_pair(14, LinkConfig::lan(), |_| {});
+    let addr: SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let l = sim.stack_mut(s).listen(addr, 8).unwrap();
+    let now = sim.now();
+    let cc = sim.stack_mut(c).connect(now, None, addr).unwrap();
+    assert!(sim.run_until(now + secs(5), |sim| {
+        let _ = sim.stack_mut(s).accept(l);
+        sim.stack(c).state(cc) == State::Established
+    }));
+    sim.set_link_up(c, s, false);
+    let _ = sim.stack_mut(c).send(cc, &[7u8; 1000]);
+    sim.run_for(secs(120));
+    let soft = sim
+        .events(c)
+        .iter()
+        .any(|(_, e)| *e == tcp_stack::Event::SoftError(cc));
+    assert!(soft, "a soft error was reported");
+    assert!(sim.stack(c).stats().neigh_failed_drops > 0);
+    assert_ne!(
+        sim.stack(c).state(cc),
+        State::Closed,
+        "soft errors do not close"
+    );
+}
