@@ -303,3 +303,18 @@ fn test_ethernet_established_peer_gone_gives_soft_error() {
         "soft errors do not close"
     );
 }
+
+#[test]
+fn test_ethernet_tcp_impairments_apply_behind_the_header() {
+    // The link's TCP-level impairments (zeroed timestamp echoes, forged
+    // SACK blocks) rewrite the datagram inside the frame; the transfer
+    // still completes.
+    let link = LinkConfig::lan().zero_tsecr(0.05).renege(0.02);
+    let (mut sim, c, s) = Sim::ethernet_pair(15, link, |_| {});
+    let mut t = Transfer::start(&mut sim, c, s, spec(200_000));
+    let deadline = sim.now() + secs(300);
+    assert!(sim.run_until(deadline, |sim| t.poll(sim)));
+    t.assert_success();
+    let (a, b) = (sim.link_stats(c, s), sim.link_stats(s, c));
+    assert!(a.tsecr_zeroed + b.tsecr_zeroed > 0 && a.reneged + b.reneged > 0);
+}

@@ -262,9 +262,8 @@ impl Link {
     }
 
     /// [`transmit`](Self::transmit) for a datagram behind `link_len` bytes
-    /// of link header (an Ethernet frame): the MTU applies to the
-    /// datagram, and the TCP-level impairments (which rewrite bare IPv4)
-    /// are not applied.
+    /// of link header (an Ethernet frame): the MTU and the TCP-level
+    /// impairments apply to the datagram behind the header.
     pub fn transmit_frame(
         &mut self,
         now: Instant,
@@ -315,8 +314,11 @@ impl Link {
             self.stats.reordered += 1;
             arrival += self.config.reorder_delay;
         }
-        if link_len == 0 && (self.config.renege > 0.0 || self.config.zero_tsecr > 0.0) {
-            self.mangle_tcp(&mut data);
+        if self.config.renege > 0.0 || self.config.zero_tsecr > 0.0 {
+            // Behind the link header, if any (the datagram may grow).
+            let mut ip = data.split_off(link_len.min(data.len()));
+            self.mangle_tcp(&mut ip);
+            data.append(&mut ip);
         }
         if !data.is_empty() && self.chance(self.config.corrupt) {
             self.stats.corrupted += 1;
