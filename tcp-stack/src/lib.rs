@@ -112,7 +112,10 @@
 //! Not yet: urgent data beyond in-band delivery (RFC 6093), IP
 //! reassembly (either family), an IPv6 jumbogram (RFC 2675), probing for a
 //! larger path MTU before the 10 minutes are up (RFC 4821 / RFC 8899
-//! packetization-layer discovery).
+//! packetization-layer discovery). On the Ethernet link: duplicate address
+//! detection (RFC 4862 5.4) and ARP conflict detection (RFC 5227), router
+//! and prefix discovery (RFC 4861 6; prefixes and gateways are configured),
+//! redirects, VLAN tags, IPv4 broadcast and multicast reception.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

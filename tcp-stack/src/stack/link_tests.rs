@@ -829,3 +829,30 @@ fn test_ethernet_padding_beyond_ip_length_ignored() {
     let out = drain(&mut s, at(1.0));
     assert_eq!(parse_arp(&out[0]).target_ip, v4("10.0.0.2"));
 }
+
+#[test]
+fn test_incomplete_queue_bound_over_the_stack() {
+    // Three SYNs wait for one neighbour with room for two: the oldest is
+    // dropped and counted, the others go out in order once it resolves.
+    let mut s = stack_with(|e| e.neighbour.queue_packets = 2);
+    let mut ports = Vec::new();
+    for port in [81u16, 82, 83] {
+        let addr = SocketAddr::new(IpAddr::V4(v4("10.0.0.2")), port);
+        s.connect(at(1.0), None, addr).unwrap();
+        ports.push(port);
+    }
+    let out = drain(&mut s, at(1.0));
+    assert_eq!(out.len(), 1, "one ARP request for the three");
+    assert_eq!(s.stats().neigh_queue_drops, 1);
+    let rep = arp(ArpOp::Reply, US, PEER, "10.0.0.2", US, "10.0.0.1");
+    s.handle_packet(at(1.1), &rep);
+    let out = drain(&mut s, at(1.1));
+    let dst_ports: Vec<u16> = out
+        .iter()
+        .map(|f| {
+            let ip = Ipv4Packet::new_checked(&f[ETH_HLEN..]).unwrap();
+            TcpPacket::new_checked(ip.payload()).unwrap().dst_port()
+        })
+        .collect();
+    assert_eq!(dst_ports, vec![82, 83]);
+}
