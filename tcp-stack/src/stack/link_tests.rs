@@ -856,3 +856,81 @@ fn test_incomplete_queue_bound_over_the_stack() {
         .collect();
     assert_eq!(dst_ports, vec![82, 83]);
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Random operations on the cache keep its books straight: the pending
+    /// byte count is the sum of the queues, the cache and each queue stay
+    /// within bounds, only INCOMPLETE entries hold datagrams, resolved
+    /// states have an address, and time always has a next deadline for a
+    /// live entry.
+    fn check(n: &mut Neighbours) {
+        let sum: usize = n
+            .entries
+            .values()
+            .flat_map(|e| e.pending.iter())
+            .map(|p| p.0.len())
+            .sum();
+        assert_eq!(n.pending_bytes, sum);
+        assert!(n.entries.len() <= n.cfg.max_entries);
+        for e in n.entries.values() {
+            assert!(e.pending.len() <= n.cfg.queue_packets);
+            if e.state != NeighbourState::Incomplete {
+                assert!(e.pending.is_empty());
+            }
+            let resolved = matches!(
+                e.state,
+                NeighbourState::Reachable
+                    | NeighbourState::Stale
+                    | NeighbourState::Delay
+                    | NeighbourState::Probe
+            );
+            assert_eq!(resolved, e.mac.is_some(), "{:?}", e.state);
+        }
+        if !n.entries.is_empty() {
+            assert!(n.next_deadline().is_some());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn neighbour_cache_books_stay_straight(
+            ops in proptest::collection::vec((0u8..6, 0u8..6, 0u8..3, 0u16..3000), 1..200)
+        ) {
+            let cfg = NeighbourConfig { max_entries: 4, queue_packets: 3, ..NeighbourConfig::default() };
+            let mut n = Neighbours::new(cfg, Duration::from_secs(30));
+            let mut now = at(0.0);
+            let mut acts = Vec::new();
+            for (op, who, mac, x) in ops {
+                let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, who));
+                let mac = MacAddr([2, 0, 0, 0, 0, mac]);
+                match op {
+                    0 => {
+                        if matches!(n.lookup(now, ip), Lookup::Missing) {
+                            n.create_incomplete(now, ip, None);
+                        }
+                        if n.entries.get(&ip).is_some_and(|e| e.state == NeighbourState::Incomplete) {
+                            n.enqueue(ip, &vec![0u8; usize::from(x % 200) + 1], None);
+                        }
+                    }
+                    1 => {
+                        let u = Update { mac, confirmed: x % 2 == 0, overrides: x % 3 == 0, create: x % 5 == 0 };
+                        n.update(now, ip, u);
+                    }
+                    2 => n.confirm(now, ip, mac),
+                    3 => {
+                        let _ = n.lookup(now, ip);
+                    }
+                    _ => {
+                        now += Duration::from_millis(u64::from(x) * 20);
+                        acts.clear();
+                        n.on_timeout(now, &mut acts);
+                    }
+                }
+                check(&mut n);
+            }
+        }
+    }
+}
