@@ -17,7 +17,8 @@ impl Stack {
 
     /// Processes one IP datagram, IPv4 or IPv6 (told apart by the version
     /// nibble, as a Linux TUN with `IFF_NO_PI` does). Bad input is dropped
-    /// and counted in [`Stats`].
+    /// and counted in [`Stats`]. With [`Config::ethernet`], one Ethernet II
+    /// frame (IPv4, IPv6 or ARP; padding after the IP datagram is ignored).
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.handle_packet_meta(now, packet, RxMeta::default());
     }
