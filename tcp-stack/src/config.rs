@@ -1,7 +1,8 @@
 //! Stack configuration.
 
 use crate::time::Duration;
-use std::net::{IpAddr, Ipv4Addr};
+use crate::wire::ethernet::MacAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Which congestion controller new connections use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,6 +145,10 @@ pub struct Config {
     /// Explicit Congestion Notification (RFC 3168): request it on active
     /// opens and accept it on passive ones.
     pub ecn: bool,
+    /// An Ethernet link layer ([`EthernetConfig`]): `handle_packet` takes
+    /// and `poll_transmit` emits Ethernet II frames, and `poll_transmit`
+    /// needs `mtu + 14` bytes. `None` (default): bare IP datagrams, as a TUN.
+    pub ethernet: Option<EthernetConfig>,
 }
 
 impl Default for Config {
@@ -189,6 +194,7 @@ impl Default for Config {
             ephemeral_ports: (32768, 60999),
             verify_checksums: true,
             ecn: true,
+            ethernet: None,
         }
     }
 }
@@ -205,6 +211,99 @@ impl Config {
         Config {
             addrs: addrs.into_iter().map(Into::into).collect(),
             ..Config::default()
+        }
+    }
+
+    /// A default configuration with an Ethernet link layer: our MAC, and
+    /// the addresses with their prefix lengths (each also an on-link
+    /// prefix). Set gateways on [`Config::ethernet`] afterwards.
+    pub fn with_ethernet(mac: MacAddr, addrs: impl IntoIterator<Item = (IpAddr, u8)>) -> Config {
+        let prefixes: Vec<(IpAddr, u8)> = addrs.into_iter().collect();
+        Config {
+            addrs: prefixes.iter().map(|p| p.0).collect(),
+            ethernet: Some(EthernetConfig {
+                prefixes,
+                ..EthernetConfig::new(mac)
+            }),
+            ..Config::default()
+        }
+    }
+}
+
+/// Neighbour cache tuning (ARP and NDP share it, as Linux's `neigh`
+/// tables do). Defaults are Linux's and RFC 4861 10's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighbourConfig {
+    /// BASE_REACHABLE_TIME (RFC 4861 10, 30 s): a confirmed neighbour stays
+    /// REACHABLE for a random 0.5..1.5 times this (RFC 4861 6.3.2; drawn
+    /// from [`Config::seed`]).
+    pub reachable_time: Duration,
+    /// RETRANS_TIMER (RFC 4861 10, 1 s): between solicitations (NS or ARP
+    /// requests) of one neighbour.
+    pub retrans_time: Duration,
+    /// DELAY_FIRST_PROBE_TIME (RFC 4861 10, 5 s).
+    pub delay_first_probe: Duration,
+    /// MAX_MULTICAST_SOLICIT / MAX_UNICAST_SOLICIT (RFC 4861 10, 3):
+    /// solicitations before the neighbour is given up; ARP uses it too.
+    pub max_probes: u32,
+    /// An unused STALE entry is removed after this (Linux `gc_stale_time`, 60 s).
+    pub stale_timeout: Duration,
+    /// Datagrams held per unresolved neighbour (Linux `unres_qlen`-like);
+    /// beyond it the oldest is dropped (`Stats::neigh_queue_drops`).
+    pub queue_packets: usize,
+    /// Entries in the cache (Linux `gc_thresh3`, 1024). A full cache
+    /// evicts a FAILED or STALE entry first; when there is none, the new
+    /// neighbour is not created and its datagram dropped.
+    pub max_entries: usize,
+}
+
+impl Default for NeighbourConfig {
+    fn default() -> Self {
+        NeighbourConfig {
+            reachable_time: Duration::from_secs(30),
+            retrans_time: Duration::from_secs(1),
+            delay_first_probe: Duration::from_secs(5),
+            max_probes: 3,
+            stale_timeout: Duration::from_secs(60),
+            queue_packets: 16,
+            max_entries: 1024,
+        }
+    }
+}
+
+/// An Ethernet link layer under IP ([`Config::ethernet`]): the stack takes
+/// and emits Ethernet II frames, resolves neighbours with ARP (RFC 826)
+/// and NDP (RFC 4861), and routes to on-link neighbours or a gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EthernetConfig {
+    /// Our MAC address (unicast).
+    pub mac: MacAddr,
+    /// On-link prefixes: (address, prefix length). Each address is also in
+    /// [`Config::addrs`].
+    pub prefixes: Vec<(IpAddr, u8)>,
+    /// The IPv4 default gateway (on-link), for destinations no prefix covers.
+    pub gateway_v4: Option<Ipv4Addr>,
+    /// The IPv6 default gateway (on-link or link-local).
+    pub gateway_v6: Option<Ipv6Addr>,
+    /// Derive an IPv6 link-local address fe80::/64 from the MAC (modified
+    /// EUI-64, RFC 4291 2.5.1 and appendix A, RFC 4862 5.3) and answer for
+    /// it. Default true. No DAD is performed for it.
+    pub link_local: bool,
+    /// Neighbour cache tuning.
+    pub neighbour: NeighbourConfig,
+}
+
+impl EthernetConfig {
+    /// `mac` with no prefixes, no gateways, a link-local address, and
+    /// default neighbour tuning.
+    pub fn new(mac: MacAddr) -> Self {
+        EthernetConfig {
+            mac,
+            prefixes: Vec::new(),
+            gateway_v4: None,
+            gateway_v6: None,
+            link_local: true,
+            neighbour: NeighbourConfig::default(),
         }
     }
 }

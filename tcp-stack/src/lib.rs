@@ -98,10 +98,24 @@
 //!   IPv4-mapped (RFC 4291 2.5.5.2) unless [`ListenOptions::v6_only`]; an
 //!   IPv6 socket may connect to an IPv4-mapped address.
 //!
+//! - Optional Ethernet link layer ([`Config::ethernet`], `stack/link.rs`,
+//!   `stack/neighbour.rs`): Ethernet II frames (RFC 894; IPv6 multicast
+//!   MACs of RFC 2464 7), ARP (RFC 826, gratuitous ARP at start), Neighbour
+//!   Solicitation/Advertisement with the checks of RFC 4861 7.1, address
+//!   resolution 7.2 and Neighbour Unreachability Detection 7.3 (one state
+//!   machine for both families, as Linux), upper-layer confirmation by TCP
+//!   ACKs (7.3.1), a link-local address from the MAC (RFC 4291 appendix A,
+//!   RFC 4862 5.3; no DAD), on-link prefixes and default gateways;
+//!   unresolved neighbours hold a bounded queue, and a failed resolution
+//!   reaches TCP as an ICMP host unreachable would.
+//!
 //! Not yet: urgent data beyond in-band delivery (RFC 6093), IP
 //! reassembly (either family), an IPv6 jumbogram (RFC 2675), probing for a
 //! larger path MTU before the 10 minutes are up (RFC 4821 / RFC 8899
-//! packetization-layer discovery).
+//! packetization-layer discovery). On the Ethernet link: duplicate address
+//! detection (RFC 4862 5.4) and ARP conflict detection (RFC 5227), router
+//! and prefix discovery (RFC 4861 6; prefixes and gateways are configured),
+//! redirects, VLAN tags, IPv4 broadcast and multicast reception.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -128,9 +142,13 @@ pub mod wire;
 pub mod sim;
 
 pub use buffer::{BufferFactory, RecvBuffer, SendBuffer, VecRecvBuffer, VecSendBuffer};
-pub use config::{Config, CongestionControl, SynCookies};
+pub use config::{Config, CongestionControl, EthernetConfig, NeighbourConfig, SynCookies};
 pub use error::{Error, Result};
 pub use seq::SeqNum;
-pub use stack::{ListenOptions, ListenerInfo, RxMeta, SockOpt, Stack, Stats, TcpInfo, Transmit};
+pub use stack::{
+    ListenOptions, ListenerInfo, NeighbourInfo, NeighbourState, RxMeta, SockOpt, Stack, Stats,
+    TcpInfo, Transmit,
+};
 pub use state::{ConnId, Event, ListenerId, State};
 pub use time::{Duration, Instant};
+pub use wire::ethernet::MacAddr;

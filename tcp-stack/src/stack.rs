@@ -28,9 +28,12 @@ mod icmp;
 mod input;
 #[cfg(any(test, feature = "fuzzing"))]
 mod inspect;
+mod link;
 mod listen;
+mod neighbour;
 mod output;
 mod report;
+pub use neighbour::{NeighbourInfo, NeighbourState};
 pub use report::ListenerInfo;
 
 /// Counters of what the stack did with its input and output.
@@ -137,6 +140,46 @@ pub struct Stats {
     /// handed back to the stack instead of the device (RFC 1122 3.2.1.3);
     /// `packets_out` and `packets_in` count them too.
     pub loopback: u64,
+    /// Link layer ([`Config::ethernet`]): frames dropped as runts (under
+    /// the 14-byte header), with a group source MAC, or whose EtherType
+    /// disagrees with the IP version.
+    pub link_drop_malformed: u64,
+    /// Link layer: frames for another MAC or a group we do not listen to.
+    pub link_drop_not_ours: u64,
+    /// Link layer: frames of an EtherType other than IPv4, IPv6 and ARP
+    /// (VLAN-tagged frames included).
+    pub link_drop_ethertype: u64,
+    /// ARP packets received (RFC 826).
+    pub arp_in: u64,
+    /// ARP packets dropped: malformed, not Ethernet/IPv4, or from our own
+    /// or a group MAC.
+    pub arp_dropped: u64,
+    /// ARP replies sent for our addresses.
+    pub arp_replies: u64,
+    /// Neighbour Solicitations and Advertisements dropped by the checks of
+    /// RFC 4861 7.1 (hop limit, code, length, options, multicast target,
+    /// S with a multicast destination, DAD rules).
+    pub ndp_invalid: u64,
+    /// Solicitations sent: ARP requests and NS, first tries,
+    /// retransmissions and NUD probes.
+    pub neigh_solicits: u64,
+    /// Datagrams with no next hop: no prefix covers the destination and
+    /// there is no gateway of its family (nstat `IpOutNoRoutes`).
+    pub drop_no_route: u64,
+    /// Datagrams dropped from a full per-neighbour queue while it resolved
+    /// (the oldest go first; `NeighbourConfig::queue_packets`).
+    pub neigh_queue_drops: u64,
+    /// Address resolutions that failed (`max_probes` unanswered; Linux
+    /// `res_failed`).
+    pub neigh_res_failed: u64,
+    /// Datagrams dropped because their next hop did not resolve; each is
+    /// reported to its connection as an ICMP host unreachable.
+    pub neigh_failed_drops: u64,
+    /// Datagrams dropped because the neighbour cache was full of entries
+    /// in use (`NeighbourConfig::max_entries`).
+    pub neigh_table_full: u64,
+    /// ARP/NS/NA frames not queued because the link control queue was full.
+    pub drop_link_control_full: u64,
 }
 
 /// What the device knows about a received datagram
@@ -537,10 +580,21 @@ pub struct Stack {
     ip_ident: u16,
     port_key: u64,
     port_table: [u16; 256],
+    /// The Ethernet link layer, with [`Config::ethernet`].
+    link: Option<Box<link::Link>>,
 }
 
 impl Stack {
-    /// Creates a stack. Nothing is sent until a socket call or packet arrives.
+    /// Creates a stack. Nothing is sent until a socket call or packet
+    /// arrives, except, with [`Config::ethernet`], a gratuitous ARP per IPv4
+    /// address (sent by the first `poll_transmit`). With `ethernet`, its
+    /// IPv6 link-local address (if enabled) is added to `addrs`.
+    ///
+    /// # Panics
+    ///
+    /// With [`Config::ethernet`]: when its MAC is not unicast, a prefix
+    /// is longer than its family's address, or a gateway is not on-link
+    /// (covered by a prefix; for IPv6 also fe80::/10).
     pub fn new(config: Config) -> Stack {
         let mut rng = Rng::new(config.seed);
         let isn = IsnGenerator::new(&mut rng);
@@ -551,7 +605,7 @@ impl Stack {
         let challenge = RateLimiter::new(config.seed ^ 0x5961_5961_5961_5961);
         let mut cookie_key = [0u8; 16];
         Rng::new(config.seed ^ 0x4987_4987_4987_4987).fill(&mut cookie_key);
-        Stack {
+        let mut stack = Stack {
             cfg: config,
             rng,
             isn,
@@ -577,7 +631,10 @@ impl Stack {
             ip_ident,
             port_key,
             port_table: [0; 256],
-        }
+            link: None,
+        };
+        stack.init_link();
+        stack
     }
 
     /// The configuration.

@@ -4,9 +4,9 @@
 //!
 //! Compiled for tests and with the `fuzzing` feature; not a public API.
 //!
-//! - [`run_wire`]: every parser (IPv4, TCP with options, ICMP) on the
+//! - [`run_wire`]: every parser (IPv4, TCP with options, ICMP, Ethernet, ARP, NS/NA) on the
 //!   bytes; whatever parses must emit back to an equal representation.
-//! - [`run_stack`]: a whole [`Stack`](crate::Stack) driven by a sequence of
+//! - [`run_stack`] (and [`run_stack_ethernet`], the same with `Config::ethernet`): a whole [`Stack`](crate::Stack) driven by a sequence of
 //!   actions decoded from the bytes (peer segments mutated from a recorded
 //!   exchange, ICMP, time steps, socket calls), with invariants checked
 //!   after every step ([`check_invariants`]).
@@ -28,7 +28,7 @@ mod tests;
 
 pub use exchange::{seed_inputs, templates, Template};
 pub use invariants::check_invariants;
-pub use stack::{decode_actions, run_stack, Action, Fuzzer};
+pub use stack::{decode_actions, run_stack, run_stack_ethernet, Action, Fuzzer};
 pub use wire::run_wire;
 
 use crate::seq::SeqNum;

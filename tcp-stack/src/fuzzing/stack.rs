@@ -13,8 +13,12 @@
 use super::invariants::{check_invariants, check_progress, Bounds};
 use super::reader::Reader;
 use super::{templates, ConnSnapshot, Template};
+use crate::config::EthernetConfig;
 use crate::wire::tcp::fill_checksum;
-use crate::wire::{IcmpRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpOptions, TcpRepr};
+use crate::wire::{
+    ArpOp, ArpRepr, EtherType, EthernetFrame, EthernetRepr, IcmpRepr, IpProtocol, Ipv4Packet,
+    Ipv4Repr, MacAddr, TcpFlags, TcpOptions, TcpRepr,
+};
 use crate::{
     Config, CongestionControl, ConnId, Duration, Event, Instant, ListenerId, RxMeta, SeqNum,
     SockOpt, Stack, State,
@@ -540,6 +544,28 @@ pub fn run_stack(data: &[u8]) {
     }
 }
 
+/// [`run_stack`] with the Ethernet link layer on (`Config::ethernet`):
+/// every datagram goes in as a frame from [`PEER_MAC`], the peer answers
+/// the stack's ARP requests and Neighbour Solicitations for its
+/// addresses, and every frame out must parse (IP datagrams as in
+/// `run_stack`, ARP and NS/NA by their own parsers).
+///
+/// # Panics
+/// As [`run_stack`].
+pub fn run_stack_ethernet(data: &[u8]) {
+    let (config, actions) = decode_actions(data);
+    let templates = templates();
+    let mut f = Fuzzer::new_with(config, true);
+    for a in &actions {
+        f.apply(a, templates);
+    }
+}
+
+/// The stack's MAC in [`run_stack_ethernet`].
+pub const LOCAL_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+/// The peer's MAC in [`run_stack_ethernet`].
+pub const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+
 /// A stack plus what the harness remembers about it.
 pub struct Fuzzer {
     /// The stack under test.
@@ -569,6 +595,23 @@ pub struct Fuzzer {
     /// With `record`: the events the stack reported during the last action.
     pub events: Vec<Event>,
     tx_buf: Vec<u8>,
+    /// The link layer is on ([`run_stack_ethernet`]).
+    ethernet: bool,
+    /// Frames the peer answers the stack's ARP/NS with, handled after the drain.
+    link_replies: Vec<Vec<u8>>,
+}
+
+/// A frame from [`PEER_MAC`] to `dst`.
+fn eth_frame(dst: MacAddr, ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 14];
+    EthernetRepr {
+        dst,
+        src: PEER_MAC,
+        ethertype,
+    }
+    .emit(&mut f);
+    f.extend_from_slice(payload);
+    f
 }
 
 /// What `Send` actions write (a pattern with a long period).
@@ -581,7 +624,18 @@ impl Fuzzer {
     /// A stack configured by `config_bits` (see [`config`]) with a listener
     /// on [`LISTEN_PORT`] (backlog 2).
     pub fn new(config_bits: u8) -> Fuzzer {
-        let cfg = config(config_bits);
+        Fuzzer::new_with(config_bits, false)
+    }
+
+    /// [`new`](Fuzzer::new), with the Ethernet link layer when `ethernet`
+    /// (every address on-link).
+    pub fn new_with(config_bits: u8, ethernet: bool) -> Fuzzer {
+        let mut cfg = config(config_bits);
+        if ethernet {
+            let mut e = EthernetConfig::new(LOCAL_MAC);
+            e.prefixes = vec![(LOCAL_IP.into(), 0), (LOCAL_IP6.into(), 0)];
+            cfg.ethernet = Some(e);
+        }
         let bounds = Bounds {
             send_buffer: cfg.send_buffer.max(cfg.send_buffer_max),
             recv_buffer: cfg.recv_buffer.max(cfg.recv_buffer_max),
@@ -611,8 +665,99 @@ impl Fuzzer {
                     usize::from(u16::MAX)
                 } else {
                     MTU
-                }
+                } + if ethernet { 14 } else { 0 }
             ],
+            ethernet,
+            link_replies: Vec::new(),
+        }
+    }
+
+    /// Hands a datagram to the stack, in a frame from the peer when the
+    /// link layer is on.
+    fn inject(&mut self, datagram: &[u8], meta: RxMeta) {
+        if !self.ethernet {
+            return self.stack.handle_packet_meta(self.now, datagram, meta);
+        }
+        let ethertype = if datagram.first().map(|b| b >> 4) == Some(6) {
+            EtherType::Ipv6
+        } else {
+            EtherType::Ipv4
+        };
+        let frame = eth_frame(LOCAL_MAC, ethertype, datagram);
+        self.stack.handle_packet_meta(self.now, &frame, meta);
+    }
+
+    /// A frame the stack sent: IP datagrams are checked as without a link
+    /// layer; ARP and NS/NA must parse, and the peer answers requests for
+    /// its addresses.
+    fn on_frame(&mut self, frame: &[u8], gso: Option<u16>) {
+        let f = EthernetFrame::new_checked(frame).expect("output: frame of 14 bytes or more");
+        let eth = EthernetRepr::parse(&f);
+        assert_eq!(eth.src, LOCAL_MAC, "output: source MAC");
+        let payload = f.payload();
+        match eth.ethertype {
+            EtherType::Arp => {
+                let a = ArpRepr::parse(payload).expect("output: ARP must parse");
+                if a.op == ArpOp::Request && a.target_ip == PEER_IP {
+                    let mut body = [0u8; ArpRepr::LEN];
+                    ArpRepr {
+                        op: ArpOp::Reply,
+                        sender_mac: PEER_MAC,
+                        sender_ip: PEER_IP,
+                        target_mac: LOCAL_MAC,
+                        target_ip: a.sender_ip,
+                    }
+                    .emit(&mut body);
+                    self.link_replies
+                        .push(eth_frame(LOCAL_MAC, EtherType::Arp, &body));
+                }
+            }
+            EtherType::Ipv6
+                if payload.get(6) == Some(&58) && matches!(payload.get(40), Some(135 | 136)) =>
+            {
+                use crate::wire::{Ipv6Packet, Ipv6Repr, NdpRepr};
+                let ip = Ipv6Packet::new_checked(payload).expect("output: NDP IPv6 header");
+                let (repr, offset) = Ipv6Repr::parse(&ip).expect("output: NDP IPv6 header");
+                assert_eq!(repr.hop_limit, 255, "output: NDP hop limit");
+                let upper = &payload[offset..offset + repr.payload_len];
+                let m =
+                    NdpRepr::parse(upper, repr.src, repr.dst).expect("output: NS/NA must parse");
+                if let NdpRepr::NeighborSolicit { target, .. } = m {
+                    if target == PEER_IP6 {
+                        let na = NdpRepr::NeighborAdvert {
+                            router: false,
+                            solicited: true,
+                            overrides: true,
+                            target,
+                            target_ll: Some(PEER_MAC),
+                        };
+                        let mut body = vec![0u8; na.buffer_len()];
+                        na.emit(PEER_IP6, repr.src, &mut body);
+                        let mut pkt = vec![0u8; Ipv6Repr::HEADER_LEN + body.len()];
+                        Ipv6Repr {
+                            src: PEER_IP6,
+                            dst: repr.src,
+                            next_header: IpProtocol::Icmpv6,
+                            payload_len: body.len(),
+                            hop_limit: 255,
+                            traffic_class: 0,
+                            flow_label: 0,
+                        }
+                        .emit(&mut pkt);
+                        pkt[Ipv6Repr::HEADER_LEN..].copy_from_slice(&body);
+                        self.link_replies
+                            .push(eth_frame(LOCAL_MAC, EtherType::Ipv6, &pkt));
+                    }
+                }
+            }
+            EtherType::Ipv4 | EtherType::Ipv6 => {
+                assert!(
+                    eth.dst.is_unicast() || eth.dst.is_multicast(),
+                    "output: destination MAC"
+                );
+                self.on_transmit(payload, gso);
+            }
+            EtherType::Unknown(t) => panic!("output: unexpected EtherType {t:#06x}"),
         }
     }
 
@@ -641,14 +786,14 @@ impl Fuzzer {
                 let mut seg = b.clone();
                 fill_checksum(&mut seg, PEER_IP, LOCAL_IP);
                 let pkt = ip_datagram(PEER_IP, LOCAL_IP, IpProtocol::Tcp, 0, &seg);
-                self.stack.handle_packet(self.now, &pkt);
+                self.inject(&pkt, RxMeta::default());
             }
-            Action::RawIp(b) => self.stack.handle_packet(self.now, b),
+            Action::RawIp(b) => self.inject(b, RxMeta::default()),
             Action::RawTcp6 { ext, bytes } => {
                 let mut seg = bytes.clone();
                 fill_checksum(&mut seg, PEER_IP6, LOCAL_IP6);
                 let pkt = ipv6_datagram(*ext, &seg);
-                self.stack.handle_packet(self.now, &pkt);
+                self.inject(&pkt, RxMeta::default());
             }
             Action::Icmp {
                 kind,
@@ -785,7 +930,13 @@ impl Fuzzer {
             self.stack.handle_timeout(self.now);
         }
         let mut drained = false;
-        for _ in 0..MAX_TRANSMITS {
+        for round in 0..MAX_TRANSMITS {
+            // The peer's answers to ARP/NS, as soon as they are asked for.
+            if round > 0 && !self.link_replies.is_empty() {
+                for f in std::mem::take(&mut self.link_replies) {
+                    self.stack.handle_packet(self.now, &f);
+                }
+            }
             let sent = if self.gso {
                 self.stack
                     .poll_transmit_gso(self.now, &mut self.tx_buf)
@@ -800,7 +951,11 @@ impl Fuzzer {
                 break;
             };
             let pkt = std::mem::take(&mut self.tx_buf);
-            self.on_transmit(&pkt[..len], gso);
+            if self.ethernet {
+                self.on_frame(&pkt[..len], gso);
+            } else {
+                self.on_transmit(&pkt[..len], gso);
+            }
             self.tx_buf = pkt;
         }
         while let Some(ev) = self.stack.poll_event() {
@@ -1038,9 +1193,9 @@ impl Fuzzer {
         let meta = RxMeta {
             checksum_verified: misc & 8 != 0,
         };
-        self.stack.handle_packet_meta(self.now, &pkt, meta);
+        self.inject(&pkt, meta);
         if misc & 16 != 0 {
-            self.stack.handle_packet_meta(self.now, &pkt, meta);
+            self.inject(&pkt, meta);
         }
     }
 
@@ -1075,7 +1230,7 @@ impl Fuzzer {
         let mut body = vec![0u8; msg.buffer_len()];
         msg.emit(&mut body);
         let pkt = ip_datagram(PEER_IP, LOCAL_IP, IpProtocol::Icmp, 0, &body);
-        self.stack.handle_packet(self.now, &pkt);
+        self.inject(&pkt, RxMeta::default());
     }
 }
 

@@ -74,6 +74,26 @@ fn stack_corpus_and_random_inputs() {
 }
 
 #[test]
+fn stack_ethernet_corpus_and_random_inputs() {
+    let seeds: Vec<Vec<u8>> = corpus("stack").into_iter().map(|(_, d)| d).collect();
+    let mut sent = 0;
+    for s in &seeds {
+        run_stack_ethernet(s);
+        let (config, actions) = decode_actions(s);
+        let mut f = Fuzzer::new_with(config, true);
+        for a in &actions {
+            f.apply(a, templates());
+        }
+        sent += f.stack.stats().packets_out;
+    }
+    // The peer's ARP/NA answers let the stack's datagrams out.
+    assert!(seeds.is_empty() || sent > 0, "nothing sent over Ethernet");
+    for input in random_inputs(&seeds, 5_000, 400, 0xe7e7) {
+        run_stack_ethernet(&input);
+    }
+}
+
+#[test]
 fn seed_inputs_match_the_committed_corpus() {
     for target in ["wire", "stack"] {
         let committed = corpus(target);

@@ -217,15 +217,37 @@ impl Transfer {
     /// # Panics
     /// If `listen` or `connect` fails.
     pub fn start(sim: &mut Sim, client: NodeId, server: NodeId, spec: TransferSpec) -> Transfer {
-        let server_addr = SocketAddrV4::new(sim.addr(server), spec.port);
+        let ip = std::net::IpAddr::V4(sim.addr(server));
+        Transfer::start_at(sim, client, server, ip, spec)
+    }
+
+    /// [`start`](Transfer::start) to the server's address `ip`, of either
+    /// family.
+    ///
+    /// # Panics
+    /// If `listen` or `connect` fails.
+    pub fn start_at(
+        sim: &mut Sim,
+        client: NodeId,
+        server: NodeId,
+        ip: std::net::IpAddr,
+        spec: TransferSpec,
+    ) -> Transfer {
+        let target = std::net::SocketAddr::new(ip, spec.port);
+        let server_addr = match ip {
+            std::net::IpAddr::V4(a) => SocketAddrV4::new(a, spec.port),
+            std::net::IpAddr::V6(_) => {
+                SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, spec.port)
+            }
+        };
         let listener = sim
             .stack_mut(server)
-            .listen(server_addr, 16)
+            .listen(target, 16)
             .expect("listen failed");
         let now = sim.now();
         let conn = sim
             .stack_mut(client)
-            .connect(now, None, server_addr)
+            .connect(now, None, target)
             .expect("connect failed");
         let c2s = spec.client_pattern();
         let s2c = spec.server_pattern();
@@ -264,7 +286,8 @@ impl Transfer {
         }
     }
 
-    /// The server's listening address.
+    /// The server's listening address (`0.0.0.0` and the port for a
+    /// transfer over IPv6).
     pub fn server_addr(&self) -> SocketAddrV4 {
         self.server_addr
     }

@@ -256,7 +256,20 @@ impl Link {
     }
 
     /// Offers `data`, emitted at `now`, to the link.
-    pub fn transmit(&mut self, now: Instant, mut data: Vec<u8>) -> Transmission {
+    #[cfg(test)]
+    pub fn transmit(&mut self, now: Instant, data: Vec<u8>) -> Transmission {
+        self.transmit_frame(now, data, 0)
+    }
+
+    /// [`transmit`](Self::transmit) for a datagram behind `link_len` bytes
+    /// of link header (an Ethernet frame): the MTU and the TCP-level
+    /// impairments apply to the datagram behind the header.
+    pub fn transmit_frame(
+        &mut self,
+        now: Instant,
+        mut data: Vec<u8>,
+        link_len: usize,
+    ) -> Transmission {
         self.stats.offered += 1;
         let mut out = Transmission::default();
         if !self.up {
@@ -264,7 +277,7 @@ impl Link {
             out.dropped = Some(DropReason::LinkDown);
             return out;
         }
-        if data.len() > self.config.mtu {
+        if data.len().saturating_sub(link_len) > self.config.mtu {
             self.stats.too_big += 1;
             out.dropped = Some(DropReason::TooBig);
             return out;
@@ -302,7 +315,10 @@ impl Link {
             arrival += self.config.reorder_delay;
         }
         if self.config.renege > 0.0 || self.config.zero_tsecr > 0.0 {
-            self.mangle_tcp(&mut data);
+            // Behind the link header, if any (the datagram may grow).
+            let mut ip = data.split_off(link_len.min(data.len()));
+            self.mangle_tcp(&mut ip);
+            data.append(&mut ip);
         }
         if !data.is_empty() && self.chance(self.config.corrupt) {
             self.stats.corrupted += 1;

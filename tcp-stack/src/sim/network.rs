@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::stack::Stack;
 use crate::state::Event;
 use crate::time::Instant;
+use crate::wire::MacAddr;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -114,6 +115,8 @@ struct Node<H> {
     host: H,
     events: Vec<(Instant, Event)>,
     reboots: u64,
+    /// On an Ethernet link: the node's MAC; it emits and takes frames.
+    mac: Option<MacAddr>,
 }
 
 /// A packet scheduled to arrive. Ordered by arrival time, then by the order
@@ -235,8 +238,28 @@ impl<H: Host> Sim<H> {
             host,
             events: Vec::new(),
             reboots: 0,
+            mac: None,
         });
         id
+    }
+
+    /// Puts `node` on the Ethernet link with `mac`: what it emits is routed
+    /// by destination MAC (a group address reaches every node it is linked
+    /// to, each over its own link), and what it takes are frames.
+    ///
+    /// # Panics
+    /// If another node already has that MAC.
+    pub fn set_mac(&mut self, node: NodeId, mac: MacAddr) {
+        assert!(
+            self.nodes.iter().all(|n| n.mac != Some(mac)),
+            "MAC {mac} is already taken"
+        );
+        self.nodes[node.0].mac = Some(mac);
+    }
+
+    /// The node's MAC, if it is on the Ethernet link.
+    pub fn mac(&self, node: NodeId) -> Option<MacAddr> {
+        self.nodes[node.0].mac
     }
 
     /// Links `a` and `b` with the same behaviour in both directions.
@@ -409,12 +432,14 @@ impl<H: Host> Sim<H> {
 
     fn new_packet(&mut self, from: Option<NodeId>, to: NodeId, data: Vec<u8>) -> Packet {
         self.next_id += 1;
+        let ethernet = self.nodes[from.unwrap_or(to).0].mac.is_some();
         Packet {
             id: self.next_id,
             sent: self.now,
             from,
             to,
             data,
+            link_len: if ethernet { 14 } else { 0 },
         }
     }
 
@@ -468,6 +493,9 @@ impl<H: Host> Sim<H> {
     /// Routes and transmits one datagram emitted by `from`.
     fn emit(&mut self, from: NodeId, data: Vec<u8>) {
         self.stats.emitted += 1;
+        if self.nodes[from.0].mac.is_some() {
+            return self.emit_frame(from, data);
+        }
         let to = ip_dst(&data).and_then(|d| self.owners.get(&d).copied());
         let to = match to {
             Some(to) if self.links.contains_key(&(from, to)) => to,
@@ -479,6 +507,52 @@ impl<H: Host> Sim<H> {
                 return;
             }
         };
+        self.send_over(from, to, data);
+    }
+
+    /// Routes a frame by its destination MAC: a group address goes to
+    /// every linked node on the Ethernet link, a unicast one to its owner.
+    fn emit_frame(&mut self, from: NodeId, data: Vec<u8>) {
+        let dst = data.get(..6).map(|d| {
+            let mut m = [0u8; 6];
+            m.copy_from_slice(d);
+            MacAddr(m)
+        });
+        let targets: Vec<NodeId> = match dst {
+            Some(d) if d.is_multicast() => (0..self.nodes.len())
+                .map(NodeId)
+                .filter(|&n| {
+                    n != from
+                        && self.nodes[n.0].mac.is_some()
+                        && self.links.contains_key(&(from, n))
+                })
+                .collect(),
+            Some(d) => (0..self.nodes.len())
+                .map(NodeId)
+                .filter(|&n| self.nodes[n.0].mac == Some(d) && self.links.contains_key(&(from, n)))
+                .collect(),
+            None => Vec::new(),
+        };
+        if targets.is_empty() {
+            self.stats.unroutable += 1;
+            let p = self.new_packet(Some(from), from, data);
+            self.record(TraceEvent::Dropped(DropReason::Unroutable), &p);
+            return;
+        }
+        let last = targets.len() - 1;
+        let mut data = Some(data);
+        for (i, to) in targets.into_iter().enumerate() {
+            let copy = if i == last {
+                data.take().unwrap_or_default()
+            } else {
+                data.clone().unwrap_or_default()
+            };
+            self.send_over(from, to, copy);
+        }
+    }
+
+    /// Puts a packet on the link `from` -> `to`, through the hook.
+    fn send_over(&mut self, from: NodeId, to: NodeId, data: Vec<u8>) {
         let mut packet = self.new_packet(Some(from), to, data);
         if let Some(hook) = &mut self.hook {
             if hook(&mut packet) == Verdict::Drop {
@@ -491,11 +565,12 @@ impl<H: Host> Sim<H> {
         let now = self.now;
         let link = self.link_mut(from, to);
         let config = &link.config;
-        let answer = (config.too_big_icmp && packet.data.len() > config.mtu)
+        let link_len = packet.link_len;
+        let answer = (link_len == 0 && config.too_big_icmp && packet.data.len() > config.mtu)
             .then(|| too_big(&packet.data, config.mtu))
             .flatten()
             .map(|icmp| (now + config.latency, icmp));
-        let tx = link.transmit(now, std::mem::take(&mut packet.data));
+        let tx = link.transmit_frame(now, std::mem::take(&mut packet.data), link_len);
         if let Some((arrival, icmp)) = answer {
             let p = self.new_packet(None, from, icmp);
             self.record(TraceEvent::Sent, &p);
@@ -702,9 +777,40 @@ impl Sim<Stack> {
     }
 
     /// Adds a [`Stack`] built from `config`, answering for `config.addrs`.
+    /// With `config.ethernet`, the node is on the Ethernet link with its MAC
+    /// ([`set_mac`](Sim::set_mac)).
     pub fn add_stack(&mut self, name: &str, config: Config) -> NodeId {
         let addrs = config.addrs.clone();
-        self.add_node(name, &addrs, Stack::new(config))
+        let mac = config.ethernet.as_ref().map(|e| e.mac);
+        let id = self.add_node(name, &addrs, Stack::new(config));
+        if let Some(mac) = mac {
+            self.set_mac(id, mac);
+        }
+        id
+    }
+
+    /// [`pair`](Sim::pair) on an Ethernet link, both families, empty
+    /// neighbour caches: the client is 10.0.0.1/24 and fd00::1/64 with MAC
+    /// 02:00:00:00:00:01, the server .2 and 02:00:00:00:00:02.
+    pub fn ethernet_pair(
+        seed: u64,
+        link: LinkConfig,
+        tune: impl Fn(&mut Config),
+    ) -> (Sim, NodeId, NodeId) {
+        let mut sim = Sim::new(seed);
+        let mut ids = [NodeId(0); 2];
+        for (i, name) in ["client", "server"].into_iter().enumerate() {
+            let n = i as u8 + 1;
+            let v4 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
+            let v6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n)));
+            let mac = MacAddr([2, 0, 0, 0, 0, n]);
+            let mut config = Config::with_ethernet(mac, [(v4, 24), (v6, 64)]);
+            config.seed = sim.derive_seed(i as u64 + 1);
+            tune(&mut config);
+            ids[i] = sim.add_stack(name, config);
+        }
+        sim.link(ids[0], ids[1], link);
+        (sim, ids[0], ids[1])
     }
 
     /// Adds a stack with the default configuration for `addr` and a seed

@@ -21,14 +21,45 @@ pub struct Packet {
     pub from: Option<NodeId>,
     /// Destination node (owner of the IPv4 destination address).
     pub to: NodeId,
-    /// The whole IPv4 datagram.
+    /// The whole datagram (IPv4 or IPv6), or with an Ethernet link the
+    /// whole frame.
     pub data: Vec<u8>,
+    /// Bytes of link-layer header in front of the IP datagram in `data`:
+    /// 14 on an Ethernet link ([`Sim::add_stack`](super::Sim::add_stack)
+    /// with `Config::ethernet`), 0 for bare IP.
+    pub link_len: usize,
 }
 
 impl Packet {
-    /// The TCP view of the datagram, if it is a well-formed IPv4/TCP packet.
+    /// The TCP view of the datagram, if it is a well-formed IPv4/TCP packet
+    /// (behind the link header, if any).
     pub fn tcp(&self) -> Option<TcpSegment> {
-        TcpSegment::parse(&self.data)
+        TcpSegment::parse(self.ip())
+    }
+
+    /// The IP datagram: `data` without the link header (empty for a frame
+    /// shorter than its header).
+    pub fn ip(&self) -> &[u8] {
+        self.data.get(self.link_len..).unwrap_or(&[])
+    }
+
+    /// The EtherType of an Ethernet frame (`None` for bare IP).
+    pub fn ethertype(&self) -> Option<u16> {
+        if self.link_len < 14 {
+            return None;
+        }
+        Some(u16::from_be_bytes([
+            *self.data.get(12)?,
+            *self.data.get(13)?,
+        ]))
+    }
+
+    /// The destination MAC of an Ethernet frame (`None` for bare IP).
+    pub fn dst_mac(&self) -> Option<[u8; 6]> {
+        if self.link_len < 14 {
+            return None;
+        }
+        self.data.get(..6)?.try_into().ok()
     }
 }
 

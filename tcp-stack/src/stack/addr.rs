@@ -201,6 +201,13 @@ impl Stack {
         if self.cfg.addrs.contains(&remote) {
             return Ok(remote);
         }
+        // RFC 6724 rule 2 (scope): a link-local destination gets our
+        // link-local source.
+        if let (IpAddr::V6(r), Some(ll)) = (remote, self.link_local_addr()) {
+            if r.segments()[0] & 0xffc0 == 0xfe80 {
+                return Ok(IpAddr::V6(ll));
+            }
+        }
         self.cfg
             .addrs
             .iter()

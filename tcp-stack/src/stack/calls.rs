@@ -199,7 +199,8 @@ impl Stack {
     ///   broadcast or multicast; an IPv4 `local` with an IPv6 `remote`; a
     ///   loopback source for a remote that is not local.
     /// - [`Error::NetworkUnreachable`]: an IPv6 `local` with an IPv4 `remote`,
-    ///   or no local address of `remote`'s family.
+    ///   or no local address of `remote`'s family; with
+    ///   [`Config::ethernet`], no on-link prefix nor gateway for `remote`.
     /// - [`Error::AddrNotAvailable`]: `local` is not one of the stack's
     ///   addresses, or no ephemeral port is free.
     /// - [`Error::AddrInUse`]: `local` with that `remote` is already a
@@ -264,6 +265,11 @@ impl Stack {
         // leaves the host (Linux: EINVAL).
         if lip.is_loopback() && !self.is_local(rip) {
             return Err(Error::InvalidInput);
+        }
+        // With a link layer: no prefix and no gateway for it (Linux
+        // ENETUNREACH from the route lookup).
+        if !self.routable(rip) {
+            return Err(Error::NetworkUnreachable);
         }
         if self.live >= self.cfg.max_connections || self.memory_exhausted() {
             return Err(Error::Exhausted);

@@ -22,7 +22,7 @@ const ICMPV6_QUOTE_MAX: usize = IPV6_MIN_MTU - Ipv6Repr::HEADER_LEN - 8;
 /// An ICMP error about one of our segments, either family, as the TCP
 /// layer sees it.
 #[derive(Clone, Copy, Debug)]
-enum IcmpError {
+pub(super) enum IcmpError {
     /// The path cannot carry datagrams above this many bytes (IPv4
     /// "fragmentation needed", IPv6 "packet too big").
     PathMtu(usize),
@@ -99,6 +99,10 @@ impl Stack {
     /// counted and ignored: the device has no link layer.
     pub(super) fn handle_icmpv6(&mut self, now: Instant, ip: &Ipv6Repr, payload: &[u8]) {
         self.stats.icmp_in += 1;
+        // RFC 4861: NS and NA, with a link layer.
+        if self.link.is_some() && matches!(payload.first(), Some(135 | 136)) {
+            return self.handle_ndp(now, ip, payload);
+        }
         let msg = match Icmpv6Repr::parse(payload, ip.src, ip.dst) {
             Ok(m) => m,
             Err(e) => return self.count_drop(e),
@@ -239,7 +243,7 @@ impl Stack {
 
     /// An ICMP error quoting one of our TCP segments (RFC 1122 4.2.3.9,
     /// RFC 5927), either family.
-    fn icmp_error(&mut self, now: Instant, q: QuotedTcp, err: IcmpError) {
+    pub(super) fn icmp_error(&mut self, now: Instant, q: QuotedTcp, err: IcmpError) {
         let tuple = (
             SocketAddr::new(q.src, q.src_port),
             SocketAddr::new(q.dst, q.dst_port),

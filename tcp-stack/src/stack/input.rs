@@ -17,7 +17,8 @@ impl Stack {
 
     /// Processes one IP datagram, IPv4 or IPv6 (told apart by the version
     /// nibble, as a Linux TUN with `IFF_NO_PI` does). Bad input is dropped
-    /// and counted in [`Stats`].
+    /// and counted in [`Stats`]. With [`Config::ethernet`], one Ethernet II
+    /// frame (IPv4, IPv6 or ARP; padding after the IP datagram is ignored).
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.handle_packet_meta(now, packet, RxMeta::default());
     }
@@ -26,7 +27,13 @@ impl Stack {
     /// about the datagram. A TCP segment may be larger than the MSS (a
     /// GRO/TSO super-segment of up to 64 KB from a device with offloads):
     /// it is handled as one segment.
+    ///
+    /// With [`Config::ethernet`], `packet` is an Ethernet II frame instead
+    /// (see `stack/link.rs`).
     pub fn handle_packet_meta(&mut self, now: Instant, packet: &[u8], meta: RxMeta) {
+        if self.link.is_some() {
+            return self.handle_frame(now, packet, meta);
+        }
         self.handle_ip(now, packet, meta, false);
     }
 
@@ -127,11 +134,22 @@ impl Stack {
                 return self.count_drop(drop.into());
             }
         };
+        let end = (offset + repr.payload_len).min(packet.len());
+        let payload = packet.get(offset..end).unwrap_or(&[]);
+        // RFC 4861 7.2.1: with a link layer, all-nodes and our
+        // solicited-node groups are ours, for Neighbour Discovery only.
+        if !looped && dst.is_multicast() && self.listens_to(dst) {
+            if repr.next_header == IpProtocol::Icmpv6 && matches!(payload.first(), Some(135 | 136))
+            {
+                self.stats.icmp_in += 1;
+                return self.handle_ndp(now, &repr, payload);
+            }
+            self.stats.drop_not_ours += 1;
+            return;
+        }
         if !self.accept_addresses(src.into(), dst.into(), looped) {
             return;
         }
-        let end = (offset + repr.payload_len).min(packet.len());
-        let payload = packet.get(offset..end).unwrap_or(&[]);
         match repr.next_header {
             IpProtocol::Tcp => {
                 let verify = self.cfg.verify_checksums && !meta.checksum_verified;
@@ -199,11 +217,18 @@ impl Stack {
                     }
                 }
             }
+            let snd_una = conn.snd_una;
             let (mut env, slots) = self.env_parts(now);
             let Some(conn) = slots[index as usize].conn.as_deref_mut() else {
                 return;
             };
             let disposition = conn.on_segment(&mut env, &seg);
+            // RFC 4861 7.3.1: an ACK of new data confirms the next hop.
+            let confirm = conn.snd_una.diff(snd_una) > 0 && conn.state.is_synchronized();
+            let snd_max = conn.snd_max;
+            if confirm && self.link.is_some() {
+                self.confirm_neighbour(now, remote.ip());
+            }
             match disposition {
                 Disposition::Keep => self.after(id, true),
                 Disposition::Established => {
@@ -214,7 +239,7 @@ impl Stack {
                     // RFC 1122 4.2.2.13: the new incarnation's ISS must be
                     // above any sequence number the old one used (Linux:
                     // the old SND.NXT + 65537, whatever the ISN clock says).
-                    let floor = conn.snd_max + 65537;
+                    let floor = snd_max + 65537;
                     self.remove(id);
                     self.handle_no_conn(now, local, remote, &seg, Some(floor));
                 }

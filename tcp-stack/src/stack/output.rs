@@ -114,6 +114,13 @@ impl Stack {
     /// Writes the next IPv4 datagram due into `buf` (at least `mtu` bytes
     /// recommended) and returns its length, or `None` if nothing is due.
     /// Connections take turns, one segment each.
+    ///
+    /// With [`Config::ethernet`] the output is an Ethernet II frame: the
+    /// datagram is written at `buf[14..]` behind the frame header, so `buf`
+    /// needs `mtu + 14` bytes, and the length returned (and
+    /// [`Transmit::len`] of [`poll_transmit_gso`](Stack::poll_transmit_gso))
+    /// counts the whole frame. ARP and Neighbour Discovery frames come out
+    /// here too, before any TCP output.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.transmit(now, buf, false).map(|t| t.len)
     }
@@ -133,16 +140,35 @@ impl Stack {
     /// (RFC 1122 3.2.1.3) are queued as input for the next `handle_timeout`
     /// instead, which `poll_timeout` reports due at once; while the queue
     /// is full, output pauses until then.
+    ///
+    /// With [`Config::ethernet`], link control frames (ARP, NS, NA) go
+    /// first, then datagrams whose neighbour just resolved; each datagram
+    /// is written at `buf[14..]` and framed, or parked on its unresolved
+    /// neighbour while the next one is produced.
     pub(super) fn transmit(&mut self, now: Instant, buf: &mut [u8], gso: bool) -> Option<Transmit> {
+        let off = if self.link.is_some() {
+            link::ETH_HLEN
+        } else {
+            0
+        };
         loop {
+            if let Some(t) = self.link_queued(buf) {
+                return Some(t);
+            }
             if self.loopback.bytes >= LOOPBACK_BYTES {
                 return None;
             }
-            let t = self.transmit_next(now, buf, gso)?;
-            let datagram = &buf[..t.len];
+            let t = self.transmit_next(now, buf.get_mut(off..)?, gso)?;
+            let datagram = &buf[off..off + t.len];
             let local = datagram_dst(datagram).is_some_and(|dst| self.is_local(dst));
             if !local {
-                return Some(t);
+                if off == 0 {
+                    return Some(t);
+                }
+                match self.frame_datagram(now, buf, t) {
+                    Some(t) => return Some(t),
+                    None => continue,
+                }
             }
             let mut copy = self.loopback.spare.pop().unwrap_or_default();
             copy.clear();
@@ -281,7 +307,10 @@ impl Stack {
     /// addresses or 127.0.0.0/8) are handled there: while some wait, this
     /// is the time they were sent, already past.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let timer = self.next_timer();
+        let timer = match (self.next_timer(), self.link_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (timer, self.loopback.since) {
             (Some(t), Some(l)) => Some(t.min(l)),
             (t, l) => t.or(l),
@@ -391,6 +420,9 @@ impl Stack {
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.loopback.queue.is_empty() {
             self.handle_loopback(now);
+        }
+        if self.link.is_some() {
+            self.link_timeout(now);
         }
         while let Some(&Reverse((t, index, generation))) = self.timers.peek() {
             if t > now {

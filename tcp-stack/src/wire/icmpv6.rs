@@ -8,9 +8,12 @@
 //!
 //! Neighbour Discovery (RFC 4861, types 133-137) and Multicast Listener
 //! Discovery (RFC 2710 and RFC 3810, types 130-132 and 143) are ICMPv6
-//! messages too; they are parsed as [`Icmpv6Repr::Other`], for counting only.
+//! messages too; [`Icmpv6Repr`] parses them as [`Icmpv6Repr::Other`].
+//! Neighbour Solicitation and Advertisement, which an Ethernet link needs,
+//! have their own [`NdpRepr`] (RFC 4861 4.3, 4.4, 4.6.1).
 
 use super::checksum;
+use super::ethernet::MacAddr;
 use super::WireError;
 use std::net::Ipv6Addr;
 
@@ -223,6 +226,200 @@ impl<'a> Icmpv6Repr<'a> {
     }
 }
 
+/// ICMPv6 types of Neighbour Discovery this stack speaks (RFC 4861 4.3, 4.4).
+mod nd {
+    pub const NEIGHBOR_SOLICIT: u8 = 135;
+    pub const NEIGHBOR_ADVERT: u8 = 136;
+    /// Option types (RFC 4861 4.6).
+    pub const OPT_SOURCE_LL: u8 = 1;
+    pub const OPT_TARGET_LL: u8 = 2;
+    /// NA flag bits in the byte after the checksum (RFC 4861 4.4).
+    pub const FLAG_ROUTER: u8 = 0x80;
+    pub const FLAG_SOLICITED: u8 = 0x40;
+    pub const FLAG_OVERRIDE: u8 = 0x20;
+    /// Type, code, checksum, reserved/flags, target address.
+    pub const FIXED_LEN: usize = 24;
+    pub const TARGET: core::ops::Range<usize> = 8..24;
+}
+
+/// A Neighbour Solicitation or Advertisement (RFC 4861 4.3, 4.4) with the
+/// Ethernet link-layer address option (RFC 4861 4.6.1, RFC 2464 6).
+///
+/// Parsing verifies the checksum, the code (0) and the length (at least
+/// 24 bytes, RFC 4861 7.1.1/7.1.2), and walks the options: one of length 0
+/// or running past the message rejects it (RFC 4861 4.6), unknown ones are
+/// skipped, and the first link-layer option of the kind the message uses
+/// is kept (source for NS, target for NA). The other checks of 7.1 (hop
+/// limit, multicast target, S with a multicast destination, the rules of
+/// an unspecified source) need the IP header and are the stack's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NdpRepr {
+    /// Type 135 (RFC 4861 4.3).
+    NeighborSolicit {
+        /// The address whose link-layer address is sought.
+        target: Ipv6Addr,
+        /// Source link-layer address option.
+        source_ll: Option<MacAddr>,
+    },
+    /// Type 136 (RFC 4861 4.4).
+    NeighborAdvert {
+        /// R: the sender is a router.
+        router: bool,
+        /// S: an answer to a solicitation.
+        solicited: bool,
+        /// O: override an existing cached link-layer address.
+        overrides: bool,
+        /// The address advertised.
+        target: Ipv6Addr,
+        /// Target link-layer address option.
+        target_ll: Option<MacAddr>,
+    },
+}
+
+impl NdpRepr {
+    /// Parses an NS or NA from the upper-layer payload of an IPv6 packet
+    /// from `src` to `dst`.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Truncated`] below 24 bytes, [`WireError::BadChecksum`],
+    /// [`WireError::Malformed`] for another type, a code other than 0 or a
+    /// bad option length.
+    pub fn parse(bytes: &[u8], src: Ipv6Addr, dst: Ipv6Addr) -> Result<NdpRepr, WireError> {
+        // RFC 4861 7.1.1/7.1.2: "ICMP length (derived from the IP length)
+        // is 24 or more octets".
+        if bytes.len() < nd::FIXED_LEN {
+            return Err(WireError::Truncated);
+        }
+        let length = u32::try_from(bytes.len()).map_err(|_| WireError::Malformed)?;
+        let pseudo = checksum::pseudo_header_v6(src, dst, NEXT_HEADER, length);
+        if checksum::finish(checksum::combine(pseudo, checksum::sum(bytes))) != 0 {
+            return Err(WireError::BadChecksum);
+        }
+        // RFC 4861 7.1.1/7.1.2: "ICMP Code is 0".
+        if bytes[field::CODE] != 0 {
+            return Err(WireError::Malformed);
+        }
+        let mut t = [0u8; 16];
+        t.copy_from_slice(&bytes[nd::TARGET]);
+        let target = Ipv6Addr::from(t);
+        let kind = bytes[field::TYPE];
+        let wanted = match kind {
+            nd::NEIGHBOR_SOLICIT => nd::OPT_SOURCE_LL,
+            nd::NEIGHBOR_ADVERT => nd::OPT_TARGET_LL,
+            _ => return Err(WireError::Malformed),
+        };
+        // RFC 4861 4.6: options are (type, length in units of 8 bytes);
+        // "Nodes MUST silently discard an ND packet that contains an option
+        // with length zero"; unknown options are skipped (4.3, 4.4).
+        let mut ll = None;
+        let mut opts = &bytes[nd::FIXED_LEN..];
+        while !opts.is_empty() {
+            let (&ty, rest) = opts.split_first().ok_or(WireError::Malformed)?;
+            let units = usize::from(*rest.first().ok_or(WireError::Malformed)?);
+            let len = units * 8;
+            if len == 0 || len > opts.len() {
+                return Err(WireError::Malformed);
+            }
+            if ty == wanted && ll.is_none() {
+                // RFC 2464 6: for Ethernet the option is 8 bytes, the
+                // address in bytes 2..8.
+                let mut m = [0u8; 6];
+                m.copy_from_slice(&opts[2..8]);
+                ll = Some(MacAddr(m));
+            }
+            opts = &opts[len..];
+        }
+        Ok(match kind {
+            nd::NEIGHBOR_SOLICIT => NdpRepr::NeighborSolicit {
+                target,
+                source_ll: ll,
+            },
+            _ => {
+                let f = bytes[field::WORD.start];
+                NdpRepr::NeighborAdvert {
+                    router: f & nd::FLAG_ROUTER != 0,
+                    solicited: f & nd::FLAG_SOLICITED != 0,
+                    overrides: f & nd::FLAG_OVERRIDE != 0,
+                    target,
+                    target_ll: ll,
+                }
+            }
+        })
+    }
+
+    /// The target address.
+    pub fn target(&self) -> Ipv6Addr {
+        match *self {
+            NdpRepr::NeighborSolicit { target, .. } | NdpRepr::NeighborAdvert { target, .. } => {
+                target
+            }
+        }
+    }
+
+    /// Encoded length: 24 bytes, plus 8 for a link-layer option.
+    pub fn buffer_len(&self) -> usize {
+        let ll = match self {
+            NdpRepr::NeighborSolicit { source_ll, .. } => source_ll.is_some(),
+            NdpRepr::NeighborAdvert { target_ll, .. } => target_ll.is_some(),
+        };
+        nd::FIXED_LEN + if ll { 8 } else { 0 }
+    }
+
+    /// Writes `buffer_len()` bytes with the checksum for `src` -> `dst`
+    /// (RFC 4443 2.3); reserved bits are zero.
+    ///
+    /// Panics if `buf` is shorter than `buffer_len()`.
+    pub fn emit(&self, src: Ipv6Addr, dst: Ipv6Addr, buf: &mut [u8]) {
+        let buf = &mut buf[..self.buffer_len()];
+        buf.fill(0);
+        let (kind, flags, target, opt) = match *self {
+            NdpRepr::NeighborSolicit { target, source_ll } => (
+                nd::NEIGHBOR_SOLICIT,
+                0,
+                target,
+                source_ll.map(|m| (nd::OPT_SOURCE_LL, m)),
+            ),
+            NdpRepr::NeighborAdvert {
+                router,
+                solicited,
+                overrides,
+                target,
+                target_ll,
+            } => {
+                let mut f = 0;
+                if router {
+                    f |= nd::FLAG_ROUTER;
+                }
+                if solicited {
+                    f |= nd::FLAG_SOLICITED;
+                }
+                if overrides {
+                    f |= nd::FLAG_OVERRIDE;
+                }
+                (
+                    nd::NEIGHBOR_ADVERT,
+                    f,
+                    target,
+                    target_ll.map(|m| (nd::OPT_TARGET_LL, m)),
+                )
+            }
+        };
+        buf[field::TYPE] = kind;
+        buf[field::WORD.start] = flags;
+        buf[nd::TARGET].copy_from_slice(&target.octets());
+        if let Some((ty, mac)) = opt {
+            buf[24] = ty;
+            buf[25] = 1;
+            buf[26..32].copy_from_slice(&mac.0);
+        }
+        let length = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let pseudo = checksum::pseudo_header_v6(src, dst, NEXT_HEADER, length);
+        let c = checksum::finish(checksum::combine(pseudo, checksum::sum(buf)));
+        buf[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +603,115 @@ mod tests {
         let mut v = vec![0xA5; r.buffer_len()];
         r.emit(s, d, &mut v);
         v
+    }
+
+    fn ndp_bytes(r: &NdpRepr, extra: &[u8]) -> Vec<u8> {
+        let mut v = vec![0u8; r.buffer_len()];
+        r.emit(src(), dst(), &mut v);
+        v.extend_from_slice(extra);
+        fix(&mut v);
+        v
+    }
+
+    fn fix(v: &mut [u8]) {
+        v[2..4].copy_from_slice(&[0, 0]);
+        let pseudo = checksum::pseudo_header_v6(src(), dst(), 58, v.len() as u32);
+        let c = checksum::finish(checksum::combine(pseudo, checksum::sum(v)));
+        v[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+
+    #[test]
+    fn neighbor_solicit_with_source_ll_round_trips() {
+        // RFC 4861 4.3 and 4.6.1: type 135, target, option 1 length 1.
+        let r = NdpRepr::NeighborSolicit {
+            target: "fe80::2".parse().unwrap(),
+            source_ll: Some(MacAddr([2, 0, 0, 0, 0, 1])),
+        };
+        let b = ndp_bytes(&r, &[]);
+        assert_eq!(b.len(), 32);
+        assert_eq!((b[0], b[24], b[25]), (135, 1, 1));
+        assert_eq!(NdpRepr::parse(&b, src(), dst()), Ok(r));
+        // Icmpv6Repr still sees it as Other.
+        assert_eq!(
+            Icmpv6Repr::parse(&b, src(), dst()),
+            Ok(Icmpv6Repr::Other { kind: 135, code: 0 })
+        );
+    }
+
+    #[test]
+    fn neighbor_advert_flags_round_trip() {
+        // RFC 4861 4.4: R, S, O are the top three bits after the checksum.
+        let r = NdpRepr::NeighborAdvert {
+            router: false,
+            solicited: true,
+            overrides: true,
+            target: "fd00::2".parse().unwrap(),
+            target_ll: Some(MacAddr([2, 0, 0, 0, 0, 2])),
+        };
+        let b = ndp_bytes(&r, &[]);
+        assert_eq!(b[4], 0x60);
+        assert_eq!(NdpRepr::parse(&b, src(), dst()), Ok(r));
+    }
+
+    #[test]
+    fn ndp_unknown_options_skipped_zero_length_rejected() {
+        // RFC 4861 4.6: unknown options skipped; length 0 discards.
+        let r = NdpRepr::NeighborSolicit {
+            target: "fe80::2".parse().unwrap(),
+            source_ll: None,
+        };
+        let b = ndp_bytes(&r, &[14, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(NdpRepr::parse(&b, src(), dst()), Ok(r));
+        let b = ndp_bytes(&r, &[14, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(NdpRepr::parse(&b, src(), dst()), Err(WireError::Malformed));
+        // An option running past the end.
+        let b = ndp_bytes(&r, &[1, 2, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(NdpRepr::parse(&b, src(), dst()), Err(WireError::Malformed));
+    }
+
+    #[test]
+    fn ndp_code_nonzero_and_short_rejected() {
+        // RFC 4861 7.1.1: code 0, ICMP length 24 or more.
+        let r = NdpRepr::NeighborSolicit {
+            target: "fe80::2".parse().unwrap(),
+            source_ll: None,
+        };
+        let mut b = ndp_bytes(&r, &[]);
+        b[1] = 1;
+        fix(&mut b);
+        assert_eq!(NdpRepr::parse(&b, src(), dst()), Err(WireError::Malformed));
+        let mut b = ndp_bytes(&r, &[]);
+        b.truncate(23);
+        fix(&mut b);
+        assert_eq!(NdpRepr::parse(&b, src(), dst()), Err(WireError::Truncated));
+    }
+
+    proptest! {
+        #[test]
+        fn ndp_round_trips(na in any::<bool>(), f in 0u8..8, t in any::<u128>(), ll in proptest::option::of(any::<[u8; 6]>())) {
+            let target = Ipv6Addr::from(t);
+            let ll = ll.map(MacAddr);
+            let r = if na {
+                NdpRepr::NeighborAdvert { router: f & 4 != 0, solicited: f & 2 != 0, overrides: f & 1 != 0, target, target_ll: ll }
+            } else {
+                NdpRepr::NeighborSolicit { target, source_ll: ll }
+            };
+            let b = ndp_bytes(&r, &[]);
+            prop_assert_eq!(NdpRepr::parse(&b, src(), dst()), Ok(r));
+        }
+
+        #[test]
+        fn ndp_parse_never_panics(mut bytes in proptest::collection::vec(any::<u8>(), 0..80), ns in any::<bool>()) {
+            if bytes.len() >= 4 {
+                bytes[0] = if ns { 135 } else { 136 };
+                bytes[1] = 0;
+                fix(&mut bytes);
+            }
+            if let Ok(r) = NdpRepr::parse(&bytes, src(), dst()) {
+                let b = ndp_bytes(&r, &[]);
+                prop_assert_eq!(NdpRepr::parse(&b, src(), dst()), Ok(r));
+            }
+        }
     }
 
     proptest! {

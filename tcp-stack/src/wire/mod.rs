@@ -1,12 +1,15 @@
-//! Wire formats: IPv4, IPv6 (with its extension headers), TCP, ICMPv4 and
-//! ICMPv6, and the TCP segment quoted inside ICMP errors.
+//! Wire formats: Ethernet II and ARP (an optional link layer), IPv4, IPv6
+//! (with its extension headers), TCP, ICMPv4 and ICMPv6 (with Neighbour
+//! Discovery's NS and NA), and the TCP segment quoted inside ICMP errors.
 //!
 //! Two layers per protocol, as in smoltcp: a zero-copy view over a byte
 //! buffer (`*Packet<T: AsRef<[u8]>>`) whose accessors never panic once
 //! `new_checked` succeeded, and a validated representation (`*Repr`) with
 //! `parse`, `emit` and a length.
 
+pub mod arp;
 pub mod checksum;
+pub mod ethernet;
 pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;
@@ -14,8 +17,10 @@ pub mod ipv6;
 pub mod quote;
 pub mod tcp;
 
+pub use arp::{ArpOp, ArpRepr};
+pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
 pub use icmp::IcmpRepr;
-pub use icmpv6::Icmpv6Repr;
+pub use icmpv6::{Icmpv6Repr, NdpRepr};
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Drop, Ipv6Packet, Ipv6Repr};
 pub use quote::QuotedTcp;
