@@ -35,7 +35,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tcp_stack::{Config, ConnId, Event, ListenerId, ListenerInfo, SockOpt, State, Stats, TcpInfo};
+use tcp_stack::{
+    Config, ConnId, Event, ListenerId, ListenerInfo, NeighbourInfo, SockOpt, State, Stats, TcpInfo,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 use tracing::{debug, debug_span, trace, warn, Span};
@@ -101,6 +103,7 @@ pub(crate) enum Command {
     Stats(oneshot::Sender<Stats>),
     Connections(oneshot::Sender<Vec<TcpInfo>>),
     Listeners(oneshot::Sender<Vec<ListenerInfo>>),
+    Neighbours(oneshot::Sender<Vec<NeighbourInfo>>),
     /// Stop the driver. `grace: Some(t)`: first close every listener, send
     /// a FIN on every connection and wait up to `t` for them to finish;
     /// `None` (or the wait running out): reset them all.
@@ -686,6 +689,9 @@ impl<D: Device> Driver<D> {
             Command::Listeners(reply) => {
                 let _ = reply.send(self.stack.listeners().collect());
             }
+            Command::Neighbours(reply) => {
+                let _ = reply.send(self.stack.neighbours());
+            }
             Command::Stop { grace, reply } => {
                 self.stop_replies.push(reply);
                 match grace {
@@ -1006,10 +1012,10 @@ impl<D: Device> Driver<D> {
 
 /// However the driver ends (a stop, the last handle dropped, a panic, or
 /// its runtime shutting down and dropping the task), every socket still
-/// held fails from then on: pending and later reads, writes and readiness
-/// give `ConnectionAborted`, accepts `NotConnected`, and commands (connect,
-/// listen, stats) find the channel closed. No operation waits for a driver
-/// that is gone.
+/// held fails from then on: pending and later reads, writes, readiness,
+/// accepts and commands (connect, listen, stats) give one error,
+/// `NotConnected` carrying [`StackStopped`](crate::StackStopped). No
+/// operation waits for a driver that is gone.
 impl<D> Drop for Driver<D> {
     fn drop(&mut self) {
         for entry in self.conns.values() {

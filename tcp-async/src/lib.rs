@@ -184,7 +184,10 @@ pub use tcp::{
     Incoming, IntoIncoming, OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, TcpListener,
     TcpSocket, TcpStream, ToSocketAddrs, WriteHalf,
 };
-pub use tcp_stack::{Config, ListenerInfo, State, Stats, TcpInfo};
+pub use tcp_stack::{
+    Config, EthernetConfig, ListenerInfo, MacAddr, NeighbourInfo, NeighbourState, State, Stats,
+    TcpInfo,
+};
 
 #[cfg(feature = "hyper-util")]
 pub use integrations::hyper::HttpConnector;

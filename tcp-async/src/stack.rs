@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tcp_stack::{Config, ConnId, ListenerInfo, SockOpt, Stats, TcpInfo};
+use tcp_stack::{Config, ConnId, ListenerInfo, NeighbourInfo, SockOpt, Stats, TcpInfo};
 use tokio::runtime::{self, Handle};
 use tokio::sync::{mpsc, oneshot};
 
@@ -254,6 +254,22 @@ impl Stack {
     /// Cancel safe: it only reads.
     pub async fn listeners(&self) -> io::Result<Vec<ListenerInfo>> {
         self.request(Command::Listeners).await
+    }
+
+    /// The neighbour cache of a stack on an Ethernet device (ARP, RFC 826;
+    /// NDP, RFC 4861 7.3.2), like `ip neigh`: each neighbour's address,
+    /// link-layer address once resolved, and state. Empty on an IP device
+    /// (a TUN), where the kernel resolves.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` ([`StackStopped`](crate::StackStopped)) if the stack has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn neighbours(&self) -> io::Result<Vec<NeighbourInfo>> {
+        self.request(Command::Neighbours).await
     }
 
     /// How long [`shutdown`](Stack::shutdown) lets connections finish
