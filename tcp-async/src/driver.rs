@@ -407,7 +407,7 @@ impl<D: Device> Driver<D> {
             if let Some(t) = self.tx_pending {
                 let packet = &self.tx_buf[..t.len];
                 let sent = match t.segment_size {
-                    Some(size) => self.device.poll_send_gso(cx, packet, size),
+                    Some(size) => self.device.poll_send_gso(cx, packet, size, t.headers),
                     None => self.device.poll_send(cx, packet),
                 };
                 match sent {
@@ -422,11 +422,15 @@ impl<D: Device> Driver<D> {
             let next = if self.gso {
                 self.stack.poll_transmit_gso(now, &mut self.tx_buf)
             } else {
+                // `tx_buf` may exceed a small MTU (576 at least): plain
+                // `poll_transmit`, never a super-packet. The header layout
+                // is only read for super-packets.
                 self.stack
                     .poll_transmit(now, &mut self.tx_buf)
                     .map(|len| tcp_stack::Transmit {
                         len,
                         segment_size: None,
+                        headers: tcp_stack::TxHeaders::default(),
                     })
             };
             match next {

@@ -131,6 +131,8 @@ pub use buffer::{BufferFactory, RecvBuffer, SendBuffer, VecRecvBuffer, VecSendBu
 pub use config::{Config, CongestionControl, SynCookies};
 pub use error::{Error, Result};
 pub use seq::SeqNum;
-pub use stack::{ListenOptions, ListenerInfo, RxMeta, SockOpt, Stack, Stats, TcpInfo, Transmit};
+pub use stack::{
+    ListenOptions, ListenerInfo, RxMeta, SockOpt, Stack, Stats, TcpInfo, Transmit, TxHeaders,
+};
 pub use state::{ConnId, Event, ListenerId, State};
 pub use time::{Duration, Instant};

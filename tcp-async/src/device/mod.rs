@@ -26,6 +26,7 @@ mod fault;
 mod memory;
 mod pcap;
 pub mod tun;
+mod vnet;
 
 pub use fault::{Direction, FaultInjector, FaultStats, Faults};
 pub use memory::MemoryDevice;
@@ -33,12 +34,14 @@ pub use pcap::PcapWriter;
 
 use std::io;
 use std::task::{Context, Poll};
+pub use tcp_stack::TxHeaders;
 
 /// What a device does beyond moving packets of at most [`Device::mtu`]
 /// bytes with complete checksums (the default: nothing).
 ///
-/// Like a NIC's offloads, these are about packets, never connections: a
-/// device may look at IP and TCP header lengths, nothing more.
+/// Like a NIC's offloads, these are about packets, never connections: the
+/// core tells a device the header lengths of what it sends ([`TxHeaders`]);
+/// a device never parses TCP.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Offloads {
     /// [`Device::poll_recv_meta`] reports checksums the device verified or
@@ -142,14 +145,17 @@ pub trait Device: Send + 'static {
 
     /// Sends a TCP super-packet (IPv4 or IPv6) (see `tcp_stack::Transmit`) to be cut
     /// into segments of `segment_size` payload bytes; its TCP checksum field
-    /// holds the pseudo-header sum. Only called when
-    /// [`offloads`](Self::offloads) advertises `tso_max`; the default fails
-    /// with `Unsupported`.
+    /// holds the pseudo-header sum. `headers` is its layout as the core
+    /// wrote it (link, IP and TCP header lengths, CWR): a device builds its
+    /// offload descriptor from it and never parses the packet. Only called
+    /// when [`offloads`](Self::offloads) advertises `tso_max`; the default
+    /// fails with `Unsupported`.
     fn poll_send_gso(
         &mut self,
         _cx: &mut Context<'_>,
         _packet: &[u8],
         _segment_size: u16,
+        _headers: TxHeaders,
     ) -> Poll<io::Result<()>> {
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -188,8 +194,9 @@ impl<D: Device + ?Sized> Device for Box<D> {
         cx: &mut Context<'_>,
         packet: &[u8],
         segment_size: u16,
+        headers: TxHeaders,
     ) -> Poll<io::Result<()>> {
-        (**self).poll_send_gso(cx, packet, segment_size)
+        (**self).poll_send_gso(cx, packet, segment_size, headers)
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Device, Offloads, RxPacket};
+use super::{Device, Offloads, RxPacket, TxHeaders};
 
 /// Classic pcap: magic, version 2.4, microsecond timestamps.
 const MAGIC: u32 = 0xa1b2_c3d4;
@@ -170,8 +170,9 @@ impl<D: Device> Device for PcapWriter<D> {
         cx: &mut Context<'_>,
         packet: &[u8],
         segment_size: u16,
+        headers: TxHeaders,
     ) -> Poll<io::Result<()>> {
-        let res = self.inner.poll_send_gso(cx, packet, segment_size);
+        let res = self.inner.poll_send_gso(cx, packet, segment_size, headers);
         if let Poll::Ready(Ok(())) = res {
             self.record(packet);
         }
