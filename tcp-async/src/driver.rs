@@ -188,12 +188,17 @@ impl<D: Device> Driver<D> {
             Default::default()
         };
         let gso = caps.tso_max > config.mtu;
+        // `config.mtu` and the offload limits are IP sizes; frames of an
+        // Ethernet device carry the link header on top, which the core
+        // writes and strips: the driver only makes room for it.
+        let link = device.medium().header_len();
         // One buffer per driver, whatever the number of connections.
-        let tx_len = if gso {
-            caps.tso_max.min(usize::from(u16::MAX))
-        } else {
-            config.mtu.max(576)
-        };
+        let tx_len = link
+            + if gso {
+                caps.tso_max.min(usize::from(u16::MAX))
+            } else {
+                config.mtu.max(576)
+            };
         let mut stack = tcp_stack::Stack::new(config.clone());
         let halves = Halves::default();
         stack.set_buffer_factory(Box::new(RingFactory {
@@ -215,7 +220,7 @@ impl<D: Device> Driver<D> {
             halves,
             conns: HashMap::new(),
             listeners: HashMap::new(),
-            rx_buf: vec![0; RX_BUF],
+            rx_buf: vec![0; RX_BUF + link],
             tx_pending: None,
             sleep: Box::pin(tokio::time::sleep_until(base)),
             armed: None,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use super::{Device, Offloads, RxChecksum, RxPacket, TxHeaders};
+use super::{Device, Medium, Offloads, RxChecksum, RxPacket, TxHeaders};
 
 /// Which packets a [`FaultInjector`] applies its faults to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -485,6 +485,14 @@ impl<D: Device> Device for FaultInjector<D> {
 
     fn mtu(&self) -> usize {
         self.inner.mtu()
+    }
+
+    fn medium(&self) -> Medium {
+        self.inner.medium()
+    }
+
+    fn mac_address(&self) -> Option<[u8; 6]> {
+        self.inner.mac_address()
     }
 
     /// The inner device's offloads in the directions without faults. Faults

@@ -1,8 +1,10 @@
 //! Packet devices: where the driver reads and writes IP packets.
 //!
 //! A [`Device`] moves whole IP packets (IPv4 or IPv6, told apart by the
-//! version nibble), no link-layer header. Devices
-//! compose as wrappers:
+//! version nibble), bare ([`Medium::Ip`]: [`tun::TunDevice`] on a TUN,
+//! [`MemoryDevice`]) or in Ethernet frames ([`Medium::Ethernet`]:
+//! [`tun::TunDevice`] on a TAP, [`RawDevice`] on any Ethernet
+//! interface). Devices compose as wrappers:
 //!
 //! - [`MemoryDevice`]: an in-memory pair, a virtual cable between two stacks.
 //! - [`FaultInjector`]: loss, duplication, reordering, corruption and delay,
@@ -25,12 +27,14 @@
 mod fault;
 mod memory;
 mod pcap;
+mod raw;
 pub mod tun;
 mod vnet;
 
 pub use fault::{Direction, FaultInjector, FaultStats, Faults};
 pub use memory::MemoryDevice;
 pub use pcap::PcapWriter;
+pub use raw::{RawCounters, RawDegraded, RawDevice};
 
 use std::io;
 use std::task::{Context, Poll};
@@ -50,7 +54,7 @@ pub struct Offloads {
     /// up to this many bytes. 0: neither.
     pub rx_max: usize,
     /// [`Device::poll_send_gso`] takes TCP super-packets (IPv4 or IPv6) up to this
-    /// many bytes and cuts them into segments of the given payload size
+    /// many bytes (of IP datagram; a frame adds the link header) and cuts them into segments of the given payload size
     /// (TSO). 0: not supported.
     pub tso_max: usize,
 }
@@ -106,7 +110,30 @@ pub struct RxPacket {
     pub checksum: RxChecksum,
 }
 
-/// A network device that carries IP packets.
+/// What a device's packets start with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Medium {
+    /// Bare IPv4 or IPv6 packets (a TUN device, a memory pair).
+    #[default]
+    Ip,
+    /// Ethernet frames: a 14-byte header (destination, source, EtherType)
+    /// before the IP packet (a TAP device, an `AF_PACKET` socket). The core
+    /// frames and unframes; the device and the driver only move bytes.
+    Ethernet,
+}
+
+impl Medium {
+    /// Bytes of link-layer header before the IP header: 0 or 14.
+    pub const fn header_len(self) -> usize {
+        match self {
+            Medium::Ip => 0,
+            Medium::Ethernet => 14,
+        }
+    }
+}
+
+/// A network device that carries IP packets, bare or in link-layer frames
+/// ([`Device::medium`]).
 ///
 /// The driver calls these methods from its one task; each returns `Pending`
 /// only after arranging for that task to be woken. The offload methods have
@@ -121,8 +148,22 @@ pub trait Device: Send + 'static {
     /// Sends one IP packet; Pending when the device cannot take it now.
     fn poll_send(&mut self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>>;
 
-    /// Largest IP packet the device carries.
+    /// Largest IP packet the device carries (the interface MTU: on an
+    /// Ethernet device frames are [`Medium::header_len`] bytes longer).
     fn mtu(&self) -> usize;
+
+    /// What the packets start with (default: [`Medium::Ip`]). On an
+    /// Ethernet device every buffer `poll_recv` fills and every packet
+    /// `poll_send` takes is a whole frame.
+    fn medium(&self) -> Medium {
+        Medium::Ip
+    }
+
+    /// The device's own hardware address, if it has one for the stack to
+    /// use (default: `None`; always `None` on an IP device).
+    fn mac_address(&self) -> Option<[u8; 6]> {
+        None
+    }
 
     /// The offloads this device supports (default: none).
     fn offloads(&self) -> Offloads {
@@ -175,6 +216,14 @@ impl<D: Device + ?Sized> Device for Box<D> {
 
     fn mtu(&self) -> usize {
         (**self).mtu()
+    }
+
+    fn medium(&self) -> Medium {
+        (**self).medium()
+    }
+
+    fn mac_address(&self) -> Option<[u8; 6]> {
+        (**self).mac_address()
     }
 
     fn offloads(&self) -> Offloads {

@@ -1,7 +1,7 @@
 //! [`TunDevice`]: a Linux TUN interface as a [`Device`].
 
 use super::vnet::gso_header;
-use super::{Device, Offloads, RxChecksum, RxPacket, TxHeaders};
+use super::{Device, Medium, Offloads, RxChecksum, RxPacket, TxHeaders};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,6 +69,16 @@ pub struct TunCounters {
 ///   set) and the kernel segments it, or delivers it whole to its own TCP,
 ///   like a GRO packet.
 ///
+/// # TAP
+///
+/// On a TAP ([`tcp_tun::TunBuilder::tap`]) the packets are Ethernet
+/// frames: [`medium`](Device::medium) is [`Medium::Ethernet`], the MTU is
+/// still the IP MTU (frames are 14 bytes longer), the offloads are the same
+/// (the virtio-net header's offsets count the Ethernet header, which the
+/// core reports in [`TxHeaders::link_len`]), and
+/// [`mac_address`](Device::mac_address) is `None`: the TAP interface's MAC
+/// belongs to the kernel side; the stack picks its own.
+///
 /// The TUN carries both families (IPv4 and IPv6 told apart by the first
 /// nibble), and the kernel routes any destination through it, so no
 /// gateway is needed to reach off-link addresses.
@@ -77,6 +87,7 @@ pub struct TunDevice {
     fd: AsyncFd<Tun>,
     mtu: usize,
     offload: bool,
+    tap: bool,
     counters: Arc<TunCounters>,
 }
 
@@ -94,11 +105,13 @@ impl TunDevice {
         // the `Tun` drops) and `as_raw_fd` always returns that same fd, so
         // it stays open and unchanged for the `AsyncFd`'s whole life.
         let offload = tun.has_offload();
+        let tap = tun.is_tap();
         let fd = unsafe { AsyncFd::register(tun) }.map_err(io::Error::from)?;
         Ok(TunDevice {
             fd,
             mtu,
             offload,
+            tap,
             counters: Arc::default(),
         })
     }
@@ -205,6 +218,22 @@ impl Device for TunDevice {
 
     fn offloads(&self) -> Offloads {
         Offloads::super_packets(self.offload)
+    }
+
+    /// [`Medium::Ethernet`] on a TAP, [`Medium::Ip`] on a TUN.
+    fn medium(&self) -> Medium {
+        if self.tap {
+            Medium::Ethernet
+        } else {
+            Medium::Ip
+        }
+    }
+
+    /// `None`, on a TAP too: the MAC address of a TAP interface is the
+    /// kernel side's, the host at the other end of the virtual wire. The
+    /// stack is a different host on that wire and picks its own.
+    fn mac_address(&self) -> Option<[u8; 6]> {
+        None
     }
 
     fn poll_recv_meta(
