@@ -271,26 +271,14 @@ async fn raw_device_icmp_echo_gets_the_kernels_reply() {
     assert_eq!(&echo[42..], b"utcp raw device echo");
 }
 
-#[tokio::test]
-async fn raw_device_super_packet_leaves_segmented() {
-    if let Some(why) = unavailable() {
-        return skip(&why);
-    }
-    if Command::new("ethtool").arg("--version").output().is_err() {
-        return skip("no ethtool to turn off veth0's TSO");
-    }
-    // No TSO nor checksum offload on veth0: the kernel must cut the
-    // super-packet and finish the checksums itself.
-    let (ours, kernel) = veth_pair(false);
-    let mut dev = ours.enter(|| RawDevice::open("veth0")).expect("open veth0");
-    // A plain packet socket on the kernel's end counts what arrives.
-    let tap = kernel
-        .enter(|| RawDevice::open("veth1"))
-        .expect("open veth1");
-    let mut tap = tap;
+/// Payload bytes per part of [`super_frame`].
+const SEGMENT: usize = 1000;
+/// Payload bytes of [`super_frame`]: three whole parts and a short one.
+const PAYLOAD: usize = 3 * SEGMENT + 200;
 
-    const SEGMENT: usize = 1000;
-    const PAYLOAD: usize = 3 * SEGMENT + 200;
+/// A TCP/IPv4 super-packet from us to the kernel's discard port (nobody
+/// listens), its checksum partial, in a frame, and its header layout.
+fn super_frame() -> (Vec<u8>, TxHeaders) {
     let mut tcp = vec![0u8; 20 + PAYLOAD];
     tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
     tcp[2..4].copy_from_slice(&9u16.to_be_bytes()); // discard: nobody listens
@@ -316,6 +304,100 @@ async fn raw_device_super_packet_leaves_segmented() {
         tcp_len: 20,
         cwr: false,
     };
+    (frame, headers)
+}
+
+/// The TCP checksum of `frame` (IPv4 without options) is complete.
+fn tcp_checksum_ok(frame: &[u8]) -> bool {
+    let tcp = &frame[34..];
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&frame[26..34]);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+    checksum::finish(checksum::combine(
+        checksum::sum(&pseudo),
+        checksum::sum(tcp),
+    )) == 0
+}
+
+#[tokio::test]
+async fn raw_device_super_packet_crosses_a_tso_veth_whole() {
+    if let Some(why) = unavailable() {
+        return skip(&why);
+    }
+    // veth0 keeps TSO: the super-packet crosses whole and arrives as one
+    // frame with a partial checksum, which the receiving device reports.
+    let (ours, kernel) = veth_pair(true);
+    let mut dev = ours.enter(|| RawDevice::open("veth0")).expect("open veth0");
+    let mut tap = kernel
+        .enter(|| RawDevice::open("veth1"))
+        .expect("open veth1");
+    assert!(tap.offloads().rx_max >= 65535);
+    let (frame, headers) = super_frame();
+    for meta in [true, false] {
+        poll_fn(|cx| dev.poll_send_gso(cx, &frame, SEGMENT as u16, headers))
+            .await
+            .expect("send super-packet");
+        let mut buf = vec![0u8; 65536];
+        let got = tokio::time::timeout(LIMIT, async {
+            loop {
+                let (n, checksum) = if meta {
+                    let p = poll_fn(|cx| tap.poll_recv_meta(cx, &mut buf))
+                        .await
+                        .unwrap();
+                    (p.len, Some(p.checksum))
+                } else {
+                    (
+                        poll_fn(|cx| tap.poll_recv(cx, &mut buf)).await.unwrap(),
+                        None,
+                    )
+                };
+                let f = &buf[..n];
+                if f.len() >= 54
+                    && ethertype(f) == ETH_IPV4
+                    && f[23] == 6
+                    && f[26..30] == OURS.octets()
+                {
+                    return (f.to_vec(), checksum);
+                }
+            }
+        })
+        .await
+        .expect("timed out waiting for the super-packet");
+        let (f, checksum) = got;
+        assert_eq!(f.len(), frame.len(), "one frame, whole");
+        if meta {
+            assert_eq!(checksum, Some(tcp_async::device::RxChecksum::Partial));
+        } else {
+            assert!(
+                tcp_checksum_ok(&f),
+                "a plain receive completes the checksum"
+            );
+        }
+    }
+    let c = tap.counters();
+    assert_eq!(c.rx_super.load(Ordering::Relaxed), 2);
+    assert_eq!(c.rx_partial.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn raw_device_super_packet_leaves_segmented() {
+    if let Some(why) = unavailable() {
+        return skip(&why);
+    }
+    if Command::new("ethtool").arg("--version").output().is_err() {
+        return skip("no ethtool to turn off veth0's TSO");
+    }
+    // No TSO nor checksum offload on veth0: the kernel must cut the
+    // super-packet and finish the checksums itself.
+    let (ours, kernel) = veth_pair(false);
+    let mut dev = ours.enter(|| RawDevice::open("veth0")).expect("open veth0");
+    // A packet socket on the kernel's end sees what arrives.
+    let mut tap = kernel
+        .enter(|| RawDevice::open("veth1"))
+        .expect("open veth1");
+
+    let (frame, headers) = super_frame();
     poll_fn(|cx| dev.poll_send_gso(cx, &frame, SEGMENT as u16, headers))
         .await
         .expect("send super-packet");
@@ -479,4 +561,23 @@ async fn raw_device_rx_batching_measure() {
         );
         assert!(batched > 0 && single > 0);
     }
+}
+
+#[tokio::test]
+async fn raw_device_open_errors_name_the_interface() {
+    // Checked before any socket: no privilege needed.
+    for bad in ["", "a/b", "name with space", "sixteen-chars-xx"] {
+        let e = RawDevice::open(bad).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}: {e}");
+    }
+    if let Some(why) = unavailable() {
+        return skip(&why);
+    }
+    let ns = Netns::new("err");
+    let e = ns.enter(|| RawDevice::open("nosuchif0")).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("nosuchif0"), "{e}");
+    // Loopback is not Ethernet.
+    let e = ns.enter(|| RawDevice::open("lo")).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
 }

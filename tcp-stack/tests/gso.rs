@@ -292,3 +292,20 @@ fn plain_poll_transmit_never_makes_super_segments() {
     }
     assert_eq!(n, 10, "initial window of 10 segments");
 }
+
+/// The control queue's datagrams (here the RST of RFC 9293 3.10.7.1 for a
+/// SYN to a closed port) carry their header layout too: `carry` checks
+/// every datagram's against its bytes.
+#[test]
+fn control_queue_datagrams_report_their_headers() {
+    let mut pair = Pair::new(Path::Whole);
+    let ca = pair
+        .a
+        .connect(pair.now, None, SocketAddrV4::new(B, 81))
+        .unwrap();
+    for _ in 0..10 {
+        pair.step();
+    }
+    assert_eq!(pair.a.state(ca), State::Closed, "reset by the RST");
+    assert!(pair.b.stats().rst_sent >= 1);
+}
