@@ -580,4 +580,17 @@ async fn raw_device_open_errors_name_the_interface() {
     // Loopback is not Ethernet.
     let e = ns.enter(|| RawDevice::open("lo")).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
+    // Without privilege: a thread that gave up root (the raw setresuid
+    // system call changes only the calling thread, which drops its
+    // capabilities with its uid) and then exits.
+    let e = ns
+        .enter(|| {
+            // SAFETY: changes this thread's ids only; it ends right after.
+            let rc = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+            assert_eq!(rc, 0, "setresuid: {}", io::Error::last_os_error());
+            RawDevice::open("lo")
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+    assert!(e.to_string().contains("CAP_NET_RAW"), "{e}");
 }
