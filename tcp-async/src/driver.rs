@@ -1056,7 +1056,8 @@ fn no_buffers() -> io::Error {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::Entry;
+    use super::{Config, Driver, Entry};
+    use crate::device::{Device, Medium, MemoryDevice};
     use crate::shared::Shared;
 
     /// Per-connection structs stay small (see `tests/memory.rs` for the
@@ -1068,5 +1069,52 @@ mod tests {
         println!("Entry {entry} bytes, Shared {shared} bytes");
         assert!(entry <= 24, "Entry is {entry} bytes");
         assert!(shared <= 128, "Shared is {shared} bytes");
+    }
+
+    /// A memory end that says its packets are Ethernet frames.
+    struct Framed(MemoryDevice);
+
+    impl Device for Framed {
+        fn poll_recv(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.poll_recv(cx, buf)
+        }
+        fn poll_send(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+            packet: &[u8],
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.0.poll_send(cx, packet)
+        }
+        fn mtu(&self) -> usize {
+            self.0.mtu()
+        }
+        fn offloads(&self) -> crate::device::Offloads {
+            self.0.offloads()
+        }
+        fn medium(&self) -> Medium {
+            Medium::Ethernet
+        }
+    }
+
+    /// `Config::mtu` stays the IP MTU; the buffers add the link header.
+    #[tokio::test]
+    async fn buffers_make_room_for_the_link_header() {
+        let config = Config {
+            mtu: 1500,
+            ..Config::with_addr("10.0.0.1".parse().unwrap())
+        };
+        let sizes = |device: Framed, offloads: bool| {
+            let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let d = Driver::new(device, config.clone(), offloads, rx);
+            (d.tx_buf.len(), d.rx_buf.len(), d.config.mtu)
+        };
+        let (plain, _) = MemoryDevice::pair(1500);
+        assert_eq!(sizes(Framed(plain), true), (1514, 65536 + 14, 1500));
+        let (tso, _) = MemoryDevice::pair_with_offloads(1500);
+        assert_eq!(sizes(Framed(tso), true), (65535 + 14, 65536 + 14, 1500));
     }
 }
