@@ -43,9 +43,12 @@ pub use tcp_stack::TxHeaders;
 /// What a device does beyond moving packets of at most [`Device::mtu`]
 /// bytes with complete checksums (the default: nothing).
 ///
-/// Like a NIC's offloads, these are about packets, never connections: the
-/// core tells a device the header lengths of what it sends ([`TxHeaders`]);
-/// a device never parses TCP.
+/// Like a NIC's offloads, these are about packets, never connections, and
+/// no device parses IP or TCP headers for them: on send the core tells the
+/// header layout ([`TxHeaders`]); on receive a partial checksum is
+/// completed (for a plain [`Device::poll_recv`]) at the offsets the kernel
+/// wrote in the virtio-net header (TUN, TAP, [`RawDevice`]) or the sending
+/// core gave with the super-packet ([`MemoryDevice`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Offloads {
     /// [`Device::poll_recv_meta`] reports checksums the device verified or
