@@ -191,12 +191,17 @@ impl<D: Device> Driver<D> {
             Default::default()
         };
         let gso = caps.tso_max > config.mtu;
+        // `config.mtu` and the offload limits are IP sizes; frames of an
+        // Ethernet device carry the link header on top, which the core
+        // writes and strips: the driver only makes room for it.
+        let link = device.medium().header_len();
         // One buffer per driver, whatever the number of connections.
-        let tx_len = if gso {
-            caps.tso_max.min(usize::from(u16::MAX))
-        } else {
-            config.mtu.max(576)
-        };
+        let tx_len = link
+            + if gso {
+                caps.tso_max.min(usize::from(u16::MAX))
+            } else {
+                config.mtu.max(576)
+            };
         let mut stack = tcp_stack::Stack::new(config.clone());
         let halves = Halves::default();
         stack.set_buffer_factory(Box::new(RingFactory {
@@ -218,7 +223,7 @@ impl<D: Device> Driver<D> {
             halves,
             conns: HashMap::new(),
             listeners: HashMap::new(),
-            rx_buf: vec![0; RX_BUF],
+            rx_buf: vec![0; RX_BUF + link],
             tx_pending: None,
             sleep: Box::pin(tokio::time::sleep_until(base)),
             armed: None,
@@ -410,7 +415,7 @@ impl<D: Device> Driver<D> {
             if let Some(t) = self.tx_pending {
                 let packet = &self.tx_buf[..t.len];
                 let sent = match t.segment_size {
-                    Some(size) => self.device.poll_send_gso(cx, packet, size),
+                    Some(size) => self.device.poll_send_gso(cx, packet, size, t.headers),
                     None => self.device.poll_send(cx, packet),
                 };
                 match sent {
@@ -425,11 +430,15 @@ impl<D: Device> Driver<D> {
             let next = if self.gso {
                 self.stack.poll_transmit_gso(now, &mut self.tx_buf)
             } else {
+                // `tx_buf` may exceed a small MTU (576 at least): plain
+                // `poll_transmit`, never a super-packet. The header layout
+                // is only read for super-packets.
                 self.stack
                     .poll_transmit(now, &mut self.tx_buf)
                     .map(|len| tcp_stack::Transmit {
                         len,
                         segment_size: None,
+                        headers: tcp_stack::TxHeaders::default(),
                     })
             };
             match next {
@@ -1053,7 +1062,8 @@ fn no_buffers() -> io::Error {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::Entry;
+    use super::{Config, Driver, Entry};
+    use crate::device::{Device, Medium, MemoryDevice};
     use crate::shared::Shared;
 
     /// Per-connection structs stay small (see `tests/memory.rs` for the
@@ -1065,5 +1075,52 @@ mod tests {
         println!("Entry {entry} bytes, Shared {shared} bytes");
         assert!(entry <= 24, "Entry is {entry} bytes");
         assert!(shared <= 128, "Shared is {shared} bytes");
+    }
+
+    /// A memory end that says its packets are Ethernet frames.
+    struct Framed(MemoryDevice);
+
+    impl Device for Framed {
+        fn poll_recv(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.poll_recv(cx, buf)
+        }
+        fn poll_send(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+            packet: &[u8],
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.0.poll_send(cx, packet)
+        }
+        fn mtu(&self) -> usize {
+            self.0.mtu()
+        }
+        fn offloads(&self) -> crate::device::Offloads {
+            self.0.offloads()
+        }
+        fn medium(&self) -> Medium {
+            Medium::Ethernet
+        }
+    }
+
+    /// `Config::mtu` stays the IP MTU; the buffers add the link header.
+    #[tokio::test]
+    async fn buffers_make_room_for_the_link_header() {
+        let config = Config {
+            mtu: 1500,
+            ..Config::with_addr("10.0.0.1".parse().unwrap())
+        };
+        let sizes = |device: Framed, offloads: bool| {
+            let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let d = Driver::new(device, config.clone(), offloads, rx);
+            (d.tx_buf.len(), d.rx_buf.len(), d.config.mtu)
+        };
+        let (plain, _) = MemoryDevice::pair(1500);
+        assert_eq!(sizes(Framed(plain), true), (1514, 65536 + 14, 1500));
+        let (tso, _) = MemoryDevice::pair_with_offloads(1500);
+        assert_eq!(sizes(Framed(tso), true), (65535 + 14, 65536 + 14, 1500));
     }
 }

@@ -260,10 +260,11 @@ impl<D: tcp_async::device::Device> tcp_async::device::Device for CountingGso<D> 
         cx: &mut std::task::Context<'_>,
         packet: &[u8],
         segment_size: u16,
+        headers: tcp_async::device::TxHeaders,
     ) -> std::task::Poll<std::io::Result<()>> {
         self.supers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.poll_send_gso(cx, packet, segment_size)
+        self.inner.poll_send_gso(cx, packet, segment_size, headers)
     }
 }
 

@@ -147,7 +147,7 @@ pub use error::{Error, Result};
 pub use seq::SeqNum;
 pub use stack::{
     ListenOptions, ListenerInfo, NeighbourInfo, NeighbourState, RxMeta, SockOpt, Stack, Stats,
-    TcpInfo, Transmit,
+    TcpInfo, Transmit, TxHeaders,
 };
 pub use state::{ConnId, Event, ListenerId, State};
 pub use time::{Duration, Instant};

@@ -194,6 +194,63 @@ pub struct RxMeta {
     pub checksum_verified: bool,
 }
 
+/// The header layout of a datagram the stack wrote, so that a device
+/// (a TSO engine, a virtio-net header) never parses it: the core knows
+/// what it emitted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxHeaders {
+    /// Bytes of link-layer header before the IP header (0 on an IP device;
+    /// 14 for Ethernet).
+    pub link_len: u8,
+    /// Bytes of IP header (20 for IPv4 without options, 40 for IPv6 without
+    /// extension headers).
+    pub ip_len: u16,
+    /// The IP header is IPv6.
+    pub ipv6: bool,
+    /// Bytes of TCP header including options; 0 if the datagram is not TCP.
+    pub tcp_len: u8,
+    /// The TCP header has CWR set (a device cutting a super-segment must set
+    /// CWR on the first part only: `VIRTIO_NET_HDR_GSO_ECN`).
+    pub cwr: bool,
+}
+
+impl TxHeaders {
+    /// The layout of a datagram the stack itself emitted (an IP datagram
+    /// without link header), read back from its bytes: used for the
+    /// prebuilt control packets (RSTs, SYN-ACK cookies, ICMP replies).
+    /// Anything unexpected gives the IP part only, or the default.
+    pub(crate) fn of_datagram(datagram: &[u8]) -> TxHeaders {
+        let (ip_len, ipv6, proto) = match datagram.first().map(|b| b >> 4) {
+            Some(4) => match Ipv4Packet::new_checked(datagram) {
+                Ok(ip) => (ip.header_len(), false, ip.protocol()),
+                Err(_) => return TxHeaders::default(),
+            },
+            Some(6) => match Ipv6Packet::new_checked(datagram) {
+                Ok(ip) => (Ipv6Repr::HEADER_LEN, true, ip.next_header()),
+                Err(_) => return TxHeaders::default(),
+            },
+            _ => return TxHeaders::default(),
+        };
+        let mut headers = TxHeaders {
+            link_len: 0,
+            ip_len: u16::try_from(ip_len).unwrap_or(0),
+            ipv6,
+            tcp_len: 0,
+            cwr: false,
+        };
+        if proto == IpProtocol::Tcp {
+            if let Some(tcp) = datagram
+                .get(ip_len..)
+                .and_then(|s| TcpPacket::new_checked(s).ok())
+            {
+                headers.tcp_len = u8::try_from(tcp.header_len()).unwrap_or(0);
+                headers.cwr = tcp.flags().contains(TcpFlags::CWR);
+            }
+        }
+        headers
+    }
+}
+
 /// One datagram written by [`Stack::poll_transmit_gso`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
@@ -207,6 +264,9 @@ pub struct Transmit {
     /// complemented (Linux `CHECKSUM_PARTIAL`), for whoever cuts it to
     /// complete per part. `None`: an ordinary datagram, checksums complete.
     pub segment_size: Option<u16>,
+    /// Its header layout, for a device that needs it (segmentation
+    /// offload, a virtio-net header) without parsing the datagram.
+    pub headers: TxHeaders,
 }
 
 /// A `tcp_info`-like snapshot of one connection.

@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use tcp_stack::wire::checksum;
 use tcp_stack::wire::tcp::fill_checksum;
-use tcp_stack::{Config, ConnId, Duration, Instant, RxMeta, Stack, State, Transmit};
+use tcp_stack::{Config, ConnId, Duration, Instant, RxMeta, Stack, State, Transmit, TxHeaders};
 
 const MTU: usize = 1500;
 const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -108,12 +108,26 @@ impl Pair {
             } else {
                 (&mut self.b, &mut self.a)
             };
-            let Some(Transmit { len, segment_size }) = from.poll_transmit_gso(self.now, &mut buf)
+            let Some(Transmit {
+                len,
+                segment_size,
+                headers,
+            }) = from.poll_transmit_gso(self.now, &mut buf)
             else {
                 break;
             };
             moved = true;
             let pkt = &buf[..len];
+            // The layout reported with every datagram is the one written.
+            let ihl = usize::from(pkt[0] & 0x0f) * 4;
+            let expect = TxHeaders {
+                link_len: 0,
+                ip_len: ihl as u16,
+                ipv6: false,
+                tcp_len: (pkt[ihl + 12] >> 4) * 4,
+                cwr: pkt[ihl + 13] & 0x80 != 0,
+            };
+            assert_eq!(headers, expect, "headers of a {len}-byte datagram");
             match (segment_size, self.path) {
                 (None, _) => {
                     assert!(len <= MTU, "plain datagram of {len} bytes");
@@ -277,4 +291,21 @@ fn plain_poll_transmit_never_makes_super_segments() {
         n += 1;
     }
     assert_eq!(n, 10, "initial window of 10 segments");
+}
+
+/// The control queue's datagrams (here the RST of RFC 9293 3.10.7.1 for a
+/// SYN to a closed port) carry their header layout too: `carry` checks
+/// every datagram's against its bytes.
+#[test]
+fn control_queue_datagrams_report_their_headers() {
+    let mut pair = Pair::new(Path::Whole);
+    let ca = pair
+        .a
+        .connect(pair.now, None, SocketAddrV4::new(B, 81))
+        .unwrap();
+    for _ in 0..10 {
+        pair.step();
+    }
+    assert_eq!(pair.a.state(ca), State::Closed, "reset by the RST");
+    assert!(pair.b.stats().rst_sent >= 1);
 }

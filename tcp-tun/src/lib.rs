@@ -14,6 +14,11 @@
 //! Opt-in offloads ([`TunBuilder::offload`]) put a [`VirtioNetHdr`] in front
 //! of every packet, for checksum offload and 64 KB TCP super-packets.
 //!
+//! The same builder makes a layer-2 TAP interface ([`TunBuilder::tap`],
+//! `IFF_TAP | IFF_NO_PI`): every `read` is then one Ethernet frame, and the
+//! offloads work the same (the virtio-net header's offsets count from the
+//! frame start).
+//!
 //! It knows nothing about TCP, connections or async runtimes. The descriptor
 //! is always non-blocking (`O_NONBLOCK | O_CLOEXEC`), so a runtime can wrap
 //! the [`Tun`] directly (for example in `tokio::io::unix::AsyncFd<Tun>`,
@@ -127,12 +132,20 @@ struct TunFlags {
     multi_queue: bool,
     /// `IFF_VNET_HDR`: a [`VirtioNetHdr`] precedes every packet (offloads).
     vnet_hdr: bool,
+    /// `IFF_TAP` instead of `IFF_TUN`: Ethernet frames, not IP packets.
+    tap: bool,
 }
 
 impl TunFlags {
     fn bits(self) -> libc::c_short {
-        // Layer 3 device, no 4-byte packet-information prefix.
-        let mut bits = libc::IFF_TUN | libc::IFF_NO_PI;
+        // Layer 3 (or with `tap` layer 2) device, no 4-byte
+        // packet-information prefix.
+        let kind = if self.tap {
+            libc::IFF_TAP
+        } else {
+            libc::IFF_TUN
+        };
+        let mut bits = kind | libc::IFF_NO_PI;
         if self.multi_queue {
             bits |= libc::IFF_MULTI_QUEUE;
         }
@@ -390,6 +403,21 @@ impl TunBuilder {
         self
     }
 
+    /// Make a TAP device (`IFF_TAP`, default off): a layer-2 interface
+    /// whose reads and writes are whole Ethernet frames (destination and
+    /// source MAC, EtherType, payload; no preamble or FCS) instead of IP
+    /// packets. The kernel side of the interface has its own MAC address
+    /// (random, or set with `ip link`) and speaks ARP and IPv6 neighbour
+    /// discovery; a stack behind it is another host on that Ethernet, with
+    /// an address of its own choosing. Everything else (addresses, MTU,
+    /// [`offload`](Self::offload), [`multi_queue`](Self::multi_queue),
+    /// persistence) works as for TUN; the default name becomes `tap%d`, and
+    /// [`attach`](Self::attach) needs this flag to match the device.
+    pub fn tap(mut self, tap: bool) -> TunBuilder {
+        self.flags.tap = tap;
+        self
+    }
+
     /// Creates a new device and applies the configuration.
     ///
     /// Fails with `AddrInUse` if an interface with this name already exists
@@ -424,7 +452,8 @@ impl TunBuilder {
     }
 
     fn open(&self, mode: Mode) -> io::Result<Tun> {
-        let requested = self.name.as_deref().unwrap_or("tun%d");
+        let default = if self.flags.tap { "tap%d" } else { "tun%d" };
+        let requested = self.name.as_deref().unwrap_or(default);
         validate_name(requested, mode == Mode::Create)?;
         if let Some((addr, prefix)) = self.address {
             validate_address(addr, prefix)?;
@@ -471,6 +500,7 @@ impl TunBuilder {
             ctl,
             name,
             offload: self.flags.vnet_hdr,
+            tap: self.flags.tap,
         };
 
         // If any step fails, dropping `tun` removes a non-persistent device.
@@ -577,6 +607,8 @@ pub struct Tun {
     name: String,
     /// Opened with `IFF_VNET_HDR` and offloads enabled.
     offload: bool,
+    /// A TAP device (Ethernet frames).
+    tap: bool,
 }
 
 impl Tun {
@@ -920,6 +952,12 @@ impl Tun {
         self.offload
     }
 
+    /// Whether this is a TAP device ([`TunBuilder::tap`]): its packets are
+    /// Ethernet frames.
+    pub fn is_tap(&self) -> bool {
+        self.tap
+    }
+
     /// Header size, byte order and offload features (see
     /// [`TunBuilder::offload`]).
     fn enable_offloads(&self) -> io::Result<()> {
@@ -1103,6 +1141,17 @@ mod tests {
         }
         .bits() as i32;
         assert_eq!(vnet, libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR);
+    }
+
+    #[test]
+    fn flags_tap_replace_tun() {
+        let tap = TunFlags {
+            tap: true,
+            vnet_hdr: true,
+            ..TunFlags::default()
+        }
+        .bits() as i32;
+        assert_eq!(tap, libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR);
     }
 
     #[test]

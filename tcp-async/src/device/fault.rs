@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use super::{Device, Offloads, RxChecksum, RxPacket};
+use super::{Device, Medium, Offloads, RxChecksum, RxPacket, TxHeaders};
 
 /// Which packets a [`FaultInjector`] applies its faults to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -487,6 +487,14 @@ impl<D: Device> Device for FaultInjector<D> {
         self.inner.mtu()
     }
 
+    fn medium(&self) -> Medium {
+        self.inner.medium()
+    }
+
+    fn mac_address(&self) -> Option<[u8; 6]> {
+        self.inner.mac_address()
+    }
+
     /// The inner device's offloads in the directions without faults. Faults
     /// act on whole packets with complete checksums, so that a corrupted
     /// packet is caught by the stack: with receive faults nothing is
@@ -529,6 +537,7 @@ impl<D: Device> Device for FaultInjector<D> {
         cx: &mut Context<'_>,
         packet: &[u8],
         segment_size: u16,
+        headers: TxHeaders,
     ) -> Poll<io::Result<()>> {
         if self.faults.apply_to.includes(Direction::Send) {
             return Poll::Ready(Err(io::Error::new(
@@ -537,7 +546,7 @@ impl<D: Device> Device for FaultInjector<D> {
             )));
         }
         self.service(cx);
-        self.inner.poll_send_gso(cx, packet, segment_size)
+        self.inner.poll_send_gso(cx, packet, segment_size, headers)
     }
 }
 

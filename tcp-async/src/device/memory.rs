@@ -5,14 +5,15 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::{Device, Offloads, RxChecksum, RxPacket};
+use super::{Device, Offloads, RxChecksum, RxPacket, TxHeaders};
 
-/// A packet on the cable, and whether its TCP checksum is partial (a
-/// super-packet sent with offloads: nothing can corrupt it in memory).
+/// A packet on the cable and, for a super-packet sent with offloads, the
+/// header layout the sending core gave with it: its TCP checksum is
+/// partial (nothing can corrupt it in memory), the field at `ip_len + 16`.
 #[derive(Debug)]
 struct Packet {
     data: Vec<u8>,
-    partial: bool,
+    partial: Option<TxHeaders>,
 }
 
 /// One end of an in-memory cable. Packets sent on one end are received by
@@ -93,7 +94,7 @@ impl MemoryDevice {
     }
 
     /// Queues `packet`, or drops and counts it.
-    fn push(&mut self, packet: &[u8], partial: bool) {
+    fn push(&mut self, packet: &[u8], partial: Option<TxHeaders>) {
         let packet = Packet {
             data: packet.to_vec(),
             partial,
@@ -105,7 +106,11 @@ impl MemoryDevice {
     }
 
     /// Copies the next packet into `buf`.
-    fn poll_packet(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<(usize, bool)> {
+    fn poll_packet(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<(usize, Option<TxHeaders>)> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(packet)) => {
                 let n = packet.data.len().min(buf.len());
@@ -133,8 +138,10 @@ impl MemoryDevice {
 impl Device for MemoryDevice {
     fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         self.poll_packet(cx, buf).map(|(n, partial)| {
-            if partial {
-                complete_tcp_checksum(&mut buf[..n]);
+            if let Some(h) = partial {
+                // Where the checksum starts, from the sender's metadata.
+                let start = u16::from(h.link_len).saturating_add(h.ip_len);
+                super::vnet::complete_partial_checksum(&mut buf[..n], start, TCP_CSUM_OFFSET);
             }
             Ok(n)
         })
@@ -150,7 +157,7 @@ impl Device for MemoryDevice {
         buf: &mut [u8],
     ) -> Poll<io::Result<RxPacket>> {
         self.poll_packet(cx, buf).map(|(len, partial)| {
-            let checksum = if partial {
+            let checksum = if partial.is_some() {
                 RxChecksum::Partial
             } else {
                 RxChecksum::Unverified
@@ -168,6 +175,7 @@ impl Device for MemoryDevice {
         _cx: &mut Context<'_>,
         packet: &[u8],
         _segment_size: u16,
+        headers: TxHeaders,
     ) -> Poll<io::Result<()>> {
         if !self.offloads {
             return Poll::Ready(Err(io::Error::new(
@@ -181,7 +189,7 @@ impl Device for MemoryDevice {
                 format!("super-packet of {} bytes exceeds 64 KiB", packet.len()),
             )));
         }
-        self.push(packet, true);
+        self.push(packet, Some(headers));
         Poll::Ready(Ok(()))
     }
 
@@ -196,7 +204,7 @@ impl Device for MemoryDevice {
                 format!("packet of {} bytes exceeds MTU {}", packet.len(), self.mtu),
             )));
         }
-        self.push(packet, false);
+        self.push(packet, None);
         Poll::Ready(Ok(()))
     }
 
@@ -205,33 +213,8 @@ impl Device for MemoryDevice {
     }
 }
 
-/// Turns the partial checksum of a TCP packet (IPv4, or IPv6 with the
-/// fixed header only, as the stack sends) into the full one, as a NIC
-/// would: only the IP header's length and addresses are looked at.
-fn complete_tcp_checksum(packet: &mut [u8]) {
-    use std::net::IpAddr;
-    use tcp_stack::wire::{IpProtocol, Ipv4Packet, Ipv6Packet, Ipv6Repr};
-    let (ihl, src, dst): (usize, IpAddr, IpAddr) = match packet.first().map(|b| b >> 4) {
-        Some(4) => match Ipv4Packet::new_checked(&*packet) {
-            Ok(ip) if ip.protocol() == IpProtocol::Tcp => {
-                (ip.header_len(), ip.src_addr().into(), ip.dst_addr().into())
-            }
-            _ => return,
-        },
-        Some(6) => match Ipv6Packet::new_checked(&*packet) {
-            Ok(ip) if ip.next_header() == IpProtocol::Tcp => (
-                Ipv6Repr::HEADER_LEN,
-                ip.src_addr().into(),
-                ip.dst_addr().into(),
-            ),
-            _ => return,
-        },
-        _ => return,
-    };
-    if let Some(segment) = packet.get_mut(ihl..) {
-        tcp_stack::wire::tcp::fill_checksum(segment, src, dst);
-    }
-}
+/// Offset of the checksum field in a TCP header.
+const TCP_CSUM_OFFSET: u16 = 16;
 
 #[cfg(test)]
 mod tests {
@@ -313,9 +296,14 @@ mod tests {
         let mut partial = full.clone();
         fill_partial_checksum(&mut partial[20..], src, dst);
 
+        let headers = TxHeaders {
+            ip_len: 20,
+            tcp_len: 20,
+            ..TxHeaders::default()
+        };
         let (mut plain, _other) = MemoryDevice::pair(1500);
         assert_eq!(plain.offloads(), Offloads::default());
-        let err = poll_fn(|cx| plain.poll_send_gso(cx, &partial, 1460))
+        let err = poll_fn(|cx| plain.poll_send_gso(cx, &partial, 1460, headers))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
@@ -324,14 +312,14 @@ mod tests {
         assert_eq!(a.offloads().tso_max, 65535);
         let mut buf = vec![0u8; 65535];
         // Seen with its metadata: partial, as sent.
-        poll_fn(|cx| a.poll_send_gso(cx, &partial, 1460))
+        poll_fn(|cx| a.poll_send_gso(cx, &partial, 1460, headers))
             .await
             .unwrap();
         let p = poll_fn(|cx| b.poll_recv_meta(cx, &mut buf)).await.unwrap();
         assert_eq!(p.checksum, RxChecksum::Partial);
         assert_eq!(&buf[..p.len], &partial[..]);
         // Seen by a plain receive: completed.
-        poll_fn(|cx| a.poll_send_gso(cx, &partial, 1460))
+        poll_fn(|cx| a.poll_send_gso(cx, &partial, 1460, headers))
             .await
             .unwrap();
         let n = poll_fn(|cx| b.poll_recv(cx, &mut buf)).await.unwrap();

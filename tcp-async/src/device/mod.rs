@@ -1,8 +1,10 @@
 //! Packet devices: where the driver reads and writes IP packets.
 //!
 //! A [`Device`] moves whole IP packets (IPv4 or IPv6, told apart by the
-//! version nibble), no link-layer header. Devices
-//! compose as wrappers:
+//! version nibble), bare ([`Medium::Ip`]: [`tun::TunDevice`] on a TUN,
+//! [`MemoryDevice`]) or in Ethernet frames ([`Medium::Ethernet`]:
+//! [`tun::TunDevice`] on a TAP, [`RawDevice`] on any Ethernet
+//! interface). Devices compose as wrappers:
 //!
 //! - [`MemoryDevice`]: an in-memory pair, a virtual cable between two stacks.
 //! - [`FaultInjector`]: loss, duplication, reordering, corruption and delay,
@@ -25,20 +27,28 @@
 mod fault;
 mod memory;
 mod pcap;
+mod raw;
 pub mod tun;
+mod vnet;
 
 pub use fault::{Direction, FaultInjector, FaultStats, Faults};
 pub use memory::MemoryDevice;
 pub use pcap::PcapWriter;
+pub use raw::{RawCounters, RawDegraded, RawDevice};
 
 use std::io;
 use std::task::{Context, Poll};
+pub use tcp_stack::TxHeaders;
 
 /// What a device does beyond moving packets of at most [`Device::mtu`]
 /// bytes with complete checksums (the default: nothing).
 ///
-/// Like a NIC's offloads, these are about packets, never connections: a
-/// device may look at IP and TCP header lengths, nothing more.
+/// Like a NIC's offloads, these are about packets, never connections, and
+/// no device parses IP or TCP headers for them: on send the core tells the
+/// header layout ([`TxHeaders`]); on receive a partial checksum is
+/// completed (for a plain [`Device::poll_recv`]) at the offsets the kernel
+/// wrote in the virtio-net header (TUN, TAP, [`RawDevice`]) or the sending
+/// core gave with the super-packet ([`MemoryDevice`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Offloads {
     /// [`Device::poll_recv_meta`] reports checksums the device verified or
@@ -47,7 +57,7 @@ pub struct Offloads {
     /// up to this many bytes. 0: neither.
     pub rx_max: usize,
     /// [`Device::poll_send_gso`] takes TCP super-packets (IPv4 or IPv6) up to this
-    /// many bytes and cuts them into segments of the given payload size
+    /// many bytes (of IP datagram; a frame adds the link header) and cuts them into segments of the given payload size
     /// (TSO). 0: not supported.
     pub tso_max: usize,
 }
@@ -103,7 +113,30 @@ pub struct RxPacket {
     pub checksum: RxChecksum,
 }
 
-/// A network device that carries IP packets.
+/// What a device's packets start with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Medium {
+    /// Bare IPv4 or IPv6 packets (a TUN device, a memory pair).
+    #[default]
+    Ip,
+    /// Ethernet frames: a 14-byte header (destination, source, EtherType)
+    /// before the IP packet (a TAP device, an `AF_PACKET` socket). The core
+    /// frames and unframes; the device and the driver only move bytes.
+    Ethernet,
+}
+
+impl Medium {
+    /// Bytes of link-layer header before the IP header: 0 or 14.
+    pub const fn header_len(self) -> usize {
+        match self {
+            Medium::Ip => 0,
+            Medium::Ethernet => 14,
+        }
+    }
+}
+
+/// A network device that carries IP packets, bare or in link-layer frames
+/// ([`Device::medium`]).
 ///
 /// The driver calls these methods from its one task; each returns `Pending`
 /// only after arranging for that task to be woken. The offload methods have
@@ -118,8 +151,22 @@ pub trait Device: Send + 'static {
     /// Sends one IP packet; Pending when the device cannot take it now.
     fn poll_send(&mut self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>>;
 
-    /// Largest IP packet the device carries.
+    /// Largest IP packet the device carries (the interface MTU: on an
+    /// Ethernet device frames are [`Medium::header_len`] bytes longer).
     fn mtu(&self) -> usize;
+
+    /// What the packets start with (default: [`Medium::Ip`]). On an
+    /// Ethernet device every buffer `poll_recv` fills and every packet
+    /// `poll_send` takes is a whole frame.
+    fn medium(&self) -> Medium {
+        Medium::Ip
+    }
+
+    /// The device's own hardware address, if it has one for the stack to
+    /// use (default: `None`; always `None` on an IP device).
+    fn mac_address(&self) -> Option<[u8; 6]> {
+        None
+    }
 
     /// The offloads this device supports (default: none).
     fn offloads(&self) -> Offloads {
@@ -142,14 +189,17 @@ pub trait Device: Send + 'static {
 
     /// Sends a TCP super-packet (IPv4 or IPv6) (see `tcp_stack::Transmit`) to be cut
     /// into segments of `segment_size` payload bytes; its TCP checksum field
-    /// holds the pseudo-header sum. Only called when
-    /// [`offloads`](Self::offloads) advertises `tso_max`; the default fails
-    /// with `Unsupported`.
+    /// holds the pseudo-header sum. `headers` is its layout as the core
+    /// wrote it (link, IP and TCP header lengths, CWR): a device builds its
+    /// offload descriptor from it and never parses the packet. Only called
+    /// when [`offloads`](Self::offloads) advertises `tso_max`; the default
+    /// fails with `Unsupported`.
     fn poll_send_gso(
         &mut self,
         _cx: &mut Context<'_>,
         _packet: &[u8],
         _segment_size: u16,
+        _headers: TxHeaders,
     ) -> Poll<io::Result<()>> {
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -171,6 +221,14 @@ impl<D: Device + ?Sized> Device for Box<D> {
         (**self).mtu()
     }
 
+    fn medium(&self) -> Medium {
+        (**self).medium()
+    }
+
+    fn mac_address(&self) -> Option<[u8; 6]> {
+        (**self).mac_address()
+    }
+
     fn offloads(&self) -> Offloads {
         (**self).offloads()
     }
@@ -188,8 +246,9 @@ impl<D: Device + ?Sized> Device for Box<D> {
         cx: &mut Context<'_>,
         packet: &[u8],
         segment_size: u16,
+        headers: TxHeaders,
     ) -> Poll<io::Result<()>> {
-        (**self).poll_send_gso(cx, packet, segment_size)
+        (**self).poll_send_gso(cx, packet, segment_size, headers)
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Device, Offloads, RxPacket};
+use super::{Device, Medium, Offloads, RxPacket, TxHeaders};
 
 /// Classic pcap: magic, version 2.4, microsecond timestamps.
 const MAGIC: u32 = 0xa1b2_c3d4;
@@ -15,6 +15,8 @@ const VERSION_MINOR: u16 = 4;
 const SNAPLEN: u32 = 65_535;
 /// LINKTYPE_RAW: each record is a bare IPv4 or IPv6 packet.
 const LINKTYPE_RAW: u32 = 101;
+/// LINKTYPE_ETHERNET: each record is an Ethernet frame.
+const LINKTYPE_ETHERNET: u32 = 1;
 
 /// Flush after this many packets...
 const FLUSH_PACKETS: u32 = 64;
@@ -22,7 +24,8 @@ const FLUSH_PACKETS: u32 = 64;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Wraps a device and writes every packet it sends or receives to a classic
-/// pcap file (`LINKTYPE_RAW`), readable by `tcpdump -r` and Wireshark.
+/// pcap file (`LINKTYPE_RAW`, or `LINKTYPE_ETHERNET` for a device whose
+/// [`medium`](Device::medium) is Ethernet), readable by `tcpdump -r` and Wireshark.
 ///
 /// Timestamps come from [`SystemTime`]. The file is flushed every
 /// 64 packets, when 200 ms have passed since the last flush, on
@@ -61,7 +64,11 @@ impl<D: Device> PcapWriter<D> {
         header.extend_from_slice(&0i32.to_le_bytes()); // thiszone: UTC
         header.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
         header.extend_from_slice(&SNAPLEN.to_le_bytes());
-        header.extend_from_slice(&LINKTYPE_RAW.to_le_bytes());
+        let linktype = match inner.medium() {
+            Medium::Ip => LINKTYPE_RAW,
+            Medium::Ethernet => LINKTYPE_ETHERNET,
+        };
+        header.extend_from_slice(&linktype.to_le_bytes());
         out.write_all(&header)?;
         out.flush()?;
         Ok(PcapWriter {
@@ -144,6 +151,14 @@ impl<D: Device> Device for PcapWriter<D> {
         self.inner.mtu()
     }
 
+    fn medium(&self) -> Medium {
+        self.inner.medium()
+    }
+
+    fn mac_address(&self) -> Option<[u8; 6]> {
+        self.inner.mac_address()
+    }
+
     fn offloads(&self) -> Offloads {
         self.inner.offloads()
     }
@@ -170,8 +185,9 @@ impl<D: Device> Device for PcapWriter<D> {
         cx: &mut Context<'_>,
         packet: &[u8],
         segment_size: u16,
+        headers: TxHeaders,
     ) -> Poll<io::Result<()>> {
-        let res = self.inner.poll_send_gso(cx, packet, segment_size);
+        let res = self.inner.poll_send_gso(cx, packet, segment_size, headers);
         if let Poll::Ready(Ok(())) = res {
             self.record(packet);
         }

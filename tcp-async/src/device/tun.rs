@@ -1,11 +1,11 @@
 //! [`TunDevice`]: a Linux TUN interface as a [`Device`].
 
-use super::{Device, Offloads, RxChecksum, RxPacket};
+use super::vnet::gso_header;
+use super::{Device, Medium, Offloads, RxChecksum, RxPacket, TxHeaders};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use tcp_stack::wire::checksum;
 use tcp_tun::{Tun, VirtioNetHdr};
 use tokio::io::unix::AsyncFd;
 
@@ -62,12 +62,22 @@ pub struct TunCounters {
 ///   `csum_start` is an offset from the packet start, so completing a
 ///   partial checksum is the same for IPv4 and IPv6.
 /// - send: plain packets go with an all-zero header; `poll_send_gso` puts a
-///   `GSO_TCPV4` or `GSO_TCPV6` header in front, after the IP version
-///   nibble (`gso_size` the segment size, `hdr_len` the IP + TCP header
-///   length, `NEEDS_CSUM` from the TCP header at offset 16, `GSO_ECN` if
-///   CWR is set) and the kernel segments it, or delivers it whole to its
-///   own TCP, like a GRO packet. An IPv6 super-packet must have TCP as the
-///   fixed header's next header (no extension headers).
+///   `GSO_TCPV4` or `GSO_TCPV6` header in front, built from the
+///   [`TxHeaders`] the core gave with the packet, never from its bytes
+///   (`gso_size` the segment size, `hdr_len` the IP + TCP header length,
+///   `NEEDS_CSUM` from the TCP header at offset 16, `GSO_ECN` if CWR is
+///   set) and the kernel segments it, or delivers it whole to its own TCP,
+///   like a GRO packet.
+///
+/// # TAP
+///
+/// On a TAP ([`tcp_tun::TunBuilder::tap`]) the packets are Ethernet
+/// frames: [`medium`](Device::medium) is [`Medium::Ethernet`], the MTU is
+/// still the IP MTU (frames are 14 bytes longer), the offloads are the same
+/// (the virtio-net header's offsets count the Ethernet header, which the
+/// core reports in [`TxHeaders::link_len`]), and
+/// [`mac_address`](Device::mac_address) is `None`: the TAP interface's MAC
+/// belongs to the kernel side; the stack picks its own.
 ///
 /// The TUN carries both families (IPv4 and IPv6 told apart by the first
 /// nibble), and the kernel routes any destination through it, so no
@@ -77,6 +87,7 @@ pub struct TunDevice {
     fd: AsyncFd<Tun>,
     mtu: usize,
     offload: bool,
+    tap: bool,
     counters: Arc<TunCounters>,
 }
 
@@ -94,11 +105,13 @@ impl TunDevice {
         // the `Tun` drops) and `as_raw_fd` always returns that same fd, so
         // it stays open and unchanged for the `AsyncFd`'s whole life.
         let offload = tun.has_offload();
+        let tap = tun.is_tap();
         let fd = unsafe { AsyncFd::register(tun) }.map_err(io::Error::from)?;
         Ok(TunDevice {
             fd,
             mtu,
             offload,
+            tap,
             counters: Arc::default(),
         })
     }
@@ -180,55 +193,10 @@ impl TunDevice {
     }
 }
 
-/// Completes a partial checksum (`NEEDS_CSUM`) in software: the sum from
-/// `csum_start` to the end, with the pseudo-header sum already in the
-/// field, complemented (what a NIC does on transmit). Out-of-range offsets
-/// leave the packet alone (the stack then drops it as corrupt).
+/// Completes a partial checksum (`NEEDS_CSUM`) in software at the
+/// offsets the kernel gave in `hdr` (no parsing of the packet).
 fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) {
-    let start = usize::from(hdr.csum_start);
-    let field = start + usize::from(hdr.csum_offset);
-    if field + 2 > packet.len() {
-        return;
-    }
-    let sum = checksum::checksum(&packet[start..]);
-    packet[field..field + 2].copy_from_slice(&sum.to_be_bytes());
-}
-
-/// IP protocol / IPv6 next header number of TCP.
-const PROTO_TCP: u8 = 6;
-
-/// The virtio-net header of a TCP super-packet, from its IP version and
-/// header lengths (all a NIC looks at); `None` if the packet is not one.
-///
-/// IPv4: header length from IHL, protocol at byte 9. IPv6: the fixed
-/// 40-byte header whose next header (byte 6) is TCP itself; the stack
-/// emits no extension headers, so a packet with any is refused. The TCP
-/// header length comes from its data offset in both.
-fn gso_header(packet: &[u8], segment_size: u16) -> Option<VirtioNetHdr> {
-    let first = *packet.first()?;
-    type MakeHdr = fn(u16, u16, u16) -> VirtioNetHdr;
-    let (ip_len, proto, make): (usize, u8, MakeHdr) = match first >> 4 {
-        4 => (
-            usize::from(first & 0x0f) * 4,
-            *packet.get(9)?,
-            VirtioNetHdr::tcpv4_gso,
-        ),
-        6 => (40, *packet.get(6)?, VirtioNetHdr::tcpv6_gso),
-        _ => return None,
-    };
-    if proto != PROTO_TCP || ip_len < 20 {
-        return None;
-    }
-    let thl = usize::from(packet.get(ip_len + 12)? >> 4) * 4;
-    if thl < 20 || packet.len() < ip_len + thl {
-        return None;
-    }
-    let mut hdr = make(ip_len as u16, thl as u16, segment_size);
-    const CWR: u8 = 0x80;
-    if packet[ip_len + 13] & CWR != 0 {
-        hdr.gso_type |= VirtioNetHdr::GSO_ECN;
-    }
-    Some(hdr)
+    super::vnet::complete_partial_checksum(packet, hdr.csum_start, hdr.csum_offset);
 }
 
 impl Device for TunDevice {
@@ -250,6 +218,22 @@ impl Device for TunDevice {
 
     fn offloads(&self) -> Offloads {
         Offloads::super_packets(self.offload)
+    }
+
+    /// [`Medium::Ethernet`] on a TAP, [`Medium::Ip`] on a TUN.
+    fn medium(&self) -> Medium {
+        if self.tap {
+            Medium::Ethernet
+        } else {
+            Medium::Ip
+        }
+    }
+
+    /// `None`, on a TAP too: the MAC address of a TAP interface is the
+    /// kernel side's, the host at the other end of the virtual wire. The
+    /// stack is a different host on that wire and picks its own.
+    fn mac_address(&self) -> Option<[u8; 6]> {
+        None
     }
 
     fn poll_recv_meta(
@@ -274,25 +258,24 @@ impl Device for TunDevice {
         cx: &mut Context<'_>,
         packet: &[u8],
         segment_size: u16,
+        headers: TxHeaders,
     ) -> Poll<io::Result<()>> {
-        let hdr = match gso_header(packet, segment_size) {
+        let hdr = match gso_header(headers, segment_size, packet.len()) {
             Some(hdr) if self.offload => hdr,
             _ => {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    "not a TCP/IPv4 or TCP/IPv6 (no extension headers) super-packet, \
-                     or the TUN has no offloads",
+                    "not a TCP super-packet (headers say no TCP header, or longer than \
+                     the packet), or the TUN has no offloads",
                 )))
             }
         };
         let res = ready!(self.poll_send_hdr(cx, &hdr, packet));
         if res.is_ok() {
-            let payload = packet.len() - usize::from(hdr.hdr_len);
             let c = &self.counters;
             c.tx_super.fetch_add(1, Ordering::Relaxed);
-            let segs = payload.div_ceil(usize::from(segment_size.max(1)));
             c.tx_super_segments
-                .fetch_add(segs as u64, Ordering::Relaxed);
+                .fetch_add(super::vnet::segments(&hdr, packet.len()), Ordering::Relaxed);
         }
         Poll::Ready(res)
     }
@@ -302,6 +285,7 @@ impl Device for TunDevice {
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+    use tcp_stack::wire::checksum;
     use tcp_stack::wire::tcp::{fill_checksum, fill_partial_checksum};
 
     /// An IPv4/TCP packet with a 32-byte TCP header and `payload` bytes.
@@ -322,28 +306,6 @@ mod tests {
         p
     }
 
-    #[test]
-    fn gso_header_from_header_lengths() {
-        let p = tcp_packet(5000, 0x10);
-        let h = gso_header(&p, 1448).unwrap();
-        assert_eq!(h, VirtioNetHdr::tcpv4_gso(20, 32, 1448));
-        assert_eq!(
-            (h.hdr_len, h.csum_start, h.csum_offset, h.gso_size),
-            (52, 20, 16, 1448)
-        );
-        assert_eq!(h.flags, VirtioNetHdr::NEEDS_CSUM);
-        let cwr = gso_header(&tcp_packet(5000, 0x90), 1448).unwrap();
-        assert_eq!(
-            cwr.gso_type,
-            VirtioNetHdr::GSO_TCPV4 | VirtioNetHdr::GSO_ECN
-        );
-        let mut udp = p.clone();
-        udp[9] = 17;
-        assert_eq!(gso_header(&udp, 1448), None);
-        assert_eq!(gso_header(&p[..40], 1448), None);
-        assert_eq!(gso_header(&[], 1448), None);
-    }
-
     /// An IPv6/TCP packet (fixed header, next header TCP) with a 32-byte
     /// TCP header and `payload` bytes.
     fn tcp6_packet(payload: usize, flags: u8) -> Vec<u8> {
@@ -361,46 +323,6 @@ mod tests {
             *b = i as u8;
         }
         p
-    }
-
-    #[test]
-    fn gso_header_for_ipv6_uses_the_fixed_header() {
-        let p = tcp6_packet(5000, 0x10);
-        let h = gso_header(&p, 1428).unwrap();
-        assert_eq!(h, VirtioNetHdr::tcpv6_gso(40, 32, 1428));
-        assert_eq!(
-            (
-                h.gso_type,
-                h.hdr_len,
-                h.csum_start,
-                h.csum_offset,
-                h.gso_size
-            ),
-            (VirtioNetHdr::GSO_TCPV6, 72, 40, 16, 1428)
-        );
-        assert_eq!(h.flags, VirtioNetHdr::NEEDS_CSUM);
-        let cwr = gso_header(&tcp6_packet(5000, 0x90), 1428).unwrap();
-        assert_eq!(
-            cwr.gso_type,
-            VirtioNetHdr::GSO_TCPV6 | VirtioNetHdr::GSO_ECN
-        );
-        // A hop-by-hop options header (0) or UDP (17) first: not ours.
-        for next in [0, 17] {
-            let mut q = p.clone();
-            q[6] = next;
-            assert_eq!(gso_header(&q, 1428), None, "next header {next}");
-        }
-        // Truncated before the end of the TCP header, or of the IPv6 one.
-        assert_eq!(gso_header(&p[..60], 1428), None);
-        assert_eq!(gso_header(&p[..30], 1428), None);
-        // A data offset below 5 words.
-        let mut q = p.clone();
-        q[52] = 4 << 4;
-        assert_eq!(gso_header(&q, 1428), None);
-        // Other versions.
-        let mut q = p.clone();
-        q[0] = 0x50;
-        assert_eq!(gso_header(&q, 1428), None);
     }
 
     #[test]

@@ -420,7 +420,7 @@ impl Stack {
             return;
         };
         if let Some(pending) = link.neigh.update(now, ip, update) {
-            for (mut datagram, seg) in pending {
+            for (mut datagram, seg, headers) in pending {
                 let ethertype = if ip.is_ipv4() {
                     EtherType::Ipv4
                 } else {
@@ -436,7 +436,7 @@ impl Stack {
                 .emit(&mut frame);
                 frame.append(&mut datagram);
                 link.neigh.pending_bytes += frame.len();
-                link.ready.push_back((frame, seg));
+                link.ready.push_back((frame, seg, framed(headers)));
             }
         }
     }
@@ -499,10 +499,11 @@ impl Stack {
                 return Some(Transmit {
                     len: f.len(),
                     segment_size: None,
+                    headers: framed(TxHeaders::of_datagram(&f[ETH_HLEN.min(f.len())..])),
                 });
             }
         }
-        while let Some((f, seg)) = link.ready.pop_front() {
+        while let Some((f, seg, headers)) = link.ready.pop_front() {
             link.neigh.pending_bytes = link.neigh.pending_bytes.saturating_sub(f.len());
             if let Some(dst) = buf.get_mut(..f.len()) {
                 dst.copy_from_slice(&f);
@@ -510,6 +511,7 @@ impl Stack {
                 return Some(Transmit {
                     len: f.len(),
                     segment_size: seg,
+                    headers,
                 });
             }
         }
@@ -553,7 +555,7 @@ impl Stack {
         match link.neigh.lookup(now, hop) {
             Lookup::Send(mac) => Some(self.put_header(buf, mac, ethertype, t)),
             Lookup::Queue => {
-                let dropped = link.neigh.enqueue(hop, datagram, t.segment_size);
+                let dropped = link.neigh.enqueue(hop, datagram, t.segment_size, t.headers);
                 self.stats.neigh_queue_drops += dropped;
                 None
             }
@@ -568,7 +570,7 @@ impl Stack {
                     self.stats.neigh_table_full += 1;
                     return None;
                 }
-                let dropped = link.neigh.enqueue(hop, datagram, t.segment_size);
+                let dropped = link.neigh.enqueue(hop, datagram, t.segment_size, t.headers);
                 self.stats.neigh_queue_drops += dropped;
                 self.solicit(hop, None, Some(src));
                 None
@@ -594,6 +596,7 @@ impl Stack {
         Transmit {
             len: t.len + ETH_HLEN,
             segment_size: t.segment_size,
+            headers: framed(t.headers),
         }
     }
 
@@ -768,13 +771,22 @@ impl Stack {
                 Action::Solicit { ip, unicast, src } => self.solicit(ip, unicast, src),
                 Action::Failed { pending } => {
                     self.stats.neigh_res_failed += 1;
-                    for (datagram, _) in pending {
+                    for (datagram, _, _) in pending {
                         self.stats.neigh_failed_drops += 1;
                         self.link_failure(now, &datagram);
                     }
                 }
             }
         }
+    }
+}
+
+/// `headers` of a datagram once the Ethernet header is in front of it, for
+/// a device's offloads (a virtio-net header's `csum_start` counts it).
+fn framed(headers: TxHeaders) -> TxHeaders {
+    TxHeaders {
+        link_len: ETH_HLEN as u8,
+        ..headers
     }
 }
 

@@ -648,9 +648,9 @@ fn test_incomplete_queue_bounded_oldest_dropped_order_kept() {
     let mut n = Neighbours::new(cfg, Duration::from_secs(30));
     let p = ip("10.0.0.2");
     n.create_incomplete(at(0.0), p, None);
-    assert_eq!(n.enqueue(p, &[1], None), 0);
-    assert_eq!(n.enqueue(p, &[2], None), 0);
-    assert_eq!(n.enqueue(p, &[3], None), 1);
+    assert_eq!(n.enqueue(p, &[1], None, TxHeaders::default()), 0);
+    assert_eq!(n.enqueue(p, &[2], None, TxHeaders::default()), 0);
+    assert_eq!(n.enqueue(p, &[3], None, TxHeaders::default()), 1);
     assert_eq!(n.pending_bytes, 2);
     let u = Update {
         mac: PEER,
@@ -912,7 +912,7 @@ mod props {
                             n.create_incomplete(now, ip, None);
                         }
                         if n.entries.get(&ip).is_some_and(|e| e.state == NeighbourState::Incomplete) {
-                            n.enqueue(ip, &vec![0u8; usize::from(x % 200) + 1], None);
+                            n.enqueue(ip, &vec![0u8; usize::from(x % 200) + 1], None, TxHeaders::default());
                         }
                     }
                     1 => {

@@ -48,7 +48,9 @@ pub struct NeighbourInfo {
 
 /// A datagram waiting for its next hop to resolve: the bytes and the GSO
 /// segment size it was produced with.
-pub(super) type Pending = (Vec<u8>, Option<u16>);
+/// A parked datagram, with its GSO segment size and header layout
+/// ([`TxHeaders`](crate::TxHeaders), still without the link header).
+pub(super) type Pending = (Vec<u8>, Option<u16>, crate::TxHeaders);
 
 pub(super) struct Entry {
     pub mac: Option<MacAddr>,
@@ -243,7 +245,13 @@ impl Neighbours {
 
     /// Queues a datagram on an INCOMPLETE entry; returns how many were
     /// dropped to stay within the bounds (the oldest first).
-    pub fn enqueue(&mut self, ip: IpAddr, datagram: &[u8], segment_size: Option<u16>) -> u64 {
+    pub fn enqueue(
+        &mut self,
+        ip: IpAddr,
+        datagram: &[u8],
+        segment_size: Option<u16>,
+        headers: crate::TxHeaders,
+    ) -> u64 {
         let limit = self.cfg.queue_packets.max(1);
         let Some(e) = self.entries.get_mut(&ip) else {
             return 1;
@@ -261,7 +269,8 @@ impl Neighbours {
             return dropped + 1;
         }
         self.pending_bytes += datagram.len();
-        e.pending.push_back((datagram.to_vec(), segment_size));
+        e.pending
+            .push_back((datagram.to_vec(), segment_size, headers));
         dropped
     }
 

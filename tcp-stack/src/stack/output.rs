@@ -208,10 +208,11 @@ impl Stack {
         buf: &mut [u8],
         gso: bool,
     ) -> Option<Transmit> {
-        let plain = |len| {
+        let plain = |buf: &[u8], len| {
             Some(Transmit {
                 len,
                 segment_size: None,
+                headers: TxHeaders::of_datagram(&buf[..len]),
             })
         };
         if let Some(pkt) = self.control.front() {
@@ -219,7 +220,7 @@ impl Stack {
                 let pkt = self.control.pop_front()?;
                 buf[..pkt.len()].copy_from_slice(&pkt);
                 self.stats.packets_out += 1;
-                return plain(pkt.len());
+                return plain(buf, pkt.len());
             }
             // Caller's buffer too small: drop it rather than wedge the queue.
             self.control.pop_front();
@@ -273,6 +274,13 @@ impl Stack {
                     };
                     let tcp = TcpPacket::new_unchecked(&seg_buf[..n]);
                     let tcp_hl = tcp.header_len();
+                    let headers = TxHeaders {
+                        link_len: 0,
+                        ip_len: ihl as u16,
+                        ipv6: ip.dst.is_ipv6(),
+                        tcp_len: u8::try_from(tcp_hl).unwrap_or(0),
+                        cwr: tcp.flags().contains(TcpFlags::CWR),
+                    };
                     if tcp.flags().rst() {
                         self.stats.rst_sent += 1;
                     }
@@ -294,7 +302,11 @@ impl Stack {
                     }
                     // Round robin: back of the queue if it has more.
                     self.after(id, true);
-                    return Some(Transmit { len, segment_size });
+                    return Some(Transmit {
+                        len,
+                        segment_size,
+                        headers,
+                    });
                 }
                 None => self.after(id, false),
             }

@@ -157,3 +157,44 @@ async fn test_pcap_readable_by_tcpdump() {
         assert!(line.contains(&format!("10.0.0.1.{}", 3000 + i)), "{line}");
     }
 }
+
+/// A memory end that says its packets are Ethernet frames.
+struct EthernetEnd(MemoryDevice);
+
+impl Device for EthernetEnd {
+    fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.0.poll_recv(cx, buf)
+    }
+    fn poll_send(&mut self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
+        self.0.poll_send(cx, packet)
+    }
+    fn mtu(&self) -> usize {
+        self.0.mtu()
+    }
+    fn medium(&self) -> Medium {
+        Medium::Ethernet
+    }
+    fn mac_address(&self) -> Option<[u8; 6]> {
+        Some([2, 0, 0, 0, 0, 9])
+    }
+}
+
+#[tokio::test]
+async fn test_pcap_ethernet_device_writes_linktype_ethernet() {
+    let path = temp_path("ethernet");
+    let (a, _b) = MemoryDevice::pair(1514);
+    let mut a = PcapWriter::new(EthernetEnd(a), &path).unwrap();
+    assert_eq!(a.medium(), Medium::Ethernet);
+    assert_eq!(a.mac_address(), Some([2, 0, 0, 0, 0, 9]));
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[2, 0, 0, 0, 0, 9, 0x08, 0x00]);
+    frame.extend_from_slice(&udp_packet(7, b"framed"));
+    send(&mut a, &frame).await.unwrap();
+    a.flush().unwrap();
+    let (linktype, records) = read_pcap(&std::fs::read(&path).unwrap());
+    assert_eq!(linktype, 1, "LINKTYPE_ETHERNET");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].data, frame);
+    drop(a);
+    std::fs::remove_file(&path).unwrap();
+}
