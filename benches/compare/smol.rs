@@ -283,6 +283,13 @@ pub struct SmolServer {
     _ns: Arc<Netns>,
 }
 
+/// `UBN_RAW_RCVBUF`: bytes of receive buffer forced on smoltcp's raw
+/// socket; unset (the default), `RawSocket` keeps the kernel's default
+/// (`net.core.rmem_default`, typically 208 KiB), as smoltcp leaves it.
+pub fn raw_rcvbuf() -> Option<usize> {
+    std::env::var("UBN_RAW_RCVBUF").ok()?.parse().ok()
+}
+
 /// What a server thread builds in its namespace: the device, the
 /// interface's hardware address, and for a raw socket a duplicate of its
 /// fd (the socket stays with the thread: `RawSocket` is not `Send`).
@@ -333,8 +340,11 @@ impl SmolServer {
         Self::spawn(ns, ours, port, move |retrans, looped| {
             let raw = RawSocket::new(&name, Medium::Ethernet)?;
             // SAFETY: the fd is the raw socket's, open for this borrow.
-            let packet_fd =
-                unsafe { BorrowedFd::borrow_raw(raw.as_raw_fd()) }.try_clone_to_owned()?;
+            let fd = unsafe { BorrowedFd::borrow_raw(raw.as_raw_fd()) };
+            if let Some(bytes) = raw_rcvbuf() {
+                sys::force_rcvbuf(fd, bytes)?;
+            }
+            let packet_fd = fd.try_clone_to_owned()?;
             Ok(Made {
                 dev: RawPhy {
                     raw,

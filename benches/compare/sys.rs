@@ -365,6 +365,27 @@ pub fn if_mac(ns: &str, dev: &str) -> io::Result<[u8; 6]> {
         .map_err(|_| io::Error::other(format!("{dev}: unexpected MAC address {text:?}")))
 }
 
+/// Sets a socket's receive buffer to `bytes` past `net.core.rmem_max`
+/// (`SO_RCVBUFFORCE`, root only; the kernel doubles it for its overhead).
+pub fn force_rcvbuf(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(bytes).map_err(io::Error::other)?;
+    // SAFETY: setsockopt reads one c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Frames an AF_PACKET socket dropped (its receive buffer full) since the
 /// last call: `PACKET_STATISTICS` resets the kernel's counters on read.
 pub fn packet_drops(fd: std::os::fd::BorrowedFd<'_>) -> Option<u64> {
