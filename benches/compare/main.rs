@@ -9,6 +9,20 @@
 //! - B: kernel client <-> our stack (`tcp_async`) over TUN, MTU 1500.
 //! - C: kernel client <-> smoltcp over TUN, MTU 1500.
 //! - D: two `tcp_async` stacks over `MemoryDevice`, beside kernel loopback.
+//! - E ("raw", link layer): a veth pair between two namespaces; the kernel
+//!   client on one end (10.99.5.1/24), the server under test owning the
+//!   other end through AF_PACKET: that end is up with no kernel address
+//!   (IPv6 off on it, so the kernel never answers for the server's
+//!   ports), GRO off. smoltcp on its own `smoltcp::phy::RawSocket`
+//!   (medium Ethernet, the veth end's MAC) and our stack on
+//!   `tcp_async::device::RawDevice` (built only with
+//!   `RUSTFLAGS='--cfg ubn_raw_ours'` until that device exists; the row
+//!   says "not built" otherwise). An AF_PACKET reader without virtio-net
+//!   headers needs whole, checksummed frames, so the client's veth end
+//!   has TX checksum offload and TSO off (its GSO stays on: the kernel
+//!   segments in software before the veth). Bulk both ways,
+//!   request/response and connections/s, reported against A's kernel
+//!   over veth with offloads on (same run) and ours against smoltcp.
 //!
 //! Every TUN/veth lives in a namespace named `ubn<pid>*`, deleted at the
 //! end (and by the next run if this one was killed). Environment:
@@ -21,6 +35,16 @@
 //! IPv4 runs, and a table of IPv6/IPv4 ratios follows; `0`: IPv4 only;
 //! `only`: just those workloads over both families, no idle,
 //! connection-rate or smoltcp runs). smoltcp (C) stays IPv4 only.
+//! `UBN_ONLY` (comma-separated subset of `A,B,C,D,E`, default all).
+//! `UBN_RAW` (`1`, the default: E runs after D; `0`: no E; `only`: just
+//! E and the baseline it is compared with, A with offloads on, IPv4,
+//! without the idle workloads; everything else is skipped, only E's
+//! table is printed): `sudo UBN_RAW=only UBN_SECS=2 cargo bench --bench
+//! compare` takes about 30 s once built (45 s with ours). E is IPv4 only
+//! (no E under `UBN_IPV6=only`). `UBN_RAW_RCVBUF=<bytes>` forces the
+//! receive buffer of smoltcp's raw socket (default: the kernel's
+//! `net.core.rmem_default`, which `RawSocket` keeps; it drops frames in
+//! bulk kernel->smoltcp).
 
 mod client;
 mod kserver;
@@ -47,6 +71,11 @@ pub trait Server {
     fn pin(&self, cpu: usize);
     /// Closes the idle connections the server holds, if it holds them itself.
     fn release_idle(&self);
+    /// Frames its device dropped on receive so far (an AF_PACKET socket's
+    /// full receive buffer), if it can tell.
+    fn rx_drops(&self) -> Option<u64> {
+        None
+    }
 }
 
 type Metrics = BTreeMap<&'static str, f64>;
@@ -136,6 +165,46 @@ impl Ipv6Mode {
     }
 }
 
+/// `UBN_RAW`: whether E runs (`1`, the default; `0` not), or only E and
+/// the part of A it is compared with (`only`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RawMode {
+    Off,
+    On,
+    Only,
+}
+
+impl RawMode {
+    fn from_env() -> RawMode {
+        match std::env::var("UBN_RAW").as_deref() {
+            Ok("0") => RawMode::Off,
+            Ok(v) if v.eq_ignore_ascii_case("only") => RawMode::Only,
+            _ => RawMode::On,
+        }
+    }
+}
+
+/// Which workloads [`run_workloads`] runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Everything.
+    All,
+    /// All but the idle workloads (E, and A under `UBN_RAW=only`).
+    NoIdle,
+    /// Only the [`CORE`] workloads (`UBN_IPV6=only`).
+    Core,
+}
+
+impl Scope {
+    fn core_if(core_only: bool) -> Scope {
+        if core_only {
+            Scope::Core
+        } else {
+            Scope::All
+        }
+    }
+}
+
 /// Runs `f` on a fresh thread inside `ns` pinned to `cpu`, waiting at most
 /// `limit`; a thread still running then is abandoned and reported.
 fn on_client<T: Send + 'static>(
@@ -174,6 +243,7 @@ struct Probe {
     k_retrans: Option<u64>,
     s_retrans: Option<u64>,
     dev_drops: Option<u64>,
+    s_drops: Option<u64>,
 }
 
 fn probe(server: &dyn Server, knss: &[&Netns]) -> Probe {
@@ -184,6 +254,7 @@ fn probe(server: &dyn Server, knss: &[&Netns]) -> Probe {
         k_retrans: knss.iter().map(|n| n.retrans_segs()).sum::<Option<u64>>(),
         dev_drops: knss.iter().map(|n| n.dev_tx_drops()).sum::<Option<u64>>(),
         s_retrans: server.retrans(),
+        s_drops: server.rx_drops(),
     }
 }
 
@@ -196,6 +267,9 @@ fn delta_metrics(m: &mut Metrics, a: &Probe, b: &Probe, bytes: Option<u64>) {
     }
     if let (Some(x), Some(y)) = (a.s_retrans, b.s_retrans) {
         m.insert("retrans_server", y.saturating_sub(x) as f64);
+    }
+    if let (Some(x), Some(y)) = (a.s_drops, b.s_drops) {
+        m.insert("server_rx_drops", y.saturating_sub(x) as f64);
     }
     let scpu = match (a.server_cpu, b.server_cpu) {
         (Some(x), Some(y)) => Some(y.saturating_sub(x).as_secs_f64()),
@@ -341,8 +415,9 @@ fn run_core(
 /// Runs every workload against `server`; `knss` are the namespaces whose
 /// kernel retransmissions count (the client's, and the server's for A).
 /// `v6` is the same setup reached over IPv6: it gets the [`CORE`]
-/// workloads, interleaved with `server`'s. With `core_only`, the idle and
-/// connection-rate workloads are left out.
+/// workloads, interleaved with `server`'s. `scope` leaves out the idle
+/// workloads ([`Scope::NoIdle`]) or those and the connection-rate ones
+/// ([`Scope::Core`]).
 #[allow(clippy::too_many_arguments)]
 fn run_workloads(
     setup: &mut Setup,
@@ -352,7 +427,7 @@ fn run_workloads(
     kernel_ends: f64,
     p: &Params,
     v6: Option<(&mut Setup, &dyn Server)>,
-    core_only: bool,
+    scope: Scope,
 ) {
     let addr = server.addr();
     let limit = p.dur + Duration::from_secs(30);
@@ -362,7 +437,7 @@ fn run_workloads(
     // only after: its SocketSet keeps a slot for every socket ever added,
     // so 10,000 idle sockets first would slow down all its other workloads.
     let smoltcp = setup.key.starts_with("C_");
-    if !smoltcp && !core_only {
+    if !smoltcp && scope == Scope::All {
         idle_run(setup, "idle", server, client_ns, kernel_ends, p);
     }
 
@@ -373,7 +448,7 @@ fn run_workloads(
         }
         run_core(&mut runs, Client::Kernel(client_ns), knss, p);
     }
-    if core_only {
+    if scope == Scope::Core {
         server.pin(p.other_cpu);
         return;
     }
@@ -406,6 +481,10 @@ fn run_workloads(
         };
         report_line(name, &out);
         setup.results.push((name, out));
+    }
+    if scope == Scope::NoIdle {
+        server.pin(p.other_cpu);
+        return;
     }
     let name = if smoltcp {
         "idle"
@@ -527,8 +606,10 @@ struct Measured {
 }
 
 /// A: kernel <-> kernel over veth, offloads on then off; both ends also
-/// have IPv6 addresses (fd00:99:1::/64), for the IPv6 rows.
-fn setup_a(p: &Params) -> (Measured, Measured) {
+/// have IPv6 addresses (fd00:99:1::/64), for the IPv6 rows. With
+/// `raw_only` (`UBN_RAW=only`), just what E is compared with: offloads on,
+/// no idle workloads (offloads off is marked skipped).
+fn setup_a(p: &Params, raw_only: bool) -> (Measured, Measured) {
     let mut on = Setup::new(
         "A_kernel_veth_offload_on",
         "A: kernel<->kernel veth, GSO/GRO/TSO on",
@@ -621,7 +702,13 @@ fn setup_a(p: &Params) -> (Measured, Measured) {
     } else {
         None
     };
+    if raw_only {
+        off.fail_all("skipped (UBN_RAW=only)");
+    }
     for (setup, setup6, state) in [(&mut on, &mut on6, "on"), (&mut off, &mut off6, "off")] {
+        if raw_only && state == "off" {
+            continue;
+        }
         let cmd = |ns: &str, dev: &str| {
             sys::ns_sh(
                 ns,
@@ -643,7 +730,11 @@ fn setup_a(p: &Params) -> (Measured, Measured) {
             2.0,
             p,
             v6,
-            p.ipv6 == Ipv6Mode::Only,
+            if raw_only {
+                Scope::NoIdle
+            } else {
+                Scope::core_if(p.ipv6 == Ipv6Mode::Only)
+            },
         );
     }
     (Measured { v4: on, v6: on6 }, Measured { v4: off, v6: off6 })
@@ -717,7 +808,7 @@ fn setup_b(p: &Params) -> Measured {
                 1.0,
                 p,
                 v6,
-                p.ipv6 == Ipv6Mode::Only,
+                Scope::core_if(p.ipv6 == Ipv6Mode::Only),
             );
             drop(server6);
             drop(server);
@@ -754,7 +845,7 @@ fn setup_c(p: &Params) -> Setup {
                 idle: p.idle.min(smol::MAX_SOCKETS - 100),
                 ..*p
             };
-            run_workloads(&mut s, &server, &ns, &[&ns], 1.0, &p2, None, false);
+            run_workloads(&mut s, &server, &ns, &[&ns], 1.0, &p2, None, Scope::All);
             drop(server);
             drop(ns);
         }
@@ -883,6 +974,169 @@ fn setup_d(p: &Params) -> (Measured, Measured) {
         }
     }
     (Measured { v4: mem, v6: mem6 }, Measured { v4: lo, v6: lo6 })
+}
+
+/// E: the kernel client's and the server's addresses on the veth pair.
+const E_CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 5, 1);
+const E_SERVER: Ipv4Addr = Ipv4Addr::new(10, 99, 5, 2);
+
+/// A veth pair for E between two new namespaces `ubn<pid><tag>s` (the
+/// server's) and `ubn<pid><tag>c` (the kernel client's).
+struct RawPair {
+    srv_ns: Arc<Netns>,
+    cli_ns: Arc<Netns>,
+    /// The server's veth end (in `srv_ns`): up, no kernel address.
+    dev: String,
+    /// Its MAC address, which the server under test takes as its own.
+    mac: [u8; 6],
+}
+
+/// Creates the pair: the client end gets [`E_CLIENT`]/24 and, unless
+/// `client_offloads`, TX checksum offload and TSO off (an AF_PACKET
+/// reader without virtio-net headers would otherwise see partial
+/// checksums and 64 KB super-frames); the server end gets no address,
+/// IPv6 off (no link-local address, no kernel frames on the link) and
+/// GRO off (no merged frames), and is up. IPv6 is off on the client end
+/// too: nothing but the measured traffic and ARP on the link.
+fn raw_pair(tag: &str, client_offloads: bool) -> io::Result<RawPair> {
+    let srv_ns = Arc::new(Netns::create(&format!("{tag}s"))?);
+    let cli_ns = Arc::new(Netns::create(&format!("{tag}c"))?);
+    let (vs, vc) = (format!("{}v", srv_ns.name), format!("{}v", cli_ns.name));
+    sys::run(
+        "ip",
+        &[
+            "link",
+            "add",
+            &vs,
+            "netns",
+            &srv_ns.name,
+            "mtu",
+            "1500",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &vc,
+            "netns",
+            &cli_ns.name,
+            "mtu",
+            "1500",
+        ],
+    )?;
+    // A kernel without IPv6 has no such sysctl; nothing to turn off then.
+    let no_v6 =
+        |dev: &str| format!("(echo 1 > /proc/sys/net/ipv6/conf/{dev}/disable_ipv6 || true)");
+    sys::ns_sh(
+        &srv_ns.name,
+        &format!(
+            "{} && ethtool -K {vs} gro off >/dev/null && ip link set {vs} up",
+            no_v6(&vs)
+        ),
+    )
+    .map_err(|e| io::Error::other(format!("{e} (install ethtool)")))?;
+    let offl = if client_offloads {
+        String::new()
+    } else {
+        format!(" && ethtool -K {vc} tx off tso off >/dev/null")
+    };
+    sys::ns_sh(
+        &cli_ns.name,
+        &format!(
+            "{}{offl} && ip addr add {E_CLIENT}/24 dev {vc} && ip link set {vc} up",
+            no_v6(&vc)
+        ),
+    )
+    .map_err(|e| io::Error::other(format!("{e} (install ethtool)")))?;
+    // The server's end must have no kernel address of either family.
+    let addrs = sys::ns_output(&srv_ns.name, &format!("ip -o addr show dev {vs}"))?;
+    if !addrs.trim().is_empty() {
+        return Err(io::Error::other(format!(
+            "{vs} has kernel addresses: {}",
+            addrs.trim()
+        )));
+    }
+    let mac = sys::if_mac(&srv_ns.name, &vs)?;
+    Ok(RawPair {
+        srv_ns,
+        cli_ns,
+        dev: vs,
+        mac,
+    })
+}
+
+/// Runs E's workloads (no idle ones) against `server` on `pair`.
+fn run_raw(setup: &mut Setup, server: &dyn Server, pair: &RawPair, p: &Params) {
+    run_workloads(
+        setup,
+        server,
+        &pair.cli_ns,
+        &[&pair.cli_ns, &pair.srv_ns],
+        1.0,
+        p,
+        None,
+        Scope::NoIdle,
+    );
+}
+
+/// E: smoltcp on `smoltcp::phy::RawSocket`, then our stack on
+/// `tcp_async::device::RawDevice` (if built), each on a veth pair of its
+/// own, driven by the kernel client. IPv4 only.
+fn setup_e(p: &Params) -> (Setup, Setup) {
+    let smol_label = match smol::raw_rcvbuf() {
+        None => "E: kernel client<->smoltcp 0.14 on its RawSocket (AF_PACKET) over veth",
+        Some(_) => "E: kernel client<->smoltcp 0.14 on its RawSocket (AF_PACKET) over veth, receive buffer forced (UBN_RAW_RCVBUF)",
+    };
+    let mut smol = Setup::new("E_smoltcp_raw", smol_label);
+    let mut ours = Setup::new(
+        "E_ours_raw",
+        "E: kernel client<->our stack (tcp_async) on RawDevice (AF_PACKET) over veth",
+    );
+    let p = Params {
+        ipv6: Ipv6Mode::Off,
+        ..*p
+    };
+    let r = raw_pair("es", false).and_then(|pair| {
+        let server =
+            smol::SmolServer::start_raw(pair.srv_ns.clone(), &pair.dev, pair.mac, E_SERVER, 5001)?;
+        Ok((pair, server))
+    });
+    match r {
+        Ok((pair, server)) => {
+            run_raw(&mut smol, &server, &pair, &p);
+            let looped = server.looped_frames();
+            if looped > 0 {
+                eprintln!("   warning: smoltcp's raw socket received {looped} frames with its own source MAC");
+            }
+            let mut m = Metrics::new();
+            m.insert("own_frames_received_total", looped as f64);
+            smol.results.push(("raw_socket", Outcome::Ok(m)));
+            drop(server);
+            drop(pair);
+        }
+        Err(e) => smol.fail_all(&format!("setup failed: {e}")),
+    }
+
+    if ours::RAW_BUILT {
+        // Our device may take offloaded frames (virtio-net headers) once it
+        // exists; until then the client end is set up as for smoltcp.
+        let r = raw_pair("eo", false).and_then(|pair| {
+            let server = ours::start_raw(pair.srv_ns.clone(), &pair.dev, pair.mac, E_SERVER, 5001)?;
+            Ok((pair, server))
+        });
+        match r {
+            Ok((pair, server)) => {
+                run_raw(&mut ours, &server, &pair, &p);
+                drop(server);
+                drop(pair);
+            }
+            Err(e) => ours.fail_all(&format!("setup failed: {e}")),
+        }
+    } else {
+        eprintln!("== {}", ours.label);
+        eprintln!("   ours-raw: {}", ours::RAW_NOT_BUILT);
+        ours.fail_all(ours::RAW_NOT_BUILT);
+    }
+    (smol, ours)
 }
 
 // ---------------------------------------------------------------- report
@@ -1263,6 +1517,147 @@ const FAMILY_ROWS: &[Row] = &[
     },
 ];
 
+/// A row of E's table only: frames the server's AF_PACKET socket dropped.
+const RAW_DROP_ROWS: &[Row] = &[
+    Row {
+        workload: "bulk_up",
+        metric: "server_rx_drops",
+        label: "  AF_PACKET drops (server)",
+        higher_is_better: false,
+    },
+    Row {
+        workload: "bulk_down",
+        metric: "server_rx_drops",
+        label: "  AF_PACKET drops (server)",
+        higher_is_better: false,
+    },
+];
+
+/// The rows of [`raw_table`]: [`ROWS`] without the idle workloads, with
+/// the AF_PACKET drops after each bulk workload's device drops.
+fn raw_rows() -> Vec<&'static Row> {
+    let mut rows = Vec::new();
+    for r in ROWS.iter().filter(|r| !r.workload.starts_with("idle")) {
+        rows.push(r);
+        if r.metric == "device_tx_drops" {
+            rows.extend(RAW_DROP_ROWS.iter().filter(|d| d.workload == r.workload));
+        }
+    }
+    rows
+}
+
+/// The ratios of E: (JSON key suffix, numerator, denominator).
+fn raw_ratio_pairs<'a>(
+    a_on: &'a Setup,
+    smol: &'a Setup,
+    ours: &'a Setup,
+) -> [(&'static str, &'a Setup, &'a Setup); 3] {
+    [
+        ("smoltcp_raw_vs_kernel_veth_offload_on", smol, a_on),
+        ("ours_raw_vs_kernel_veth_offload_on", ours, a_on),
+        ("ours_raw_vs_smoltcp_raw", ours, smol),
+    ]
+}
+
+/// E's table: the kernel over veth with offloads on (A, same run),
+/// smoltcp and our stack on AF_PACKET, and their ratios.
+fn raw_table(a_on: &Setup, smol: &Setup, ours: &Setup, notes: &mut Vec<String>) -> String {
+    let mut out = String::new();
+    let headers = [
+        "metric",
+        "A kernel veth offl.on",
+        "E smoltcp raw",
+        "E ours raw",
+        "smol/A",
+        "ours/A",
+        "ours/smol",
+    ];
+    let widths = [27, 22, 14, 12, 8, 8, 9];
+    let line = |cols: &[String]| {
+        let mut l = String::new();
+        for (i, c) in cols.iter().enumerate() {
+            if i == 0 {
+                let _ = write!(l, "{:<w$}", c, w = widths[i]);
+            } else {
+                let _ = write!(l, " {:>w$}", c, w = widths[i]);
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    let not_built =
+        matches!(ours.get("bulk_up"), Some(Outcome::Err(e)) if e == ours::RAW_NOT_BUILT);
+    if not_built {
+        out += &format!("ours-raw: {}\n", ours::RAW_NOT_BUILT);
+    }
+    out += &line(&headers.map(String::from));
+    out += &line(&widths.map(|w| "-".repeat(w)));
+    let pairs = raw_ratio_pairs(a_on, smol, ours);
+    for r in raw_rows() {
+        let fr = |(_, x, y): &(&str, &Setup, &Setup)| {
+            ratio(
+                x.metric(r.workload, r.metric),
+                y.metric(r.workload, r.metric),
+            )
+            .map_or("".into(), |v| format!("{v:.2}x"))
+        };
+        // Ratios of counts of drops or retransmissions say little.
+        let counted = r.metric.starts_with("retrans") || r.metric.ends_with("drops");
+        let ratios = if counted {
+            [String::new(), String::new(), String::new()]
+        } else {
+            pairs.each_ref().map(fr)
+        };
+        let [r1, r2, r3] = ratios;
+        out += &line(&[
+            r.label.to_string(),
+            cell(a_on, r, notes),
+            cell(smol, r, notes),
+            if not_built {
+                "not built".into()
+            } else {
+                cell(ours, r, notes)
+            },
+            r1,
+            r2,
+            r3,
+        ]);
+    }
+    for s in [a_on, smol, ours] {
+        if let Some(Outcome::Err(e)) = s.get("cps_failure") {
+            notes.push(format!("{} early stop: {e}", s.key));
+        }
+    }
+    if let Some(n) = smol.metric("raw_socket", "own_frames_received_total") {
+        if n > 0.0 {
+            notes.push(format!(
+                "E_smoltcp_raw: its raw socket received {n} frames with its own source MAC"
+            ));
+        }
+    }
+    out
+}
+
+/// E's ratios for the JSON, e.g.
+/// "bulk_up.gbit_per_s.ours_raw_vs_smoltcp_raw".
+fn raw_ratios(a_on: &Setup, smol: &Setup, ours: &Setup) -> Vec<(String, f64)> {
+    let mut v = Vec::new();
+    for r in raw_rows() {
+        if r.metric.starts_with("retrans") || r.metric.ends_with("drops") {
+            continue;
+        }
+        for (name, x, y) in raw_ratio_pairs(a_on, smol, ours) {
+            let q = ratio(
+                x.metric(r.workload, r.metric),
+                y.metric(r.workload, r.metric),
+            );
+            if let Some(q) = q {
+                v.push((format!("{}.{}.{name}", r.workload, r.metric), q));
+            }
+        }
+    }
+    v
+}
+
 // ---------------------------------------------------------------- JSON
 
 fn json_str(s: &str) -> String {
@@ -1296,6 +1691,7 @@ fn json(
     cpu: &str,
     kernel: &str,
     notes: &[String],
+    raw: &[(String, f64)],
 ) -> String {
     let mut o = String::from("{\n");
     let _ = writeln!(
@@ -1378,6 +1774,13 @@ fn json(
         }
     }
     o += &parts.join(",");
+    // E: smoltcp and ours on AF_PACKET against A (offloads on) and each other.
+    o += "\n  },\n  \"raw_ratios\": {";
+    let parts: Vec<String> = raw
+        .iter()
+        .map(|(k, v)| format!("\n    {}: {}", json_str(k), json_num(*v)))
+        .collect();
+    o += &parts.join(",");
     o += "\n  },\n  \"notes\": [";
     o += &notes
         .iter()
@@ -1423,6 +1826,7 @@ fn main() {
             .unwrap_or(d)
     };
     let cpus = sys::cpus();
+    let raw = RawMode::from_env();
     let p = Params {
         dur: Duration::from_secs(env("UBN_SECS", 3)),
         idle: env("UBN_IDLE", 10_000) as usize,
@@ -1430,7 +1834,12 @@ fn main() {
             .min((nofile.saturating_sub(300) / 2) as usize),
         client_cpu: 0,
         other_cpu: 1 % cpus,
-        ipv6: Ipv6Mode::from_env(),
+        // UBN_RAW=only: E is IPv4 only, so is its baseline.
+        ipv6: if raw == RawMode::Only {
+            Ipv6Mode::Off
+        } else {
+            Ipv6Mode::from_env()
+        },
     };
     // Watchdog: whatever happens, the run ends and the namespaces go.
     std::thread::spawn(|| {
@@ -1446,12 +1855,21 @@ fn main() {
         p.dur.as_secs()
     );
 
-    // UBN_ONLY=A,B,C,D runs a subset (the others are marked skipped).
-    let only = std::env::var("UBN_ONLY").unwrap_or_else(|_| "A,B,C,D".into());
+    // UBN_ONLY=A,B,C,D,E runs a subset (the others are marked skipped);
+    // UBN_RAW=only means A (its offloads-on half) and E.
+    let only = match raw {
+        RawMode::Only => "A,E".to_string(),
+        _ => std::env::var("UBN_ONLY").unwrap_or_else(|_| "A,B,C,D,E".into()),
+    };
+    let why_skipped = if raw == RawMode::Only {
+        "skipped (UBN_RAW=only)"
+    } else {
+        "skipped (UBN_ONLY)"
+    };
     let want = |k: &str| only.split(',').any(|x| x.trim().eq_ignore_ascii_case(k));
     let skipped = |key, label| {
         let mut s = Setup::new(key, label);
-        s.fail_all("skipped (UBN_ONLY)");
+        s.fail_all(why_skipped);
         s
     };
     let skipped_pair = |key, key6, label| Measured {
@@ -1459,7 +1877,7 @@ fn main() {
         v6: skipped(key6, label),
     };
     let (a_on, a_off) = if want("A") {
-        setup_a(&p)
+        setup_a(&p, raw == RawMode::Only)
     } else {
         (
             skipped_pair(
@@ -1493,16 +1911,37 @@ fn main() {
             skipped_pair("D_kernel_loopback", "D_kernel_loopback_ipv6", "D"),
         )
     };
+    // E is IPv4 only, like smoltcp: not in the IPv6-only mode.
+    let run_e = raw != RawMode::Off && want("E") && p.ipv6 != Ipv6Mode::Only;
+    let (e_smol, e_ours) = if run_e {
+        setup_e(&p)
+    } else {
+        let why = match raw {
+            RawMode::Off => "skipped (UBN_RAW=0)",
+            _ if p.ipv6 == Ipv6Mode::Only => "skipped (UBN_IPV6=only)",
+            _ => "skipped (UBN_ONLY)",
+        };
+        let mut s = Setup::new("E_smoltcp_raw", "E");
+        let mut o = Setup::new("E_ours_raw", "E");
+        s.fail_all(why);
+        o.fail_all(why);
+        (s, o)
+    };
 
     sys::remove_own_namespaces();
 
     let load_after = loadavg();
 
     let (tab, mut notes) = table(&[&a_on.v4, &a_off.v4, &b.v4, &c], &[&d_mem.v4, &d_lo.v4]);
-    if p.ipv6 == Ipv6Mode::Only {
+    if p.ipv6 == Ipv6Mode::Only || raw == RawMode::Only {
         // The main table is not printed: neither are its notes.
         notes.clear();
     }
+    let raw_tab = if run_e {
+        raw_table(&a_on.v4, &e_smol, &e_ours, &mut notes)
+    } else {
+        String::new()
+    };
     let fam: [(&str, &Measured); 5] = [
         ("A kernel veth, offloads on", &a_on),
         ("A kernel veth, offloads off", &a_off),
@@ -1534,8 +1973,16 @@ fn main() {
     println!();
     println!("Load average (1 min) before/after: {load_before} / {load_after} (other work on the machine skews every figure)");
     println!();
-    if p.ipv6 != Ipv6Mode::Only {
+    if p.ipv6 != Ipv6Mode::Only && raw != RawMode::Only {
         print!("{tab}");
+    }
+    if run_e {
+        if raw != RawMode::Only {
+            println!();
+        }
+        println!("E: link layer (AF_PACKET on a veth end, UBN_RAW); the kernel client's veth end without TX checksum offload and TSO; ratios against A with offloads on, measured in this run:");
+        println!();
+        print!("{raw_tab}");
     }
     if p.ipv6.on() {
         if p.ipv6 != Ipv6Mode::Only {
@@ -1556,7 +2003,7 @@ fn main() {
     });
     let all = [
         &a_on.v4, &a_off.v4, &b.v4, &c, &d_mem.v4, &d_lo.v4, &a_on.v6, &a_off.v6, &b.v6, &d_mem.v6,
-        &d_lo.v6,
+        &d_lo.v6, &e_smol, &e_ours,
     ];
     if let Some(dir) = std::path::Path::new(&path).parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -1564,7 +2011,18 @@ fn main() {
     notes.push(format!(
         "load average (1 min) before/after: {load_before} / {load_after}"
     ));
-    match std::fs::write(&path, json(&all, &fam, &p, &cpu, &kernel, &notes)) {
+    match std::fs::write(
+        &path,
+        json(
+            &all,
+            &fam,
+            &p,
+            &cpu,
+            &kernel,
+            &notes,
+            &raw_ratios(&a_on.v4, &e_smol, &e_ours),
+        ),
+    ) {
         Ok(()) => println!("\nJSON: {path}"),
         Err(e) => eprintln!("cannot write {path}: {e}"),
     }

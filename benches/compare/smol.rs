@@ -1,25 +1,34 @@
 //! smoltcp as the server, configured for throughput: 1 MiB receive and send
 //! buffers per socket (window scaling follows), CUBIC congestion control,
 //! Nagle off for request/response. A plain poll loop on one thread drives
-//! `Interface::poll` over a TUN device and waits in poll(2) on the TUN fd
-//! until smoltcp's next deadline.
+//! `Interface::poll` over a TUN device (C, medium IP) or smoltcp's own
+//! AF_PACKET device `smoltcp::phy::RawSocket` on a veth end (E, medium
+//! Ethernet, the veth end's MAC) and waits in poll(2) on the device's fd
+//! until smoltcp's next deadline. The server logic is the same for both.
 //!
 //! smoltcp has no retransmission counter, so the device counts them: a
 //! transmitted segment carrying data (or SYN/FIN) that starts below the
 //! highest sequence number already sent on its flow is a retransmission.
+//! On the raw socket a thin wrapper around `RawSocket` does that counting
+//! (frames are otherwise passed through as they are) and also counts
+//! received frames carrying smoltcp's own source MAC: an AF_PACKET socket
+//! bound with `ETH_P_ALL` also sees the interface's outgoing frames, except
+//! the ones it sent itself (the kernel skips the originating socket); with
+//! IPv6 off on that veth end the kernel sends nothing there, so the count
+//! should stay 0, and it is reported if not.
 
 use crate::client::RR_SIZE;
 use crate::sys::{self, Netns};
 use crate::Server;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RawSocket, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SInstant;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,6 +121,103 @@ fn count_retransmission(flows: &mut HashMap<(u16, u16), (u32, u32)>, pkt: &[u8])
     }
 }
 
+impl AsRawFd for TunPhy {
+    fn as_raw_fd(&self) -> RawFd {
+        self.tun.as_raw_fd()
+    }
+}
+
+/// smoltcp's `RawSocket` as it is, plus the retransmission count (on
+/// transmitted IPv4 frames) and the count of received frames that carry
+/// its own source MAC.
+struct RawPhy {
+    raw: RawSocket,
+    mac: [u8; 6],
+    flows: HashMap<(u16, u16), (u32, u32)>,
+    retrans: Arc<AtomicU64>,
+    looped: Arc<AtomicU64>,
+}
+
+struct RawRx<'a, T> {
+    inner: T,
+    mac: [u8; 6],
+    looped: &'a AtomicU64,
+}
+
+struct RawTx<'a, T> {
+    inner: T,
+    flows: &'a mut HashMap<(u16, u16), (u32, u32)>,
+    retrans: &'a AtomicU64,
+}
+
+impl<T: RxToken> RxToken for RawRx<'_, T> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let (mac, looped) = (self.mac, self.looped);
+        self.inner.consume(|frame| {
+            if frame.get(6..12) == Some(&mac[..]) {
+                looped.fetch_add(1, Ordering::Relaxed);
+            }
+            f(frame)
+        })
+    }
+}
+
+impl<T: TxToken> TxToken for RawTx<'_, T> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let (flows, retrans) = (self.flows, self.retrans);
+        self.inner.consume(len, |frame| {
+            let r = f(frame);
+            // EtherType IPv4: the IP packet follows the 14-byte header.
+            if frame.len() > 14
+                && frame[12..14] == [0x08, 0x00]
+                && count_retransmission(flows, &frame[14..])
+            {
+                retrans.fetch_add(1, Ordering::Relaxed);
+            }
+            r
+        })
+    }
+}
+
+impl Device for RawPhy {
+    type RxToken<'a> = RawRx<'a, <RawSocket as Device>::RxToken<'a>>;
+    type TxToken<'a> = RawTx<'a, <RawSocket as Device>::TxToken<'a>>;
+
+    fn receive(&mut self, now: SInstant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (rx, tx) = self.raw.receive(now)?;
+        Some((
+            RawRx {
+                inner: rx,
+                mac: self.mac,
+                looped: &self.looped,
+            },
+            RawTx {
+                inner: tx,
+                flows: &mut self.flows,
+                retrans: &self.retrans,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, now: SInstant) -> Option<Self::TxToken<'_>> {
+        Some(RawTx {
+            inner: self.raw.transmit(now)?,
+            flows: &mut self.flows,
+            retrans: &self.retrans,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.raw.capabilities()
+    }
+}
+
+impl AsRawFd for RawPhy {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw.as_raw_fd()
+    }
+}
+
 impl Device for TunPhy {
     type RxToken<'a> = Rx<'a>;
     type TxToken<'a> = Tx<'a>;
@@ -166,9 +272,31 @@ pub struct SmolServer {
     addr: SocketAddr,
     tid: i32,
     retrans: Arc<AtomicU64>,
+    /// Raw socket only: received frames with smoltcp's own source MAC.
+    looped: Arc<AtomicU64>,
+    /// Raw socket only: a duplicate of its fd, for `PACKET_STATISTICS`.
+    packet_fd: Option<OwnedFd>,
+    /// Frames the raw socket dropped so far (summed: reading resets them).
+    drops: AtomicU64,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     _ns: Arc<Netns>,
+}
+
+/// `UBN_RAW_RCVBUF`: bytes of receive buffer forced on smoltcp's raw
+/// socket; unset (the default), `RawSocket` keeps the kernel's default
+/// (`net.core.rmem_default`, typically 208 KiB), as smoltcp leaves it.
+pub fn raw_rcvbuf() -> Option<usize> {
+    std::env::var("UBN_RAW_RCVBUF").ok()?.parse().ok()
+}
+
+/// What a server thread builds in its namespace: the device, the
+/// interface's hardware address, and for a raw socket a duplicate of its
+/// fd (the socket stays with the thread: `RawSocket` is not `Send`).
+struct Made<D> {
+    dev: D,
+    hw: HardwareAddress,
+    packet_fd: Option<OwnedFd>,
 }
 
 impl SmolServer {
@@ -181,48 +309,100 @@ impl SmolServer {
         ours: Ipv4Addr,
         port: u16,
     ) -> io::Result<SmolServer> {
+        let name = tun_name.to_string();
+        Self::spawn(ns, ours, port, move |retrans, _| {
+            let tun = crate::ours::open_tun(&name, kernel, None, false)?;
+            Ok(Made {
+                dev: TunPhy {
+                    tun,
+                    rx: vec![0; 65536],
+                    tx: vec![0; 65536],
+                    flows: HashMap::new(),
+                    retrans,
+                },
+                hw: HardwareAddress::Ip,
+                packet_fd: None,
+            })
+        })
+    }
+
+    /// Opens `smoltcp::phy::RawSocket` (medium Ethernet) on `ifname` in
+    /// `ns` (an interface that is up and has no kernel address) and serves
+    /// on `ours:port` with the interface's MAC address `mac`.
+    pub fn start_raw(
+        ns: Arc<Netns>,
+        ifname: &str,
+        mac: [u8; 6],
+        ours: Ipv4Addr,
+        port: u16,
+    ) -> io::Result<SmolServer> {
+        let name = ifname.to_string();
+        Self::spawn(ns, ours, port, move |retrans, looped| {
+            let raw = RawSocket::new(&name, Medium::Ethernet)?;
+            // SAFETY: the fd is the raw socket's, open for this borrow.
+            let fd = unsafe { BorrowedFd::borrow_raw(raw.as_raw_fd()) };
+            if let Some(bytes) = raw_rcvbuf() {
+                sys::force_rcvbuf(fd, bytes)?;
+            }
+            let packet_fd = fd.try_clone_to_owned()?;
+            Ok(Made {
+                dev: RawPhy {
+                    raw,
+                    mac,
+                    flows: HashMap::new(),
+                    retrans,
+                    looped,
+                },
+                hw: HardwareAddress::Ethernet(EthernetAddress(mac)),
+                packet_fd: Some(packet_fd),
+            })
+        })
+    }
+
+    /// Runs the server on a new thread inside `ns`, over the device `make`
+    /// builds there (given the retransmission and looped-frame counters).
+    fn spawn<D, F>(ns: Arc<Netns>, ours: Ipv4Addr, port: u16, make: F) -> io::Result<SmolServer>
+    where
+        D: Device + AsRawFd,
+        F: FnOnce(Arc<AtomicU64>, Arc<AtomicU64>) -> io::Result<Made<D>> + Send + 'static,
+    {
         let retrans = Arc::new(AtomicU64::new(0));
+        let looped = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
-        let (r2, s2, ns2, name) = (
-            retrans.clone(),
-            stop.clone(),
-            ns.clone(),
-            tun_name.to_string(),
-        );
+        let (r2, l2, s2, ns2) = (retrans.clone(), looped.clone(), stop.clone(), ns.clone());
         let thread = std::thread::Builder::new()
             .name("smoltcp".into())
             .spawn(move || {
-                let tun = ns2
-                    .enter()
-                    .and_then(|()| crate::ours::open_tun(&name, kernel, None, false));
+                let made = ns2.enter().and_then(|()| make(r2, l2));
                 drop(ns2);
-                let tun = match tun {
-                    Ok(t) => t,
+                let mut made = match made {
+                    Ok(m) => m,
                     Err(e) => {
                         let _ = tx.send(Err(e));
                         return;
                     }
                 };
-                let _ = tx.send(Ok(sys::gettid()));
-                let dev = TunPhy {
-                    tun,
-                    rx: vec![0; 65536],
-                    tx: vec![0; 65536],
-                    flows: HashMap::new(),
-                    retrans: r2,
-                };
-                run(dev, ours, port, &s2);
+                let _ = tx.send(Ok((sys::gettid(), made.packet_fd.take())));
+                run(made.dev, made.hw, ours, port, &s2);
             })?;
-        let tid = rx.recv().map_err(io::Error::other)??;
+        let (tid, packet_fd) = rx.recv().map_err(io::Error::other)??;
         Ok(SmolServer {
             addr: SocketAddr::V4(SocketAddrV4::new(ours, port)),
             tid,
             retrans,
+            looped,
+            packet_fd,
+            drops: AtomicU64::new(0),
             stop,
             thread: Some(thread),
             _ns: ns,
         })
+    }
+
+    /// Raw socket only: received frames that carried smoltcp's own MAC.
+    pub fn looped_frames(&self) -> u64 {
+        self.looped.load(Ordering::Relaxed)
     }
 }
 
@@ -245,8 +425,14 @@ fn new_socket(port: u16) -> tcp::Socket<'static> {
     s
 }
 
-fn run(mut dev: TunPhy, ours: Ipv4Addr, port: u16, stop: &AtomicBool) {
-    let mut cfg = Config::new(HardwareAddress::Ip);
+fn run<D: Device + AsRawFd>(
+    mut dev: D,
+    hw: HardwareAddress,
+    ours: Ipv4Addr,
+    port: u16,
+    stop: &AtomicBool,
+) {
+    let mut cfg = Config::new(hw);
     cfg.random_seed = 0x5eed;
     let mut iface = Interface::new(cfg, &mut dev, SInstant::now());
     iface.update_ip_addrs(|a| {
@@ -256,7 +442,7 @@ fn run(mut dev: TunPhy, ours: Ipv4Addr, port: u16, stop: &AtomicBool) {
     let mut conns: Vec<Conn> = Vec::new();
     let pattern = vec![0x5au8; 64 * 1024];
     let mut tmp = vec![0u8; 64 * 1024];
-    let fd = dev.tun.as_raw_fd();
+    let fd = dev.as_raw_fd();
     while !stop.load(Ordering::Relaxed) {
         let listening = conns
             .iter()
@@ -454,4 +640,9 @@ impl Server for SmolServer {
         let _ = sys::pin(self.tid, cpu);
     }
     fn release_idle(&self) {}
+    fn rx_drops(&self) -> Option<u64> {
+        let fd = self.packet_fd.as_ref()?;
+        let d = sys::packet_drops(fd.as_fd())?;
+        Some(self.drops.fetch_add(d, Ordering::Relaxed) + d)
+    }
 }

@@ -336,3 +336,73 @@ pub fn machine() -> (String, String) {
         .unwrap_or_else(|_| "unknown".into());
     (cpu, kernel)
 }
+
+/// Runs a shell command inside a namespace and returns its stdout.
+pub fn ns_output(ns: &str, script: &str) -> io::Result<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", script])
+        .output()?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(io::Error::other(format!(
+            "`{script}` in {ns} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// The MAC address of interface `dev` in namespace `ns` (`ip netns exec`
+/// mounts that namespace's sysfs).
+pub fn if_mac(ns: &str, dev: &str) -> io::Result<[u8; 6]> {
+    let text = ns_output(ns, &format!("cat /sys/class/net/{dev}/address"))?;
+    let bytes: Vec<u8> = text
+        .trim()
+        .split(':')
+        .filter_map(|b| u8::from_str_radix(b, 16).ok())
+        .collect();
+    <[u8; 6]>::try_from(bytes)
+        .map_err(|_| io::Error::other(format!("{dev}: unexpected MAC address {text:?}")))
+}
+
+/// Sets a socket's receive buffer to `bytes` past `net.core.rmem_max`
+/// (`SO_RCVBUFFORCE`, root only; the kernel doubles it for its overhead).
+pub fn force_rcvbuf(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(bytes).map_err(io::Error::other)?;
+    // SAFETY: setsockopt reads one c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Frames an AF_PACKET socket dropped (its receive buffer full) since the
+/// last call: `PACKET_STATISTICS` resets the kernel's counters on read.
+pub fn packet_drops(fd: std::os::fd::BorrowedFd<'_>) -> Option<u64> {
+    let mut st = libc::tpacket_stats {
+        tp_packets: 0,
+        tp_drops: 0,
+    };
+    let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `st`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&mut st as *mut libc::tpacket_stats).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(u64::from(st.tp_drops))
+}
