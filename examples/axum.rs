@@ -103,7 +103,7 @@ async fn run() -> Result<(), Error> {
             .await
     });
     match &net {
-        Net::Tun { .. } => {
+        Net::Device { .. } => {
             common::ctrl_c().await;
             println!("interrupted");
             // Flushes the driver (and the pcap file) before exit.

@@ -130,8 +130,8 @@ async fn run() -> io::Result<()> {
     };
     let net = common::setup(&opts)?;
     let target = match (&net, connect) {
-        (Net::Tun { .. }, Some(a)) => a,
-        (Net::Tun { .. }, None) => {
+        (Net::Device { .. }, Some(a)) => a,
+        (Net::Device { .. }, None) => {
             eprintln!("--connect IP:PORT is required with a TUN device\n{USAGE}");
             std::process::exit(2);
         }

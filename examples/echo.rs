@@ -163,7 +163,7 @@ async fn run() -> io::Result<()> {
     println!("listening on {} ({mode:?})", listener.local_addr()?);
     let server = tokio::spawn(serve(listener, mode));
     match &net {
-        Net::Tun { .. } => {
+        Net::Device { .. } => {
             tokio::select! {
                 r = server => r.map_err(io::Error::other)??,
                 _ = common::ctrl_c() => {

@@ -70,7 +70,7 @@ async fn run() -> Result<(), Error> {
             .serve_with_incoming(listener.into_stream()),
     );
     match &net {
-        Net::Tun { .. } => {
+        Net::Device { .. } => {
             common::ctrl_c().await;
             println!("interrupted");
             stack.shutdown().await;

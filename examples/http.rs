@@ -192,7 +192,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("HTTP listening on http://{}/", listener.local_addr()?);
     let server = tokio::spawn(serve(listener, net.stack().clone()));
     match &net {
-        Net::Tun { .. } => {
+        Net::Device { .. } => {
             tokio::select! {
                 r = server => r??,
                 _ = common::ctrl_c() => {

@@ -69,8 +69,8 @@ async fn run() -> Result<(), Error> {
             let server = demo_server(client.clone(), SocketAddr::new(ip, opts.port)).await?;
             format!("http://{server}/bytes/100000")
         }
-        (Net::Tun { .. }, Some(url)) => url.to_owned(),
-        (Net::Tun { .. }, None) => match opts.peer {
+        (Net::Device { .. }, Some(url)) => url.to_owned(),
+        (Net::Device { .. }, None) => match opts.peer {
             Some(peer) => format!("http://{}/", SocketAddr::new(peer, opts.port)),
             None => return Err("no --url and no --peer to fetch from".into()),
         },

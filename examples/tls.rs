@@ -122,7 +122,7 @@ async fn run() -> Result<(), Error> {
     println!("HTTPS listening on https://{}/", listener.local_addr()?);
     let server = tokio::spawn(serve(listener, acceptor));
     match &net {
-        Net::Tun { .. } => {
+        Net::Device { .. } => {
             tokio::select! {
                 r = server => r??,
                 _ = common::ctrl_c() => {

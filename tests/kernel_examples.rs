@@ -14,127 +14,11 @@ mod common;
 #[path = "../examples/common/router.rs"]
 mod router;
 
+use common::example::{args, Example};
 use common::{claim_subnet, kernel_echo_server, next_n, pattern, test_addrs, within};
 use std::net::{Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-
-/// Seconds an example may take to print a line we wait for, or to exit.
-const PATIENCE: u64 = 60;
-
-/// The built example `name`, or `None` after a visible skip.
-fn example_bin(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().expect("path of this test binary");
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let path = exe.parent()?.parent()?.join("examples").join(name);
-    if path.is_file() {
-        Some(path)
-    } else {
-        common::skip(&format!(
-            "example {name} not built at {} (run cargo test --workspace)",
-            path.display()
-        ));
-        None
-    }
-}
-
-/// Sends each line `out` prints, with `prefix`, until EOF.
-fn forward_lines<R>(out: R, prefix: &'static str, tx: mpsc::UnboundedSender<String>)
-where
-    R: tokio::io::AsyncRead + Unpin + Send + 'static,
-{
-    tokio::spawn(async move {
-        let mut rd = BufReader::new(out).lines();
-        while let Ok(Some(line)) = rd.next_line().await {
-            if tx.send(format!("{prefix}{line}")).is_err() {
-                break;
-            }
-        }
-    });
-}
-
-/// A running example: its process and the lines it printed so far.
-struct Example {
-    name: String,
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    log: Vec<String>,
-}
-
-impl Example {
-    /// Starts example `name` with `args`, or `None` (skipped) if it is not
-    /// built. The process is killed when the value drops.
-    fn spawn(name: &str, args: &[String]) -> Option<Example> {
-        let bin = example_bin(name)?;
-        let mut child = Command::new(&bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let (tx, lines) = mpsc::unbounded_channel();
-        forward_lines(child.stdout.take().expect("piped stdout"), "", tx.clone());
-        forward_lines(child.stderr.take().expect("piped stderr"), "stderr: ", tx);
-        Some(Example {
-            name: format!("{name} {}", args.join(" ")),
-            child,
-            lines,
-            log: Vec::new(),
-        })
-    }
-
-    /// Waits for a printed line containing `needle`; returns it. Panics,
-    /// showing what was printed, if the example exits or takes too long.
-    async fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(PATIENCE);
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Ok(None) => panic!(
-                    "{}: exited ({:?}) before printing {needle:?}; printed:\n{}",
-                    self.name,
-                    self.child.try_wait(),
-                    self.log.join("\n")
-                ),
-                Err(_) => panic!(
-                    "{}: no line with {needle:?} after {PATIENCE} s; printed:\n{}",
-                    self.name,
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Waits for the example to exit; returns its status and everything
-    /// it printed.
-    async fn finish(mut self) -> (ExitStatus, String) {
-        let status = within(
-            PATIENCE,
-            &format!("{} to exit", self.name),
-            self.child.wait(),
-        )
-        .await
-        .expect("waiting for the example");
-        // The reader task ends at EOF, which follows the exit.
-        while let Ok(Some(line)) =
-            tokio::time::timeout(Duration::from_secs(PATIENCE), self.lines.recv()).await
-        {
-            self.log.push(line);
-        }
-        (status, self.log.join("\n"))
-    }
-}
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
 
 /// A TUN name and a claimed subnet number for one example run.
 fn tun_and_subnet() -> (String, u8, std::os::unix::net::UnixListener) {
@@ -143,10 +27,6 @@ fn tun_and_subnet() -> (String, u8, std::os::unix::net::UnixListener) {
     let name = format!("ue{}x{n}", std::process::id());
     assert!(name.len() < 16, "TUN name too long: {name}");
     (name, octet, claim)
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
 }
 
 /// From the kernel: connects to `addr`, sends `msg`, half-closes, reads the

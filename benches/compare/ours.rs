@@ -62,19 +62,10 @@ pub fn config(addrs: &[IpAddr], seed: u64) -> Config {
     }
 }
 
-/// Whether the "ours over AF_PACKET" server (E) is in this build: only with
-/// `RUSTFLAGS='--cfg ubn_raw_ours'`, which needs
-/// `tcp_async::device::RawDevice` and `tcp_stack::Config::with_ethernet`.
-pub const RAW_BUILT: bool = cfg!(ubn_raw_ours);
-
-/// What E's row says without it.
-pub const RAW_NOT_BUILT: &str = "not built (needs RawDevice)";
-
 /// E: our stack owning `ifname` (in `ns`: up, no kernel address) through
 /// `tcp_async::device::RawDevice` (AF_PACKET), answering as `addr`/24 with
 /// the interface's MAC `mac`, serving the same workloads as over TUN on
 /// `addr:port`.
-#[cfg(ubn_raw_ours)]
 pub fn start_raw(
     ns: Arc<Netns>,
     ifname: &str,
@@ -83,31 +74,17 @@ pub fn start_raw(
     port: u16,
 ) -> io::Result<OursServer> {
     let name = ifname.to_string();
-    // If with_ethernet takes a MAC type of the core rather than [u8; 6],
-    // `mac.into()` (or that type's From<[u8; 6]>) goes here.
     let cfg = Config {
         mtu: 1500,
         seed: 11,
         send_buffer: BUFFER,
         recv_buffer: BUFFER,
-        ..Config::with_ethernet(mac, [(IpAddr::V4(addr), 24)])
+        ..Config::with_ethernet(tcp_stack::MacAddr(mac), [(IpAddr::V4(addr), 24)])
     };
     let st = Arc::new(StackThread::start("ours-raw", Some(ns), cfg, move || {
         tcp_async::device::RawDevice::open(&name)
     })?);
     OursServer::start(st, SocketAddr::from((addr, port)))
-}
-
-/// Without `--cfg ubn_raw_ours`: E's row for our stack is not built.
-#[cfg(not(ubn_raw_ours))]
-pub fn start_raw(
-    _ns: Arc<Netns>,
-    _ifname: &str,
-    _mac: [u8; 6],
-    _addr: Ipv4Addr,
-    _port: u16,
-) -> io::Result<OursServer> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, RAW_NOT_BUILT))
 }
 
 /// A runtime thread running a `tcp_async` stack (and whatever is spawned on it).

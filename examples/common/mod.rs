@@ -2,7 +2,11 @@
 //!
 //! Device flags: `--tun NAME --addr IP --peer IP --prefix N [--addr6 IP6
 //! --peer6 IP6 --prefix6 N] --port N [--mtu N] [--pcap FILE] [--memory]
-//! [--no-offload]`. `--addr` and `--peer` take either family (`--prefix`
+//! [--no-offload]`, or `--raw IFNAME --addr IP --prefix N [--addr6 IP6
+//! --prefix6 N] [--gateway G] [--gateway6 G6]` to own an existing Ethernet
+//! interface through an AF_PACKET socket (the kernel is not configured; the
+//! stack uses the interface's MAC, answers ARP and NDP itself, and sends
+//! off-link traffic to the gateway). `--addr` and `--peer` take either family (`--prefix`
 //! follows it); `--addr6`/`--peer6` add IPv6 beside an IPv4 `--addr`, and
 //! the examples then listen on `[::]:PORT`, taking both families. Without
 //! `/dev/net/tun` or CAP_NET_ADMIN, or with `--memory`, the examples run an
@@ -18,15 +22,23 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use tcp_async::device::{Device, MemoryDevice, PcapWriter};
+use tcp_async::device::{Device, MemoryDevice, PcapWriter, RawDevice};
 use tcp_async::Stack;
-use tcp_stack::Config;
+use tcp_stack::{Config, MacAddr};
 
 /// Parsed command line.
 #[derive(Debug, Clone)]
 pub struct Opts {
     /// TUN device name.
     pub tun: String,
+    /// `--raw IFNAME`: an existing Ethernet interface to own through an
+    /// AF_PACKET socket, instead of a TUN.
+    pub raw: Option<String>,
+    /// `--gateway`: next hop for off-link destinations of its family
+    /// (with `--raw`).
+    pub gateway: Option<IpAddr>,
+    /// `--gateway6`: the IPv6 next hop beside an IPv4 `--gateway`.
+    pub gateway6: Option<Ipv6Addr>,
     /// Our (user-space stack's) address, either family.
     pub addr: IpAddr,
     /// Kernel side's address on the TUN, of `addr`'s family; `None`: no
@@ -53,11 +65,17 @@ pub struct Opts {
 
 const DEVICE_USAGE: &str = "device flags:
   --tun NAME       TUN device to create (default utcp0)
+  --raw IFNAME     own the existing Ethernet interface IFNAME through an AF_PACKET
+                   socket instead of a TUN: the kernel is not configured, the stack
+                   uses the interface's MAC, --addr/--prefix (and --addr6/--prefix6)
+                   are the stack's own address and on-link prefix, --peer is not used
+  --gateway G      with --raw: next hop for off-link destinations (either family)
+  --gateway6 G6    with --raw: the IPv6 next hop beside an IPv4 --gateway
   --addr IP        address of the user-space stack, IPv4 or IPv6 (default 10.7.0.2)
   --peer IP        address given to the kernel side of the TUN, same family as --addr
                    (default: none, link only up)
-  --prefix N       prefix length of --peer (default 24 for IPv4, at most 32;
-                   64 for IPv6, at most 128)
+  --prefix N       prefix length of --peer (with --raw: of --addr) (default 24 for
+                   IPv4, at most 32; 64 for IPv6, at most 128)
   --addr6 IP6      dual stack: an IPv6 address of the user-space stack beside an
                    IPv4 --addr; the example then listens on [::]:PORT (both families)
   --peer6 IP6      dual stack: IPv6 address given to the kernel side beside --peer
@@ -71,7 +89,8 @@ const DEVICE_USAGE: &str = "device flags:
 examples:
   --addr 10.7.0.2 --peer 10.7.0.1 --prefix 24                    IPv4
   --addr fd00:7::2 --peer fd00:7::1 --prefix 64                  IPv6
-  --addr 10.7.0.2 --peer 10.7.0.1 --addr6 fd00:7::2 --peer6 fd00:7::1   both";
+  --addr 10.7.0.2 --peer 10.7.0.1 --addr6 fd00:7::2 --peer6 fd00:7::1   both
+  --raw rv1 --addr 10.9.0.2 --prefix 24 --gateway 10.9.0.1       AF_PACKET";
 
 fn usage_exit(usage: &str, err: Option<String>) -> ! {
     if let Some(err) = &err {
@@ -114,6 +133,9 @@ impl Opts {
     ) -> Result<Opts, Option<String>> {
         let mut o = Opts {
             tun: "utcp0".into(),
+            raw: None,
+            gateway: None,
+            gateway6: None,
             addr: Ipv4Addr::new(10, 7, 0, 2).into(),
             peer: None,
             prefix: 0,
@@ -167,6 +189,14 @@ impl Opts {
                     }
                     o.tun = value
                 }
+                "raw" => {
+                    if value.is_empty() || value.len() > 15 {
+                        return Err(Some("--raw: name must be 1 to 15 bytes".into()));
+                    }
+                    o.raw = Some(value)
+                }
+                "gateway" => o.gateway = Some(num(&name, &value)?),
+                "gateway6" => o.gateway6 = Some(num(&name, &value)?),
                 "addr" => o.addr = num(&name, &value)?,
                 "peer" => o.peer = Some(num(&name, &value)?),
                 "prefix" => prefix = Some(num(&name, &value)?),
@@ -208,6 +238,16 @@ impl Opts {
         }
         if o.peer6.is_some() && o.addr6.is_none() {
             return Err(Some("--peer6 needs --addr6".into()));
+        }
+        if o.raw.is_none() && (o.gateway.is_some() || o.gateway6.is_some()) {
+            return Err(Some(
+                "--gateway/--gateway6 go with --raw (on a TUN the kernel routes)".into(),
+            ));
+        }
+        if o.gateway6.is_some() && o.gateway.is_some_and(|g| g.is_ipv6()) {
+            return Err(Some(
+                "--gateway6 goes beside an IPv4 --gateway; --gateway is IPv6 already".into(),
+            ));
         }
         Ok(o)
     }
@@ -254,16 +294,49 @@ impl Opts {
         v
     }
 
-    /// The stack configuration for addresses `addrs`.
-    pub fn config(&self, addrs: &[IpAddr]) -> Config {
-        let seed = std::time::SystemTime::now()
+    /// With `--raw`: our addresses with their on-link prefix lengths.
+    pub fn prefixes(&self) -> Vec<(IpAddr, u8)> {
+        let mut v = vec![(self.addr, self.prefix)];
+        v.extend(self.addr6.map(|a| (IpAddr::V6(a), self.prefix6)));
+        v
+    }
+
+    /// The stack configuration on an Ethernet interface with MAC `mac`:
+    /// our addresses and prefixes, and the gateways.
+    pub fn ethernet_config(&self, mac: MacAddr) -> Config {
+        let mut config = Config {
+            mtu: self.mtu,
+            seed: Self::seed(),
+            ..Config::with_ethernet(mac, self.prefixes())
+        };
+        if let Some(eth) = config.ethernet.as_mut() {
+            for g in [self.gateway, self.gateway6.map(IpAddr::V6)]
+                .into_iter()
+                .flatten()
+            {
+                match g {
+                    IpAddr::V4(g) => eth.gateway_v4 = Some(g),
+                    IpAddr::V6(g) => eth.gateway_v6 = Some(g),
+                }
+            }
+        }
+        config
+    }
+
+    /// A seed that differs from run to run.
+    fn seed() -> u64 {
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
-            ^ (u64::from(std::process::id()) << 32);
+            ^ (u64::from(std::process::id()) << 32)
+    }
+
+    /// The stack configuration for addresses `addrs`.
+    pub fn config(&self, addrs: &[IpAddr]) -> Config {
         Config {
             mtu: self.mtu,
-            seed,
+            seed: Self::seed(),
             ..Config::with_addrs(addrs.iter().copied())
         }
     }
@@ -295,8 +368,9 @@ impl Opts {
 
 /// Where the example runs.
 pub enum Net {
-    /// A TUN device with the kernel as the peer; the stack is the default.
-    Tun { stack: Stack },
+    /// A real device (a TUN, or an interface owned through AF_PACKET) with
+    /// the kernel as the peer; the stack is the default.
+    Device { stack: Stack },
     /// The in-memory demo: the example's server on `server` (the default
     /// stack), the demo client on `client`.
     Memory { server: Stack, client: Stack },
@@ -306,7 +380,7 @@ impl Net {
     /// The stack the example serves (or connects) on.
     pub fn stack(&self) -> &Stack {
         match self {
-            Net::Tun { stack } => stack,
+            Net::Device { stack } => stack,
             Net::Memory { server, .. } => server,
         }
     }
@@ -328,6 +402,9 @@ where
 /// Opens the TUN device (or the in-memory pair) and builds the stack(s);
 /// sets the served stack as the default. Call inside the Tokio runtime.
 pub fn setup(opts: &Opts) -> io::Result<Net> {
+    if let Some(ifname) = &opts.raw {
+        return setup_raw(opts, ifname);
+    }
     let why_memory = if opts.memory {
         Some("--memory given".to_owned())
     } else {
@@ -370,7 +447,37 @@ pub fn setup(opts: &Opts) -> io::Result<Net> {
     }
     let stack = build_stack(tun, opts.config(&opts.addrs()), opts.pcap.as_deref())?;
     stack.set_default();
-    Ok(Net::Tun { stack })
+    Ok(Net::Device { stack })
+}
+
+/// `--raw`: owns `ifname` through an AF_PACKET socket. Fails (no demo
+/// fallback: the interface was asked for) when it cannot be opened.
+fn setup_raw(opts: &Opts, ifname: &str) -> io::Result<Net> {
+    let dev = RawDevice::open(ifname)
+        .map_err(|e| io::Error::new(e.kind(), format!("opening {ifname} (AF_PACKET): {e}")))?;
+    let mac = dev
+        .mac_address()
+        .map(MacAddr)
+        .ok_or_else(|| io::Error::other(format!("{ifname} has no MAC address")))?;
+    let config = opts.ethernet_config(mac);
+    let ours = join(opts.prefixes().iter().map(|(a, len)| format!("{a}/{len}")));
+    let gateways = join(
+        [opts.gateway, opts.gateway6.map(IpAddr::V6)]
+            .into_iter()
+            .flatten(),
+    );
+    println!(
+        "raw {ifname} (AF_PACKET, MAC {mac}), user-space stack {ours}, gateway {}, MTU {}",
+        if gateways.is_empty() {
+            "none".to_owned()
+        } else {
+            gateways
+        },
+        config.mtu.min(dev.mtu())
+    );
+    let stack = build_stack(dev, config, opts.pcap.as_deref())?;
+    stack.set_default();
+    Ok(Net::Device { stack })
 }
 
 /// `a, b, c`.

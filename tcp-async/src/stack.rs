@@ -1,6 +1,6 @@
 //! The [`Stack`] handle, its [`Builder`], and the ambient default stack.
 
-use crate::device::Device;
+use crate::device::{Device, Medium};
 use crate::driver::{Command, Driver, SocketOpts};
 use crate::shared::Shared;
 use std::cell::RefCell;
@@ -118,7 +118,9 @@ impl<D: Device> Builder<D> {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if the configuration has no address; `Other` if called
+    /// `InvalidInput` if the configuration has no address, or if
+    /// [`Config::ethernet`] is set on a device that is not an Ethernet one
+    /// ([`Device::medium`]) or missing on one that is; `Other` if called
     /// outside a Tokio runtime.
     pub fn build(self) -> io::Result<Stack> {
         let Builder {
@@ -131,6 +133,25 @@ impl<D: Device> Builder<D> {
                 io::ErrorKind::InvalidInput,
                 "the stack needs at least one address",
             ));
+        }
+        // The core frames its own packets exactly when the device is a
+        // link-layer one.
+        match (device.medium(), config.ethernet.is_some()) {
+            (Medium::Ethernet, false) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an Ethernet device needs Config::ethernet (Config::with_ethernet(mac, \
+                     addresses with prefixes), the MAC from Device::mac_address)",
+                ))
+            }
+            (Medium::Ip, true) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "Config::ethernet is set but the device carries bare IP packets (a TUN): \
+                     leave it None",
+                ))
+            }
+            _ => {}
         }
         config.mtu = config.mtu.min(device.mtu());
         let handle = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;

@@ -13,6 +13,7 @@
 
 #[path = "../../examples/common/device.rs"]
 pub mod device;
+pub mod example;
 pub mod netns;
 #[path = "../../examples/common/pattern.rs"]
 pub mod pattern;

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::{Device, Offloads, RxChecksum, RxPacket, TxHeaders};
+use super::{Device, Medium, Offloads, RxChecksum, RxPacket, TxHeaders};
 
 /// A packet on the cable and, for a super-packet sent with offloads, the
 /// header layout the sending core gave with it: its TCP checksum is
@@ -33,6 +33,7 @@ pub struct MemoryDevice {
     rx: mpsc::Receiver<Packet>,
     mtu: usize,
     offloads: bool,
+    medium: Medium,
     dropped: u64,
 }
 
@@ -79,6 +80,19 @@ impl MemoryDevice {
         Self::make_pair(mtu, Self::DEFAULT_QUEUE_PACKETS, true)
     }
 
+    /// A virtual Ethernet cable: like [`pair`](Self::pair) (or
+    /// [`pair_with_offloads`](Self::pair_with_offloads) with `offloads`)
+    /// carrying Ethernet II frames of up to `mtu` bytes of IP datagram plus
+    /// the 14-byte header, [`Medium::Ethernet`]. The stacks on it need
+    /// [`Config::ethernet`](tcp_stack::Config::ethernet), each with its own
+    /// MAC: they resolve each other with ARP and NDP as on a real link.
+    pub fn ethernet_pair(mtu: usize, offloads: bool) -> (MemoryDevice, MemoryDevice) {
+        let (mut a, mut b) = Self::make_pair(mtu, Self::DEFAULT_QUEUE_PACKETS, offloads);
+        a.medium = Medium::Ethernet;
+        b.medium = Medium::Ethernet;
+        (a, b)
+    }
+
     fn make_pair(mtu: usize, queue_packets: usize, offloads: bool) -> (MemoryDevice, MemoryDevice) {
         assert!(queue_packets > 0, "a device queue needs room for a packet");
         let (a_tx, b_rx) = mpsc::channel(queue_packets);
@@ -88,6 +102,7 @@ impl MemoryDevice {
             rx,
             mtu,
             offloads,
+            medium: Medium::Ip,
             dropped: 0,
         };
         (end(a_tx, a_rx), end(b_tx, b_rx))
@@ -183,7 +198,7 @@ impl Device for MemoryDevice {
                 "this memory pair has no segmentation offload",
             )));
         }
-        if packet.len() > Offloads::MAX_SUPER_PACKET {
+        if packet.len() > Offloads::MAX_SUPER_PACKET + self.medium.header_len() {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("super-packet of {} bytes exceeds 64 KiB", packet.len()),
@@ -198,7 +213,8 @@ impl Device for MemoryDevice {
     /// # Errors
     /// `InvalidInput` when `packet` is longer than the MTU.
     fn poll_send(&mut self, _cx: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
-        if packet.len() > self.mtu {
+        // The MTU counts the IP datagram; a frame also has its link header.
+        if packet.len() > self.mtu + self.medium.header_len() {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("packet of {} bytes exceeds MTU {}", packet.len(), self.mtu),
@@ -210,6 +226,10 @@ impl Device for MemoryDevice {
 
     fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    fn medium(&self) -> Medium {
+        self.medium
     }
 }
 
