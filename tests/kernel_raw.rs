@@ -662,3 +662,81 @@ async fn raw_examples_echo_and_client() {
     assert_eq!(words[3], words[7], "checksums: {line}");
     server.abort();
 }
+
+/// A TAP device (`TunBuilder::tap`): the kernel side is an Ethernet host
+/// with its own MAC; the stack, the other host on that wire, picks its own
+/// MAC (a TAP device has none for it: `Device::mac_address` is `None`),
+/// resolves the kernel with ARP and NDP and is resolved by it. Echo with
+/// half-close both ways in both families, with offloads (virtio-net
+/// headers whose checksum offsets count the 14-byte link header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tap_echo_both_ways_both_families() {
+    if common::netns::skip("kernel_raw (TAP)") {
+        return;
+    }
+    let n = common::next_n();
+    let (octet, _claim) = common::claim_subnet(n);
+    let name = format!("utp{}x{n}", std::process::id());
+    assert!(name.len() < 16, "TAP name too long: {name}");
+    let (kernel, kernel6) = common::test_addrs(octet, 1);
+    let (ours, ours6) = common::test_addrs(octet, 2);
+    let tap = tcp_tun::Tun::builder()
+        .name(&name)
+        .tap(true)
+        .offload(true)
+        .mtu(1500)
+        .address(kernel, 24)
+        .address6(kernel6, common::PREFIX6)
+        .up(true)
+        .build()
+        .unwrap_or_else(|e| panic!("TAP device {name}: {e}"));
+    // The kernel's IPv6 address is usable once duplicate address
+    // detection is over (RFC 4862 5.4; nobody answers for it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ip_output(&["-6", "addr", "show", "dev", &name, "tentative"])
+        .is_ok_and(|out| !out.trim().is_empty())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}: IPv6 address still tentative"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let dev = tcp_async::device::tun::TunDevice::new(tap).expect("TunDevice on the TAP");
+    assert_eq!(dev.mac_address(), None, "the TAP's MAC is the kernel's");
+    // Locally administered, unicast (IEEE 802: bit 1 set, bit 0 clear).
+    let mac = MacAddr([0x02, 0x75, 0x74, 0x63, octet, n as u8]);
+    let config = Config {
+        seed: u64::from(std::process::id()) << 16 | u64::from(n),
+        ..Config::with_ethernet(mac, [(ours.into(), 24), (ours6.into(), common::PREFIX6)])
+    };
+    let stack = Stack::builder(dev)
+        .config(config)
+        .build()
+        .expect("stack on the TAP");
+    within(60, "echo over a TAP device", async {
+        for ip in [IpAddr::from(ours), IpAddr::from(ours6)] {
+            let at = SocketAddr::new(ip, PORT);
+            let listener = TcpListener::bind_with(&stack, at).await.expect("bind");
+            let mut k = tokio::net::TcpStream::connect(at)
+                .await
+                .unwrap_or_else(|e| panic!("kernel connect to {at} over the TAP: {e}"));
+            let (mine, _) = listener.accept().await.unwrap();
+            let echo = tokio::spawn(echo_conn(mine));
+            ping_pong(&mut k).await;
+            echo_exchange("kernel client over TAP, 2 MiB", k, 2 << 20).await;
+            echo.await.unwrap().expect("our echo side");
+        }
+        for ip in [IpAddr::from(kernel), IpAddr::from(kernel6)] {
+            let at = SocketAddr::new(ip, PORT + 1);
+            let server = tokio::spawn(kernel_echo_server(kernel_listener(at)));
+            let mut s = TcpStream::connect_with(&stack, at)
+                .await
+                .unwrap_or_else(|e| panic!("our connect to {at} over the TAP: {e}"));
+            ping_pong(&mut s).await;
+            echo_exchange("our client over TAP, 2 MiB", s, 2 << 20).await;
+            server.abort();
+        }
+    })
+    .await;
+}
