@@ -1967,7 +1967,7 @@ fn main() {
         if raw != RawMode::Only {
             println!();
         }
-        println!("E: link layer (AF_PACKET on a veth end, UBN_RAW); the kernel client's veth end without TX checksum offload and TSO; ratios against A with offloads on, measured in this run:");
+        println!("E: link layer (AF_PACKET on a veth end, UBN_RAW); smoltcp's kernel client end without TX checksum offload and TSO (its reader takes no virtio-net headers), ours' with every offload; ratios against A with offloads on, measured in this run:");
         println!();
         print!("{raw_tab}");
     }
