@@ -284,6 +284,14 @@ impl RawDevice {
                 continue;
             };
             let stats = result?;
+            // A short batch drained the socket's queue (`recvmmsg` stops
+            // at the first `EAGAIN`): clear the readiness now rather than
+            // learn it from a second, empty call. A frame queued after the
+            // call raises a new edge-triggered event, so none is missed
+            // (`tokio`'s own streams do the same after a short read).
+            if stats.frames < RX_BATCH as u64 {
+                guard.clear_ready();
+            }
             let c = &self.counters;
             c.rx_batches.fetch_add(1, Ordering::Relaxed);
             c.rx_frames.fetch_add(stats.frames, Ordering::Relaxed);
