@@ -349,9 +349,7 @@ impl RawDevice {
 impl Device for RawDevice {
     fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let (hdr, len) = ready!(self.poll_recv_hdr(cx, buf))?;
-        if hdr.needs_csum() {
-            vnet::complete_partial_checksum(&mut buf[..len], hdr.csum_start, hdr.csum_offset);
-        }
+        vnet::complete_rx(&hdr, &mut buf[..len]);
         Poll::Ready(Ok(len))
     }
 
@@ -382,14 +380,10 @@ impl Device for RawDevice {
         buf: &mut [u8],
     ) -> Poll<io::Result<RxPacket>> {
         let (hdr, len) = ready!(self.poll_recv_hdr(cx, buf))?;
-        let checksum = if hdr.needs_csum() {
+        let checksum = vnet::rx_checksum(&hdr);
+        if checksum == RxChecksum::Partial {
             self.counters.rx_partial.fetch_add(1, Ordering::Relaxed);
-            RxChecksum::Partial
-        } else if hdr.data_valid() {
-            RxChecksum::Verified
-        } else {
-            RxChecksum::Unverified
-        };
+        }
         Poll::Ready(Ok(RxPacket { len, checksum }))
     }
 

@@ -1,6 +1,6 @@
 //! [`TunDevice`]: a Linux TUN interface as a [`Device`].
 
-use super::vnet::gso_header;
+use super::vnet::{self, gso_header};
 use super::{Device, Medium, Offloads, RxChecksum, RxPacket, TxHeaders};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -193,18 +193,10 @@ impl TunDevice {
     }
 }
 
-/// Completes a partial checksum (`NEEDS_CSUM`) in software at the
-/// offsets the kernel gave in `hdr` (no parsing of the packet).
-fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) {
-    super::vnet::complete_partial_checksum(packet, hdr.csum_start, hdr.csum_offset);
-}
-
 impl Device for TunDevice {
     fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let (hdr, len) = ready!(self.poll_recv_hdr(cx, buf))?;
-        if hdr.needs_csum() {
-            complete_checksum(&hdr, &mut buf[..len]);
-        }
+        vnet::complete_rx(&hdr, &mut buf[..len]);
         Poll::Ready(Ok(len))
     }
 
@@ -242,14 +234,10 @@ impl Device for TunDevice {
         buf: &mut [u8],
     ) -> Poll<io::Result<RxPacket>> {
         let (hdr, len) = ready!(self.poll_recv_hdr(cx, buf))?;
-        let checksum = if hdr.needs_csum() {
+        let checksum = vnet::rx_checksum(&hdr);
+        if checksum == RxChecksum::Partial {
             self.counters.rx_partial.fetch_add(1, Ordering::Relaxed);
-            RxChecksum::Partial
-        } else if hdr.data_valid() {
-            RxChecksum::Verified
-        } else {
-            RxChecksum::Unverified
-        };
+        }
         Poll::Ready(Ok(RxPacket { len, checksum }))
     }
 
@@ -275,7 +263,7 @@ impl Device for TunDevice {
             let c = &self.counters;
             c.tx_super.fetch_add(1, Ordering::Relaxed);
             c.tx_super_segments
-                .fetch_add(super::vnet::segments(&hdr, packet.len()), Ordering::Relaxed);
+                .fetch_add(vnet::segments(&hdr, packet.len()), Ordering::Relaxed);
         }
         Poll::Ready(res)
     }
@@ -348,7 +336,7 @@ mod tests {
             csum_offset: 16,
             ..VirtioNetHdr::plain()
         };
-        complete_checksum(&hdr, &mut partial);
+        vnet::complete_partial_checksum(&mut partial, hdr.csum_start, hdr.csum_offset);
         assert_eq!(partial, full);
     }
 
@@ -366,7 +354,7 @@ mod tests {
             csum_offset: 16,
             ..VirtioNetHdr::plain()
         };
-        complete_checksum(&hdr, &mut partial);
+        vnet::complete_partial_checksum(&mut partial, hdr.csum_start, hdr.csum_offset);
         assert_eq!(partial, full);
         // Offsets past the end are left alone.
         let bad = VirtioNetHdr {
@@ -374,7 +362,7 @@ mod tests {
             ..hdr
         };
         let before = partial.clone();
-        complete_checksum(&bad, &mut partial);
+        vnet::complete_partial_checksum(&mut partial, bad.csum_start, bad.csum_offset);
         assert_eq!(partial, before);
     }
 }

@@ -3,7 +3,7 @@
 //! partial checksum at the offsets a received header gives. Shared by the
 //! TUN, TAP and AF_PACKET devices; nothing here parses a packet.
 
-use super::TxHeaders;
+use super::{RxChecksum, TxHeaders};
 use tcp_stack::wire::checksum;
 use tcp_tun::VirtioNetHdr;
 
@@ -44,6 +44,25 @@ pub(crate) fn gso_header(
 pub(crate) fn segments(hdr: &VirtioNetHdr, packet_len: usize) -> u64 {
     let payload = packet_len.saturating_sub(usize::from(hdr.hdr_len));
     payload.div_ceil(usize::from(hdr.gso_size.max(1))) as u64
+}
+
+/// What a received packet's virtio-net header says of its checksum.
+pub(crate) fn rx_checksum(hdr: &VirtioNetHdr) -> RxChecksum {
+    if hdr.needs_csum() {
+        RxChecksum::Partial
+    } else if hdr.data_valid() {
+        RxChecksum::Verified
+    } else {
+        RxChecksum::Unverified
+    }
+}
+
+/// For a plain `poll_recv`, which delivers complete checksums: completes
+/// the checksum of a received packet whose header says it is partial.
+pub(crate) fn complete_rx(hdr: &VirtioNetHdr, packet: &mut [u8]) {
+    if hdr.needs_csum() {
+        complete_partial_checksum(packet, hdr.csum_start, hdr.csum_offset);
+    }
 }
 
 /// Completes a partial checksum (`NEEDS_CSUM`) in software: the sum from

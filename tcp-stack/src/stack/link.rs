@@ -518,7 +518,7 @@ impl Stack {
         None
     }
 
-    /// Puts the frame header in front of the datagram at
+    /// Puts the frame header in front of the datagram to `dst` at
     /// `buf[ETH_HLEN..ETH_HLEN + t.len]`, or parks it on its unresolved
     /// neighbour (`None`: nothing to send for it now).
     pub(super) fn frame_datagram(
@@ -526,18 +526,9 @@ impl Stack {
         now: Instant,
         buf: &mut [u8],
         t: Transmit,
+        dst: IpAddr,
     ) -> Option<Transmit> {
         let datagram = &buf[ETH_HLEN..ETH_HLEN + t.len];
-        let (src, dst) = match datagram.first().map(|b| b >> 4) {
-            Some(6) => {
-                let p = Ipv6Packet::new_unchecked(datagram);
-                (IpAddr::V6(p.src_addr()), IpAddr::V6(p.dst_addr()))
-            }
-            _ => {
-                let p = Ipv4Packet::new_unchecked(datagram);
-                (IpAddr::V4(p.src_addr()), IpAddr::V4(p.dst_addr()))
-            }
-        };
         let ethertype = if dst.is_ipv4() {
             EtherType::Ipv4
         } else {
@@ -566,6 +557,11 @@ impl Stack {
                 None
             }
             Lookup::Missing => {
+                // The datagram's source, the solicitation's (RFC 4861 7.2.2).
+                let src = match datagram.first().map(|b| b >> 4) {
+                    Some(6) => IpAddr::V6(Ipv6Packet::new_unchecked(datagram).src_addr()),
+                    _ => IpAddr::V4(Ipv4Packet::new_unchecked(datagram).src_addr()),
+                };
                 if !link.neigh.create_incomplete(now, hop, Some(src)) {
                     self.stats.neigh_table_full += 1;
                     return None;

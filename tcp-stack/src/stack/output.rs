@@ -160,12 +160,15 @@ impl Stack {
             }
             let t = self.transmit_next(now, buf.get_mut(off..)?, gso)?;
             let datagram = &buf[off..off + t.len];
-            let local = datagram_dst(datagram).is_some_and(|dst| self.is_local(dst));
-            if !local {
+            let dst = datagram_dst(datagram);
+            if !dst.is_some_and(|dst| self.is_local(dst)) {
                 if off == 0 {
                     return Some(t);
                 }
-                match self.frame_datagram(now, buf, t) {
+                // The core built it, so its header parses; never frame
+                // what does not.
+                let Some(dst) = dst else { continue };
+                match self.frame_datagram(now, buf, t, dst) {
                     Some(t) => return Some(t),
                     None => continue,
                 }
