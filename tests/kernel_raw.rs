@@ -203,6 +203,18 @@ async fn ping_pong<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(s: &
     }
 }
 
+/// We connect to a kernel echo server we start at `at`: a few messages
+/// one at a time, then `len` bytes with half-close, every byte checked.
+async fn echo_through_kernel(stack: &Stack, at: SocketAddr, what: &str, len: u64) {
+    let server = tokio::spawn(kernel_echo_server(kernel_listener(at)));
+    let mut s = TcpStream::connect_with(stack, at)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: our connect to {at}: {e}"));
+    ping_pong(&mut s).await;
+    echo_exchange(what, s, len).await;
+    server.abort();
+}
+
 /// The kernel connects to our listener; echo with half-close (RFC 9293
 /// 3.6: our side keeps sending after the kernel's FIN).
 async fn kernel_client_echo(v6: bool) {
@@ -548,14 +560,13 @@ async fn raw_off_link_traffic_through_gateway() {
     within(60, "off-link echo through the gateway", async {
         for target in [IpAddr::from(far), IpAddr::from(far6)] {
             let addr = SocketAddr::new(target, PORT);
-            let listener = kernel_listener(addr);
-            let server = tokio::spawn(kernel_echo_server(listener));
-            let mut s = TcpStream::connect_with(&stack, addr)
-                .await
-                .unwrap_or_else(|e| panic!("connect to {addr} via the gateway: {e}"));
-            ping_pong(&mut s).await;
-            echo_exchange("off-link echo, 1 MiB", s, 1 << 20).await;
-            server.abort();
+            echo_through_kernel(
+                &stack,
+                addr,
+                "off-link echo via the gateway, 1 MiB",
+                1 << 20,
+            )
+            .await;
         }
     })
     .await;
@@ -742,13 +753,7 @@ async fn tap_echo_both_ways_both_families() {
         }
         for ip in [IpAddr::from(kernel), IpAddr::from(kernel6)] {
             let at = SocketAddr::new(ip, PORT + 1);
-            let server = tokio::spawn(kernel_echo_server(kernel_listener(at)));
-            let mut s = TcpStream::connect_with(&stack, at)
-                .await
-                .unwrap_or_else(|e| panic!("our connect to {at} over the TAP: {e}"));
-            ping_pong(&mut s).await;
-            echo_exchange("our client over TAP, 2 MiB", s, 2 << 20).await;
-            server.abort();
+            echo_through_kernel(&stack, at, "our client over TAP, 2 MiB", 2 << 20).await;
         }
     })
     .await;
