@@ -1027,16 +1027,26 @@ impl<D: Device> Driver<D> {
 /// operation waits for a driver that is gone.
 impl<D> Drop for Driver<D> {
     fn drop(&mut self) {
+        // Mark, close, then wake, in that order: a task woken by a failure
+        // may send a command at once (a bind after its accept failed),
+        // which must fail to send rather than be taken, answered Ok and
+        // drained unseen; and a task that saw the channel close
+        // (`Stack::stopped`) must find every socket already failed.
         for entry in self.conns.values() {
-            entry.shared.set_flags(ABORTED);
+            entry.shared.mark_flags(ABORTED);
         }
         for listener in self.listeners.values() {
             listener.closed.store(true, Ordering::Release);
+        }
+        self.cmd_rx.close();
+        for entry in self.conns.values() {
+            entry.shared.wake_all();
+        }
+        for listener in self.listeners.values() {
             listener.waker.wake_all();
         }
         // Replies still queued (connect, listen, stats...) fail now rather
         // than when the channel's memory is freed.
-        self.cmd_rx.close();
         while let Ok(cmd) = self.cmd_rx.try_recv() {
             // A listener whose command never ran has no reply to fail:
             // close it, so its accept ends instead of waiting for ever.

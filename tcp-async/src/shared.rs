@@ -163,8 +163,14 @@ impl Shared {
 
     /// Driver side: sets `bits` and wakes both directions.
     pub(crate) fn set_flags(&self, bits: u32) {
-        self.flags.fetch_or(bits, Ordering::Release);
+        self.mark_flags(bits);
         self.wake_all();
+    }
+
+    /// Driver side: sets `bits` without waking anyone (the caller wakes
+    /// later, once everything it must publish first is done).
+    pub(crate) fn mark_flags(&self, bits: u32) {
+        self.flags.fetch_or(bits, Ordering::Release);
     }
 
     /// Driver side: records why the connection failed, then sets `FAILED`.
