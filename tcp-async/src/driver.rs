@@ -675,6 +675,11 @@ impl<D: Device> Driver<D> {
                 }
             }
             Command::Shutdown(c) => {
+                // `WRITE_SHUT` is set: a write racing the shutdown from
+                // another thread lands before the FIN or fails.
+                if let Some(entry) = self.conns.get(&c) {
+                    entry.shared.settle_writes();
+                }
                 self.stack.notify_send(c);
                 if let Err(e) = self.stack.shutdown(c) {
                     debug!(conn = c.as_u64(), error = %e, "shutdown failed");
@@ -739,12 +744,13 @@ impl<D: Device> Driver<D> {
         for l in listeners {
             self.close_listener(l);
         }
-        // Writes stop first; then the bytes already written are handed to
-        // the core before the FIN is placed after them. (A write that found
-        // the socket open just before may still land after the FIN: it is
-        // concurrent with the shutdown, and its bytes are not sent.)
+        // Writes stop first (a write in progress finishes, later ones see
+        // `WRITE_SHUT`: `settle_writes`); then the bytes already written
+        // are handed to the core before the FIN is placed after them
+        // (RFC 9293 3.10.4: CLOSE sends what was queued before it).
         for entry in self.conns.values() {
             entry.shared.set_flags(WRITE_SHUT);
+            entry.shared.settle_writes();
         }
         while let Ok(id) = self.dirty_rx.try_recv() {
             if let Some(entry) = self.conns.get(&id) {

@@ -167,6 +167,15 @@ impl Shared {
         self.wake_all();
     }
 
+    /// Driver side, after setting `WRITE_SHUT` and before placing the
+    /// FIN: waits out a write in progress. Writers check `WRITE_SHUT`
+    /// under the send role, so once this returns every write either
+    /// landed in the ring (and the next `notify_send` hands it to the core
+    /// ahead of the FIN) or will see the flag and fail with `BrokenPipe`.
+    pub(crate) fn settle_writes(&self) {
+        self.send.with(|_| ());
+    }
+
     /// Driver side: sets `bits` without waking anyone (the caller wakes
     /// later, once everything it must publish first is done).
     pub(crate) fn mark_flags(&self, bits: u32) {

@@ -130,3 +130,74 @@ async fn abort_ends_a_graceful_stop() {
     within("abort", b.abort()).await;
     within("graceful stop", stop).await.unwrap();
 }
+
+/// A write racing a graceful stop either fails (`BrokenPipe`, as after
+/// `shutdown(SHUT_WR)`) or is sent before the FIN: every byte a write
+/// reported as taken reaches the peer (RFC 9293 3.10.4: CLOSE sends what
+/// was queued before the FIN). A writer on another worker thread keeps
+/// writing small chunks while the stop starts at a varying moment.
+#[test]
+fn writes_racing_a_graceful_stop_are_sent_or_refused() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 0..200u64 {
+        rt.block_on(async {
+            let (a, b) = stacks();
+            let (client, mut server) = connected(&a, &b, 80).await;
+            let writer = tokio::spawn(async move {
+                let mut client = client;
+                let chunk = [0x5au8; 7];
+                let mut taken = 0usize;
+                loop {
+                    match client.write(&chunk).await {
+                        Ok(n) => taken += n,
+                        Err(e) => {
+                            // BrokenPipe while the stop drains; once it
+                            // ended, the stopped stack's error.
+                            assert!(
+                                e.kind() == ErrorKind::BrokenPipe
+                                    || tcp_async::is_stack_stopped(&e),
+                                "round {round}: {e}"
+                            );
+                            return taken;
+                        }
+                    }
+                    // Keep going without filling the buffer: the stop
+                    // should meet a write in progress, not a full ring.
+                    if taken.is_multiple_of(700) {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            });
+            let reader = tokio::spawn(async move {
+                let mut got = 0usize;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match server
+                        .read(&mut buf)
+                        .await
+                        .unwrap_or_else(|e| panic!("round {round}: read after {got}: {e}"))
+                    {
+                        0 => return got,
+                        n => got += n,
+                    }
+                }
+            });
+            // Let the writer run for a varying while, then stop the
+            // client's stack (`connected` puts the client on `b`).
+            for _ in 0..(round % 13) {
+                tokio::task::yield_now().await;
+            }
+            within("graceful stop", b.shutdown_timeout(LIMIT)).await;
+            let taken = within("writer", writer).await.unwrap();
+            let got = within("reader", reader).await.unwrap();
+            assert_eq!(
+                got, taken,
+                "round {round}: bytes read vs bytes the writes took"
+            );
+        });
+    }
+}

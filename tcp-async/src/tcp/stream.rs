@@ -405,7 +405,22 @@ impl TcpStream {
         if empty {
             return Ok(0);
         }
-        let n = self.shared.send.with(f);
+        // The shutdown is checked again under the writer's role: the driver
+        // sets `WRITE_SHUT` and then takes the role once
+        // (`Shared::settle_writes`) before it places the FIN, so a write
+        // either lands before that FIN or sees the flag here. Checked only
+        // outside, a write racing a stop could pass the check, land after
+        // the FIN and report bytes that are never sent.
+        let n = self.shared.send.with(|w| {
+            if self.shared.flags() & WRITE_SHUT != 0 {
+                None
+            } else {
+                Some(f(w))
+            }
+        });
+        let Some(n) = n else {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        };
         if n == 0 {
             return Err(would_block());
         }
