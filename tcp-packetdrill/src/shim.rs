@@ -170,7 +170,8 @@ impl Shared {
         }
     }
 
-    /// packetdrill injects a datagram (IPv4; the stack drops others).
+    /// packetdrill injects a datagram: IPv4 or IPv6 (RFC 8200), told apart
+    /// by the stack from the version field; it drops anything else.
     pub fn netdev_send(&self, packet: &[u8]) -> SysResult<()> {
         if self.flags.verbose {
             eprintln!(
@@ -361,14 +362,34 @@ impl Drop for Shim {
     }
 }
 
-/// A one-line description of an IPv4/TCP datagram for the verbose log.
+/// A one-line description of an IPv4 or IPv6 TCP datagram for the
+/// verbose log. IPv6 is read as the stack sends it, the TCP header right
+/// after the fixed header (RFC 8200 3); a packet with extension headers is
+/// only named by its addresses.
 fn summary(p: &[u8]) -> String {
-    use tcp_stack::wire::{Ipv4Packet, TcpPacket};
-    let Ok(ip) = Ipv4Packet::new_checked(p) else {
-        return format!("{} bytes (not IPv4)", p.len());
+    use std::net::{IpAddr, SocketAddr};
+    use tcp_stack::wire::{IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket};
+    let (src, dst, tcp_bytes) = match p.first().map(|b| b >> 4) {
+        Some(4) => match Ipv4Packet::new_checked(p) {
+            Ok(ip) => (
+                IpAddr::V4(ip.src_addr()),
+                IpAddr::V4(ip.dst_addr()),
+                (ip.protocol() == IpProtocol::Tcp).then(|| ip.payload().to_vec()),
+            ),
+            Err(_) => return format!("{} bytes (bad IPv4)", p.len()),
+        },
+        Some(6) => match Ipv6Packet::new_checked(p) {
+            Ok(ip) => (
+                IpAddr::V6(ip.src_addr()),
+                IpAddr::V6(ip.dst_addr()),
+                (ip.next_header() == IpProtocol::Tcp).then(|| ip.payload().to_vec()),
+            ),
+            Err(_) => return format!("{} bytes (bad IPv6)", p.len()),
+        },
+        _ => return format!("{} bytes (neither IPv4 nor IPv6)", p.len()),
     };
-    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
-        return format!("{} > {} {} bytes", ip.src_addr(), ip.dst_addr(), p.len());
+    let Some(Ok(tcp)) = tcp_bytes.as_deref().map(TcpPacket::new_checked) else {
+        return format!("{src} > {dst} {} bytes (not TCP)", p.len());
     };
     let fl = tcp.flags();
     let names = [
@@ -384,11 +405,9 @@ fn summary(p: &[u8]) -> String {
         .map(|(_, c)| *c)
         .collect();
     format!(
-        "{}:{} > {}:{} {f} seq {} ack {} win {} len {}",
-        ip.src_addr(),
-        tcp.src_port(),
-        ip.dst_addr(),
-        tcp.dst_port(),
+        "{} > {} {f} seq {} ack {} win {} len {}",
+        SocketAddr::new(src, tcp.src_port()),
+        SocketAddr::new(dst, tcp.dst_port()),
         tcp.seq().0,
         tcp.ack().0,
         tcp.window(),
