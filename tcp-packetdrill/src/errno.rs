@@ -32,6 +32,7 @@ impl Errno {
     pub const ENOPROTOOPT: Errno = Errno(libc::ENOPROTOOPT);
     pub const ENOENT: Errno = Errno(libc::ENOENT);
     pub const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
+    pub const ENETUNREACH: Errno = Errno(libc::ENETUNREACH);
 }
 
 impl From<Error> for Errno {

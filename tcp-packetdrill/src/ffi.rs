@@ -12,7 +12,7 @@ use libc::{
     size_t, sockaddr, socklen_t, ssize_t, timeval,
 };
 use std::ffi::CStr;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -314,50 +314,40 @@ fn iov_total(iov: &[iovec]) -> usize {
         .min(MAX_VECTORED)
 }
 
-/// A `sockaddr_in` read from C.
+/// The raw bytes of an address given to bind() or connect(), for
+/// `addr::parse` to check against the socket's family. Linux
+/// move_addr_to_kernel: a length above `sockaddr_storage` is EINVAL.
 ///
 /// # Safety
 /// `addr` is NULL or valid for reads of `len` bytes.
-unsafe fn sockaddr_in(addr: *const sockaddr, len: socklen_t) -> SysResult<SocketAddrV4> {
-    // SAFETY: per the contract.
-    let b = unsafe { bytes(addr.cast(), len as usize) }?;
-    if b.len() < std::mem::size_of::<libc::sockaddr_in>() {
+unsafe fn sockaddr_bytes<'a>(addr: *const sockaddr, len: socklen_t) -> SysResult<&'a [u8]> {
+    let len = len as usize;
+    if len > crate::addr::SOCKADDR_STORAGE_LEN {
         return Err(Errno::EINVAL);
     }
-    let family = libc::sa_family_t::from_ne_bytes([b[0], b[1]]);
-    if c_int::from(family) != libc::AF_INET {
-        return Err(Errno::EAFNOSUPPORT);
-    }
-    let port = u16::from_be_bytes([b[2], b[3]]);
-    let ip = Ipv4Addr::new(b[4], b[5], b[6], b[7]);
-    Ok(SocketAddrV4::new(ip, port))
+    // SAFETY: per the contract.
+    unsafe { bytes(addr.cast(), len) }
 }
 
-/// Writes a `sockaddr_in` for an address-returning call, truncated to the
-/// caller's length, and sets the length to the full size (as Linux's
-/// move_addr_to_user). NULL pointers mean the caller does not want it.
+/// Writes a `sockaddr_in` (IPv4) or `sockaddr_in6` (IPv6) for an
+/// address-returning call, truncated to the caller's length, and sets the
+/// length to the full size (as Linux's move_addr_to_user). NULL pointers
+/// mean the caller does not want it.
 ///
 /// # Safety
 /// `addr` is NULL or valid for writes of `*len` bytes; `len` is NULL or valid.
-unsafe fn put_sockaddr_in(
-    addr: *mut sockaddr,
-    len: *mut socklen_t,
-    a: SocketAddrV4,
-) -> SysResult<()> {
+unsafe fn put_sockaddr(addr: *mut sockaddr, len: *mut socklen_t, a: SocketAddr) -> SysResult<()> {
     if addr.is_null() || len.is_null() {
         return Ok(());
     }
-    let mut sin = [0u8; std::mem::size_of::<libc::sockaddr_in>()];
-    sin[..2].copy_from_slice(&(libc::AF_INET as libc::sa_family_t).to_ne_bytes());
-    sin[2..4].copy_from_slice(&a.port().to_be_bytes());
-    sin[4..8].copy_from_slice(&a.ip().octets());
+    let sa = crate::addr::encode(a);
     // SAFETY: `len` is non-NULL and valid per the contract.
     let room = unsafe { *len } as usize;
-    let n = room.min(sin.len());
+    let n = room.min(sa.len());
     // SAFETY: `addr` is valid for `*len` bytes per the contract.
-    unsafe { bytes_mut(addr.cast(), n) }?.copy_from_slice(&sin[..n]);
+    unsafe { bytes_mut(addr.cast(), n) }?.copy_from_slice(&sa[..n]);
     // SAFETY: as above.
-    unsafe { *len = sin.len() as socklen_t };
+    unsafe { *len = sa.len() as socklen_t };
     Ok(())
 }
 
@@ -386,7 +376,7 @@ unsafe extern "C" fn pd_bind(
     len: socklen_t,
 ) -> c_int {
     int(guard(|| {
-        let a = unsafe { sockaddr_in(addr, len) }?;
+        let a = unsafe { sockaddr_bytes(addr, len) }?;
         unsafe { shim(ud) }?.bind(fd, a).map(|()| 0)
     }))
 }
@@ -405,7 +395,7 @@ unsafe extern "C" fn pd_accept(
 ) -> c_int {
     int(guard(|| {
         let (new, peer) = unsafe { shim(ud) }?.accept(fd)?;
-        unsafe { put_sockaddr_in(addr, len, peer) }?;
+        unsafe { put_sockaddr(addr, len, peer) }?;
         Ok(new)
     }))
 }
@@ -417,7 +407,7 @@ unsafe extern "C" fn pd_connect(
     len: socklen_t,
 ) -> c_int {
     int(guard(|| {
-        let a = unsafe { sockaddr_in(addr, len) }?;
+        let a = unsafe { sockaddr_bytes(addr, len) }?;
         unsafe { shim(ud) }?.connect(fd, a).map(|()| 0)
     }))
 }

@@ -1,11 +1,20 @@
 //! The `--so_flags` string: `key=value` words separated by spaces, commas or
 //! semicolons, e.g. `local=192.168.0.1 rto_min_ms=200 sack=0 cc=reno`.
 //!
+//! `local=` names an address the stack answers for, IPv4 or IPv6, and may
+//! be given more than once for a dual-stack host:
+//! `local=192.168.0.1 local=fd3d:fa7b:d17d::1`. The addresses given replace
+//! the default ([`DEFAULT_LOCAL`], IPv4 only), so a script run with
+//! `--ip_version=ipv6` names its IPv6 `--local_ip` here too (packetdrill
+//! otherwise picks a random one in fd3d:fa7b:d17d::/48, which the shim
+//! cannot know). `--ip_version=ipv4-mapped-ipv6` puts IPv4 on the wire and
+//! needs only the IPv4 address.
+//!
 //! Stack options go into a [`tcp_stack::Config`]; the rest steer the shim.
 //! The defaults are the core's, except where packetdrill's Linux scripts
 //! expect Linux's defaults (noted at each).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tcp_stack::{Config, CongestionControl};
 
@@ -26,6 +35,9 @@ pub struct Flags {
     pub sniff_timeout: Duration,
     /// Log every call and packet to stderr.
     pub verbose: bool,
+    /// A `local=` was seen: the next one adds to the list instead of
+    /// replacing the default.
+    local_given: bool,
 }
 
 impl Default for Flags {
@@ -40,6 +52,7 @@ impl Default for Flags {
             receive_timeout: Duration::from_millis(100),
             sniff_timeout: Duration::from_secs(30),
             verbose: false,
+            local_given: false,
         }
     }
 }
@@ -66,8 +79,26 @@ impl Flags {
         let c = &mut self.config;
         match key {
             "local" => {
-                let ip: Ipv4Addr = v.parse().map_err(|_| "not an IPv4 address")?;
-                c.addrs = vec![ip.into()];
+                let ip: IpAddr = v.parse().map_err(|_| "not an IPv4 or IPv6 address")?;
+                // An address the host could not own (RFC 1122 3.2.1.3, RFC
+                // 4291 2.5.2, 2.5.5.2, 2.7): an IPv4-mapped one is only
+                // how an AF_INET6 socket writes an IPv4 address; give that.
+                let bad = match ip {
+                    IpAddr::V4(a) => a.is_unspecified() || a.is_multicast() || a.is_broadcast(),
+                    IpAddr::V6(a) => {
+                        a.is_unspecified() || a.is_multicast() || a.to_ipv4_mapped().is_some()
+                    }
+                };
+                if bad {
+                    return Err("not a unicast address the host can own".into());
+                }
+                if !self.local_given {
+                    c.addrs.clear();
+                    self.local_given = true;
+                }
+                if !c.addrs.contains(&ip) {
+                    c.addrs.push(ip);
+                }
             }
             "mtu" => c.mtu = num(v)?,
             "seed" => c.seed = num(v)?,
@@ -170,10 +201,33 @@ mod tests {
     }
 
     #[test]
+    fn local_takes_ipv6_and_both_families() {
+        let v6: IpAddr = "fd3d:fa7b:d17d::1".parse().unwrap();
+        let f = Flags::parse(Some("local=fd3d:fa7b:d17d::1")).unwrap();
+        // The addresses given replace the IPv4 default.
+        assert_eq!(f.config.addrs, vec![v6]);
+        let f = Flags::parse(Some("local=192.168.0.1 local=fd3d:fa7b:d17d::1")).unwrap();
+        assert_eq!(f.config.addrs, vec![IpAddr::V4(DEFAULT_LOCAL), v6]);
+        // Repeats are kept once; order is kept.
+        let f = Flags::parse(Some(
+            "local=fd3d:fa7b:d17d::1,local=10.0.0.5;local=10.0.0.5",
+        ))
+        .unwrap();
+        assert_eq!(
+            f.config.addrs,
+            vec![v6, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5))]
+        );
+    }
+
+    #[test]
     fn bad_flags_are_reported() {
         assert!(Flags::parse(Some("sack")).is_err());
         assert!(Flags::parse(Some("sack=2")).is_err());
-        assert!(Flags::parse(Some("local=::1")).is_err());
+        assert!(Flags::parse(Some("local=192.168.0.256")).is_err());
+        assert!(Flags::parse(Some("local=::")).is_err());
+        assert!(Flags::parse(Some("local=ff02::1")).is_err());
+        assert!(Flags::parse(Some("local=::ffff:192.168.0.1")).is_err());
+        assert!(Flags::parse(Some("local=224.0.0.1")).is_err());
         assert!(Flags::parse(Some("frobnicate=1"))
             .unwrap_err()
             .contains("unknown"));

@@ -2,7 +2,8 @@
 //!
 //! [packetdrill] can test a TCP stack that lives in a shared object instead
 //! of the kernel: `packetdrill --so_filename=libtcp_packetdrill.so
-//! --so_flags='local=192.168.0.1 ...' --local_ip=192.168.0.1 script.pkt`.
+//! --so_flags='local=192.168.0.1 ...' --local_ip=192.168.0.1 script.pkt`
+//! (add `--ip_version=ipv6` or `--ip_version=ipv4-mapped-ipv6` for IPv6).
 //! It dlopens the object, calls [`packetdrill_interface_init`], and from
 //! then on makes every socket call, injects every inbound packet, sniffs
 //! every outbound one and reads the clock through the function pointers of
@@ -30,15 +31,33 @@
 //! - **Linux's answers.** Return values and errno follow Linux (`socket`,
 //!   `io`, `sockopt` name the kernel functions they follow); `TCP_INFO` is
 //!   Linux's `struct tcp_info`.
-//! - **Flags.** `--so_flags` sets the local address and stack options
+//! - **Flags.** `--so_flags` sets the local addresses and stack options
 //!   (`flags`: `local=`, `rto_min_ms=`, `sack=`, `timestamps=`, `cc=`, ...).
+//! - **IPv4 and IPv6.** packetdrill's three `--ip_version`s all work, as
+//!   on Linux (`addr`):
+//!   - `ipv4`: AF_INET sockets, `sockaddr_in`, IPv4 packets;
+//!   - `ipv6`: AF_INET6 sockets, `sockaddr_in6`, IPv6 packets (RFC 8200).
+//!     The shim must be told the IPv6 address, e.g.
+//!     `--local_ip=fd3d:fa7b:d17d::1 --so_flags='local=192.168.0.1
+//!     local=fd3d:fa7b:d17d::1'` (`local=` may be repeated);
+//!   - `ipv4-mapped-ipv6`: AF_INET6 sockets given IPv4-mapped addresses
+//!     `::ffff:a.b.c.d` (RFC 4291 2.5.5.2), IPv4 packets.
+//!
+//!   An AF_INET6 socket on `[::]` takes IPv4 too and reports IPv4 peers
+//!   IPv4-mapped, unless `IPV6_V6ONLY` (default 0, Linux's
+//!   `net.ipv6.bindv6only`); `SO_DOMAIN` gives the socket's family. An
+//!   address of the other family is EAFNOSUPPORT (a short one EINVAL), as
+//!   in Linux's inet_bind / inet6_bind and tcp_v4_connect / tcp_v6_connect.
+//!   packetdrill has no getsockname/getpeername slot; addresses leave the
+//!   shim through accept() only (recvfrom and recvmsg give none for TCP,
+//!   as Linux).
 //!
 //! The slots packetdrill has for epoll, pipe and splice fail with ENOSYS.
-//! The stack is IPv4 only: `socket(AF_INET6, ...)` is EAFNOSUPPORT.
 //!
 //! [packetdrill]: https://github.com/google/packetdrill
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod addr;
 pub mod clock;
 pub mod errno;
 pub mod ffi;

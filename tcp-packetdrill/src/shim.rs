@@ -170,7 +170,8 @@ impl Shared {
         }
     }
 
-    /// packetdrill injects a datagram (IPv4; the stack drops others).
+    /// packetdrill injects a datagram: IPv4 or IPv6 (RFC 8200), told apart
+    /// by the stack from the version field; it drops anything else.
     pub fn netdev_send(&self, packet: &[u8]) -> SysResult<()> {
         if self.flags.verbose {
             eprintln!(
@@ -361,14 +362,34 @@ impl Drop for Shim {
     }
 }
 
-/// A one-line description of an IPv4/TCP datagram for the verbose log.
+/// A one-line description of an IPv4 or IPv6 TCP datagram for the
+/// verbose log. IPv6 is read as the stack sends it, the TCP header right
+/// after the fixed header (RFC 8200 3); a packet with extension headers is
+/// only named by its addresses.
 fn summary(p: &[u8]) -> String {
-    use tcp_stack::wire::{Ipv4Packet, TcpPacket};
-    let Ok(ip) = Ipv4Packet::new_checked(p) else {
-        return format!("{} bytes (not IPv4)", p.len());
+    use std::net::{IpAddr, SocketAddr};
+    use tcp_stack::wire::{IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket};
+    let (src, dst, tcp_bytes) = match p.first().map(|b| b >> 4) {
+        Some(4) => match Ipv4Packet::new_checked(p) {
+            Ok(ip) => (
+                IpAddr::V4(ip.src_addr()),
+                IpAddr::V4(ip.dst_addr()),
+                (ip.protocol() == IpProtocol::Tcp).then(|| ip.payload().to_vec()),
+            ),
+            Err(_) => return format!("{} bytes (bad IPv4)", p.len()),
+        },
+        Some(6) => match Ipv6Packet::new_checked(p) {
+            Ok(ip) => (
+                IpAddr::V6(ip.src_addr()),
+                IpAddr::V6(ip.dst_addr()),
+                (ip.next_header() == IpProtocol::Tcp).then(|| ip.payload().to_vec()),
+            ),
+            Err(_) => return format!("{} bytes (bad IPv6)", p.len()),
+        },
+        _ => return format!("{} bytes (neither IPv4 nor IPv6)", p.len()),
     };
-    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
-        return format!("{} > {} {} bytes", ip.src_addr(), ip.dst_addr(), p.len());
+    let Some(Ok(tcp)) = tcp_bytes.as_deref().map(TcpPacket::new_checked) else {
+        return format!("{src} > {dst} {} bytes (not TCP)", p.len());
     };
     let fl = tcp.flags();
     let names = [
@@ -384,14 +405,98 @@ fn summary(p: &[u8]) -> String {
         .map(|(_, c)| *c)
         .collect();
     format!(
-        "{}:{} > {}:{} {f} seq {} ack {} win {} len {}",
-        ip.src_addr(),
-        tcp.src_port(),
-        ip.dst_addr(),
-        tcp.dst_port(),
+        "{} > {} {f} seq {} ack {} win {} len {}",
+        SocketAddr::new(src, tcp.src_port()),
+        SocketAddr::new(dst, tcp.dst_port()),
         tcp.seq().0,
         tcp.ack().0,
         tcp.window(),
         tcp.payload().len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use tcp_stack::wire::tcp::fill_checksum;
+    use tcp_stack::wire::{IpProtocol, Ipv4Repr, Ipv6Repr, TcpFlags, TcpOptions, TcpRepr};
+    use tcp_stack::SeqNum;
+
+    fn tcp() -> TcpRepr {
+        TcpRepr {
+            src_port: 8080,
+            dst_port: 40000,
+            seq: SeqNum(7),
+            ack: SeqNum(9),
+            flags: TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0),
+            window: 1000,
+            urgent: 0,
+            options: TcpOptions::default(),
+        }
+    }
+
+    fn packet(src: IpAddr, dst: IpAddr) -> Vec<u8> {
+        let t = tcp();
+        let len = t.segment_len(3);
+        let h = match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let ip = Ipv4Repr {
+                    src: s,
+                    dst: d,
+                    protocol: IpProtocol::Tcp,
+                    payload_len: len,
+                    ttl: 64,
+                    tos: 0,
+                    ident: 0,
+                    dont_frag: true,
+                };
+                let mut b = vec![0; ip.total_len()];
+                ip.emit(&mut b);
+                b
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let ip = Ipv6Repr {
+                    src: s,
+                    dst: d,
+                    next_header: IpProtocol::Tcp,
+                    payload_len: len,
+                    hop_limit: 64,
+                    traffic_class: 0,
+                    flow_label: 0,
+                };
+                let mut b = vec![0; Ipv6Repr::HEADER_LEN + len];
+                ip.emit(&mut b);
+                b
+            }
+            _ => unreachable!(),
+        };
+        let mut b = h;
+        let off = b.len() - len;
+        t.emit(&mut b[off..]);
+        fill_checksum(&mut b[off..], src, dst);
+        b
+    }
+
+    /// The verbose log reads IPv6 packets (RFC 8200 3) as well as IPv4.
+    #[test]
+    fn verbose_summary_reads_both_families() {
+        let six = packet(
+            IpAddr::V6(Ipv6Addr::new(0xfd3d, 0xfa7b, 0xd17d, 0, 0, 0, 0, 1)),
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        );
+        assert_eq!(
+            summary(&six),
+            "[fd3d:fa7b:d17d::1]:8080 > [2001:db8::1]:40000 S. seq 7 ack 9 win 1000 len 3"
+        );
+        let four = packet(
+            IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        );
+        assert_eq!(
+            summary(&four),
+            "192.168.0.1:8080 > 192.0.2.1:40000 S. seq 7 ack 9 win 1000 len 3"
+        );
+        assert!(summary(&[0x50, 0, 0]).contains("neither IPv4 nor IPv6"));
+    }
 }

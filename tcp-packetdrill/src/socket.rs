@@ -3,14 +3,17 @@
 //! the results and errno values Linux gives (the kernel function deciding
 //! each is named beside it).
 
+use crate::addr;
 use crate::errno::{Errno, SysResult};
 use crate::hostfd::HostFd;
 use crate::shim::{Inner, Shared, Wait};
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::Duration;
-use tcp_stack::{CongestionControl, ConnId, Instant, ListenerId, SockOpt, Stack, State};
+use tcp_stack::{
+    CongestionControl, ConnId, Instant, ListenOptions, ListenerId, SockOpt, Stack, State,
+};
 
 /// Linux `net.core.somaxconn`: the largest listen backlog.
 const SOMAXCONN: usize = 4096;
@@ -55,6 +58,10 @@ pub struct Opts {
     /// stack-wide).
     pub linger2: Option<i32>,
     pub cc: Option<CongestionControl>,
+    /// IPV6_V6ONLY (AF_INET6 sockets; Linux's default, from
+    /// net.ipv6.bindv6only, is 0): an AF_INET6 socket then neither takes
+    /// nor reaches IPv4.
+    pub v6_only: bool,
 }
 
 impl Opts {
@@ -121,7 +128,11 @@ impl Opts {
 pub struct Socket {
     pub host: HostFd,
     pub nonblocking: bool,
-    pub bound: Option<SocketAddrV4>,
+    /// AF_INET6 (else AF_INET): the family of the addresses the socket
+    /// takes and reports.
+    pub v6: bool,
+    /// The local address, in the socket's family.
+    pub bound: Option<SocketAddr>,
     pub kind: Kind,
     pub opts: Opts,
     /// shutdown(SHUT_RD) was called: reads return end of stream.
@@ -137,10 +148,11 @@ pub struct Socket {
 }
 
 impl Socket {
-    fn new(host: HostFd, nonblocking: bool) -> Socket {
+    fn new(host: HostFd, nonblocking: bool, v6: bool) -> Socket {
         Socket {
             host,
             nonblocking,
+            v6,
             bound: None,
             kind: Kind::Fresh,
             opts: Opts::default(),
@@ -236,12 +248,14 @@ fn is_connecting(state: State) -> bool {
 }
 
 impl Shared {
-    /// socket(AF_INET, SOCK_STREAM[|SOCK_NONBLOCK|SOCK_CLOEXEC], 0 or IPPROTO_TCP).
+    /// socket(AF_INET or AF_INET6, SOCK_STREAM[|SOCK_NONBLOCK|SOCK_CLOEXEC],
+    /// 0 or IPPROTO_TCP).
     pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> SysResult<RawFd> {
-        if domain != libc::AF_INET {
-            // The stack is IPv4 only.
-            return Err(Errno::EAFNOSUPPORT);
-        }
+        let v6 = match domain {
+            libc::AF_INET => false,
+            libc::AF_INET6 => true,
+            _ => return Err(Errno::EAFNOSUPPORT),
+        };
         if ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != libc::SOCK_STREAM {
             return Err(Errno::ESOCKTNOSUPPORT);
         }
@@ -252,23 +266,35 @@ impl Shared {
         let nonblocking = ty & libc::SOCK_NONBLOCK != 0;
         self.run(Wait::Never, |inner, _| {
             let host = host.take().ok_or(Errno::EIO)?;
-            Ok(inner.insert(Socket::new(host, nonblocking)))
+            Ok(inner.insert(Socket::new(host, nonblocking, v6)))
         })
     }
 
     /// bind(): records the local address, used by listen() or connect().
-    pub fn bind(&self, fd: RawFd, addr: SocketAddrV4) -> SysResult<()> {
+    /// `raw` is the caller's `sockaddr_in` or `sockaddr_in6`, checked
+    /// against the socket's family (`addr::parse`).
+    pub fn bind(&self, fd: RawFd, raw: &[u8]) -> SysResult<()> {
         self.run(Wait::Never, |inner, _| {
             let local = inner.stack.config().addrs.clone();
             let s = inner.sock(fd)?;
-            // Linux inet_bind: EINVAL if already bound (or connected).
+            let addr = addr::parse(raw, s.v6)?;
+            // Linux inet_bind / __inet6_bind: EINVAL if already bound (or
+            // connected).
             if s.bound.is_some() || !matches!(s.kind, Kind::Fresh) {
                 return Err(Errno::EINVAL);
             }
-            if !addr.ip().is_unspecified() && !local.contains(&(*addr.ip()).into()) {
+            // __inet6_bind: an IPV6_V6ONLY socket cannot bind an
+            // IPv4-mapped address (RFC 4291 2.5.5.2).
+            if s.opts.v6_only && addr::is_mapped(addr) {
+                return Err(Errno::EINVAL);
+            }
+            // The address as it is on the wire: a mapped one is IPv4.
+            let ip = addr::in_family(addr, false).ip();
+            if !ip.is_unspecified() && !local.contains(&ip) {
                 return Err(Errno::EADDRNOTAVAIL);
             }
             let reuse = s.opts.reuseaddr;
+            let v6_only = s.opts.v6_only;
             // Linux inet_csk_bind_conflict: the same port on an overlapping
             // address conflicts unless both set SO_REUSEADDR and the other
             // is not listening.
@@ -277,9 +303,7 @@ impl Shared {
                     other_fd != fd
                         && o.bound.is_some_and(|b| {
                             b.port() == addr.port()
-                                && (b.ip() == addr.ip()
-                                    || b.ip().is_unspecified()
-                                    || addr.ip().is_unspecified())
+                                && addr::overlap(b, o.opts.v6_only, addr, v6_only)
                         })
                         && !(reuse && o.opts.reuseaddr && !matches!(o.kind, Kind::Listener { .. }))
                 });
@@ -302,17 +326,22 @@ impl Shared {
                 Kind::Conn(_) => return Err(Errno::EINVAL),
                 Kind::Fresh => {}
             }
-            let addr = s
-                .bound
-                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+            let addr = s.bound.unwrap_or(addr::unspecified(s.v6));
             // Linux: a negative backlog means somaxconn, larger ones are
             // capped by it, and the accept queue holds backlog + 1
             // (sk_acceptq_is_full tests ">").
             let backlog = usize::try_from(backlog).map_or(SOMAXCONN, |b| b.min(SOMAXCONN)) + 1;
             let buffers = s.opts.buffers(stack);
-            let id = stack.listen(addr, backlog).map_err(Errno::from)?;
+            // An AF_INET6 listener on `[::]` takes IPv4 too, reporting
+            // IPv4-mapped peers, unless IPV6_V6ONLY (Linux, bindv6only=0).
+            let opts = ListenOptions::default().v6_only(s.opts.v6_only);
+            let id = stack
+                .listen_with(addr, backlog, opts)
+                .map_err(Errno::from)?;
             let _ = stack.set_listener_buffers(id, buffers.0, buffers.1);
-            let addr = stack.listener_addr(id).and_then(v4).unwrap_or(addr);
+            let addr = stack
+                .listener_addr(id)
+                .map_or(addr, |a| addr::in_family(a, s.v6));
             s.bound = Some(addr);
             s.kind = Kind::Listener {
                 id,
@@ -324,7 +353,9 @@ impl Shared {
 
     /// accept(): the next established connection, as a new blocking socket
     /// that inherits the listener's options (Linux inet_csk_clone_lock).
-    pub fn accept(&self, fd: RawFd) -> SysResult<(RawFd, SocketAddrV4)> {
+    /// The peer's address is in the listener's family: an AF_INET6
+    /// listener reports IPv4 peers IPv4-mapped (RFC 4291 2.5.5.2).
+    pub fn accept(&self, fd: RawFd) -> SysResult<(RawFd, SocketAddr)> {
         let wait = Wait::blocking(self.run(Wait::Never, |i, _| Ok(i.sock(fd)?.nonblocking))?);
         self.run(wait, |inner, _| {
             inner.fill_ready(fd);
@@ -336,6 +367,7 @@ impl Shared {
                 return Err(Errno::EAGAIN);
             };
             let opts = s.opts.clone();
+            let v6 = s.v6;
             let host = match HostFd::open() {
                 Ok(h) => h,
                 Err(_) => {
@@ -349,10 +381,9 @@ impl Shared {
             let peer = inner
                 .stack
                 .peer_addr(c)
-                .and_then(v4)
-                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-            let mut new = Socket::new(host, false);
-            new.bound = inner.stack.local_addr(c).and_then(v4);
+                .map_or(addr::unspecified(v6), |a| addr::in_family(a, v6));
+            let mut new = Socket::new(host, false, v6);
+            new.bound = inner.stack.local_addr(c).map(|a| addr::in_family(a, v6));
             new.kind = Kind::Conn(c);
             new.opts = opts;
             new.connect_reported = true;
@@ -364,14 +395,16 @@ impl Shared {
     /// (__inet_stream_connect): EINPROGRESS when non-blocking, EALREADY
     /// while it is under way, 0 once when it completed, then EISCONN; a
     /// failed attempt reports its error and leaves the socket unconnected.
-    pub fn connect(&self, fd: RawFd, remote: SocketAddrV4) -> SysResult<()> {
+    /// `raw` is the caller's `sockaddr_in` or `sockaddr_in6`, read (as
+    /// tcp_v4_connect / tcp_v6_connect do) only when a connection starts.
+    pub fn connect(&self, fd: RawFd, raw: &[u8]) -> SysResult<()> {
         let started = self.run(Wait::Never, |inner, now| {
             let s = inner.sock(fd)?;
             let nonblocking = s.nonblocking;
             match s.kind {
                 Kind::Listener { .. } => Err(Errno::EISCONN),
                 Kind::Conn(c) => connect_progress(inner, fd, c, nonblocking),
-                Kind::Fresh => start_connect(inner, fd, now, remote),
+                Kind::Fresh => start_connect(inner, fd, now, raw),
             }
         });
         match started {
@@ -495,23 +528,25 @@ impl Shared {
 }
 
 /// Sends the SYN of a fresh socket.
-fn start_connect(
-    inner: &mut Inner,
-    fd: RawFd,
-    now: Instant,
-    remote: SocketAddrV4,
-) -> SysResult<()> {
+fn start_connect(inner: &mut Inner, fd: RawFd, now: Instant, raw: &[u8]) -> SysResult<()> {
     let (s, stack) = inner.parts(fd)?;
+    let remote = addr::parse(raw, s.v6)?;
+    // tcp_v6_connect: an IPV6_V6ONLY socket cannot reach an IPv4-mapped
+    // address; any other mapped one goes out as IPv4 (RFC 4291 2.5.5.2),
+    // which the stack does for an IPv6 socket's mapped remote.
+    if s.opts.v6_only && addr::is_mapped(remote) {
+        return Err(Errno::ENETUNREACH);
+    }
     let local = s
         .bound
         .filter(|b| b.port() != 0 || !b.ip().is_unspecified());
     let buffers = s.opts.buffers(stack);
     let c = stack
-        .connect_with_buffers(now, local.map(Into::into), remote, buffers)
+        .connect_with_buffers(now, local, remote, buffers)
         .map_err(Errno::from)?;
     s.opts.apply(stack, c);
     let nonblocking = s.nonblocking;
-    s.bound = stack.local_addr(c).and_then(v4);
+    s.bound = stack.local_addr(c).map(|a| addr::in_family(a, s.v6));
     s.kind = Kind::Conn(c);
     s.err_reported = false;
     s.connect_reported = false;
@@ -549,12 +584,4 @@ fn connect_progress(inner: &mut Inner, fd: RawFd, c: ConnId, nonblocking: bool) 
     s.kind = Kind::Fresh;
     let _ = stack.close(c);
     Err(err)
-}
-
-/// An address of the stack as this IPv4-only shim keeps it.
-fn v4(addr: std::net::SocketAddr) -> Option<SocketAddrV4> {
-    match addr {
-        std::net::SocketAddr::V4(a) => Some(a),
-        std::net::SocketAddr::V6(_) => None,
-    }
 }

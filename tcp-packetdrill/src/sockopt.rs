@@ -46,6 +46,9 @@ impl Shared {
     pub fn setsockopt(&self, fd: RawFd, level: i32, name: i32, val: &[u8]) -> SysResult<()> {
         self.run(Wait::Never, |inner, _| {
             let s = inner.sockets.get_mut(&fd).ok_or(Errno::EBADF)?;
+            if level == libc::IPPROTO_IPV6 {
+                return set_ipv6(s, name, val);
+            }
             set(&mut s.opts, level, name, val)?;
             match &s.kind {
                 Kind::Conn(c) => {
@@ -82,7 +85,12 @@ fn get(stack: &Stack, s: &mut Socket, level: i32, name: i32) -> SysResult<Vec<u8
         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => int(o.reuseaddr.into()),
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => int(o.keepalive.unwrap_or(cfg.keepalive).into()),
         (libc::SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_STREAM),
-        (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_INET),
+        (libc::SOL_SOCKET, libc::SO_DOMAIN) => {
+            int(if s.v6 { libc::AF_INET6 } else { libc::AF_INET })
+        }
+        // do_ipv6_getsockopt; an AF_INET socket has no IPv6 level
+        // (ip_getsockopt: ENOPROTOOPT, the catch-all below).
+        (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.v6 => int(o.v6_only.into()),
         (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(libc::IPPROTO_TCP),
         (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => {
             int(matches!(s.kind, Kind::Listener { .. }).into())
@@ -227,6 +235,22 @@ fn set(o: &mut Opts, level: i32, name: i32, val: &[u8]) -> SysResult<()> {
         (libc::IPPROTO_TCP, libc::TCP_LINGER2) => o.linger2 = Some(v.max(-1)),
         _ => return Err(Errno::ENOPROTOOPT),
     }
+    Ok(())
+}
+
+/// setsockopt(IPPROTO_IPV6, ...): IPV6_V6ONLY on an AF_INET6 socket, as
+/// Linux's do_ipv6_setsockopt: EINVAL when the value is shorter than an
+/// int or the socket already has a port (bound, listening or connected).
+/// An AF_INET socket has no IPv6 level (ip_setsockopt: ENOPROTOOPT).
+fn set_ipv6(s: &mut Socket, name: i32, val: &[u8]) -> SysResult<()> {
+    if !s.v6 || name != libc::IPV6_V6ONLY {
+        return Err(Errno::ENOPROTOOPT);
+    }
+    let v = read_int(val)?;
+    if s.bound.is_some() || !matches!(s.kind, Kind::Fresh) {
+        return Err(Errno::EINVAL);
+    }
+    s.opts.v6_only = v != 0;
     Ok(())
 }
 

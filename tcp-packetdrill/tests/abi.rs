@@ -6,14 +6,14 @@
 use std::ffi::CString;
 use std::io;
 use std::mem::{size_of, MaybeUninit};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tcp_packetdrill::ffi::PacketdrillInterface;
 use tcp_stack::wire::ipv4::Ipv4Packet;
 use tcp_stack::wire::tcp::fill_checksum;
-use tcp_stack::wire::{IpProtocol, Ipv4Repr, TcpFlags, TcpOptions, TcpRepr};
+use tcp_stack::wire::{IpProtocol, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpFlags, TcpOptions, TcpRepr};
 use tcp_stack::SeqNum;
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);
@@ -691,8 +691,8 @@ fn descriptors_are_real_and_survive_a_libc_close() {
         pd.getsockopt_int(b, libc::SOL_SOCKET, libc::SO_TYPE),
         libc::SOCK_STREAM
     );
-    // AF_INET6 is not supported by the IPv4-only stack.
-    assert_eq!(call!(pd, socket, libc::AF_INET6, libc::SOCK_STREAM, 0), -1);
+    // The shim speaks TCP over IPv4 and IPv6 only.
+    assert_eq!(call!(pd, socket, libc::AF_UNIX, libc::SOCK_STREAM, 0), -1);
     assert_eq!(errno(), libc::EAFNOSUPPORT);
 }
 
@@ -828,4 +828,485 @@ fn vectored_calls_poll_and_shutdown() {
     assert_eq!(errno(), libc::EPIPE);
     assert_eq!(call!(pd, shutdown, s, 7), -1);
     assert_eq!(errno(), libc::EINVAL);
+}
+
+// ---------------------------------------------------------------------
+// IPv6 and IPv4-mapped IPv6 (packetdrill's --ip_version=ipv6 and
+// --ip_version=ipv4-mapped-ipv6).
+// ---------------------------------------------------------------------
+
+const LOCAL6: Ipv6Addr = Ipv6Addr::new(0xfd3d, 0xfa7b, 0xd17d, 0, 0, 0, 0, 1);
+const REMOTE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const DUAL: &str = "local=192.168.0.1 local=fd3d:fa7b:d17d::1 timestamps=0 sack=0 wscale=0";
+
+fn v6(ip: Ipv6Addr, port: u16) -> SocketAddr {
+    SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0))
+}
+
+fn mapped(a: SocketAddrV4) -> SocketAddr {
+    v6(a.ip().to_ipv6_mapped(), a.port())
+}
+
+/// The bytes of a `sockaddr_in` or `sockaddr_in6`, built with libc's
+/// structs so that the layout is the C one.
+fn sockaddr_bytes(a: SocketAddr) -> Vec<u8> {
+    fn raw<T>(v: &T) -> Vec<u8> {
+        // SAFETY: a plain C struct, read as its bytes.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+    }
+    match a {
+        SocketAddr::V4(a) => raw(&sockaddr(a)),
+        SocketAddr::V6(a) => {
+            // SAFETY: all-zero is a valid sockaddr_in6.
+            let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            raw(&sin6)
+        }
+    }
+}
+
+/// A `sockaddr_storage` as an address-returning call filled it.
+fn from_storage(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> SocketAddr {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            assert_eq!(len as usize, size_of::<libc::sockaddr_in>());
+            // SAFETY: the family says it is a sockaddr_in.
+            let sin =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))),
+                u16::from_be(sin.sin_port),
+            )
+        }
+        libc::AF_INET6 => {
+            assert_eq!(len as usize, size_of::<libc::sockaddr_in6>());
+            // SAFETY: the family says it is a sockaddr_in6.
+            let sin6 =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            v6(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+            )
+        }
+        f => panic!("family {f}"),
+    }
+}
+
+impl Pd {
+    fn socket6(&self) -> i32 {
+        let fd = call!(self, socket, libc::AF_INET6, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket(AF_INET6): errno {}", errno());
+        fd
+    }
+
+    /// bind() with the address as `bytes` (any length).
+    fn bind_raw(&self, fd: i32, bytes: &[u8]) -> i32 {
+        call!(self, bind, fd, bytes.as_ptr().cast(), bytes.len() as u32)
+    }
+
+    fn connect_raw(&self, fd: i32, bytes: &[u8]) -> i32 {
+        call!(self, connect, fd, bytes.as_ptr().cast(), bytes.len() as u32)
+    }
+
+    /// accept() into a `sockaddr_storage`: (fd, address, length written).
+    fn accept_any(&self, fd: i32) -> (i32, SocketAddr) {
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let rc = call!(
+            self,
+            accept,
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len
+        );
+        assert!(rc >= 0, "accept: errno {}", errno());
+        (rc, from_storage(&ss, len))
+    }
+
+    /// The next outbound segment of either family.
+    #[track_caller]
+    fn expect_any(&self, within: Duration) -> AnySeg {
+        let end = Instant::now() + within;
+        loop {
+            let (rc, bytes, _) = self.sniff_once();
+            if rc == 0 && !bytes.is_empty() {
+                return AnySeg::parse(&bytes);
+            }
+            assert!(Instant::now() < end, "no packet within {within:?}");
+        }
+    }
+}
+
+/// An outbound segment of either family (the IP version as sent).
+#[derive(Debug)]
+struct AnySeg {
+    src: SocketAddr,
+    dst: SocketAddr,
+    tcp: TcpRepr,
+    payload: Vec<u8>,
+}
+
+impl AnySeg {
+    #[track_caller]
+    fn parse(bytes: &[u8]) -> AnySeg {
+        let (src, dst, off) = match bytes[0] >> 4 {
+            4 => {
+                let ip = Ipv4Repr::parse(&Ipv4Packet::new_checked(bytes).unwrap()).unwrap();
+                assert_eq!(ip.protocol, IpProtocol::Tcp);
+                (IpAddr::V4(ip.src), IpAddr::V4(ip.dst), 20)
+            }
+            6 => {
+                let (ip, off) = Ipv6Repr::parse(&Ipv6Packet::new_checked(bytes).unwrap()).unwrap();
+                assert_eq!(ip.next_header, IpProtocol::Tcp);
+                assert_eq!(bytes.len(), off + ip.payload_len, "IPv6 payload length");
+                (IpAddr::V6(ip.src), IpAddr::V6(ip.dst), off)
+            }
+            v => panic!("IP version {v}"),
+        };
+        let (tcp, payload) = TcpRepr::parse(&bytes[off..], src, dst, true).unwrap();
+        AnySeg {
+            src: SocketAddr::new(src, tcp.src_port),
+            dst: SocketAddr::new(dst, tcp.dst_port),
+            tcp,
+            payload: payload.to_vec(),
+        }
+    }
+    fn has(&self, f: TcpFlags) -> bool {
+        self.tcp.flags.contains(f)
+    }
+}
+
+/// A TCP datagram from the peer, IPv4 or IPv6 (RFC 8200 3: fixed header,
+/// no extension headers) by the addresses' family.
+fn segment_any(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    payload: &[u8],
+) -> Vec<u8> {
+    let (SocketAddr::V6(s6), SocketAddr::V6(d6)) = (src, dst) else {
+        let (SocketAddr::V4(s4), SocketAddr::V4(d4)) = (src, dst) else {
+            panic!("mixed families");
+        };
+        let opts = if flags.contains(TcpFlags::SYN) {
+            mss(1000)
+        } else {
+            TcpOptions::default()
+        };
+        return segment(s4, d4, seq, ack, flags, opts, payload);
+    };
+    let tcp = TcpRepr {
+        src_port: src.port(),
+        dst_port: dst.port(),
+        seq: SeqNum(seq),
+        ack: SeqNum(ack),
+        flags,
+        window: 65535,
+        urgent: 0,
+        options: if flags.contains(TcpFlags::SYN) {
+            mss(1000)
+        } else {
+            TcpOptions::default()
+        },
+    };
+    let tcp_len = tcp.segment_len(payload.len());
+    let ip = Ipv6Repr {
+        src: *s6.ip(),
+        dst: *d6.ip(),
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp_len,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    let h = Ipv6Repr::HEADER_LEN;
+    let mut buf = vec![0u8; h + tcp_len];
+    ip.emit(&mut buf);
+    tcp.emit(&mut buf[h..]);
+    buf[h + tcp.header_len()..].copy_from_slice(payload);
+    fill_checksum(&mut buf[h..], *s6.ip(), *d6.ip());
+    buf
+}
+
+/// A passive open on listener `l`, data both ways and a close the peer
+/// answers, with `local`/`peer` the wire addresses; returns the address
+/// accept() reported.
+fn serve_one(pd: &Pd, l: i32, local: SocketAddr, peer: SocketAddr) -> SocketAddr {
+    pd.inject(&segment_any(peer, local, 1000, 0, TcpFlags::SYN, &[]));
+    let synack = pd.expect_any(SEC);
+    assert!(synack.has(flags(&[TcpFlags::SYN, TcpFlags::ACK])));
+    assert_eq!((synack.src, synack.dst), (local, peer));
+    assert_eq!(synack.tcp.ack.0, 1001);
+    assert!(synack.tcp.options.mss.is_some());
+    let iss = synack.tcp.seq.0;
+    pd.inject(&segment_any(peer, local, 1001, iss + 1, TcpFlags::ACK, &[]));
+    let (s, from) = pd.accept_any(l);
+
+    assert_eq!(pd.write(s, b"hello"), 5);
+    let data = pd.expect_any(SEC);
+    assert_eq!((data.src, data.dst), (local, peer));
+    assert_eq!(
+        (data.payload.as_slice(), data.tcp.seq.0),
+        (&b"hello"[..], iss + 1)
+    );
+    pd.inject(&segment_any(peer, local, 1001, iss + 6, TcpFlags::ACK, &[]));
+
+    let psh_ack = flags(&[TcpFlags::PSH, TcpFlags::ACK]);
+    pd.inject(&segment_any(peer, local, 1001, iss + 6, psh_ack, b"world!"));
+    assert_eq!(pd.read(s, 100), (6, b"world!".to_vec()));
+
+    assert_eq!(call!(pd, close, s), 0);
+    let fin = loop {
+        let seg = pd.expect_any(SEC);
+        assert_eq!((seg.src, seg.dst), (local, peer));
+        if seg.has(TcpFlags::FIN) {
+            break seg;
+        }
+        assert_eq!(seg.tcp.ack.0, 1007);
+    };
+    assert_eq!(fin.tcp.seq.0, iss + 6);
+    let fin_ack = flags(&[TcpFlags::FIN, TcpFlags::ACK]);
+    pd.inject(&segment_any(peer, local, 1007, iss + 7, fin_ack, &[]));
+    let last = pd.expect_any(SEC);
+    assert!(last.has(TcpFlags::ACK) && !last.has(TcpFlags::FIN));
+    assert_eq!((last.src, last.tcp.ack.0), (local, 1008));
+    from
+}
+
+/// --ip_version=ipv6: an AF_INET6 socket, sockaddr_in6 through bind and
+/// accept, IPv6 packets (RFC 8200) both ways, data both ways and a close.
+#[test]
+fn ipv6_passive_open_exchanges_data_and_closes() {
+    let pd = Pd::new(DUAL);
+    let local = v6(LOCAL6, 8080);
+    let peer = v6(REMOTE6, 40000);
+    let l = pd.socket6();
+    assert_eq!(
+        pd.getsockopt_int(l, libc::SOL_SOCKET, libc::SO_DOMAIN),
+        libc::AF_INET6
+    );
+    assert_eq!(
+        pd.getsockopt_int(l, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+        0,
+        "Linux's default, bindv6only=0"
+    );
+    assert_eq!(
+        pd.bind_raw(l, &sockaddr_bytes(local)),
+        0,
+        "errno {}",
+        errno()
+    );
+    assert_eq!(call!(pd, listen, l, 1), 0);
+    let from = serve_one(&pd, l, local, peer);
+    assert_eq!(from, peer);
+    assert_eq!(call!(pd, close, l), 0);
+}
+
+/// accept() truncates a sockaddr_in6 to the caller's length and reports
+/// the full one (move_addr_to_user), for an IPv6 peer.
+#[test]
+fn ipv6_accept_truncates_the_address_to_the_given_length() {
+    let pd = Pd::new(DUAL);
+    let local = v6(LOCAL6, 8090);
+    let peer = v6(REMOTE6, 40090);
+    let l = pd.socket6();
+    assert_eq!(pd.bind_raw(l, &sockaddr_bytes(local)), 0);
+    assert_eq!(call!(pd, listen, l, 1), 0);
+    pd.inject(&segment_any(peer, local, 7, 0, TcpFlags::SYN, &[]));
+    let iss = pd.expect_any(SEC).tcp.seq.0;
+    pd.inject(&segment_any(peer, local, 8, iss + 1, TcpFlags::ACK, &[]));
+    let mut buf = [0xaau8; 28];
+    let mut len: libc::socklen_t = 8;
+    let s = call!(pd, accept, l, buf.as_mut_ptr().cast(), &mut len);
+    assert!(s >= 0, "accept: errno {}", errno());
+    assert_eq!(len as usize, size_of::<libc::sockaddr_in6>());
+    let full = sockaddr_bytes(peer);
+    assert_eq!(&buf[..8], &full[..8]);
+    assert!(buf[8..].iter().all(|&b| b == 0xaa), "wrote past the length");
+}
+
+/// --ip_version=ipv4-mapped-ipv6: an AF_INET6 socket bound to an
+/// IPv4-mapped address (RFC 4291 2.5.5.2) talks IPv4 on the wire, and
+/// accept() reports the peer as ::ffff:a.b.c.d. Then the same through a
+/// dual-stack `[::]` listener.
+#[test]
+fn ipv4_mapped_listener_takes_ipv4_and_reports_mapped_peers() {
+    let pd = Pd::new(DUAL);
+    let local = SocketAddrV4::new(LOCAL, 8081);
+    let peer = SocketAddrV4::new(REMOTE, 40010);
+    let l = pd.socket6();
+    assert_eq!(
+        pd.bind_raw(l, &sockaddr_bytes(mapped(local))),
+        0,
+        "errno {}",
+        errno()
+    );
+    assert_eq!(call!(pd, listen, l, 1), 0);
+    let from = serve_one(&pd, l, local.into(), peer.into());
+    assert_eq!(from, mapped(peer));
+    assert_eq!(from.to_string(), "[::ffff:192.0.2.1]:40010");
+    assert_eq!(call!(pd, close, l), 0);
+
+    // `[::]:8082` takes IPv4 (reported mapped) and IPv6 alike.
+    let l = pd.socket6();
+    assert_eq!(
+        pd.bind_raw(l, &sockaddr_bytes(v6(Ipv6Addr::UNSPECIFIED, 8082))),
+        0
+    );
+    assert_eq!(call!(pd, listen, l, 2), 0);
+    let peer4 = SocketAddrV4::new(REMOTE, 40011);
+    let from = serve_one(&pd, l, SocketAddrV4::new(LOCAL, 8082).into(), peer4.into());
+    assert_eq!(from, mapped(peer4));
+    let from = serve_one(&pd, l, v6(LOCAL6, 8082), v6(REMOTE6, 40012));
+    assert_eq!(from, v6(REMOTE6, 40012));
+}
+
+/// Active opens from an AF_INET6 socket: to an IPv6 peer the SYN is IPv6
+/// from our IPv6 address; to an IPv4-mapped one it is IPv4.
+#[test]
+fn ipv6_socket_connects_over_ipv6_and_ipv4_mapped() {
+    let pd = Pd::new(DUAL);
+    for (remote, wire_src, wire_dst) in [
+        (v6(REMOTE6, 8080), IpAddr::V6(LOCAL6), IpAddr::V6(REMOTE6)),
+        (
+            mapped(SocketAddrV4::new(REMOTE, 8080)),
+            IpAddr::V4(LOCAL),
+            IpAddr::V4(REMOTE),
+        ),
+    ] {
+        let fd = call!(
+            pd,
+            socket,
+            libc::AF_INET6,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
+            0
+        );
+        assert!(fd >= 0);
+        assert_eq!(pd.connect_raw(fd, &sockaddr_bytes(remote)), -1);
+        assert_eq!(errno(), libc::EINPROGRESS);
+        let syn = pd.expect_any(SEC);
+        assert!(syn.has(TcpFlags::SYN) && !syn.has(TcpFlags::ACK));
+        assert_eq!(
+            (syn.src.ip(), syn.dst),
+            (wire_src, SocketAddr::new(wire_dst, 8080))
+        );
+        let synack = flags(&[TcpFlags::SYN, TcpFlags::ACK]);
+        pd.inject(&segment_any(
+            syn.dst,
+            syn.src,
+            500,
+            syn.tcp.seq.0 + 1,
+            synack,
+            &[],
+        ));
+        let ack = pd.expect_any(SEC);
+        assert!(ack.has(TcpFlags::ACK) && !ack.has(TcpFlags::SYN));
+        assert_eq!(ack.tcp.ack.0, 501);
+        assert_eq!(pd.connect_raw(fd, &sockaddr_bytes(remote)), 0);
+        assert_eq!(pd.connect_raw(fd, &sockaddr_bytes(remote)), -1);
+        assert_eq!(errno(), libc::EISCONN);
+        assert_eq!(call!(pd, close, fd), 0);
+        let fin = pd.expect_any(SEC);
+        assert!(fin.has(TcpFlags::FIN));
+        assert_eq!((fin.src, fin.dst), (syn.src, syn.dst));
+    }
+}
+
+/// Linux's rules where the families meet: lengths, families, IPV6_V6ONLY.
+#[test]
+fn address_families_and_ipv6_v6only_follow_linux() {
+    let pd = Pd::new(DUAL);
+    let sin = sockaddr_bytes(SocketAddrV4::new(LOCAL, 9100).into());
+    let sin6 = sockaddr_bytes(v6(LOCAL6, 9100));
+
+    // An AF_INET socket: a sockaddr_in6 is EAFNOSUPPORT (inet_bind,
+    // tcp_v4_connect); a short address EINVAL; no IPv6 options.
+    let s4 = pd.socket(libc::SOCK_STREAM);
+    assert_eq!(
+        pd.getsockopt_int(s4, libc::SOL_SOCKET, libc::SO_DOMAIN),
+        libc::AF_INET
+    );
+    assert_eq!(pd.bind_raw(s4, &sin6), -1);
+    assert_eq!(errno(), libc::EAFNOSUPPORT);
+    assert_eq!(pd.connect_raw(s4, &sockaddr_bytes(v6(REMOTE6, 80))), -1);
+    assert_eq!(errno(), libc::EAFNOSUPPORT);
+    assert_eq!(pd.bind_raw(s4, &sin[..15]), -1);
+    assert_eq!(errno(), libc::EINVAL);
+    assert_eq!(
+        pd.setsockopt_int(s4, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1),
+        -1
+    );
+    assert_eq!(errno(), libc::ENOPROTOOPT);
+    let (rc, _) = pd.getsockopt_bytes(s4, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 4);
+    assert_eq!((rc, errno()), (-1, libc::ENOPROTOOPT));
+
+    // An AF_INET6 socket: a sockaddr_in is too short (EINVAL); padded to
+    // the length, of the wrong family (EAFNOSUPPORT) (inet6_bind).
+    let s6 = pd.socket6();
+    assert_eq!(pd.bind_raw(s6, &sin), -1);
+    assert_eq!(errno(), libc::EINVAL);
+    let mut padded = sin.clone();
+    padded.resize(28, 0);
+    assert_eq!(pd.bind_raw(s6, &padded), -1);
+    assert_eq!(errno(), libc::EAFNOSUPPORT);
+    // Not one of ours: EADDRNOTAVAIL.
+    assert_eq!(pd.bind_raw(s6, &sockaddr_bytes(v6(REMOTE6, 9100))), -1);
+    assert_eq!(errno(), libc::EADDRNOTAVAIL);
+
+    // IPV6_V6ONLY: an IPv4-mapped bind is EINVAL, a mapped connect
+    // ENETUNREACH (tcp_v6_connect); it cannot change once bound.
+    assert_eq!(
+        pd.setsockopt_int(s6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1),
+        0
+    );
+    assert_eq!(
+        pd.getsockopt_int(s6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+        1
+    );
+    let m = sockaddr_bytes(mapped(SocketAddrV4::new(LOCAL, 9100)));
+    assert_eq!(pd.bind_raw(s6, &m), -1);
+    assert_eq!(errno(), libc::EINVAL);
+    assert_eq!(
+        pd.connect_raw(s6, &sockaddr_bytes(mapped(SocketAddrV4::new(REMOTE, 80)))),
+        -1
+    );
+    assert_eq!(errno(), libc::ENETUNREACH);
+    assert_eq!(
+        pd.bind_raw(s6, &sockaddr_bytes(v6(Ipv6Addr::UNSPECIFIED, 9100))),
+        0
+    );
+    assert_eq!(
+        pd.setsockopt_int(s6, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0),
+        -1
+    );
+    assert_eq!(errno(), libc::EINVAL);
+
+    // A V6ONLY `[::]:9100` does not cover IPv4: an AF_INET bind of the
+    // port is free, and the listener leaves IPv4 SYNs to it.
+    assert_eq!(pd.bind_raw(s4, &sin), 0, "errno {}", errno());
+    // A dual-stack `[::]:9100` would overlap both.
+    let s6b = pd.socket6();
+    assert_eq!(
+        pd.bind_raw(s6b, &sockaddr_bytes(v6(Ipv6Addr::UNSPECIFIED, 9100))),
+        -1
+    );
+    assert_eq!(errno(), libc::EADDRINUSE);
+    assert_eq!(call!(pd, listen, s6, 1), 0);
+    let peer = SocketAddrV4::new(REMOTE, 40100);
+    pd.inject(&segment_any(
+        peer.into(),
+        SocketAddrV4::new(LOCAL, 9100).into(),
+        1,
+        0,
+        TcpFlags::SYN,
+        &[],
+    ));
+    let rst = pd.expect_any(SEC);
+    assert!(rst.has(TcpFlags::RST), "{rst:?}");
+    assert_eq!(rst.dst, SocketAddr::from(peer));
 }
