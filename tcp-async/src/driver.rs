@@ -7,9 +7,10 @@
 //! 3. up to [`RECV_BATCH`] packets from the device into `handle_packet`;
 //! 4. `handle_timeout` (only a peek at the timer heap when nothing is due);
 //! 5. `poll_event` until empty, waking the application tasks;
-//! 6. `poll_transmit` into the device until the core has nothing, the
-//!    device is full (the packet is kept and retried when it has room) or
-//!    [`SEND_BATCH`] packets went out;
+//! 6. `poll_transmit` into a batch of up to [`DEVICE_BATCH`] datagrams,
+//!    handed to the device at once (`Device::poll_send_batch`), until the
+//!    core has nothing, the device is full (what it did not take is kept
+//!    and retried when it has room) or [`SEND_BATCH`] packets went out;
 //! 7. re-arm the sleep if the core's deadline moved earlier or the sleep
 //!    fired (a later deadline keeps the earlier sleep: one empty round);
 //! 8. every [`RING_SWEEP`], while some connection's rings hold storage, the
@@ -20,7 +21,7 @@
 //! yields, so the runtime (and other connections' application tasks) get a
 //! turn even under a flood.
 
-use crate::device::{Device, RxChecksum, RxPacket};
+use crate::device::{Device, RxChecksum, RxPacket, TxPacket};
 use crate::factory::{Halves, RingFactory};
 use crate::shared::{
     CachedOpts, ListenerShared, Shared, ABORTED, CLOSED, CONNECTED, DIRTY_RECV, DIRTY_SEND,
@@ -46,6 +47,9 @@ use tracing::{debug, debug_span, trace, warn, Span};
 const RECV_BATCH: usize = 64;
 /// Packets written to the device per round.
 const SEND_BATCH: usize = 128;
+/// Packets handed to the device per `poll_send_batch` call (one
+/// `sendmmsg(2)` on a packet socket).
+const DEVICE_BATCH: usize = 32;
 /// Commands and dirty notifications handled per round.
 const CMD_BATCH: usize = 256;
 /// Rounds per poll before yielding to the runtime.
@@ -146,9 +150,8 @@ pub(crate) struct Driver<D> {
     conns: HashMap<ConnId, Entry>,
     listeners: HashMap<ListenerId, Arc<ListenerShared>>,
     rx_buf: Vec<u8>,
-    tx_buf: Vec<u8>,
-    /// A datagram in `tx_buf` the device had no room for yet.
-    tx_pending: Option<tcp_stack::Transmit>,
+    /// Datagrams the core made and the device has not taken yet.
+    tx: TxBatch,
     /// The device takes super-packets: `tx_buf` is sized for them and the
     /// core may make them.
     gso: bool,
@@ -195,8 +198,8 @@ impl<D: Device> Driver<D> {
         // Ethernet device carry the link header on top, which the core
         // writes and strips: the driver only makes room for it.
         let link = device.medium().header_len();
-        // One buffer per driver, whatever the number of connections.
-        let tx_len = link
+        // One batch per driver, whatever the number of connections.
+        let tx_max = link
             + if gso {
                 caps.tso_max.min(usize::from(u16::MAX))
             } else {
@@ -212,7 +215,7 @@ impl<D: Device> Driver<D> {
         Driver {
             device,
             stack,
-            tx_buf: vec![0; tx_len],
+            tx: TxBatch::new(tx_max, link + config.mtu.max(576)),
             gso,
             rx_meta: caps.rx_max > 0,
             config,
@@ -224,7 +227,6 @@ impl<D: Device> Driver<D> {
             conns: HashMap::new(),
             listeners: HashMap::new(),
             rx_buf: vec![0; RX_BUF + link],
-            tx_pending: None,
             sleep: Box::pin(tokio::time::sleep_until(base)),
             armed: None,
             prune_at: PRUNE_MIN,
@@ -312,7 +314,7 @@ impl<D: Device> Driver<D> {
     /// retransmission or user timeout ended it), and the last packets due
     /// (RSTs included) went out. TIME-WAIT does not keep it.
     fn closes_done(&self) -> bool {
-        self.tx_pending.is_none() && self.stack.active_connection_count() == 0
+        self.tx.is_empty() && self.stack.active_connection_count() == 0
     }
 
     /// Tells the core about ring updates; true if the batch bound was hit.
@@ -405,36 +407,54 @@ impl<D: Device> Driver<D> {
         self.prune_at = (self.halves.len() * 2).max(PRUNE_MIN);
     }
 
-    /// Sends what the core has due, up to [`SEND_BATCH`] packets; keeps a
-    /// packet the device cannot take yet. True if the batch bound was hit:
-    /// the next round reads the device first, so a long burst cannot fill
-    /// the device's queue of packets for us (ACKs) until the kernel drops
-    /// them.
+    /// Sends what the core has due, up to [`SEND_BATCH`] packets, in
+    /// batches of up to [`DEVICE_BATCH`] (one `poll_send_batch` each);
+    /// keeps what the device cannot take yet. True if the batch bound was
+    /// hit: the next round reads the device first, so a long burst cannot
+    /// fill the device's queue of packets for us (ACKs) until the kernel
+    /// drops them.
     fn flush(&mut self, cx: &mut Context<'_>, now: tcp_stack::Instant) -> bool {
-        for _ in 0..SEND_BATCH {
-            if let Some(t) = self.tx_pending {
-                let packet = &self.tx_buf[..t.len];
-                let sent = match t.segment_size {
-                    Some(size) => self.device.poll_send_gso(cx, packet, size, t.headers),
-                    None => self.device.poll_send(cx, packet),
-                };
-                match sent {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => {
-                        trace!(error = %e, len = t.len, "device send failed; packet dropped")
-                    }
-                    Poll::Pending => return false,
+        let mut sent = 0;
+        loop {
+            if self.tx.is_empty() {
+                if sent >= SEND_BATCH {
+                    return true;
                 }
-                self.tx_pending = None;
+                self.fill_tx(now);
+                if self.tx.is_empty() {
+                    return false;
+                }
             }
+            let mut view = [TxPacket::default(); DEVICE_BATCH];
+            let n = self.tx.view(&mut view);
+            match self.device.poll_send_batch(cx, &view[..n]) {
+                Poll::Ready(Ok(taken)) => {
+                    let taken = taken.clamp(1, n);
+                    self.tx.consume(taken);
+                    sent += taken;
+                }
+                Poll::Ready(Err(e)) => {
+                    trace!(error = %e, len = view[0].data.len(), "device send failed; packet dropped");
+                    self.tx.consume(1);
+                    sent += 1;
+                }
+                Poll::Pending => return false,
+            }
+        }
+    }
+
+    /// Fills the empty batch with what the core has due: up to
+    /// [`DEVICE_BATCH`] datagrams, while a largest one still fits.
+    fn fill_tx(&mut self, now: tcp_stack::Instant) {
+        while let Some(buf) = self.tx.next_slot() {
             let next = if self.gso {
-                self.stack.poll_transmit_gso(now, &mut self.tx_buf)
+                self.stack.poll_transmit_gso(now, buf)
             } else {
-                // `tx_buf` may exceed a small MTU (576 at least): plain
+                // The slot may exceed a small MTU (576 at least): plain
                 // `poll_transmit`, never a super-packet. The header layout
                 // is only read for super-packets.
                 self.stack
-                    .poll_transmit(now, &mut self.tx_buf)
+                    .poll_transmit(now, buf)
                     .map(|len| tcp_stack::Transmit {
                         len,
                         segment_size: None,
@@ -442,14 +462,10 @@ impl<D: Device> Driver<D> {
                     })
             };
             match next {
-                Some(mut t) => {
-                    t.len = t.len.min(self.tx_buf.len());
-                    self.tx_pending = Some(t);
-                }
-                None => return false,
+                Some(t) => self.tx.push(t),
+                None => return,
             }
         }
-        true
     }
 
     /// Arms the sleep for the core's deadline; true if it is already due.
@@ -1025,6 +1041,80 @@ impl<D: Device> Driver<D> {
     }
 }
 
+/// The datagrams of one device batch, back to back in one buffer: the
+/// core writes each into the free space after the previous one, so a
+/// batch of small packets shares the room of one super-packet. Filled only
+/// when empty and drained in order, so nothing is moved.
+struct TxBatch {
+    buf: Vec<u8>,
+    /// The largest datagram the core may write (a super-packet with
+    /// offloads, else the MTU; link header included).
+    max: usize,
+    /// Where each datagram starts in `buf`, and what the core said of it.
+    items: Vec<(usize, tcp_stack::Transmit)>,
+    /// Bytes of `buf` in use.
+    used: usize,
+    /// Items already taken by the device.
+    done: usize,
+}
+
+impl TxBatch {
+    /// Room for one datagram of `max` bytes plus [`DEVICE_BATCH`] of
+    /// `typical` (MTU-sized) ones.
+    fn new(max: usize, typical: usize) -> TxBatch {
+        TxBatch {
+            buf: vec![0; max + DEVICE_BATCH * typical.min(max)],
+            max,
+            items: Vec::with_capacity(DEVICE_BATCH),
+            used: 0,
+            done: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.done == self.items.len()
+    }
+
+    /// Where the core may write the next datagram, if the batch has room
+    /// for another of the largest size.
+    fn next_slot(&mut self) -> Option<&mut [u8]> {
+        if self.items.len() == DEVICE_BATCH || self.buf.len() - self.used < self.max {
+            return None;
+        }
+        Some(&mut self.buf[self.used..self.used + self.max])
+    }
+
+    /// Records the datagram the core just wrote into `next_slot`.
+    fn push(&mut self, mut t: tcp_stack::Transmit) {
+        t.len = t.len.min(self.max);
+        self.items.push((self.used, t));
+        self.used += t.len;
+    }
+
+    /// The datagrams not yet taken, into `view`; returns how many.
+    fn view<'a>(&'a self, view: &mut [TxPacket<'a>]) -> usize {
+        let pending = &self.items[self.done..];
+        for (slot, &(at, t)) in view.iter_mut().zip(pending) {
+            *slot = TxPacket {
+                data: &self.buf[at..at + t.len],
+                segment_size: t.segment_size,
+                headers: t.headers,
+            };
+        }
+        pending.len().min(view.len())
+    }
+
+    /// The device took (or dropped) the next `n`.
+    fn consume(&mut self, n: usize) {
+        self.done = (self.done + n).min(self.items.len());
+        if self.is_empty() {
+            self.items.clear();
+            self.used = 0;
+            self.done = 0;
+        }
+    }
+}
+
 /// However the driver ends (a stop, the last handle dropped, a panic, or
 /// its runtime shutting down and dropping the task), every socket still
 /// held fails from then on: pending and later reads, writes, readiness,
@@ -1132,7 +1222,7 @@ mod tests {
         let sizes = |device: Framed, offloads: bool| {
             let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let d = Driver::new(device, config.clone(), offloads, rx);
-            (d.tx_buf.len(), d.rx_buf.len(), d.config.mtu)
+            (d.tx.max, d.rx_buf.len(), d.config.mtu)
         };
         let (plain, _) = MemoryDevice::pair(1500);
         assert_eq!(sizes(Framed(plain), true), (1514, 65536 + 14, 1500));

@@ -135,6 +135,20 @@ impl Medium {
     }
 }
 
+/// One packet handed to [`Device::poll_send_batch`]: what
+/// [`poll_send`](Device::poll_send) (`segment_size: None`) or
+/// [`poll_send_gso`](Device::poll_send_gso) (`Some`) would take.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TxPacket<'a> {
+    /// The packet (a whole frame on an Ethernet device).
+    pub data: &'a [u8],
+    /// `Some(size)`: a TCP super-packet to be cut into segments of `size`
+    /// payload bytes (see `poll_send_gso`).
+    pub segment_size: Option<u16>,
+    /// Its header layout as the core wrote it (read for super-packets).
+    pub headers: TxHeaders,
+}
+
 /// A network device that carries IP packets, bare or in link-layer frames
 /// ([`Device::medium`]).
 ///
@@ -206,6 +220,39 @@ pub trait Device: Send + 'static {
             "this device has no segmentation offload",
         )))
     }
+
+    /// Sends the packets of `batch` in order, as many as the device takes
+    /// now, and returns how many it took: `Ready(Ok(n))` with `n >= 1`
+    /// (the first `n` are sent or queued for sending by the kernel);
+    /// `Pending` (waker registered) when it can take none. An error is the
+    /// first packet's: the driver drops that one and goes on with the
+    /// rest. A device whose system call takes several packets (a packet
+    /// socket's `sendmmsg(2)`) overrides this; the default hands them to
+    /// [`poll_send`](Self::poll_send) and
+    /// [`poll_send_gso`](Self::poll_send_gso) one at a time, so a wrapper
+    /// that forwards only those two stays correct, only unbatched.
+    fn poll_send_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        batch: &[TxPacket<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut taken = 0;
+        for p in batch {
+            let sent = match p.segment_size {
+                Some(size) => self.poll_send_gso(cx, p.data, size, p.headers),
+                None => self.poll_send(cx, p.data),
+            };
+            match sent {
+                Poll::Ready(Ok(())) => taken += 1,
+                // The packets before it went out: report those; the
+                // driver calls again and meets this error first.
+                Poll::Ready(Err(e)) if taken == 0 => return Poll::Ready(Err(e)),
+                Poll::Pending if taken == 0 => return Poll::Pending,
+                Poll::Ready(Err(_)) | Poll::Pending => break,
+            }
+        }
+        Poll::Ready(Ok(taken))
+    }
 }
 
 impl<D: Device + ?Sized> Device for Box<D> {
@@ -249,6 +296,14 @@ impl<D: Device + ?Sized> Device for Box<D> {
         headers: TxHeaders,
     ) -> Poll<io::Result<()>> {
         (**self).poll_send_gso(cx, packet, segment_size, headers)
+    }
+
+    fn poll_send_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        batch: &[TxPacket<'_>],
+    ) -> Poll<io::Result<usize>> {
+        (**self).poll_send_batch(cx, batch)
     }
 }
 
@@ -305,6 +360,71 @@ pub(crate) mod test_util {
 mod tests {
     use super::test_util::*;
     use super::*;
+
+    /// A device whose sends follow a script: `Some(true)` sent,
+    /// `Some(false)` an error, `None` Pending.
+    struct Scripted {
+        script: Vec<Option<bool>>,
+        sent: Vec<u8>,
+    }
+
+    impl Device for Scripted {
+        fn poll_recv(&mut self, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_send(&mut self, _: &mut Context<'_>, packet: &[u8]) -> Poll<io::Result<()>> {
+            match self.script.remove(0) {
+                Some(true) => {
+                    self.sent.push(packet[0]);
+                    Poll::Ready(Ok(()))
+                }
+                Some(false) => Poll::Ready(Err(io::ErrorKind::Other.into())),
+                None => Poll::Pending,
+            }
+        }
+        fn mtu(&self) -> usize {
+            1500
+        }
+    }
+
+    /// The default `poll_send_batch`: the packets sent before a Pending or
+    /// an error count as taken; a Pending or error on the first is the
+    /// call's result.
+    #[test]
+    fn default_batch_send_reports_what_went_out() {
+        let packets: Vec<[u8; 1]> = (0..4).map(|i| [i]).collect();
+        let batch: Vec<TxPacket<'_>> = packets
+            .iter()
+            .map(|p| TxPacket {
+                data: p,
+                ..TxPacket::default()
+            })
+            .collect();
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut run = |script: Vec<Option<bool>>| {
+            let mut d = Scripted {
+                script,
+                sent: Vec::new(),
+            };
+            let r = d
+                .poll_send_batch(&mut cx, &batch)
+                .map(|r| r.map_err(|e| e.kind()));
+            (r, d.sent)
+        };
+        let all = vec![Some(true); 4];
+        assert_eq!(run(all), (Poll::Ready(Ok(4)), vec![0, 1, 2, 3]));
+        assert_eq!(run(vec![Some(true), None]), (Poll::Ready(Ok(1)), vec![0]));
+        assert_eq!(run(vec![None]), (Poll::Pending, vec![]));
+        assert_eq!(
+            run(vec![Some(false)]),
+            (Poll::Ready(Err(io::ErrorKind::Other)), vec![])
+        );
+        assert_eq!(
+            run(vec![Some(true), Some(true), Some(false)]),
+            (Poll::Ready(Ok(2)), vec![0, 1])
+        );
+    }
 
     #[tokio::test]
     async fn test_boxed_device_forwards() {

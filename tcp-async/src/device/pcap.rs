@@ -6,7 +6,7 @@ use std::path::Path;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Device, Medium, Offloads, RxPacket, TxHeaders};
+use super::{Device, Medium, Offloads, RxPacket, TxHeaders, TxPacket};
 
 /// Classic pcap: magic, version 2.4, microsecond timestamps.
 const MAGIC: u32 = 0xa1b2_c3d4;
@@ -190,6 +190,22 @@ impl<D: Device> Device for PcapWriter<D> {
         let res = self.inner.poll_send_gso(cx, packet, segment_size, headers);
         if let Poll::Ready(Ok(())) = res {
             self.record(packet);
+        }
+        res
+    }
+
+    /// Forwards the batch whole (the inner device keeps its batching) and
+    /// records the packets it took.
+    fn poll_send_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        batch: &[TxPacket<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = self.inner.poll_send_batch(cx, batch);
+        if let Poll::Ready(Ok(n)) = res {
+            for p in &batch[..n.min(batch.len())] {
+                self.record(p.data);
+            }
         }
         res
     }

@@ -1,7 +1,7 @@
 //! The `AF_PACKET` socket: creation, interface queries, options, and the
-//! batched receive. All the `unsafe` of the raw device lives here.
+//! batched receive and send. All the `unsafe` of the raw device lives here.
 
-use super::{RawDegraded, RxQueue, RX_BATCH};
+use super::{RawDegraded, RxQueue, RX_BATCH, TX_BATCH};
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io;
 use std::mem;
@@ -261,4 +261,49 @@ pub(super) fn recv_batch(fd: RawFd, rx: &mut RxQueue, vnet: bool) -> io::Result<
         frames: n as u64,
         dropped,
     })
+}
+
+/// Writes `frames` with one `sendmmsg(2)`, each after its virtio-net
+/// header from `hdrs` when `vnet`; returns how many the kernel took (at
+/// least one). The first frame's error otherwise: `WouldBlock` when the
+/// socket has no room, `ENOBUFS` when the kernel dropped it.
+pub(super) fn send_batch(
+    fd: RawFd,
+    frames: &[&[u8]],
+    hdrs: &[[u8; VirtioNetHdr::LEN]],
+    vnet: bool,
+) -> io::Result<usize> {
+    let n = frames.len().min(TX_BATCH).min(hdrs.len());
+    // SAFETY (zeroed): iovec and mmsghdr are plain old data; all zeroes is
+    // a valid value of each.
+    let mut iovs: [[libc::iovec; 2]; TX_BATCH] = unsafe { mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; TX_BATCH] = unsafe { mem::zeroed() };
+    for i in 0..n {
+        // `iov_base` is `*mut` in C; the kernel only reads what is sent.
+        let frame = libc::iovec {
+            iov_base: frames[i].as_ptr().cast_mut().cast(),
+            iov_len: frames[i].len(),
+        };
+        if vnet {
+            iovs[i][0] = libc::iovec {
+                iov_base: hdrs[i].as_ptr().cast_mut().cast(),
+                iov_len: VirtioNetHdr::LEN,
+            };
+            iovs[i][1] = frame;
+        } else {
+            iovs[i][0] = frame;
+        }
+        // The socket is bound to its interface: no destination address.
+        msgs[i].msg_hdr.msg_iov = iovs[i].as_mut_ptr();
+        msgs[i].msg_hdr.msg_iovlen = if vnet { 2 } else { 1 };
+    }
+    // SAFETY: the first `n` messages point at iovecs on this stack frame
+    // that describe, by their true lengths, the caller's frames and
+    // headers, all of which outlive the call; the kernel only reads them.
+    let sent =
+        unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((sent as usize).clamp(1, n.max(1)))
 }
