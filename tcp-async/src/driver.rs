@@ -4,7 +4,8 @@
 //! 1. control commands from handles (bounded batch);
 //! 2. the dirty queue: `notify_send` / `notify_recv` for connections whose
 //!    rings the application touched (bounded batch);
-//! 3. up to [`RECV_BATCH`] packets from the device into `handle_packet`;
+//! 3. up to [`RECV_BATCH`] packets from the device into `handle_packet`
+//!    (commands queued meanwhile are taken before each packet);
 //! 4. `handle_timeout` (only a peek at the timer heap when nothing is due);
 //! 5. `poll_event` until empty, waking the application tasks;
 //! 6. `poll_transmit` into a batch of up to [`DEVICE_BATCH`] datagrams,
@@ -343,13 +344,16 @@ impl<D: Device> Driver<D> {
         true
     }
 
-    /// Feeds device packets to the core; true if the batch bound was hit.
+    /// Feeds device packets to the core, taking the commands queued
+    /// meanwhile before each packet; true if a batch bound was hit.
     fn poll_device(&mut self, cx: &mut Context<'_>, now: tcp_stack::Instant) -> bool {
         if self.recv_failed {
             return false;
         }
         let mut received = 0;
         let mut more = true;
+        // The command batch bound was hit while taking commands early.
+        let mut commands_left = false;
         while more {
             if received == RECV_BATCH {
                 break;
@@ -368,6 +372,18 @@ impl<D: Device> Driver<D> {
                 Poll::Ready(Ok(RxPacket { len: 0, .. })) => {}
                 Poll::Ready(Ok(RxPacket { len: n, checksum })) => {
                     received += 1;
+                    // Commands sent before this packet came are taken
+                    // first: a `listen()` that returned before a peer's
+                    // SYN was sent must find that SYN (RFC 9293 3.10.1, as
+                    // Linux's `listen()` returns in LISTEN). The packet's
+                    // arrival orders them: the command was queued before
+                    // the SYN was written to the device we read it from.
+                    if !self.cmd_rx.is_empty() {
+                        commands_left |= self.poll_commands(cx);
+                        if self.stopping {
+                            return false;
+                        }
+                    }
                     let n = n.min(self.rx_buf.len());
                     let meta = tcp_stack::RxMeta {
                         checksum_verified: checksum.is_trusted(),
@@ -386,7 +402,7 @@ impl<D: Device> Driver<D> {
         if received > 0 {
             self.maybe_prune();
         }
-        more
+        more || commands_left
     }
 
     /// Drops the ring halves of connections that died before they were
