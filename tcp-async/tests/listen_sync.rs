@@ -114,12 +114,15 @@ async fn reuseport_listeners_share_connections() {
     assert!(n1 > 0 && n2 > 0, "spread: {n1} and {n2}");
 }
 
+/// A one-shot action a [`HookedDevice`] runs.
+type Hook = std::sync::Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
 /// A memory end that runs `hook` once, the first time it hands over a
 /// packet, just before handing it over: it puts the application's next
 /// step between the driver's reading of its commands and of its device.
 struct HookedDevice {
     inner: tcp_async::device::MemoryDevice,
-    hook: std::sync::Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>>,
+    hook: Hook,
 }
 
 impl tcp_async::device::Device for HookedDevice {
@@ -162,8 +165,7 @@ impl tcp_async::device::Device for HookedDevice {
 #[tokio::test]
 async fn a_syn_right_after_listen_finds_the_listener() {
     let (da, db) = tcp_async::device::MemoryDevice::pair(1500);
-    let hook: std::sync::Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>> =
-        Default::default();
+    let hook: Hook = Default::default();
     let a = tcp_async::Stack::builder(HookedDevice {
         inner: da,
         hook: hook.clone(),
