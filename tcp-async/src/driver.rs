@@ -153,8 +153,8 @@ pub(crate) struct Driver<D> {
     rx_buf: Vec<u8>,
     /// Datagrams the core made and the device has not taken yet.
     tx: TxBatch,
-    /// The device takes super-packets: `tx_buf` is sized for them and the
-    /// core may make them.
+    /// The device takes super-packets: the batch's slots are sized for
+    /// them and the core may make them.
     gso: bool,
     /// The device's receive metadata is used (checksums it vouches for).
     rx_meta: bool,
