@@ -215,21 +215,36 @@ async fn echo_through_kernel(stack: &Stack, at: SocketAddr, what: &str, len: u64
     server.abort();
 }
 
+/// A kernel client of our echo server at `at` on `stack`, past a few
+/// messages one at a time: the kernel's stream, the peer address our
+/// listener reported, and our echo task.
+async fn kernel_client_of_our_echo(
+    stack: &Stack,
+    at: SocketAddr,
+) -> (
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::task::JoinHandle<io::Result<u64>>,
+) {
+    let listener = TcpListener::bind_with(stack, at)
+        .await
+        .unwrap_or_else(|e| panic!("bind {at} on our stack: {e}"));
+    let mut k = tokio::net::TcpStream::connect(at)
+        .await
+        .unwrap_or_else(|e| panic!("kernel connect to our {at}: {e}"));
+    let (mine, peer) = listener.accept().await.expect("accept");
+    let echo = tokio::spawn(echo_conn(mine));
+    ping_pong(&mut k).await;
+    (k, peer, echo)
+}
+
 /// The kernel connects to our listener; echo with half-close (RFC 9293
 /// 3.6: our side keeps sending after the kernel's FIN).
 async fn kernel_client_echo(v6: bool) {
     let Some(net) = RawNet::new() else { return };
-    let listener = TcpListener::bind_with(&net.stack, net.ours(v6, PORT))
-        .await
-        .expect("bind on our stack");
     within(60, "kernel client over the raw device", async {
-        let mut s = tokio::net::TcpStream::connect(net.ours(v6, PORT))
-            .await
-            .expect("kernel connect to our listener");
-        let (ours, peer) = listener.accept().await.expect("accept");
+        let (s, peer, server) = kernel_client_of_our_echo(&net.stack, net.ours(v6, PORT)).await;
         assert_eq!(peer, s.local_addr().unwrap());
-        let server = tokio::spawn(echo_conn(ours));
-        ping_pong(&mut s).await;
         echo_exchange("kernel client, 4 MiB over AF_PACKET", s, 4 << 20).await;
         let echoed = server.await.unwrap().expect("our echo side");
         assert_eq!(echoed, (4u64 << 20) + "hellooverethernet".len() as u64);
@@ -330,16 +345,8 @@ fn ns_tcp_out_rsts(ns: &Netns) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_kernel_without_address_never_answers_for_our_ports() {
     let Some(net) = RawNet::new() else { return };
-    let listener = TcpListener::bind_with(&net.stack, net.ours(false, PORT))
-        .await
-        .expect("bind");
     within(60, "traffic beside a kernel with no address", async {
-        let mut k = tokio::net::TcpStream::connect(net.ours(false, PORT))
-            .await
-            .expect("kernel connect");
-        let (mine, _) = listener.accept().await.unwrap();
-        let echo = tokio::spawn(echo_conn(mine));
-        ping_pong(&mut k).await;
+        let (k, _, echo) = kernel_client_of_our_echo(&net.stack, net.ours(false, PORT)).await;
         drop(k);
         let _ = echo.await;
         let err = tokio::net::TcpStream::connect(net.ours(false, CLOSED))
@@ -386,15 +393,7 @@ async fn raw_arp_and_ndp_learnt_both_ways() {
             drop(s);
             server.abort();
             // The kernel resolves us: its connect.
-            let ours = TcpListener::bind_with(&net.stack, net.ours(v6, PORT))
-                .await
-                .expect("bind");
-            let mut k = tokio::net::TcpStream::connect(net.ours(v6, PORT))
-                .await
-                .expect("kernel connect");
-            let (mine, _) = ours.accept().await.unwrap();
-            let echo = tokio::spawn(echo_conn(mine));
-            ping_pong(&mut k).await;
+            let (k, _, echo) = kernel_client_of_our_echo(&net.stack, net.ours(v6, PORT)).await;
             drop(k);
             let _ = echo.await;
         }
@@ -740,14 +739,7 @@ async fn tap_echo_both_ways_both_families() {
         .expect("stack on the TAP");
     within(60, "echo over a TAP device", async {
         for ip in [IpAddr::from(ours), IpAddr::from(ours6)] {
-            let at = SocketAddr::new(ip, PORT);
-            let listener = TcpListener::bind_with(&stack, at).await.expect("bind");
-            let mut k = tokio::net::TcpStream::connect(at)
-                .await
-                .unwrap_or_else(|e| panic!("kernel connect to {at} over the TAP: {e}"));
-            let (mine, _) = listener.accept().await.unwrap();
-            let echo = tokio::spawn(echo_conn(mine));
-            ping_pong(&mut k).await;
+            let (k, _, echo) = kernel_client_of_our_echo(&stack, SocketAddr::new(ip, PORT)).await;
             echo_exchange("kernel client over TAP, 2 MiB", k, 2 << 20).await;
             echo.await.unwrap().expect("our echo side");
         }

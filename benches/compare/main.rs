@@ -1339,6 +1339,20 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
+/// One line of a fixed-width text table: the first column left-aligned
+/// in its width, the others right-aligned, trailing spaces trimmed.
+fn table_line(widths: &[usize], cols: &[String]) -> String {
+    let mut l = String::new();
+    for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
+        if i == 0 {
+            let _ = write!(l, "{c:<w$}");
+        } else {
+            let _ = write!(l, " {c:>w$}");
+        }
+    }
+    l.trim_end().to_string() + "\n"
+}
+
 fn table(main: &[&Setup], d: &[&Setup]) -> (String, Vec<String>) {
     let mut notes = Vec::new();
     let mut out = String::new();
@@ -1353,17 +1367,7 @@ fn table(main: &[&Setup], d: &[&Setup]) -> (String, Vec<String>) {
         "B/C",
     ];
     let widths = [27, 22, 23, 14, 14, 9, 9];
-    let line = |cols: &[String]| {
-        let mut l = String::new();
-        for (i, c) in cols.iter().enumerate() {
-            if i == 0 {
-                let _ = write!(l, "{:<w$}", c, w = widths[i]);
-            } else {
-                let _ = write!(l, " {:>w$}", c, w = widths[i]);
-            }
-        }
-        l.trim_end().to_string() + "\n"
-    };
+    let line = |cols: &[String]| table_line(&widths, cols);
     out += &line(&headers.map(String::from));
     out += &line(&widths.map(|w| "-".repeat(w)));
     for r in ROWS {
@@ -1382,17 +1386,7 @@ fn table(main: &[&Setup], d: &[&Setup]) -> (String, Vec<String>) {
     out += "\n";
     let dh = ["metric", "D ours mem pair", "D kernel lo", "ours/lo"];
     let dw = [27, 16, 12, 9];
-    let dline = |cols: &[String]| {
-        let mut l = String::new();
-        for (i, c) in cols.iter().enumerate() {
-            if i == 0 {
-                let _ = write!(l, "{:<w$}", c, w = dw[i]);
-            } else {
-                let _ = write!(l, " {:>w$}", c, w = dw[i]);
-            }
-        }
-        l.trim_end().to_string() + "\n"
-    };
+    let dline = |cols: &[String]| table_line(&dw, cols);
     out += &dline(&dh.map(String::from));
     out += &dline(&dw.map(|w| "-".repeat(w)));
     for r in ROWS.iter().filter(|r| {
@@ -1428,17 +1422,7 @@ fn table(main: &[&Setup], d: &[&Setup]) -> (String, Vec<String>) {
 fn family_table(pairs: &[(&str, &Measured)], notes: &mut Vec<String>) -> String {
     let mut out = String::new();
     let widths = [31, 10, 10, 8];
-    let line = |cols: &[String]| {
-        let mut l = String::new();
-        for (i, c) in cols.iter().enumerate() {
-            if i == 0 {
-                let _ = write!(l, "{:<w$}", c, w = widths[i]);
-            } else {
-                let _ = write!(l, " {:>w$}", c, w = widths[i]);
-            }
-        }
-        l.trim_end().to_string() + "\n"
-    };
+    let line = |cols: &[String]| table_line(&widths, cols);
     out += &line(&["metric", "IPv4", "IPv6", "IPv6/IPv4"].map(String::from));
     out += &line(&widths.map(|w| "-".repeat(w)));
     for (name, m) in pairs {
@@ -1569,17 +1553,7 @@ fn raw_table(a_on: &Setup, smol: &Setup, ours: &Setup, notes: &mut Vec<String>) 
         "ours/smol",
     ];
     let widths = [27, 22, 14, 12, 8, 8, 9];
-    let line = |cols: &[String]| {
-        let mut l = String::new();
-        for (i, c) in cols.iter().enumerate() {
-            if i == 0 {
-                let _ = write!(l, "{:<w$}", c, w = widths[i]);
-            } else {
-                let _ = write!(l, " {:>w$}", c, w = widths[i]);
-            }
-        }
-        l.trim_end().to_string() + "\n"
-    };
+    let line = |cols: &[String]| table_line(&widths, cols);
     out += &line(&headers.map(String::from));
     out += &line(&widths.map(|w| "-".repeat(w)));
     let pairs = raw_ratio_pairs(a_on, smol, ours);

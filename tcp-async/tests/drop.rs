@@ -123,46 +123,20 @@ async fn dropping_every_handle_stops_the_driver() {
     .await;
 }
 
-/// A device that tells, by dropping `_gone`, when the driver dropped it
-/// (the driver task ended).
-struct Watched {
-    inner: MemoryDevice,
-    _gone: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Device for Watched {
-    fn poll_recv(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.inner.poll_recv(cx, buf)
-    }
-
-    fn poll_send(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        packet: &[u8],
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.inner.poll_send(cx, packet)
-    }
-
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
-    }
-}
-
-/// Stack `a` at 10.0.0.1 and stack `b` at 10.0.0.2, `b` on a [`Watched`]
-/// device whose receiver resolves once `b`'s driver ended.
+/// Stack `a` at 10.0.0.1 and stack `b` at 10.0.0.2, `b` on an
+/// [`Observed`] device whose receiver resolves once `b`'s driver ended
+/// (dropping the device drops the sender its closure owns).
 fn stacks_watching_b(
     b_config: tcp_stack::Config,
 ) -> (Stack, Stack, tokio::sync::oneshot::Receiver<()>) {
     init_tracing();
     let (da, db) = MemoryDevice::pair(1500);
     let (gone_tx, gone) = tokio::sync::oneshot::channel();
-    let db = Watched {
+    let db = Observed {
         inner: db,
-        _gone: gone_tx,
+        on_recv: move |_: &[u8]| {
+            let _ = &gone_tx;
+        },
     };
     let a = Stack::builder(da).config(config(A, 1)).build().unwrap();
     let b = Stack::builder(db).config(b_config).build().unwrap();

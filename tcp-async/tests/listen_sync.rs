@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{addr, config, stacks, within, A, B};
+use common::{addr, config, stacks, within, Observed, A, B};
 use std::io::ErrorKind;
 use tcp_async::{TcpListener, TcpSocket, TcpStream};
 
@@ -114,44 +114,8 @@ async fn reuseport_listeners_share_connections() {
     assert!(n1 > 0 && n2 > 0, "spread: {n1} and {n2}");
 }
 
-/// A one-shot action a [`HookedDevice`] runs.
+/// A one-shot action run when a packet is handed to the driver.
 type Hook = std::sync::Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>>;
-
-/// A memory end that runs `hook` once, the first time it hands over a
-/// packet, just before handing it over: it puts the application's next
-/// step between the driver's reading of its commands and of its device.
-struct HookedDevice {
-    inner: tcp_async::device::MemoryDevice,
-    hook: Hook,
-}
-
-impl tcp_async::device::Device for HookedDevice {
-    fn poll_recv(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let r = self.inner.poll_recv(cx, buf);
-        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
-            if let Some(hook) = self.hook.lock().unwrap().take() {
-                hook();
-            }
-        }
-        r
-    }
-
-    fn poll_send(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        packet: &[u8],
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.inner.poll_send(cx, packet)
-    }
-
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
-    }
-}
 
 /// `listen()` returns before the driver has seen the listener (it is a
 /// command to the driver task), but a SYN that arrives after it returned
@@ -166,9 +130,17 @@ impl tcp_async::device::Device for HookedDevice {
 async fn a_syn_right_after_listen_finds_the_listener() {
     let (da, db) = tcp_async::device::MemoryDevice::pair(1500);
     let hook: Hook = Default::default();
-    let a = tcp_async::Stack::builder(HookedDevice {
+    // The hook runs once, when the first packet is handed over, just
+    // before: between the driver's reading of its commands and of that
+    // packet.
+    let first = hook.clone();
+    let a = tcp_async::Stack::builder(Observed {
         inner: da,
-        hook: hook.clone(),
+        on_recv: move |_: &[u8]| {
+            if let Some(hook) = first.lock().unwrap().take() {
+                hook();
+            }
+        },
     })
     .config(config(A, 1))
     .build()

@@ -140,6 +140,18 @@ fn veth_pair(tso: bool) -> (Netns, Netns) {
     (ours, kernel)
 }
 
+/// A fresh [`veth_pair`] with a [`RawDevice`] on each end: ours on `veth0`
+/// and one on the kernel's `veth1` that sees what arrives there. The
+/// namespaces come first so that they outlive the devices.
+fn raw_ends(tso: bool) -> ((Netns, Netns), RawDevice, RawDevice) {
+    let (ours, kernel) = veth_pair(tso);
+    let dev = ours.enter(|| RawDevice::open("veth0")).expect("open veth0");
+    let tap = kernel
+        .enter(|| RawDevice::open("veth1"))
+        .expect("open veth1");
+    ((ours, kernel), dev, tap)
+}
+
 fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + payload.len());
     f.extend_from_slice(&dst);
@@ -327,11 +339,7 @@ async fn raw_device_super_packet_crosses_a_tso_veth_whole() {
     }
     // veth0 keeps TSO: the super-packet crosses whole and arrives as one
     // frame with a partial checksum, which the receiving device reports.
-    let (ours, kernel) = veth_pair(true);
-    let mut dev = ours.enter(|| RawDevice::open("veth0")).expect("open veth0");
-    let mut tap = kernel
-        .enter(|| RawDevice::open("veth1"))
-        .expect("open veth1");
+    let (_ns, mut dev, mut tap) = raw_ends(true);
     assert!(tap.offloads().rx_max >= 65535);
     let (frame, headers) = super_frame();
     for meta in [true, false] {
@@ -390,12 +398,7 @@ async fn raw_device_super_packet_leaves_segmented() {
     }
     // No TSO nor checksum offload on veth0: the kernel must cut the
     // super-packet and finish the checksums itself.
-    let (ours, kernel) = veth_pair(false);
-    let mut dev = ours.enter(|| RawDevice::open("veth0")).expect("open veth0");
-    // A packet socket on the kernel's end sees what arrives.
-    let mut tap = kernel
-        .enter(|| RawDevice::open("veth1"))
-        .expect("open veth1");
+    let (_ns, mut dev, mut tap) = raw_ends(false);
 
     let (frame, headers) = super_frame();
     poll_fn(|cx| dev.poll_send_gso(cx, &frame, SEGMENT as u16, headers))
@@ -526,11 +529,7 @@ async fn raw_device_batch_sends_many_frames_per_call_in_order() {
     if let Some(why) = unavailable() {
         return skip(&why);
     }
-    let (ours, kernel) = veth_pair(true);
-    let mut dev = ours.enter(|| RawDevice::open("veth0")).expect("open veth0");
-    let mut tap = kernel
-        .enter(|| RawDevice::open("veth1"))
-        .expect("open veth1");
+    let (_ns, mut dev, mut tap) = raw_ends(true);
     force_rcvbuf(tap.get_ref().as_raw_fd(), 64 << 20);
     let frames = numbered_frames(100, 200);
     let calls = send_batched(&mut dev, &frames).await;
@@ -592,13 +591,9 @@ async fn raw_device_tx_batching_measure() {
         return skip(&why);
     }
     const FRAMES: u32 = 20_000;
-    let (ours, kernel) = veth_pair(false);
-    let mut dev = ours.enter(|| RawDevice::open("veth0")).expect("open veth0");
-    // Nobody reads the other end: the kernel drops the frames there, after
-    // the same send path.
-    let _peer = kernel
-        .enter(|| RawDevice::open("veth1"))
-        .expect("open veth1");
+    // Nobody reads the kernel's end: the kernel drops the frames there,
+    // after the same send path.
+    let (_ns, mut dev, _peer) = raw_ends(false);
     for payload in [46, 1500] {
         let frames = numbered_frames(FRAMES, payload);
         for round in 0..3 {

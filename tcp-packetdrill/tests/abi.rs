@@ -265,6 +265,27 @@ impl Seg {
     }
 }
 
+/// The TCP header of a peer segment (window 65535).
+fn peer_tcp(
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    options: TcpOptions,
+) -> TcpRepr {
+    TcpRepr {
+        src_port,
+        dst_port,
+        seq: SeqNum(seq),
+        ack: SeqNum(ack),
+        flags,
+        window: 65535,
+        urgent: 0,
+        options,
+    }
+}
+
 /// An IPv4/TCP datagram from the peer.
 fn segment(
     src: SocketAddrV4,
@@ -275,16 +296,7 @@ fn segment(
     options: TcpOptions,
     payload: &[u8],
 ) -> Vec<u8> {
-    let tcp = TcpRepr {
-        src_port: src.port(),
-        dst_port: dst.port(),
-        seq: SeqNum(seq),
-        ack: SeqNum(ack),
-        flags,
-        window: 65535,
-        urgent: 0,
-        options,
-    };
+    let tcp = peer_tcp(src.port(), dst.port(), seq, ack, flags, options);
     let tcp_len = tcp.segment_len(payload.len());
     let ip = Ipv4Repr {
         src: *src.ip(),
@@ -989,31 +1001,18 @@ fn segment_any(
     flags: TcpFlags,
     payload: &[u8],
 ) -> Vec<u8> {
+    let options = if flags.contains(TcpFlags::SYN) {
+        mss(1000)
+    } else {
+        TcpOptions::default()
+    };
     let (SocketAddr::V6(s6), SocketAddr::V6(d6)) = (src, dst) else {
         let (SocketAddr::V4(s4), SocketAddr::V4(d4)) = (src, dst) else {
             panic!("mixed families");
         };
-        let opts = if flags.contains(TcpFlags::SYN) {
-            mss(1000)
-        } else {
-            TcpOptions::default()
-        };
-        return segment(s4, d4, seq, ack, flags, opts, payload);
+        return segment(s4, d4, seq, ack, flags, options, payload);
     };
-    let tcp = TcpRepr {
-        src_port: src.port(),
-        dst_port: dst.port(),
-        seq: SeqNum(seq),
-        ack: SeqNum(ack),
-        flags,
-        window: 65535,
-        urgent: 0,
-        options: if flags.contains(TcpFlags::SYN) {
-            mss(1000)
-        } else {
-            TcpOptions::default()
-        },
-    };
+    let tcp = peer_tcp(src.port(), dst.port(), seq, ack, flags, options);
     let tcp_len = tcp.segment_len(payload.len());
     let ip = Ipv6Repr {
         src: *s6.ip(),

@@ -3,7 +3,7 @@
 mod sys;
 
 use super::vnet::{self, gso_header};
-use super::{Device, Medium, Offloads, RxChecksum, RxPacket, TxHeaders, TxPacket};
+use super::{Device, Medium, Offloads, RxPacket, TxHeaders, TxPacket};
 use socket2::Socket;
 use std::fmt;
 use std::io::{self, IoSlice};
@@ -410,11 +410,7 @@ impl Device for RawDevice {
         buf: &mut [u8],
     ) -> Poll<io::Result<RxPacket>> {
         let (hdr, len) = ready!(self.poll_recv_hdr(cx, buf))?;
-        let checksum = vnet::rx_checksum(&hdr);
-        if checksum == RxChecksum::Partial {
-            self.counters.rx_partial.fetch_add(1, Ordering::Relaxed);
-        }
-        Poll::Ready(Ok(RxPacket { len, checksum }))
+        Poll::Ready(Ok(vnet::rx_packet(&hdr, len, &self.counters.rx_partial)))
     }
 
     /// Up to 32 frames per `sendmmsg(2)`, each with its virtio-net header

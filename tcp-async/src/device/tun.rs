@@ -1,7 +1,7 @@
 //! [`TunDevice`]: a Linux TUN interface as a [`Device`].
 
 use super::vnet::{self, gso_header};
-use super::{Device, Medium, Offloads, RxChecksum, RxPacket, TxHeaders};
+use super::{Device, Medium, Offloads, RxPacket, TxHeaders};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -234,11 +234,7 @@ impl Device for TunDevice {
         buf: &mut [u8],
     ) -> Poll<io::Result<RxPacket>> {
         let (hdr, len) = ready!(self.poll_recv_hdr(cx, buf))?;
-        let checksum = vnet::rx_checksum(&hdr);
-        if checksum == RxChecksum::Partial {
-            self.counters.rx_partial.fetch_add(1, Ordering::Relaxed);
-        }
-        Poll::Ready(Ok(RxPacket { len, checksum }))
+        Poll::Ready(Ok(vnet::rx_packet(&hdr, len, &self.counters.rx_partial)))
     }
 
     fn poll_send_gso(

@@ -3,7 +3,8 @@
 //! partial checksum at the offsets a received header gives. Shared by the
 //! TUN, TAP and AF_PACKET devices; nothing here parses a packet.
 
-use super::{RxChecksum, TxHeaders};
+use super::{RxChecksum, RxPacket, TxHeaders};
+use std::sync::atomic::{AtomicU64, Ordering};
 use tcp_stack::wire::checksum;
 use tcp_tun::VirtioNetHdr;
 
@@ -55,6 +56,16 @@ pub(crate) fn rx_checksum(hdr: &VirtioNetHdr) -> RxChecksum {
     } else {
         RxChecksum::Unverified
     }
+}
+
+/// The metadata of a `len`-byte packet received after `hdr`, for
+/// `poll_recv_meta`; a partial checksum is counted in `partial`.
+pub(crate) fn rx_packet(hdr: &VirtioNetHdr, len: usize, partial: &AtomicU64) -> RxPacket {
+    let checksum = rx_checksum(hdr);
+    if checksum == RxChecksum::Partial {
+        partial.fetch_add(1, Ordering::Relaxed);
+    }
+    RxPacket { len, checksum }
 }
 
 /// For a plain `poll_recv`, which delivers complete checksums: completes

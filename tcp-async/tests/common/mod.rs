@@ -79,3 +79,37 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A memory end that calls `on_recv` with each packet it hands to the
+/// driver, just before. It is dropped with the device, so a closure that
+/// owns a sender also tells when the driver dropped the device.
+pub struct Observed<F> {
+    pub inner: MemoryDevice,
+    pub on_recv: F,
+}
+
+impl<F: FnMut(&[u8]) + Send + 'static> tcp_async::device::Device for Observed<F> {
+    fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = self.inner.poll_recv(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = r {
+            (self.on_recv)(&buf[..n]);
+        }
+        r
+    }
+
+    fn poll_send(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        packet: &[u8],
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.inner.poll_send(cx, packet)
+    }
+
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+}

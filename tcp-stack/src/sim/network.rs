@@ -736,22 +736,24 @@ impl<H: Host> Sim<H> {
     }
 }
 
+/// Host `n`'s IPv4 address in the pairs: 10.0.0.n.
+fn pair_v4(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, n))
+}
+
+/// Host `n`'s IPv6 address in the pairs: fd00::n.
+fn pair_v6(n: u8) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n)))
+}
+
 impl Sim<Stack> {
     /// The usual test bench: a "client" at 10.0.0.1 and a "server" at
     /// 10.0.0.2 with default configurations (seeds derived from `seed`)
     /// adjusted by `tune`, linked by `link` in both directions.
     pub fn pair(seed: u64, link: LinkConfig, tune: impl Fn(&mut Config)) -> (Sim, NodeId, NodeId) {
-        let mut sim = Sim::new(seed);
-        let mut ids = [NodeId(0); 2];
-        for (i, name) in ["client", "server"].into_iter().enumerate() {
-            let addr = Ipv4Addr::new(10, 0, 0, i as u8 + 1);
-            let mut config = Config::with_addr(addr);
-            config.seed = sim.derive_seed(i as u64 + 1);
-            tune(&mut config);
-            ids[i] = sim.add_stack(name, config);
-        }
-        sim.link(ids[0], ids[1], link);
-        (sim, ids[0], ids[1])
+        Sim::pair_of(seed, link, tune, |n| {
+            Config::with_addr(Ipv4Addr::new(10, 0, 0, n))
+        })
     }
 
     /// [`pair`](Sim::pair) with both families: the client also answers
@@ -761,19 +763,9 @@ impl Sim<Stack> {
         link: LinkConfig,
         tune: impl Fn(&mut Config),
     ) -> (Sim, NodeId, NodeId) {
-        let mut sim = Sim::new(seed);
-        let mut ids = [NodeId(0); 2];
-        for (i, name) in ["client", "server"].into_iter().enumerate() {
-            let n = i as u8 + 1;
-            let v4 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
-            let v6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n)));
-            let mut config = Config::with_addrs([v4, v6]);
-            config.seed = sim.derive_seed(i as u64 + 1);
-            tune(&mut config);
-            ids[i] = sim.add_stack(name, config);
-        }
-        sim.link(ids[0], ids[1], link);
-        (sim, ids[0], ids[1])
+        Sim::pair_of(seed, link, tune, |n| {
+            Config::with_addrs([pair_v4(n), pair_v6(n)])
+        })
     }
 
     /// Adds a [`Stack`] built from `config`, answering for `config.addrs`.
@@ -797,14 +789,24 @@ impl Sim<Stack> {
         link: LinkConfig,
         tune: impl Fn(&mut Config),
     ) -> (Sim, NodeId, NodeId) {
+        Sim::pair_of(seed, link, tune, |n| {
+            let mac = MacAddr([2, 0, 0, 0, 0, n]);
+            Config::with_ethernet(mac, [(pair_v4(n), 24), (pair_v6(n), 64)])
+        })
+    }
+
+    /// A "client" (host 1) and a "server" (host 2) made by `base`, seeds
+    /// derived from `seed`, adjusted by `tune`, linked by `link`.
+    fn pair_of(
+        seed: u64,
+        link: LinkConfig,
+        tune: impl Fn(&mut Config),
+        base: impl Fn(u8) -> Config,
+    ) -> (Sim, NodeId, NodeId) {
         let mut sim = Sim::new(seed);
         let mut ids = [NodeId(0); 2];
         for (i, name) in ["client", "server"].into_iter().enumerate() {
-            let n = i as u8 + 1;
-            let v4 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
-            let v6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n)));
-            let mac = MacAddr([2, 0, 0, 0, 0, n]);
-            let mut config = Config::with_ethernet(mac, [(v4, 24), (v6, 64)]);
+            let mut config = base(i as u8 + 1);
             config.seed = sim.derive_seed(i as u64 + 1);
             tune(&mut config);
             ids[i] = sim.add_stack(name, config);

@@ -151,14 +151,7 @@ fn test_link_local_derived_and_answered() {
 fn test_arp_request_for_us_answered_and_sender_learnt() {
     // RFC 826 "Packet Reception": merge, add (we are the target), reply.
     let mut s = stack();
-    let req = arp(
-        ArpOp::Request,
-        MacAddr::BROADCAST,
-        PEER,
-        "10.0.0.2",
-        MacAddr::ZERO,
-        "10.0.0.1",
-    );
+    let req = peer_asks_for_us();
     s.handle_packet(at(1.0), &req);
     let out = drain(&mut s, at(1.0));
     assert_eq!(out.len(), 1);
@@ -203,14 +196,7 @@ fn test_arp_from_own_or_group_mac_ignored() {
         "10.0.0.1",
     );
     s.handle_packet(at(1.0), &own);
-    let mut group = arp(
-        ArpOp::Request,
-        MacAddr::BROADCAST,
-        PEER,
-        "10.0.0.2",
-        MacAddr::ZERO,
-        "10.0.0.1",
-    );
+    let mut group = peer_asks_for_us();
     // A broadcast sender hardware address in the ARP body.
     group[ETH_HLEN + 8..ETH_HLEN + 14].copy_from_slice(&[0xff; 6]);
     s.handle_packet(at(1.0), &group);
@@ -374,6 +360,19 @@ fn test_na_to_multicast_with_solicited_flag_invalid() {
     };
     s.handle_packet(at(1.0), &ndp(v6("fd00::2"), ALL_NODES, 255, &na, PEER));
     assert_eq!(s.stats().ndp_invalid, 1);
+}
+
+/// The peer (10.0.0.2 at `PEER`) broadcasting an ARP request for our
+/// 10.0.0.1.
+fn peer_asks_for_us() -> Vec<u8> {
+    arp(
+        ArpOp::Request,
+        MacAddr::BROADCAST,
+        PEER,
+        "10.0.0.2",
+        MacAddr::ZERO,
+        "10.0.0.1",
+    )
 }
 
 /// Connects to `remote` and returns the connection and the frames sent.
@@ -726,18 +725,9 @@ fn test_link_control_frames_go_before_tcp_output() {
     // it; sending to the STALE entry the request created makes it DELAY
     // (RFC 4861 7.3.3).
     let mut s = stack();
-    let req = arp(
-        ArpOp::Request,
-        MacAddr::BROADCAST,
-        PEER,
-        "10.0.0.2",
-        MacAddr::ZERO,
-        "10.0.0.1",
-    );
+    let req = peer_asks_for_us();
     s.handle_packet(at(1.0), &req);
-    let c = s.connect(at(1.0), None, "10.0.0.2:80".parse::<SocketAddr>().unwrap());
-    assert!(c.is_ok());
-    let out = drain(&mut s, at(1.0));
+    let (_, out) = connect(&mut s, at(1.0), "10.0.0.2:80");
     assert_eq!(out.len(), 2);
     assert_eq!(parse_eth(&out[0]).ethertype, EtherType::Arp);
     let syn = parse_eth(&out[1]);
@@ -753,17 +743,9 @@ fn test_delay_probe_over_the_stack_sends_unicast_arp() {
     // RFC 4861 7.3.3 with ARP as Linux: DELAY -> PROBE after
     // delay_first_probe, with a unicast request to the cached MAC.
     let mut s = stack();
-    let req = arp(
-        ArpOp::Request,
-        MacAddr::BROADCAST,
-        PEER,
-        "10.0.0.2",
-        MacAddr::ZERO,
-        "10.0.0.1",
-    );
+    let req = peer_asks_for_us();
     s.handle_packet(at(1.0), &req);
-    let _ = s.connect(at(1.0), None, "10.0.0.2:80".parse::<SocketAddr>().unwrap());
-    let _ = drain(&mut s, at(1.0));
+    let _ = connect(&mut s, at(1.0), "10.0.0.2:80");
     s.handle_timeout(at(6.0));
     let probes: Vec<Vec<u8>> = drain(&mut s, at(6.0))
         .into_iter()
